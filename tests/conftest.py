@@ -1,0 +1,35 @@
+"""Strict test set-up: several CPU devices, rank promotion raises, a `key` fixture."""
+
+import os
+import pathlib
+
+# Must happen before JAX initialises its backends.
+os.environ.setdefault("XLA_FLAGS", "")
+import jax  # noqa: E402
+
+jax.config.update("jax_num_cpu_devices", 4)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def key():
+    return jax.random.key(0)
+
+
+def _data_dir():
+    d = os.environ.get("LATENTJAX_DATA_DIR")
+    if d and pathlib.Path(d).is_dir():
+        return pathlib.Path(d)
+    guess = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+    return guess if guess.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The real data directory, or skip with the reason."""
+    d = _data_dir()
+    if d is None:
+        pytest.skip("real data not found: set LATENTJAX_DATA_DIR (CI sets ../shared/data)")
+    return d
