@@ -1,0 +1,136 @@
+"""The ``latentjax`` console script: ``train``, ``demo`` and ``embed``.
+
+User errors (bad data, files, arguments, checkpoints) end with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _positive_int(s: str) -> int:
+    v = int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    v = float(s)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
+    return v
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="latentjax", description="Learn, look at and move through latent spaces.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train an autoencoder or VAE")
+    t.add_argument("--dataset", required=True, help="fashion_mnist, mnist, sprites, smile_faces, genki4k")
+    t.add_argument("--data-dir", default=None, help="data directory (default: $LATENTJAX_DATA_DIR)")
+    t.add_argument("--model", choices=("ae", "vae"), default="vae")
+    t.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
+    t.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default=None,
+                   help="default: bernoulli for gray images, gaussian for colour")
+    t.add_argument("--latent-dim", type=_positive_int, default=16)
+    t.add_argument("--hidden", type=_positive_int, default=400)
+    t.add_argument("--depth", type=_positive_int, default=1)
+    t.add_argument("--activation", default="swish", choices=("relu", "swish", "elu", "gelu"))
+    t.add_argument("--epochs", type=_positive_int, default=10)
+    t.add_argument("--batch-size", type=_positive_int, default=128)
+    t.add_argument("--lr", type=_positive_float, default=1e-3)
+    t.add_argument("--beta", type=float, default=1.0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--limit", type=_positive_int, default=None, help="use only the first N train/test images")
+    t.add_argument("--out", required=True, help="run folder: config.json, metrics.jsonl, checkpoint/")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    t.add_argument("--checkpoint-every", type=_positive_int, default=None, help="steps (default: one epoch)")
+    t.add_argument("--keep", type=_positive_int, default=3, help="checkpoints to keep")
+    t.add_argument("--mode", choices=("auto", "scan", "loop", "host"), default="auto")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    d = sub.add_parser("demo", help="train a VAE and write a report of its latent space")
+    d.add_argument("--dataset", default="sprites")
+    d.add_argument("--data-dir", default=None)
+    d.add_argument("--out", default="latentjax-demo")
+    d.add_argument("--epochs", type=_positive_int, default=None)
+    d.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
+    d.add_argument("--latent-dim", type=_positive_int, default=None)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--quick", action="store_true", help="a small run (under a minute on 2 CPU cores)")
+    d.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
+    d.add_argument("--quiet", action="store_true")
+
+    e = sub.add_parser("embed", help="embed a trained model's latents with PCA, t-SNE or UMAP")
+    e.add_argument("--checkpoint", required=True, help="a run folder of `latentjax train` or `latentjax demo`")
+    e.add_argument("--method", choices=("pca", "tsne", "umap"), default="tsne")
+    e.add_argument("--out", required=True)
+    e.add_argument("--dataset", default=None, help="default: the data set the run was trained on")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--n", type=_positive_int, default=5000, help="number of test images to embed")
+    e.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _train(args) -> int:
+    import jax
+
+    from latentjax import data, models, train
+
+    ds = data.load(args.dataset, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
+    shape = tuple(ds.train_images.shape[1:])
+    likelihood = args.likelihood or ("bernoulli" if shape[-1] == 1 else "gaussian")
+    cfg = models.Config(kind=args.model, arch=args.arch, image_shape=shape, latent_dim=args.latent_dim,
+                        likelihood=likelihood, hidden=args.hidden, depth=args.depth, activation=args.activation)
+    result = train.fit(jax.random.key(args.seed), cfg, ds.train_images, epochs=args.epochs,
+                       batch_size=args.batch_size, learning_rate=args.lr, beta=args.beta, out_dir=args.out,
+                       checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume,
+                       progress=not args.quiet, eval_images=ds.test_images[:2000], mode=args.mode,
+                       settings={"seed": args.seed, "dataset": args.dataset, "limit": args.limit})
+    last = result.history[-1] if result.history else {"step": int(result.state.step)}
+    print(json.dumps({"out": args.out, **last}))
+    return 0
+
+
+def _demo(args) -> int:
+    from latentjax import demo
+
+    m = demo.run(dataset=args.dataset, data_dir=args.data_dir, out=args.out, epochs=args.epochs, quick=args.quick,
+                 seed=args.seed, arch=args.arch, latent_dim=args.latent_dim, overwrite=args.overwrite,
+                 progress=not args.quiet)
+    print(f"test ELBO {m['test_elbo']:.2f}, test MSE {m['test_recon_mse']:.4f} (PCA {m['pca_recon_mse']:.4f}), "
+          f"{m['train_images_per_s']:.0f} images/s, {m['total_seconds']:.1f} s")
+    print(f"report: {os.path.join(args.out, 'report.html')}")
+    return 0
+
+
+def _embed(args) -> int:
+    from latentjax import embed
+
+    res = embed.run(args.checkpoint, method=args.method, out_dir=args.out, data_dir=args.data_dir, n=args.n,
+                    seed=args.seed, dataset=args.dataset)
+    print(json.dumps(res, default=str))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from latentjax.errors import LatentJaxError
+
+    args = _parser().parse_args(argv)
+    try:
+        return {"train": _train, "demo": _demo, "embed": _embed}[args.command](args)
+    except LatentJaxError as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"latentjax {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"latentjax {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

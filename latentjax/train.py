@@ -1,0 +1,381 @@
+"""Training: a pure step over a small ``TrainState``, compiled once, and ``fit`` to run it.
+
+The step is written for one global batch and knows nothing of devices, so ``latentjax.parallel``
+shards it over a mesh (or maps it with ``pmap``) without rewriting it. ``fit`` runs epochs three
+ways: the data set on the device and a whole segment of steps as one ``lax.scan`` (dense models;
+the fast path), a Python loop over the jitted step gathering batches on the device (conv models on
+CPU, where convolutions inside a rolled scan are ~30x slower, ``../shared/PERF_NOTES.md``), or
+host-fed batches when the data set does not fit on the device.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from latentjax import models
+from latentjax.errors import DataError, LatentJaxError, TrainingDiverged
+
+MODES = ("auto", "scan", "loop", "host")
+
+
+class TrainState(NamedTuple):
+    """Everything that evolves during training; a checkpoint is exactly this.
+
+    Attributes:
+      step: number of optimizer steps taken (int32 scalar).
+      params: the model's ``nnx.State`` (``nnx.split(model)[1]``).
+      opt_state: the optax state.
+      key: the run's key; step ``s`` uses ``fold_in(step_key, s)`` and epoch ``e``'s data order
+        ``fold_in(order_key, e)``, with ``step_key, order_key = split(key)``, so a resumed run
+        draws exactly what the uninterrupted one drew.
+    """
+
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    key: jax.Array
+
+
+class FitResult(NamedTuple):
+    model: models.AutoEncoder
+    state: TrainState
+    history: list
+
+
+def optimizer(*, learning_rate: float) -> optax.GradientTransformation:
+    """Adam (Kingma & Ba 2015), the optimiser of the VAE literature."""
+    return optax.adam(learning_rate)
+
+
+def init(key: jax.Array, config: models.Config, *, learning_rate: float):
+    """A fresh model split into ``graphdef`` and a ``TrainState``.
+
+    Returns:
+      ``(graphdef, state, tx)``.
+    """
+    init_key, run_key = jax.random.split(key)
+    graphdef, params = nnx.split(models.create(init_key, config))
+    tx = optimizer(learning_rate=learning_rate)
+    return graphdef, TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), run_key), tx
+
+
+def params_of(state: TrainState):
+    return state.params
+
+
+def abstract_state(config: models.Config, train_meta: dict, params=None) -> TrainState:
+    """A state with the structure a checkpoint of ``config`` has (for restoring)."""
+    graphdef, state, _ = init(jax.random.key(0), config, learning_rate=float(train_meta.get("learning_rate", 1e-3)))
+    return state
+
+
+def loss_fn(params, graphdef, key: jax.Array, images: jax.Array, *, beta: float = 1.0):
+    """Mean negative ELBO of a batch of uint8 images ``(b, h, w, c)``; one key per example."""
+    model = nnx.merge(graphdef, params)
+    x = models.to_float(images)
+    keys = jax.random.split(key, images.shape[0])
+    per_example = jax.vmap(functools.partial(models.elbo, beta=beta), in_axes=(None, 0, 0))(model, keys, x)
+    return -jnp.mean(per_example)
+
+
+def step_key(state: TrainState) -> jax.Array:
+    return jax.random.fold_in(jax.random.split(state.key)[0], state.step)
+
+
+def make_step(graphdef, tx: optax.GradientTransformation, *, beta: float = 1.0,
+              grad_reduce: Callable | None = None) -> Callable:
+    """The training step ``step(state, images) -> (state, metrics)``, pure and not yet jitted.
+
+    Args:
+      graphdef: the model's ``nnx.GraphDef``.
+      tx: the optax transformation.
+      beta: the KL weight.
+      grad_reduce: applied to ``(loss, grads)`` before the update; the ``pmap`` path passes a
+        ``lax.pmean`` here. Sharded ``jit`` needs nothing: XLA inserts the reductions.
+    """
+
+    def step(state: TrainState, images: jax.Array):
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, graphdef, step_key(state), images, beta=beta)
+        if grad_reduce is not None:
+            loss, grads = grad_reduce(loss, grads)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(state.step + 1, params, opt_state, state.key), {"loss": loss}
+
+    return step
+
+
+def make_run(step: Callable) -> Callable:
+    """``run(state, data, indices) -> (state, losses)``: ``lax.scan`` of ``step`` over the
+    index rows ``(num_steps, batch)`` gathered from ``data`` (uint8, on the device)."""
+
+    def run(state, data, indices):
+        def body(st, idx):
+            st, metrics = step(st, data[idx])
+            return st, metrics["loss"]
+
+        return jax.lax.scan(body, state, indices)
+
+    return run
+
+
+def epoch_order(key: jax.Array, epoch: int, num_examples: int, batch_size: int) -> np.ndarray:
+    """The batches of one epoch as rows of indices ``(num_examples // batch_size, batch_size)``.
+
+    The last incomplete batch is dropped, so every step sees a full batch.
+    """
+    order_key = jax.random.split(key)[1]
+    perm = np.asarray(jax.random.permutation(jax.random.fold_in(order_key, epoch), num_examples))
+    steps = num_examples // batch_size
+    return perm[: steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+
+
+def validate_images(images: Any, config: models.Config, *, what: str = "training images") -> np.ndarray:
+    """uint8 ``(n, h, w, c)`` matching the model, or a DataError naming the problem."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise DataError(f"{what} must be (n, h, w, c), got shape {images.shape}")
+    if images.dtype != np.uint8:
+        if np.issubdtype(images.dtype, np.floating) and not np.all(np.isfinite(images)):
+            raise DataError(f"{what} contain NaN or infinite values")
+        raise DataError(f"{what} must be uint8 in [0, 255], got {images.dtype}")
+    if tuple(images.shape[1:]) != tuple(config.image_shape):
+        raise DataError(f"{what} have shape {images.shape[1:]} but the model expects {tuple(config.image_shape)}")
+    if len(images) == 0:
+        raise DataError(f"{what} are empty")
+    return images
+
+
+@functools.partial(jax.jit, static_argnames="beta")
+def _evaluate_chunk(model, key, images, *, beta):
+    x = models.to_float(images)
+    keys = jax.random.split(key, images.shape[0])
+    elbo = jax.vmap(functools.partial(models.elbo, beta=beta), in_axes=(None, 0, 0))(model, keys, x)
+    rec = jax.vmap(models.reconstruct, in_axes=(None, 0))(model, x)
+    return elbo, jnp.mean((rec - x) ** 2, axis=(1, 2, 3))
+
+
+def evaluate(model: models.AutoEncoder, key: jax.Array, images: Any, *, beta: float = 1.0,
+             batch_size: int = 500) -> dict:
+    """Mean ELBO and reconstruction MSE (pixels in [0, 1]) of uint8 images, in fixed-size chunks
+    (the last one padded) so it compiles once."""
+    images = np.asarray(images)
+    n = len(images)
+    bs = min(batch_size, n)
+    pad = (-n) % bs
+    if pad:
+        images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
+    elbos, mses = [], []
+    for i in range(0, len(images), bs):
+        e, m = _evaluate_chunk(model, jax.random.fold_in(key, i), images[i:i + bs], beta=float(beta))
+        elbos.append(e)
+        mses.append(m)
+    return {"elbo": float(jnp.mean(jnp.concatenate(elbos)[:n])),
+            "recon_mse": float(jnp.mean(jnp.concatenate(mses)[:n]))}
+
+
+def _choose_mode(mode: str, config: models.Config, nbytes: int, limit: int) -> str:
+    if mode not in MODES:
+        raise LatentJaxError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    if nbytes > limit:
+        return "host"
+    if config.arch == "conv" and jax.default_backend() == "cpu":
+        return "loop"
+    return "scan"
+
+
+class _RunDir:
+    """The files of a run: ``config.json``, ``metrics.jsonl`` and ``checkpoint/``."""
+
+    def __init__(self, out_dir, *, config, settings, resume, keep):
+        from latentjax import checkpoint  # orbax is imported only when checkpoints are written
+
+        self.path = pathlib.Path(out_dir)
+        self.metrics = self.path / "metrics.jsonl"
+        cfg_file = self.path / "config.json"
+        holds_run = cfg_file.exists() or self.metrics.exists() or (self.path / checkpoint.CHECKPOINT_DIR).exists()
+        if holds_run and not resume:
+            raise LatentJaxError(
+                f"{self.path} already holds a run; pass --resume to continue it or choose another --out "
+                "(nothing was overwritten)")
+        if cfg_file.exists():
+            try:
+                old = json.loads(cfg_file.read_text())
+                old_model = models.Config.from_json(old["model"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise LatentJaxError(f"{cfg_file} is not a latentjax run config ({e})") from e
+            if old_model != config:
+                diff = {k: (getattr(old_model, k), getattr(config, k)) for k in config._fields
+                        if getattr(old_model, k) != getattr(config, k)}
+                raise LatentJaxError(
+                    f"{self.path} holds a run of another model (saved vs requested: {diff}); "
+                    "choose another --out")
+            changed = {k: (old["train"].get(k), v) for k, v in settings.items()
+                       if k in ("batch_size", "learning_rate", "beta", "seed") and old["train"].get(k) != v}
+            if changed:
+                raise LatentJaxError(f"cannot resume {self.path} with other settings (saved vs requested: {changed})")
+        self.path.mkdir(parents=True, exist_ok=True)
+        cfg_file.write_text(json.dumps({"model": config.to_json(), "train": settings}, indent=2))
+        self.manager = checkpoint.Manager(self.path, keep=keep)
+        self.meta = {"model": config.to_json(), "train": settings}
+
+    def restore(self, state: TrainState) -> TrainState:
+        if self.manager.latest_step() is None:
+            return state
+        state, _ = self.manager.restore(state)
+        self._truncate_metrics(int(state.step))
+        return state
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drops the log lines of steps after the checkpoint: the resumed run replays them."""
+        if not self.metrics.exists():
+            return
+        lines = [ln for ln in self.metrics.read_text().splitlines() if ln.strip()]
+        keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
+        self.metrics.write_text("".join(ln + "\n" for ln in keep))
+
+    def log(self, record: dict) -> None:
+        with self.metrics.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def save(self, state: TrainState) -> None:
+        self.manager.save(int(state.step), state, self.meta)
+
+
+def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int, batch_size: int = 128,
+        learning_rate: float = 1e-3, beta: float = 1.0, out_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None, keep: int = 3, resume: bool = False, progress: bool = True,
+        eval_images: Any = None, mode: str = "auto", device_bytes_limit: int = 2**31,
+        settings: dict | None = None) -> FitResult:
+    """Trains a model on uint8 images and returns it with its final state and history.
+
+    Args:
+      key: the run's key (initialisation, per-step randomness and data order derive from it).
+      config: the model.
+      train_images: uint8 ``(n, h, w, c)``.
+      epochs: passes over the data (the last incomplete batch of each is dropped).
+      out_dir: where ``config.json``, ``metrics.jsonl`` and ``checkpoint/`` go (None: nothing
+        is written).
+      checkpoint_every: steps between checkpoints (default: one epoch); one is always saved at
+        the end. ``keep`` checkpoints are kept.
+      resume: continue the run in ``out_dir`` from its latest checkpoint; the result equals the
+        uninterrupted run bit for bit on CPU.
+      eval_images: optional uint8 images whose ELBO and MSE are logged after each epoch.
+      mode: ``"scan"``, ``"loop"``, ``"host"`` or ``"auto"`` (see the module docstring).
+      settings: extra JSON-able values stored in ``config.json`` (e.g. the CLI's ``seed``).
+
+    Returns:
+      ``FitResult(model, state, history)``; ``history`` holds the records of ``metrics.jsonl``.
+
+    Raises:
+      TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
+    """
+    from tqdm.auto import tqdm
+
+    config = config.validate()
+    train_images = validate_images(train_images, config)
+    n = len(train_images)
+    steps_per_epoch = n // batch_size
+    if steps_per_epoch == 0:
+        raise DataError(f"batch size {batch_size} is larger than the {n} training images")
+    if epochs < 1:
+        raise LatentJaxError(f"epochs must be >= 1, got {epochs}")
+    if eval_images is not None:
+        eval_images = validate_images(eval_images, config, what="evaluation images")
+    every = checkpoint_every or steps_per_epoch
+    total = epochs * steps_per_epoch
+
+    graphdef, state, tx = init(key, config, learning_rate=learning_rate)
+    run_settings = {"batch_size": batch_size, "learning_rate": learning_rate, "beta": beta, "epochs": epochs,
+                    "checkpoint_every": every, **(settings or {})}
+    run = _RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep) if out_dir else None
+    if run is not None and resume:
+        state = run.restore(state)
+
+    mode = _choose_mode(mode, config, train_images.nbytes, device_bytes_limit)
+    step = make_step(graphdef, tx, beta=beta)
+    if mode == "scan":
+        data = jax.device_put(train_images)
+        run_scan = jax.jit(make_run(step), donate_argnums=0)
+        segment = lambda st, idx: run_scan(st, data, jnp.asarray(idx))  # noqa: E731
+    else:
+        if mode == "loop":
+            data = jax.device_put(train_images)
+            gather_step = jax.jit(lambda st, d, idx: step(st, d[idx]), donate_argnums=0)
+            one = lambda st, idx: gather_step(st, data, idx)  # noqa: E731
+        else:
+            host_step = jax.jit(step, donate_argnums=0)
+            one = lambda st, idx: host_step(st, train_images[idx])  # noqa: E731
+
+        def segment(st, idx):
+            losses = []
+            for row in idx:
+                st, m = one(st, row)
+                losses.append(m["loss"])
+            return st, jnp.stack(losses)
+
+    history: list[dict] = []
+    start = int(state.step)
+    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", dynamic_ncols=True)
+    eval_key = jax.random.key(1234)
+    cur = start
+    order_epoch, order = -1, None
+    while cur < total:
+        epoch = cur // steps_per_epoch
+        end = min((epoch + 1) * steps_per_epoch, total, (cur // every + 1) * every)
+        if epoch != order_epoch:
+            order_epoch, order = epoch, epoch_order(state.key, epoch, n, batch_size)
+        pos = cur - epoch * steps_per_epoch
+        idx = order[pos:pos + end - cur]
+        t0 = time.perf_counter()
+        new_state, losses = segment(state, idx)
+        losses = np.asarray(losses)
+        seconds = time.perf_counter() - t0
+        if not np.all(np.isfinite(losses)):
+            bad = cur + int(np.argmin(np.isfinite(losses)))
+            saved = run.manager.latest_step() if run else None
+            where = f"the last good checkpoint (step {saved}) in {run.manager.directory} is kept" if saved is not None \
+                else "no checkpoint was written"
+            bar.close()
+            raise TrainingDiverged(f"the loss became {losses[bad - cur]} at step {bad} (epoch {epoch}); {where}; "
+                                   "try a smaller --lr")
+        state = new_state
+        cur = end
+        record = {"step": cur, "epoch": round(cur / steps_per_epoch, 4), "loss": float(np.mean(losses)),
+                  "images_per_s": len(idx) * batch_size / seconds, "seconds": seconds, "mode": mode}
+        if eval_images is not None and cur % steps_per_epoch == 0:
+            model = nnx.merge(graphdef, state.params)
+            ev = evaluate(model, eval_key, eval_images, beta=beta)
+            record.update({"eval_elbo": ev["elbo"], "eval_recon_mse": ev["recon_mse"]})
+        history.append(record)
+        bar.update(len(idx))
+        bar.set_postfix(loss=f"{record['loss']:.2f}", img_s=f"{record['images_per_s']:.0f}")
+        if run is not None:
+            run.log(record)
+            if cur % every == 0 or cur == total:
+                run.save(state)
+    bar.close()
+    if run is not None:
+        run.manager.close()
+    return FitResult(nnx.merge(graphdef, state.params), state, history)
+
+
+def throughput(history: list) -> float:
+    """Images per second over a run, leaving out the first segment (it includes compilation)."""
+    rows = history[1:] or history
+    secs = sum(r["seconds"] for r in rows)
+    imgs = sum(r["images_per_s"] * r["seconds"] for r in rows)
+    return imgs / secs if secs else 0.0

@@ -1,0 +1,86 @@
+"""The console script: the quick demo writes its files; bad input exits 2 with one line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from latentjax import cli
+
+DEMO_FILES = ["metrics.json", "report.html", "checkpoint", "config.json", "metrics.jsonl",
+              "figures/reconstructions.png", "figures/samples.png", "figures/latent_scatter.png",
+              "figures/decoded_grid.png"]
+DEMO_KEYS = ["dataset", "model", "latent_dim", "epochs", "test_elbo", "test_recon_mse", "pca_recon_mse",
+             "train_images_per_s", "jax_version", "device"]
+
+
+@pytest.mark.slow
+def test_demo_quick_writes_everything(tmp_path):
+    env = dict(os.environ)
+    env.pop("LATENTJAX_DATA_DIR", None)  # the default demo needs no files
+    r = subprocess.run([sys.executable, "-m", "latentjax.cli", "demo", "--quick", "--quiet"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "latentjax-demo"
+    for f in DEMO_FILES:
+        assert (out / f).exists(), f
+    m = json.loads((out / "metrics.json").read_text())
+    for k in DEMO_KEYS:
+        assert k in m, k
+    assert m["section_errors"] == {}
+    assert m["test_recon_mse"] < m["pca_recon_mse"]
+    html = (out / "report.html").read_text()
+    for f in DEMO_FILES:
+        if f.startswith("figures/"):
+            assert f in html
+    assert "missing figure" not in html
+    # A second demo into the same folder is refused and leaves the first intact.
+    before = (out / "metrics.json").read_text()
+    r2 = subprocess.run([sys.executable, "-m", "latentjax.cli", "demo", "--quick", "--quiet"], cwd=tmp_path,
+                        env=env, capture_output=True, text=True, timeout=600)
+    assert r2.returncode == 2 and "not empty" in r2.stderr
+    assert (out / "metrics.json").read_text() == before
+
+
+def _run(capsys, *argv):
+    code = cli.main(list(argv))
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+def test_unknown_dataset_exits_2(capsys, tmp_path):
+    code, err = _run(capsys, "train", "--dataset", "cifar99", "--out", str(tmp_path / "r"))
+    assert code == 2 and len(err) == 1 and "cifar99" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_data_names_both_options(capsys, tmp_path):
+    code, err = _run(capsys, "train", "--dataset", "fashion_mnist", "--data-dir", str(tmp_path),
+                     "--out", str(tmp_path / "r"))
+    assert code == 2 and len(err) == 1
+    assert "tfds" in err[0].lower() and "idx" in err[0].lower()
+
+
+def test_resume_with_another_architecture_exits_2(capsys, tmp_path):
+    out = str(tmp_path / "r")
+    base = ["train", "--dataset", "sprites", "--limit", "256", "--latent-dim", "3", "--hidden", "16",
+            "--epochs", "1", "--batch-size", "64", "--out", out, "--quiet"]
+    assert cli.main(base) == 0
+    capsys.readouterr()
+    code, err = _run(capsys, *base[:-3], "--arch", "conv", "--out", out, "--quiet", "--resume")
+    assert code == 2 and len(err) == 1 and "another model" in err[0]
+    code, err = _run(capsys, *base)
+    assert code == 2 and "already holds a run" in err[0]
+
+
+def test_corrupt_idx_exits_2(capsys, tmp_path):
+    d = tmp_path / "fashion_mnist"
+    d.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (d / name).write_bytes(b"not an idx file")
+    code, err = _run(capsys, "train", "--dataset", "fashion_mnist", "--data-dir", str(tmp_path),
+                     "--out", str(tmp_path / "r"))
+    assert code == 2 and len(err) == 1 and "idx" in err[0].lower()

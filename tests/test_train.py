@@ -1,0 +1,168 @@
+"""Training: compile-once step, equal paths, divergence handling, exact kill-and-resume."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from latentjax import checkpoint, data, demo, models, train
+from latentjax.errors import CheckpointError, DataError, LatentJaxError, TrainingDiverged
+
+CFG = models.Config(arch="mlp", image_shape=(16, 16, 1), latent_dim=3, hidden=32)
+
+
+@pytest.fixture(scope="module")
+def sprites16():
+    images, factors = data.sprites(num=1024, size=16, seed=0)
+    return images
+
+
+def _leaves_equal(a, b):
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
+
+
+def test_step_compiles_once(sprites16, key):
+    graphdef, state, tx = train.init(key, CFG, learning_rate=1e-3)
+    traces = []
+
+    def counted(state, images):
+        traces.append(1)
+        return train.make_step(graphdef, tx)(state, images)
+
+    step = jax.jit(counted, donate_argnums=0)
+    for i in range(12):
+        state, m = step(state, sprites16[i * 64:(i + 1) * 64])
+    assert len(traces) == 1
+    assert step._cache_size() == 1
+    assert int(state.step) == 12 and np.isfinite(float(m["loss"]))
+
+
+def test_fit_learns_and_paths_agree(sprites16, key):
+    runs = {mode: train.fit(key, CFG, sprites16, epochs=3, batch_size=64, progress=False, mode=mode)
+            for mode in ("scan", "loop", "host")}
+    hist = runs["scan"].history
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    # The scan, on-device loop and host-fed paths run the same steps on the same batches.
+    for mode in ("loop", "host"):
+        assert _leaves_equal(runs[mode].state.params, runs["scan"].state.params), mode
+
+
+def test_epoch_order_is_a_permutation_and_matches_data_permutation(key):
+    order = train.epoch_order(key, 3, 103, 10)
+    assert order.shape == (10, 10)
+    assert len(np.unique(order)) == 100
+    assert not np.array_equal(order, train.epoch_order(key, 4, 103, 10))
+
+
+def test_evaluate_matches_a_loop(sprites16, key):
+    model = models.create(key, CFG)
+    ev = train.evaluate(model, key, sprites16[:130], batch_size=50)
+    x = models.to_float(sprites16[:130])
+    rec = jax.vmap(models.reconstruct, in_axes=(None, 0))(model, x)
+    np.testing.assert_allclose(ev["recon_mse"], float(jnp.mean((rec - x) ** 2)), rtol=1e-5)
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, sprites16, key, monkeypatch):
+    images = sprites16[:256].copy()
+    images[images == 255] = 254
+    images[200] = 255  # the batch holding this image returns a NaN loss
+    orig = train.loss_fn
+
+    def poisoned(params, graphdef, k, batch, *, beta=1.0):
+        loss = orig(params, graphdef, k, batch, beta=beta)
+        return jnp.where(jnp.max(batch) == 255, jnp.nan, loss)
+
+    monkeypatch.setattr(train, "loss_fn", poisoned)
+    with pytest.raises(TrainingDiverged, match="last good checkpoint") as err:
+        train.fit(key, CFG, images, epochs=3, batch_size=32, progress=False, out_dir=tmp_path / "run",
+                  checkpoint_every=1, mode="loop")
+    bad_step = int(str(err.value).split("at step ")[1].split()[0])
+    mngr = checkpoint.Manager(tmp_path / "run")
+    assert mngr.latest_step() == bad_step  # every step before the NaN one was saved
+    monkeypatch.setattr(train, "loss_fn", orig)
+    model, _ = checkpoint.load_model(tmp_path / "run")
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(model))
+
+
+def test_out_dir_with_a_run_is_not_overwritten(tmp_path, sprites16, key):
+    out = tmp_path / "run"
+    train.fit(key, CFG, sprites16, epochs=1, batch_size=64, progress=False, out_dir=out)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(LatentJaxError, match="already holds a run"):
+        train.fit(key, CFG, sprites16, epochs=1, batch_size=64, progress=False, out_dir=out)
+    other = CFG._replace(latent_dim=5)
+    with pytest.raises(LatentJaxError, match="another model"):
+        train.fit(key, other, sprites16, epochs=2, batch_size=64, progress=False, out_dir=out, resume=True)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_checkpoint_of_another_model_is_rejected(tmp_path, sprites16, key):
+    out = tmp_path / "run"
+    train.fit(key, CFG, sprites16, epochs=1, batch_size=64, progress=False, out_dir=out)
+    mngr = checkpoint.Manager(out)
+    _, state, _ = train.init(key, CFG._replace(hidden=16), learning_rate=1e-3)
+    with pytest.raises(CheckpointError, match="does not match"):
+        mngr.restore(state)
+    with pytest.raises(CheckpointError):
+        checkpoint.load_model(tmp_path / "nothing-here")
+
+
+def test_bad_images_raise(key):
+    with pytest.raises(DataError, match="NaN"):
+        train.validate_images(np.full((2, 16, 16, 1), np.nan, np.float32), CFG)
+    with pytest.raises(DataError, match="shape"):
+        train.validate_images(np.zeros((2, 8, 8, 1), np.uint8), CFG)
+    with pytest.raises(DataError, match=r"\(n, h, w, c\)"):
+        train.validate_images(np.zeros((16, 16), np.uint8), CFG)
+
+
+def _cli(*args, **kw):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.Popen([sys.executable, "-m", "latentjax.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_kill_and_resume_is_bitwise_exact(tmp_path):
+    common = ["train", "--dataset", "sprites", "--limit", "1024", "--latent-dim", "3", "--hidden", "32",
+              "--epochs", "40", "--batch-size", "32", "--checkpoint-every", "25", "--keep", "2", "--quiet"]
+    ref = _cli(*common, "--out", str(tmp_path / "ref"))
+    victim = _cli(*common, "--out", str(tmp_path / "victim"))
+    ckpt = tmp_path / "victim" / "checkpoint"
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None:
+        if ckpt.exists() and any(p.name.isdigit() for p in ckpt.iterdir()):
+            break
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = checkpoint.Manager(tmp_path / "victim").latest_step()
+    assert killed_at is not None and killed_at < 40 * 32
+    resumed = _cli(*common, "--out", str(tmp_path / "victim"), "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    a, _ = checkpoint.load_model(tmp_path / "ref")
+    b, _ = checkpoint.load_model(tmp_path / "victim")
+    assert _leaves_equal(a, b)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "victim" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # the replayed steps were not logged twice
+
+
+@pytest.mark.slow
+def test_vae_beats_pca_on_fashion_mnist(data_dir, key):
+    ds = data.load("fashion_mnist", data_dir=data_dir, limit=10000)
+    cfg = models.Config(arch="mlp", image_shape=(28, 28, 1), latent_dim=16, hidden=400, likelihood="gaussian")
+    model = train.fit(key, cfg, ds.train_images, epochs=5, batch_size=128, progress=False).model
+    test = ds.test_images[:2000]
+    vae = train.evaluate(model, key, test)["recon_mse"]
+    pca = demo.pca_recon_mse(ds.train_images, test, 16)
+    assert vae < pca, (vae, pca)
