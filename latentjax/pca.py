@@ -1,0 +1,146 @@
+"""Principal component analysis: exact (SVD) or randomized fit, transform and its inverse."""
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from latentjax.errors import LatentJaxError
+
+
+class PCAError(LatentJaxError, ValueError):
+    """Bad input to a PCA fit (shape, number of components, method, missing key)."""
+
+
+class PCA(NamedTuple):
+    """A fitted PCA.
+
+    Attributes:
+      mean: ``(d,)`` feature means of the training data.
+      components: ``(num_components, d)`` orthonormal principal axes, strongest first; each
+        sign is fixed so that its largest-magnitude entry is positive.
+      explained_variance: ``(num_components,)`` variance along each axis (``ddof=1``).
+      explained_variance_ratio: ``(num_components,)`` fraction of the total variance.
+      singular_values: ``(num_components,)`` singular values of the centred data.
+    """
+
+    mean: jax.Array
+    components: jax.Array
+    explained_variance: jax.Array
+    explained_variance_ratio: jax.Array
+    singular_values: jax.Array
+
+
+def _flip_signs(vt):
+    # Deterministic signs (sklearn's svd_flip with a components-based decision).
+    big = jnp.argmax(jnp.abs(vt), axis=1)
+    signs = jnp.sign(jnp.take_along_axis(vt, big[:, None], axis=1))
+    return vt * jnp.where(signs == 0, 1.0, signs)
+
+
+def _randomized_svd(key, xc, num_components, *, oversample=10, power_iters=7):
+    # Halko, Martinsson and Tropp (2011), Algorithms 4.4 (power iterations with QR
+    # re-orthonormalisation, as sklearn's randomized_svd with power_iteration_normalizer="QR").
+    n, d = xc.shape
+    width = min(num_components + oversample, n, d)
+    q = jax.random.normal(key, (d, width), xc.dtype)
+    q, _ = jnp.linalg.qr(xc @ q)
+    for _ in range(power_iters):
+        q, _ = jnp.linalg.qr(xc.T @ q)
+        q, _ = jnp.linalg.qr(xc @ q)
+    _, s, vt = jnp.linalg.svd(q.T @ xc, full_matrices=False)
+    return s[:num_components], vt[:num_components]
+
+
+def fit(x: ArrayLike, *, num_components: int, method: str = "auto", key: jax.Array | None = None) -> PCA:
+    """Fit PCA to ``x``.
+
+    Args:
+      x: ``(n, d)`` data.
+      num_components: number of axes to keep, ``1 <= num_components <= min(n, d)``.
+      method: ``"svd"`` (exact, thin SVD of the centred data), ``"randomized"`` (Halko et al.;
+        needs ``key``) or ``"auto"``: randomized when ``key`` is given, both ``n`` and ``d``
+        exceed 500 and ``num_components < 0.8 min(n, d)`` (sklearn's rule), else exact.
+      key: a ``jax.random.key`` for the randomized method.
+
+    Returns:
+      The fitted ``PCA``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> p = fit(jnp.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]]), num_components=1)
+      >>> p.components.round(4).tolist(), p.explained_variance.round(4).tolist()
+      ([[1.0, 0.0]], [4.0])
+
+    References:
+      Halko, Martinsson and Tropp, "Finding structure with randomness", SIAM Review 53 (2011),
+      Algorithm 4.4.
+    """
+    x = jnp.asarray(x, jnp.float32)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise PCAError(f"pca.fit: x must be (n, d) with n >= 2, got shape {x.shape}")
+    n, d = x.shape
+    if not 1 <= num_components <= min(n, d):
+        raise PCAError(f"pca.fit: num_components={num_components} must be in [1, {min(n, d)}]")
+    if method not in ("auto", "svd", "randomized"):
+        raise PCAError(f"pca.fit: unknown method {method!r} (auto, svd or randomized)")
+    if method == "auto":
+        large = min(n, d) > 500 and num_components < 0.8 * min(n, d)
+        method = "randomized" if (large and key is not None) else "svd"
+    if method == "randomized" and key is None:
+        raise PCAError("pca.fit: method='randomized' needs a key")
+    return _fit(x, key, num_components=int(num_components), randomized=method == "randomized")
+
+
+@functools.partial(jax.jit, static_argnames=("num_components", "randomized"))
+def _fit(x, key, *, num_components, randomized):
+    n = x.shape[0]
+    mean = jnp.mean(x, axis=0)
+    xc = x - mean[None, :]
+    if randomized:
+        s, vt = _randomized_svd(key, xc, num_components)
+    else:
+        _, s, vt = jnp.linalg.svd(xc, full_matrices=False)
+        s, vt = s[:num_components], vt[:num_components]
+    var = s**2 / (n - 1)
+    total = jnp.sum(jnp.var(xc, axis=0, ddof=1))
+    return PCA(mean, _flip_signs(vt), var, var / total, s)
+
+
+def _lift(v, ndim):
+    # Explicit broadcasting: the project runs with jax_numpy_rank_promotion="raise".
+    return v.reshape((1,) * (ndim - 1) + v.shape)
+
+
+def transform(pca: PCA, x: ArrayLike) -> jax.Array:
+    """Project ``x`` ``(..., d)`` onto the principal axes: ``(..., num_components)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> p = fit(jnp.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]]), num_components=1)
+      >>> transform(p, jnp.array([4.0, 1.0])).round(4).tolist()
+      [2.0]
+    """
+    x = jnp.asarray(x, jnp.float32)
+    if x.shape[-1:] != pca.mean.shape:
+        raise PCAError(f"pca.transform: x must end in {pca.mean.shape[0]} features, got shape {x.shape}")
+    return (x - _lift(pca.mean, x.ndim)) @ pca.components.T
+
+
+def inverse_transform(pca: PCA, z: ArrayLike) -> jax.Array:
+    """Map coordinates ``z`` ``(..., num_components)`` back to feature space ``(..., d)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> p = fit(jnp.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]]), num_components=1)
+      >>> inverse_transform(p, jnp.array([2.0])).round(4).tolist()
+      [4.0, 1.0]
+    """
+    z = jnp.asarray(z, jnp.float32)
+    if z.shape[-1:] != pca.components.shape[:1]:
+        raise PCAError(
+            f"pca.inverse_transform: z must end in {pca.components.shape[0]} components, got shape {z.shape}"
+        )
+    return z @ pca.components + _lift(pca.mean, z.ndim)

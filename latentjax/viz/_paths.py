@@ -1,0 +1,149 @@
+"""Figures for moving through a latent space: path strips, strength sweeps, traversals, GIFs."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import animation  # noqa: E402
+
+from latentjax.viz._images import _as_float, save_figure  # noqa: E402
+
+
+def _labelled_grid(x: np.ndarray, path, *, row_labels=None, col_labels=None, title=None,
+                   row_titles=None, size: float = 0.8) -> pathlib.Path:
+    # One tiled imshow plus text, not one Axes per cell: a 10x7 grid of Axes takes seconds to build.
+    rows, cols, h, w, c = x.shape
+    gap = max(1, h // 14)
+    band = int(round(h * 0.45)) if row_titles else 0
+    cell_h = h + gap + band
+    canvas = np.ones((rows * cell_h, cols * (w + gap) - gap, c), np.float32)
+    for i in range(rows):
+        for j in range(cols):
+            top = i * cell_h + band
+            canvas[top:top + h, j * (w + gap):j * (w + gap) + w] = x[i, j]
+    height = rows * size * cell_h / h
+    fig, ax = plt.subplots(figsize=(cols * size * (w + gap) / w + (1.2 if row_labels else 0.3), height + 0.6))
+    ax.imshow(canvas[..., 0] if c == 1 else canvas, cmap="gray" if c == 1 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    for i in range(rows):
+        if row_labels is not None:
+            ax.text(-gap, i * cell_h + band + h / 2, row_labels[i], ha="right", va="center", fontsize=8)
+        if row_titles is not None:
+            ax.text(0, i * cell_h + band * 0.9, row_titles[i], ha="left", va="bottom", fontsize=7)
+    if col_labels is not None:
+        for j in range(cols):
+            ax.text(j * (w + gap) + w / 2, rows * cell_h, col_labels[j], ha="center", va="top", fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
+
+
+def path_strips(strips: dict, path: str | os.PathLike, *, diagnostics: dict | None = None,
+                title: str | None = None) -> pathlib.Path:
+    """One row of decoded frames per path (e.g. lerp, slerp, geodesic), each titled with its
+    diagnostics, so the smoother path is visible and measurable side by side.
+
+    Args:
+        strips: name -> ``(n, h, w, c)`` decoded frames (same ``n`` for every row).
+        path: the PNG to write.
+        diagnostics: optional name -> `latent.Diagnostics` (or any NamedTuple of scalars).
+        title: figure title.
+
+    Returns:
+        The path written.
+    """
+    names = list(strips)
+    x = np.stack([_as_float(strips[k]) for k in names])
+    titles = None
+    if diagnostics:
+        titles = []
+        for k in names:
+            d = diagnostics.get(k)
+            if d is None:
+                titles.append(k)
+                continue
+            titles.append(f"{k}: latent length {float(d.latent_length):.2f}, decoded length "
+                          f"{float(d.decoded_length):.2f}, energy {float(d.decoded_energy):.2f}, "
+                          f"max step {float(d.max_step):.2f}")
+    return _labelled_grid(x, path, row_labels=None if titles else names, row_titles=titles, title=title)
+
+
+def strength_sweep(images, strengths, path: str | os.PathLike, *, row_labels=None, title: str | None = None,
+                   values=None, value_name: str = "") -> pathlib.Path:
+    """Decoded edits ``(rows, len(strengths), h, w, c)``: one input per row, one strength per column.
+
+    ``values`` (same leading shape, optional) are printed under each column as the column mean,
+    e.g. the measured thickness of the decoded images.
+    """
+    x = _as_float(images)
+    strengths = np.asarray(strengths, np.float64)
+    cols = [f"{s:+.3g}" for s in strengths]
+    if values is not None:
+        v = np.asarray(values, np.float64).reshape(x.shape[0], x.shape[1]).mean(0)
+        cols = [f"{c}\n{value_name}{m:.2f}" for c, m in zip(cols, v)]
+    return _labelled_grid(x, path, row_labels=row_labels, col_labels=cols, title=title)
+
+
+def traversal_grid(images, values, path: str | os.PathLike, *, row_labels=None, title: str | None = None
+                   ) -> pathlib.Path:
+    """Latent traversals ``(dims, len(values), h, w, c)``: one latent dimension (or direction) per row."""
+    x = _as_float(images)
+    return _labelled_grid(x, path, row_labels=row_labels, col_labels=[f"{v:+.3g}" for v in np.asarray(values)],
+                          title=title)
+
+
+def sensitivity_heatmap(correlation, factor_names, path: str | os.PathLike, *, title: str | None = None
+                        ) -> pathlib.Path:
+    """Heat map of ``|corr|`` between latent dimensions (rows) and known factors (columns)."""
+    c = np.asarray(correlation, np.float64)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * c.shape[1], 0.8 + 0.32 * c.shape[0]))
+    im = ax.imshow(c, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(c.shape[1]), list(factor_names), fontsize=8, rotation=30)
+    ax.set_yticks(range(c.shape[0]), [f"z{i}" for i in range(c.shape[0])], fontsize=8)
+    for i in range(c.shape[0]):
+        for j in range(c.shape[1]):
+            ax.text(j, i, f"{c[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                    color="black" if c[i, j] > 0.5 else "white")
+    fig.colorbar(im, ax=ax, fraction=0.05)
+    ax.set_title(title or "|correlation| latent dim vs factor", fontsize=9)
+    return save_figure(fig, path)
+
+
+def path_gif(frames, path: str | os.PathLike, *, fps: int = 12, boomerang: bool = True, scale: float = 2.0,
+             title: str | None = None) -> pathlib.Path:
+    """An animated GIF of decoded frames ``(n, h, w, c)`` along a path (there and back by default).
+
+    Written with matplotlib's animation module and its Pillow writer.
+    """
+    x = _as_float(frames)
+    seq = np.concatenate([x, x[-2:0:-1]]) if boomerang and len(x) > 2 else x
+    h, w = x.shape[1:3]
+    fig = plt.figure(figsize=(scale * w / max(h, w) + 0.1, scale * h / max(h, w) + (0.35 if title else 0.1)))
+    ax = fig.add_axes((0, 0, 1, 0.88 if title else 1))
+    ax.set_axis_off()
+    gray = x.shape[-1] == 1
+    img = ax.imshow(seq[0][..., 0] if gray else seq[0], cmap="gray" if gray else None, vmin=0, vmax=1,
+                    interpolation="nearest")
+    if title:
+        fig.suptitle(title, fontsize=8)
+
+    def update(i):
+        img.set_data(seq[i][..., 0] if gray else seq[i])
+        return (img,)
+
+    anim = animation.FuncAnimation(fig, update, frames=len(seq), blit=True)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    anim.save(str(path), writer=animation.PillowWriter(fps=fps))
+    plt.close(fig)
+    return path

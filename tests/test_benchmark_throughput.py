@@ -1,0 +1,37 @@
+"""The throughput benchmark runs end to end in ``--quick`` mode and writes the documented JSON
+(``../shared/BENCHMARKS.md``); no timing assertions."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_quick_run_writes_benchmark_json(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "throughput.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_throughput.py"), "--quick",
+                           "--json", str(out)], capture_output=True, text=True, timeout=600,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["benchmark"] == "train_throughput"
+    assert res["device"].startswith("cpu:") and {"jax", "torch"} <= set(res["versions"])
+    cases = {r["case"] for r in res["rows"]}
+    assert cases == {"mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256", "mlp_vae_b128_pop8"}
+    for r in res["rows"]:
+        assert r["impl"] in ("latentjax", "pytorch_eager", "pytorch_compile")
+        assert r["images_per_s"] > 0 and r["gflops_per_s"] > 0
+        if r["impl"] == "latentjax":
+            assert r["compile_s"] > 0
+    for case in ("mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256"):
+        impls = {r["impl"] for r in res["rows"] if r["case"] == case}
+        assert {"latentjax", "pytorch_eager"} <= impls
+        assert res["ratios"][case]["latentjax/pytorch_eager"] > 0
+    pop = [r for r in res["rows"] if r["case"] == "mlp_vae_b128_pop8"]
+    assert len(pop) == 1 and pop[0]["population"] == 2 and pop[0]["models_images_per_s"] > 0
+    assert "mlp_vae_b128" in proc.stdout  # the printed table
