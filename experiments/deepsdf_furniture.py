@@ -218,7 +218,7 @@ def main(argv=None):
             title=f"shape codes (chair -> table -> sofa, {method})"))
     figures["code_map"] = str(viz.shape_code_map(xy, train_labels, out / "code_map.png",
                                                  class_names=furniture.CLASSES, title="t-SNE of shape codes"))
-    show = list(range(min(6, len(test_idx))))
+    show = [c * nte + j for c in range(3) for j in range(min(2, nte))]  # two test shapes per class
     render_true = jax.jit(lambda s: render.render(lambda x: furniture.sdf(s, x), width=cfg["render_size"],
                                                   height=cfg["render_size"])[0])
     gt_imgs = [np.asarray(render_true(furniture.take(test_shapes, i))) for i in show]

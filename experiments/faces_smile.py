@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> dict:
     train_seconds = time.perf_counter() - t0
     encode = jax.jit(jax.vmap(lambda x: models.encode(model, x).mean))
     decode = jax.jit(jax.vmap(lambda z: models.decode(model, z)))
-    enc = lambda x: encode(models.to_float(x))  # noqa: E731
+
+    def enc(x):
+        return encode(models.to_float(x))
 
     # Vectors from training latents: smile (binary labels) and brightness (measured).
     z_train = _batched(enc, ds.train_images)
@@ -89,7 +91,9 @@ def run(args: argparse.Namespace) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    flat = lambda x: np.asarray(x, np.float64).reshape(len(x), -1) / (255.0 if x.dtype == np.uint8 else 1.0)  # noqa: E731
+    def flat(x):
+        return np.asarray(x, np.float64).reshape(len(x), -1) / (255.0 if x.dtype == np.uint8 else 1.0)
+
     clf = make_pipeline(PCA(n_components=min(64, len(ds.train_images) - 1), random_state=0),
                         LogisticRegression(max_iter=1000, C=0.1))
     clf.fit(flat(ds.train_images), ds.train_labels)
@@ -118,8 +122,9 @@ def run(args: argparse.Namespace) -> dict:
     idx = groups["add"][0]
     z = enc(ds.test_images[idx])
     vectors = jnp.stack([smile, bright])
-    chained = jnp.stack([jax.vmap(lambda zz: latent.chain(zz, vectors, jnp.array([1.5, b]), orthogonalize=True))(z)
-                         for b in BRIGHTNESS], axis=1)
+    edit = jax.vmap(jax.vmap(lambda zz, s: latent.chain(zz, vectors, s, orthogonalize=True), in_axes=(None, 0)),
+                    in_axes=(0, None))
+    chained = edit(z, jnp.array([[1.5, b] for b in BRIGHTNESS]))
     dec = _batched(decode, np.asarray(chained).reshape(-1, chained.shape[-1])).reshape(
         (len(idx), len(BRIGHTNESS)) + shape)
     measured = dec.reshape(len(idx), len(BRIGHTNESS), -1).mean(axis=2)
@@ -142,7 +147,7 @@ def run(args: argparse.Namespace) -> dict:
             "smiling_fraction": [float(v) for v in (pred == 1).mean(axis=0)],
             "cosine_smile_brightness": float(smile @ bright / (jnp.linalg.norm(smile) * jnp.linalg.norm(bright))),
         },
-        "num_train": int(len(ds.train_images)), "epochs": epochs, "latent_dim": args.latent_dim,
+        "num_train": len(ds.train_images), "epochs": epochs, "latent_dim": args.latent_dim,
         "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start,
         "device": str(jax.devices()[0].platform), "quick": quick,
     }

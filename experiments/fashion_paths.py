@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> dict:
         strips = {m: np.asarray(decode_many(zs[p])) for m, zs in
                   (("lerp", lines), ("slerp", slerps), ("geodesic", geo_points))}
         viz.path_strips(strips, out / f"paths_{a}_{b}.png",
-                        diagnostics={m: jax.tree.map(lambda v: v[p], d) for m, d in results.items()},
+                        diagnostics={m: type(d)(*(v[p] for v in d)) for m, d in results.items()},
                         title=f"{names[a]} -> {names[b]}")
 
     # 2. The sandal -> ankle boot vector applied to test sandals.
@@ -144,10 +144,10 @@ def run(args: argparse.Namespace) -> dict:
             "strengths": list(STRENGTHS),
             "frac_ankle_boot": [float(v) for v in (pred == BOOT).mean(axis=0)],
             "frac_sandal": [float(v) for v in (pred == SANDAL).mean(axis=0)],
-            "num_sandals": int(len(sandals)),
+            "num_sandals": len(sandals),
         },
         "geodesic_steps": geo_steps, "geodesic_seconds": geodesic_seconds, "epochs": epochs,
-        "num_train": int(len(ds.train_images)), "total_seconds": time.perf_counter() - t_start, "quick": quick,
+        "num_train": len(ds.train_images), "total_seconds": time.perf_counter() - t_start, "quick": quick,
     }
     json_path = pathlib.Path(args.json) if args.json else out / "result.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)

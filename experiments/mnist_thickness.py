@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> dict:
         "monotonic": bool(np.all(np.diff(mean_thick) > 0)),
         "measured_train_thickness_mean": float(t_train.mean()),
         "vector_norm": float(jnp.linalg.norm(vector)),
-        "num_train": int(len(ds.train_images)), "num_measure": int(num_measure), "num_edit": int(num_edit),
+        "num_train": len(ds.train_images), "num_measure": int(num_measure), "num_edit": int(num_edit),
         "epochs": epochs, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start,
         "device": str(jax.devices()[0].platform), "quick": quick,
     }

@@ -56,10 +56,20 @@ class Manager:
     must own its copy before returning.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, *, keep: int = 3):
+    def __init__(self, run_dir: str | os.PathLike, *, keep: int = 3, this_process_only: bool = False):
+        """Args:
+          this_process_only: in a multi-process run, only this process saves (orbax otherwise waits
+            at barriers for every process); its state must be host-local, e.g. replicated params.
+        """
         ocp = _ocp()
         self.directory = checkpoint_dir(run_dir)
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False, create=True)
+        extra = {}
+        if this_process_only and jax.process_count() > 1:
+            me = jax.process_index()
+            extra["multiprocessing_options"] = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+            self.directory.mkdir(parents=True, exist_ok=True)  # orbax cannot create it in this mode
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False,
+                                               create=not extra, **extra)
         self._mngr = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:

@@ -52,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=_positive_int, default=3, help="checkpoints to keep")
     t.add_argument("--mode", choices=("auto", "scan", "loop", "host"), default="auto")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = t.add_argument_group("scale (see README: sharding is the recommended path)")
+    g.add_argument("--devices", default=None, help="data-parallel over N devices or 'all' (jit + sharding)")
+    g.add_argument("--parallel", choices=("jit", "pmap"), default="jit")
+    g.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host, jax.distributed)")
+    g.add_argument("--num-processes", type=_positive_int, default=None)
+    g.add_argument("--process-id", type=int, default=None)
+    g.add_argument("--population", type=_positive_int, default=None,
+                   help="train K models at once (vmap), seeds seed..seed+K-1 crossed with --beta-grid")
+    g.add_argument("--beta-grid", type=lambda s: [float(v) for v in s.split(",")], default=None,
+                   help="comma-separated KL weights for the population, e.g. 0.5,1,4")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16 compute with fp32 parameters; auto = bf16 on GPU/TPU, fp32 on CPU")
 
     d = sub.add_parser("demo", help="train a VAE and write a report of its latent space")
     d.add_argument("--dataset", default="sprites")
@@ -77,22 +89,111 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
+    if args.coordinator or args.num_processes or os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        from latentjax import parallel
+
+        parallel.initialize_distributed(args.coordinator, num_processes=args.num_processes,
+                                        process_id=args.process_id)
     import jax
 
-    from latentjax import data, models, train
+    from latentjax import data, models, parallel, train
 
     ds = data.load(args.dataset, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     shape = tuple(ds.train_images.shape[1:])
     likelihood = args.likelihood or ("bernoulli" if shape[-1] == 1 else "gaussian")
     cfg = models.Config(kind=args.model, arch=args.arch, image_shape=shape, latent_dim=args.latent_dim,
-                        likelihood=likelihood, hidden=args.hidden, depth=args.depth, activation=args.activation)
+                        likelihood=likelihood, hidden=args.hidden, depth=args.depth, activation=args.activation,
+                        compute_dtype=parallel.compute_dtype(args.precision))
+    settings = {"seed": args.seed, "dataset": args.dataset, "limit": args.limit}
+    if args.population or args.beta_grid:
+        return _train_population(args, cfg, ds, settings)
+    if args.devices or args.parallel == "pmap" or jax.process_count() > 1:
+        return _train_data_parallel(args, cfg, ds, settings)
     result = train.fit(jax.random.key(args.seed), cfg, ds.train_images, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.lr, beta=args.beta, out_dir=args.out,
                        checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume,
                        progress=not args.quiet, eval_images=ds.test_images[:2000], mode=args.mode,
-                       settings={"seed": args.seed, "dataset": args.dataset, "limit": args.limit})
+                       settings=settings)
     last = result.history[-1] if result.history else {"step": int(result.state.step)}
     print(json.dumps({"out": args.out, **last}))
+    return 0
+
+
+def _write_run(out, cfg, state, history, settings) -> None:
+    """A run folder that ``checkpoint.load_model`` and ``latentjax embed`` read (final state only)."""
+    import pathlib
+
+    from latentjax import checkpoint
+    from latentjax.errors import LatentJaxError
+
+    out = pathlib.Path(out)
+    if (out / "config.json").exists() or (out / "checkpoint").exists():
+        raise LatentJaxError(f"{out} already holds a run; choose another --out (nothing was overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"model": cfg.to_json(), "train": settings}
+    (out / "config.json").write_text(json.dumps(meta, indent=2))
+    with (out / "metrics.jsonl").open("w") as f:
+        for rec in history:
+            f.write(json.dumps(rec) + "\n")
+    mngr = checkpoint.Manager(out, keep=1, this_process_only=True)
+    mngr.save(int(state.step), state, meta)
+    mngr.close()
+
+
+def _check_fresh_out(args) -> None:
+    import pathlib
+
+    from latentjax.errors import LatentJaxError
+
+    if args.resume:
+        raise LatentJaxError("--resume works for single-device runs; data-parallel and population runs start fresh")
+    out = pathlib.Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise LatentJaxError(f"{out} is not empty; choose another --out (nothing was overwritten)")
+
+
+def _train_data_parallel(args, cfg, ds, settings) -> int:
+    import jax
+
+    from latentjax import parallel
+
+    _check_fresh_out(args)
+    res = parallel.fit_data_parallel(jax.random.key(args.seed), cfg, ds.train_images, epochs=args.epochs,
+                                     batch_size=args.batch_size, learning_rate=args.lr, beta=args.beta,
+                                     devices=args.devices or "all", parallel=args.parallel,
+                                     mode="auto" if args.mode in ("auto", "host") else args.mode,
+                                     progress=not args.quiet)
+    settings = {**settings, "batch_size": args.batch_size, "learning_rate": args.lr, "beta": args.beta,
+                "epochs": args.epochs, "devices": res.history[-1].get("devices"), "parallel": args.parallel,
+                "processes": jax.process_count()}
+    if jax.process_index() == 0:
+        _write_run(args.out, cfg, res.state, res.history, settings)
+    print(json.dumps({"out": args.out, "process": jax.process_index(),
+                      **{k: v for k, v in res.history[-1].items() if k != "losses"}}))
+    return 0
+
+
+def _train_population(args, cfg, ds, settings) -> int:
+    import pathlib
+
+    from latentjax import parallel
+
+    _check_fresh_out(args)
+    seeds, betas = parallel.population_grid(size=args.population, seed=args.seed, beta_grid=args.beta_grid)
+    graphdef, pop, history = parallel.fit_population(
+        cfg, ds.train_images, seeds=seeds, betas=betas, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.lr, mode="auto" if args.mode in ("auto", "host") else args.mode,
+        progress=not args.quiet)
+    members = []
+    for k, (seed, beta) in enumerate(zip(pop.seeds, pop.betas.tolist())):
+        sub = pathlib.Path(args.out) / f"member{k:02d}_seed{int(seed)}_beta{float(beta):g}"
+        hist = [{**{kk: v for kk, v in h.items() if kk != "losses"}, "loss": h["losses"][k]} for h in history]
+        member_settings = {**settings, "seed": int(seed), "beta": float(beta), "batch_size": args.batch_size,
+                           "learning_rate": args.lr, "epochs": args.epochs, "population": len(pop.seeds)}
+        _write_run(sub, cfg, parallel.member_state(pop, k), hist, member_settings)
+        members.append({"out": str(sub), "seed": int(seed), "beta": float(beta), "loss": hist[-1]["loss"]})
+    print(json.dumps({"out": args.out, "members": members,
+                      "model_images_per_s": history[-1]["model_images_per_s"]}))
     return 0
 
 

@@ -295,26 +295,26 @@ def take(shapes: Shape, index) -> Shape:
 
 # ---------------------------------------------------------------- sampling
 
-def _box_surface(key, half):
-    """A point uniform on the surface of a box with half extents ``half``."""
-    ka, ks, ku = jax.random.split(key, 3)
+# Surface samplers take their uniforms as an argument: one random draw for all candidates compiles
+# much faster than several threefry calls inside the vmapped body.
+def _box_surface(u, half):
+    """A point uniform on the surface of a box with half extents ``half``; ``u``: 5 uniforms."""
     face_area = jnp.stack([half[1] * half[2], half[0] * half[2], half[0] * half[1]])
-    axis = jax.random.categorical(ka, jnp.log(face_area + _TINY))
-    sign = jnp.where(jax.random.bernoulli(ks), 1.0, -1.0)
-    p = jax.random.uniform(ku, (3,), minval=-1.0, maxval=1.0) * half
+    cdf = jnp.cumsum(face_area) / jnp.sum(face_area)
+    axis = jnp.sum(u[0] > cdf[:2])
+    sign = jnp.where(u[1] < 0.5, 1.0, -1.0)
+    p = (2 * u[2:5] - 1) * half
     return jnp.where(jnp.arange(3) == axis, sign * half, p)
 
 
-def _cylinder_surface(key, radius, half_height):
-    """A point uniform on the surface of a capped cylinder (axis y)."""
-    kc, ka, ky, kr, ks = jax.random.split(key, 5)
+def _cylinder_surface(u, radius, half_height):
+    """A point uniform on the surface of a capped cylinder (axis y); ``u``: 5 uniforms."""
     side = 4 * jnp.pi * radius * half_height
     caps = 2 * jnp.pi * radius**2
-    on_side = jax.random.uniform(kc) < side / (side + caps)
-    theta = jax.random.uniform(ka, maxval=2 * jnp.pi)
-    r = jnp.where(on_side, radius, radius * jnp.sqrt(jax.random.uniform(kr)))
-    y = jnp.where(on_side, jax.random.uniform(ky, minval=-1.0, maxval=1.0) * half_height,
-                  jnp.where(jax.random.bernoulli(ks), 1.0, -1.0) * half_height)
+    on_side = u[0] < side / (side + caps)
+    theta = 2 * jnp.pi * u[2]
+    r = jnp.where(on_side, radius, radius * jnp.sqrt(u[3]))
+    y = jnp.where(on_side, (2 * u[4] - 1) * half_height, jnp.where(u[1] < 0.5, 1.0, -1.0) * half_height)
     return jnp.stack([r * jnp.cos(theta), y, r * jnp.sin(theta)])
 
 
@@ -345,9 +345,9 @@ def surface_points(key: jax.Array, shape: Shape, *, num_points: int,
     area = jnp.where(shape.mask, jax.vmap(_part_area)(shape.kind, shape.size), 0.0)
     part = jax.random.categorical(kp, jnp.log(area + _TINY), shape=(m,))
 
-    def one(k, i):
+    def one(u, i):
         kind, c, s, r = shape.kind[i], shape.center[i], shape.size[i], shape.radius[i]
-        local = jnp.where(kind == CYLINDER, _cylinder_surface(k, s[0], s[1]), _box_surface(k, s))
+        local = jnp.where(kind == CYLINDER, _cylinder_surface(u, s[0], s[1]), _box_surface(u, s))
         # Rounded boxes: pull the point on the outer box onto the rounded surface (exact SDF).
         d, g = jax.value_and_grad(part_sdf)(local, kind, jnp.zeros(3), s, r)
         local = local - d * g
@@ -356,7 +356,7 @@ def surface_points(key: jax.Array, shape: Shape, *, num_points: int,
         n = jax.grad(part_sdf)(local, kind, jnp.zeros(3), s, r)
         return x, n, jnp.min(others) > 1e-6
 
-    x, n, ok = jax.vmap(one)(jax.random.split(ks, m), part)
+    x, n, ok = jax.vmap(one)(jax.random.uniform(ks, (m, 5)), part)
     pick = jax.random.choice(kc, m, (num_points,), p=ok / jnp.maximum(ok.sum(), 1))
     return x[pick], n[pick]
 
@@ -466,7 +466,7 @@ def read_point_clouds(data_dir, *, category: str | None = None) -> dict[str, tup
             if not name.endswith(".ply") or (category and not name.startswith(category + "/")):
                 continue
             text = z.read(name).decode()
-            header, _, body = text.partition("end_header\n")
+            _, _, body = text.partition("end_header\n")
             a = np.loadtxt(io.StringIO(body), dtype=np.float32)
             if a.ndim != 2 or a.shape[1] != 9:
                 raise DataError(f"{path}:{name}: expected 9 columns (x y z r g b nx ny nz), got {a.shape}")

@@ -29,8 +29,6 @@ PARALLEL = ("jit", "pmap")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-# --------------------------------------------------------------------------- devices and meshes
-
 def select_devices(spec: int | str | None = "all") -> list:
     """The devices to train on: ``"all"`` / None (every device of every process) or a count.
 
@@ -59,8 +57,8 @@ def make_mesh(devs: Sequence | int | str | None = "all") -> jax.sharding.Mesh:
     model to be sharding-typed).
 
     Examples:
-      >>> make_mesh(1).shape
-      OrderedDict({'data': 1})
+      >>> dict(make_mesh(1).shape)
+      {'data': 1}
     """
     if devs is None or isinstance(devs, (int, str)):
         devs = select_devices(devs)
@@ -111,8 +109,6 @@ def shard_batch(local: Any, mesh: jax.sharding.Mesh, *, global_batch: int, axis:
     return jax.make_array_from_process_local_data(NamedSharding(mesh, P(*spec)), local, tuple(shape))
 
 
-# --------------------------------------------------------------------------- the sharded step
-
 def make_sharded_step(graphdef, tx: optax.GradientTransformation, mesh: jax.sharding.Mesh, *,
                       beta: float = 1.0, donate: bool = True) -> Callable:
     """``train.make_step`` compiled over the mesh: state replicated, batch sharded on ``"data"``.
@@ -146,8 +142,6 @@ def make_sharded_run(graphdef, tx: optax.GradientTransformation, mesh: jax.shard
     return jax.jit(train.make_run(train.make_step(graphdef, tx, beta=beta)), in_shardings=(rep, rep, idx),
                    out_shardings=(rep, rep), donate_argnums=0)
 
-
-# --------------------------------------------------------------------------- the pmap step
 
 def _loss_with_keys(params, graphdef, keys, images, *, beta):
     """``train.loss_fn`` with the per-example keys given (a shard of the global batch's keys)."""
@@ -193,8 +187,6 @@ def unreplicate(tree: Any) -> Any:
     return jax.tree.map(lambda x: x[0], tree)
 
 
-# --------------------------------------------------------------------------- multi-host
-
 def initialize_distributed(coordinator: str | None = None, *, num_processes: int | None = None,
                            process_id: int | None = None, timeout_s: int = 300,
                            local_only: bool = False) -> None:
@@ -232,8 +224,6 @@ def initialize_distributed(coordinator: str | None = None, *, num_processes: int
     jax.distributed.initialize(coordinator, num_processes, process_id, **kwargs)
 
 
-# --------------------------------------------------------------------------- mixed precision
-
 def compute_dtype(precision: str = "auto", *, backend: str | None = None) -> str:
     """The model's ``compute_dtype`` for ``--precision``: ``"fp32"``, ``"bf16"`` (bf16 matmuls and
     convolutions, float32 parameters, optimizer state and loss), or ``"auto"``: bf16 on GPU/TPU,
@@ -244,8 +234,6 @@ def compute_dtype(precision: str = "auto", *, backend: str | None = None) -> str
         precision = "fp32" if (backend or jax.default_backend()) == "cpu" else "bf16"
     return {"fp32": "float32", "bf16": "bfloat16"}[precision]
 
-
-# --------------------------------------------------------------------------- data-parallel fit
 
 def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int,
                       batch_size: int = 128, learning_rate: float = 1e-3, beta: float = 1.0,
@@ -361,8 +349,6 @@ def _to_host_local(x):
         x = x.addressable_shards[0].data
     return jax.device_put(x, jax.local_devices()[0])
 
-
-# --------------------------------------------------------------------------- populations
 
 class Population(NamedTuple):
     """K models trained at once: stacked train states (leading axis K) and their settings.

@@ -150,8 +150,8 @@ def mesh_from_values(values: ArrayLike, *, bound: float = 1.0) -> tuple[np.ndarr
     if not (vol.min() < 0 < vol.max()):
         raise DataError(f"no surface: SDF values on the grid lie in [{vol.min():.3g}, {vol.max():.3g}]")
     step = 2 * bound / (vol.shape[0] - 1)
-    # 'ascent': the SDF grows outwards, so faces wind with normals pointing out.
-    verts, faces, _, _ = measure.marching_cubes(vol, 0.0, spacing=(step,) * 3, gradient_direction="ascent")
+    # "descent": values fall towards the object (inside negative), so faces wind outwards.
+    verts, faces, _, _ = measure.marching_cubes(vol, 0.0, spacing=(step,) * 3, gradient_direction="descent")
     return (verts - bound).astype(np.float32), faces.astype(np.int32)
 
 

@@ -310,7 +310,7 @@ def chamfer(a: ArrayLike, b: ArrayLike) -> float:
     DeepSDF evaluates it on 30,000 points sampled on each surface.
 
     Examples:
-        >>> chamfer(np.zeros((1, 3)), np.ones((1, 3)))
+        >>> round(chamfer(np.zeros((1, 3)), np.ones((1, 3))), 6)
         6.0
 
     References:

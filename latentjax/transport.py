@@ -26,6 +26,12 @@ _MODES = ("auto", "kernel", "log")
 _DTYPES = ("float64", "float32")
 
 
+def _ott_broadcasting():
+    """ott's Sinkhorn error checks rely on NumPy rank promotion; allow it inside ott calls only
+    (tests, and careful users, set ``jax_numpy_rank_promotion="raise"`` globally)."""
+    return jax.numpy_rank_promotion("allow")
+
+
 class TransportError(LatentJaxError, ValueError):
     """Bad input to an optimal-transport function (shape, mass, weights, mode)."""
 
@@ -102,6 +108,8 @@ def _as_weights(weights: ArrayLike, k: int) -> np.ndarray:
 class _KernelState(NamedTuple):
     v: jax.Array  # (k, n) right scalings, one plan per input image
     d: jax.Array  # (n,) debiasing scaling (ones when not debiased)
+    b: jax.Array  # (n,) barycenter estimate
+    u: jax.Array  # (k, n) left scalings
     iteration: jax.Array
     error: jax.Array
 
@@ -109,6 +117,8 @@ class _KernelState(NamedTuple):
 class _LogState(NamedTuple):
     g: jax.Array  # (k, n) potentials eps * log v
     d: jax.Array  # (n,) eps * log d
+    b: jax.Array  # (n,) eps * log b
+    f: jax.Array  # (k, n) potentials eps * log u
     iteration: jax.Array
     error: jax.Array
 
@@ -124,37 +134,36 @@ def _kernel_barycenter(a, w, *, shape, epsilon, debiased, debias_steps, threshol
     geom = grid.Grid(grid_size=shape, epsilon=epsilon)
     kernel = jax.vmap(geom.apply_kernel)
 
-    def bary(v, d):
+    def one(_, state):
+        v, d, _, _ = state
         u = a / kernel(v)
         ku = kernel(u)
         # Weighted geometric mean of the K^T u_k; weight 0 gives a factor 1.
         b = d * jnp.exp(jnp.sum(w[:, None] * jnp.log(ku), axis=0))
-        return u, ku, b
-
-    def one(_, state):
-        v, d = state
-        _, ku, b = bary(v, d)
         v = b[None] / ku
         if debiased:
             # d solves d = b / K d (the autocorrelation scaling of b): a few fixed-point steps
             # per outer iteration, as POT's convolutional_barycenter2d_debiased does.
             for _ in range(debias_steps):
                 d = jnp.sqrt(d * b / geom.apply_kernel(d))
-        return v, d
+        return v, d, b, u
 
     def body(s):
-        v, d = jax.lax.fori_loop(0, check_every, one, (s.v, s.d))
-        u, ku, b = bary(v, d)
-        err = jnp.sum(w * jnp.sum(jnp.abs(u * kernel(b[None] / ku) - a), axis=1))
-        return _KernelState(v, d, s.iteration + check_every, jnp.where(jnp.isfinite(err), err, jnp.inf))
+        v, d, b, u = jax.lax.fori_loop(0, check_every, one, (s.v, s.d, s.b, s.u))
+        err = jnp.sum(w * jnp.sum(jnp.abs(u * kernel(v) - a), axis=1))
+        return _KernelState(v, d, b, u, s.iteration + check_every, jnp.where(jnp.isfinite(err), err, jnp.inf))
 
     def cond(s):
         return (s.iteration < max_iterations) & (s.error > threshold)
 
     n = a.shape[1]
-    init = _KernelState(jnp.ones_like(a), jnp.ones((n,), a.dtype), jnp.zeros((), jnp.int32), jnp.array(jnp.inf, a.dtype))
+    # Start from the uniform barycenter (v = b0 / K 1), as POT does, so both agree step by step.
+    b0 = jnp.full((n,), 1.0 / n, a.dtype)
+    v0 = jnp.broadcast_to(b0 / geom.apply_kernel(jnp.ones((n,), a.dtype)), a.shape)
+    init = _KernelState(v0, jnp.ones((n,), a.dtype), b0, jnp.ones_like(a), jnp.zeros((), jnp.int32),
+                        jnp.array(jnp.inf, a.dtype))
     s = jax.lax.while_loop(cond, body, init)
-    _, _, b = bary(s.v, s.d)
+    b = s.b
     return b, s.error, s.iteration
 
 
@@ -168,34 +177,33 @@ def _log_barycenter(a, w, *, shape, epsilon, debiased, debias_steps, threshold, 
     lse_k = jax.vmap(lse)
     log_a = epsilon * jnp.log(a)
 
-    def bary(g, d):
+    def one(_, state):
+        g, d, _, _ = state
         f = log_a - lse_k(g)
         kf = lse_k(f)
-        return f, kf, jnp.sum(w[:, None] * kf, axis=0) + d
-
-    def one(_, state):
-        g, d = state
-        _, kf, log_b = bary(g, d)
+        log_b = jnp.sum(w[:, None] * kf, axis=0) + d
         g = log_b[None] - kf
         if debiased:
             for _ in range(debias_steps):
                 d = 0.5 * (d + log_b - lse(d))
-        return g, d
+        return g, d, log_b, f
 
     def body(s):
-        g, d = jax.lax.fori_loop(0, check_every, one, (s.g, s.d))
-        f, kf, log_b = bary(g, d)
-        marg = jnp.exp((f + lse_k(log_b[None] - kf)) / epsilon)
+        g, d, log_b, f = jax.lax.fori_loop(0, check_every, one, (s.g, s.d, s.b, s.f))
+        marg = jnp.exp((f + lse_k(g)) / epsilon)
         err = jnp.sum(w * jnp.sum(jnp.abs(marg - a), axis=1))
-        return _LogState(g, d, s.iteration + check_every, jnp.where(jnp.isfinite(err), err, jnp.inf))
+        return _LogState(g, d, log_b, f, s.iteration + check_every, jnp.where(jnp.isfinite(err), err, jnp.inf))
 
     def cond(s):
         return (s.iteration < max_iterations) & (s.error > threshold)
 
     n = a.shape[1]
-    init = _LogState(jnp.zeros_like(a), jnp.zeros((n,), a.dtype), jnp.zeros((), jnp.int32), jnp.array(jnp.inf, a.dtype))
+    log_b0 = jnp.full((n,), -epsilon * jnp.log(n), a.dtype)
+    g0 = jnp.broadcast_to(log_b0 - lse(jnp.zeros((n,), a.dtype)), a.shape)
+    init = _LogState(g0, jnp.zeros((n,), a.dtype), log_b0, jnp.zeros_like(a), jnp.zeros((), jnp.int32),
+                     jnp.array(jnp.inf, a.dtype))
     s = jax.lax.while_loop(cond, body, init)
-    _, _, log_b = bary(s.g, s.d)
+    log_b = s.b
     return jnp.exp(log_b / epsilon), s.error, s.iteration
 
 
@@ -323,7 +331,8 @@ def square_weights(size: int) -> np.ndarray:
 
 def _plan(x, y, a, b, *, epsilon, threshold, max_iterations):
     geom = pointcloud.PointCloud(x, y, epsilon=epsilon)
-    out = linear.solve(geom, a, b, threshold=threshold, max_iterations=max_iterations)
+    with _ott_broadcasting():
+        out = linear.solve(geom, a, b, threshold=threshold, max_iterations=max_iterations)
     p = out.matrix
     err = jnp.sum(jnp.abs(jnp.sum(p, axis=1) - a)) + jnp.sum(jnp.abs(jnp.sum(p, axis=0) - b))
     return p, err, out.n_iters
@@ -472,7 +481,8 @@ def ot_distance(x: ArrayLike, y: ArrayLike, *, epsilon: float = 1e-2) -> jax.Arr
 
 @functools.partial(jax.jit, static_argnames=("epsilon",))
 def _divergence(x, y, *, epsilon):
-    out = sinkhorn_divergence.sinkhorn_divergence(pointcloud.PointCloud, x, y, epsilon=epsilon)
+    with _ott_broadcasting():
+        out = sinkhorn_divergence.sinkhorn_divergence(pointcloud.PointCloud, x, y, epsilon=epsilon)
     div = out[0] if isinstance(out, tuple) else out.divergence
     return div
 
@@ -511,7 +521,8 @@ def transport_points(x_source: ArrayLike, x_target: ArrayLike, *, epsilon: float
 @functools.partial(jax.jit, static_argnames=("epsilon",))
 def _barycentric_map(x, y, *, epsilon):
     geom = pointcloud.PointCloud(x, y, epsilon=epsilon, relative_epsilon="mean")
-    out = linear.solve(geom, threshold=1e-4, max_iterations=5000)
+    with _ott_broadcasting():
+        out = linear.solve(geom, threshold=1e-4, max_iterations=5000)
     p = out.matrix
     return (p @ y) / jnp.sum(p, axis=1, keepdims=True)
 
@@ -568,4 +579,5 @@ def _free_barycenter(key, y, w, *, epsilon, num_points, max_iterations):
     solver = continuous_barycenter.FreeWassersteinBarycenter(
         linear_solver=sinkhorn.Sinkhorn(threshold=1e-3, max_iterations=2000), max_iterations=max_iterations
     )
-    return solver(problem, bar_size=num_points, rng=key).x
+    with _ott_broadcasting():
+        return solver(problem, bar_size=num_points, rng=key).x

@@ -84,3 +84,58 @@ def test_corrupt_idx_exits_2(capsys, tmp_path):
     code, err = _run(capsys, "train", "--dataset", "fashion_mnist", "--data-dir", str(tmp_path),
                      "--out", str(tmp_path / "r"))
     assert code == 2 and len(err) == 1 and "idx" in err[0].lower()
+
+
+SMALL_TRAIN = ["train", "--dataset", "sprites", "--limit", "1024", "--latent-dim", "3", "--hidden", "32",
+               "--epochs", "2", "--batch-size", "64", "--quiet"]
+
+
+def _final_loss(run_dir):
+    return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["loss"]
+
+
+def test_population_and_data_parallel_cli_runs_are_loadable(capsys, tmp_path):
+    from latentjax import checkpoint
+
+    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "single")]) == 0
+    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "dp"), "--devices", "all"]) == 0
+    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "pm"), "--devices", "2", "--parallel", "pmap"]) == 0
+    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "pop"), "--population", "2", "--beta-grid", "1,4"]) == 0
+    capsys.readouterr()
+    ref = _final_loss(tmp_path / "single")
+    for d in ("dp", "pm"):
+        assert abs(_final_loss(tmp_path / d) - ref) < 1e-4 * abs(ref), d
+        checkpoint.load_model(tmp_path / d)
+    members = sorted((tmp_path / "pop").iterdir())
+    assert [m.name for m in members] == ["member00_seed0_beta1", "member01_seed1_beta1", "member02_seed0_beta4",
+                                        "member03_seed1_beta4"]
+    assert abs(_final_loss(members[0]) - ref) < 1e-4 * abs(ref)  # seed 0, beta 1 is the single run
+    for m in members:
+        checkpoint.load_model(m)
+    code, err = _run(capsys, *SMALL_TRAIN, "--out", str(tmp_path / "dp"), "--devices", "all")
+    assert code == 2 and "not empty" in err[0]
+
+
+@pytest.mark.slow
+def test_two_process_cli_run_equals_single_process(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    procs = [subprocess.Popen([sys.executable, "-m", "latentjax.cli", *SMALL_TRAIN, "--out", str(tmp_path / "mh"),
+                               "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    try:
+        codes = [p.wait(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert codes == [0, 0], [p.stderr.read()[-2000:] for p in procs]
+    single = subprocess.run([sys.executable, "-m", "latentjax.cli", *SMALL_TRAIN, "--out", str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=240)
+    assert single.returncode == 0, single.stderr[-2000:]
+    ref = _final_loss(tmp_path / "one")
+    assert abs(_final_loss(tmp_path / "mh") - ref) < 1e-4 * abs(ref)

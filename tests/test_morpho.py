@@ -82,7 +82,8 @@ def _reference_thickness(img, scale=4):
 
 def test_agrees_with_morpho_mnist_recipe_on_real_digits(data_dir):
     path = data_dir / "mnist" / "t10k-images-idx3-ubyte.gz"
-    x = np.frombuffer(gzip.open(path).read()[16:], np.uint8).reshape(-1, 28, 28)[:40] / 255.0
+    with gzip.open(path) as f:
+        x = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 28, 28)[:40] / 255.0
     ours = morpho.thickness(x)
     ref = np.array([_reference_thickness(im) for im in x])
     assert np.corrcoef(ours, ref)[0, 1] > 0.95

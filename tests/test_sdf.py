@@ -97,7 +97,7 @@ def test_overfits_four_shapes(four_shapes):
 
 
 def test_completion_recovers_code_neighbourhood(four_shapes):
-    model, codes, data = four_shapes["model"], four_shapes["codes"], four_shapes["data"]
+    model, codes = four_shapes["model"], four_shapes["codes"]
     # Fresh samples of the same shapes; only the half x > 0 is observed (shape completion).
     fresh = jax.jit(jax.vmap(lambda k, s: furniture.shape_samples(k, s, num_samples=1024, uniform_fraction=0.2)))(
         jax.random.split(jax.random.key(11), 4), four_shapes["shapes"])

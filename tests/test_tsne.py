@@ -27,6 +27,11 @@ def test_calibration_hits_target_entropy():
     np.testing.assert_allclose(entropy, np.log(15.0), atol=2e-4)
 
 
+def test_calibration_with_tied_distances_is_uniform_and_finite():
+    p = np.asarray(tsne.calibrate(np.ones((3, 4), np.float32), perplexity=2.0))
+    np.testing.assert_allclose(p, 0.25, atol=1e-6)
+
+
 def test_affinities_equal_opentsne_exact():
     openTSNE = pytest.importorskip("openTSNE")
     x = _blobs(300)
@@ -138,3 +143,25 @@ def test_fashion_mnist_trustworthiness_matches_opentsne(data_dir):
     assert t_ours >= t_ref - 0.01, (t_ours, t_ref)
     p = tsne.affinities(x50)
     assert float(metrics.tsne_kl(p, ours)) <= 1.02 * float(metrics.tsne_kl(p, ref))
+
+
+@pytest.mark.slow
+def test_benchmark_quick_writes_rows(tmp_path, data_dir):
+    import importlib.util
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "dimred.py"
+    spec = importlib.util.spec_from_file_location("dimred_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "dimred.json"
+    bench.main(["--quick", "--skip-sklearn", "--skip-umap", "--data-dir", str(data_dir), "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "dimred" and result["versions"]["jax"]
+    rows = {(r["case"], r["impl"]): r for r in result["rows"]}
+    ours = rows[("tsne_n300", "latentjax")]
+    for field in ("seconds", "cold_seconds", "trustworthiness", "knn_recall", "kl"):
+        assert np.isfinite(ours[field])
+    if ("tsne_n300", "opentsne") in rows:
+        assert "seconds_vs_opentsne" in ours and "kl_vs_opentsne" in ours

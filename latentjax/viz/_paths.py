@@ -20,7 +20,7 @@ def _labelled_grid(x: np.ndarray, path, *, row_labels=None, col_labels=None, tit
     # One tiled imshow plus text, not one Axes per cell: a 10x7 grid of Axes takes seconds to build.
     rows, cols, h, w, c = x.shape
     gap = max(1, h // 14)
-    band = int(round(h * 0.45)) if row_titles else 0
+    band = round(h * 0.45) if row_titles else 0
     cell_h = h + gap + band
     canvas = np.ones((rows * cell_h, cols * (w + gap) - gap, c), np.float32)
     for i in range(rows):

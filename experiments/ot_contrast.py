@@ -1,0 +1,201 @@
+"""Latent interpolation contrasted with optimal transport (ott-jax) on Fashion-MNIST, MNIST and shapes.
+
+1. For pairs of test images (Fashion-MNIST and MNIST, one VAE per data set): six rows per pair,
+   pixel cross-fade, latent lerp, slerp, geodesic, the debiased Wasserstein barycenter path and
+   McCann's displacement interpolation; plus the 4-image barycenter square. The table records the
+   column of each path's centre of mass at t = 0, 1/2, 1 (OT moves it linearly; a cross-fade
+   also does but with two ghosts; latent paths need not).
+2. OT in latent space (Fashion-MNIST): move the test latents of a source class onto the training
+   latents of a target class with the entropic OT map (`transport.transport_points`) or with the
+   mean-difference vector (`latent.class_vector`); decode, and report how often a pixel
+   classifier (logistic regression on real training images) calls the result the target class,
+   and the Sinkhorn divergence between the moved latents and the target class's latents.
+3. Point clouds: the free-support barycenter of a chair and a table (furniture_shapes, 1,024
+   points each) and the OT distances chair-chair, chair-table.
+
+Command (from the repository root):
+    python experiments/ot_contrast.py --data-dir ../shared/data --out runs/ot_contrast
+Expected result (measured: seed 0, 20k images, 8 epochs, on a busy 2-core CPU): the OT map sends
+T-shirt latents to "Trouser" for ~0.9+ of the test shirts and its moved cloud is several times
+closer (Sinkhorn divergence) to the trouser latents than the mean-shifted one, whose flip rate
+is lower; barycenter centres of mass move linearly (within 0.1 px). See experiments/README.md.
+Runtime: about 5 minutes on 2 CPU cores (`--quick`: under a minute). Device: CPU (any JAX device).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import pathlib
+import sys
+import time
+import zipfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from latentjax import data, latent, models, train, transport, viz
+
+PAIRS = {"fashion_mnist": ((0, 1), (7, 9)), "mnist": ((1, 7), (3, 8))}
+SOURCE, TARGET = 0, 1  # T-shirt/top -> Trouser
+
+
+def _com_col(h) -> float:
+    h = np.asarray(h, np.float64)
+    return float((h * np.arange(h.shape[1])[None, :]).sum() / h.sum())
+
+
+def _first(labels, c):
+    return int(np.flatnonzero(labels == c)[0])
+
+
+def contrast(model, ds, out: pathlib.Path, *, num: int, steps: int, max_iterations: int, tag: str) -> list:
+    """The six-row contrast figure for each pair of classes of ``ds``; returns per-pair metrics."""
+    def decode(v):
+        return models.decode(model, v)
+
+    @jax.jit
+    def latent_rows(x):
+        z = jax.vmap(lambda im: models.encode(model, im).mean)(x)
+        rows = {"latent lerp": latent.path(z, num), "latent slerp": latent.path(z, num, method="slerp"),
+                "latent geodesic": latent.geodesic(decode, z[0], z[1], num_points=num, steps=steps,
+                                                   learning_rate=2e-2).points}
+        return {k: jax.vmap(decode)(v)[..., 0] for k, v in rows.items()}
+
+    t = np.linspace(0.0, 1.0, num)
+    results = []
+    labels = np.asarray(ds.test_labels)
+    for a, b in PAIRS[ds.name]:
+        idx = [_first(labels, a), _first(labels, b)]
+        x = np.asarray(models.to_float(ds.test_images[idx]))
+        gray = x[..., 0]
+        rows = {"pixel": (1 - t)[:, None, None] * gray[0][None] + t[:, None, None] * gray[1][None]}
+        rows |= {k: np.asarray(v) for k, v in jax.device_get(latent_rows(jnp.asarray(x))).items()}
+        t0 = time.perf_counter()
+        bary = transport.wasserstein_interpolate(gray, transport.path_weights(num), max_iterations=max_iterations)
+        bary_s = time.perf_counter() - t0
+        rows["Wasserstein"] = np.asarray(bary.image)
+        rows["displacement"] = np.asarray(transport.displacement_interpolate(gray[0], gray[1], t).image)
+        name = f"{ds.label_names[a]} -> {ds.label_names[b]}"
+        viz.transport_contrast(rows, out / f"contrast_{tag}_{a}_{b}.png", title=f"{ds.name}: {name}",
+                               col_labels=[f"{v:.2f}" for v in t])
+        com = {k: [round(_com_col(v[i]), 2) for i in (0, num // 2, num - 1)] for k, v in rows.items()}
+        results.append({"pair": name, "centre_of_mass_col_t0_half_t1": com, "barycenter_seconds": round(bary_s, 2),
+                        "barycenter_max_error": float(np.max(np.asarray(bary.error))),
+                        "barycenter_endpoint_l1": float(np.abs(np.asarray(bary.histogram[0])
+                                                               - gray[0] / gray[0].sum()).sum())})
+    corners = np.asarray(models.to_float(ds.test_images[[_first(labels, c) for c in range(4)]]))[..., 0]
+    side = 5
+    square = transport.wasserstein_interpolate(corners, transport.square_weights(side), max_iterations=max_iterations)
+    viz.barycenter_square(square.image, side, out / f"square_{tag}.png", title=f"{ds.name}: barycenter square")
+    return results
+
+
+def latent_transport(model, ds, *, num_train: int, num_test: int) -> dict:
+    """OT map vs mean-difference vector from SOURCE to TARGET latents, judged by a pixel classifier."""
+    from sklearn.linear_model import LogisticRegression
+
+    encode = jax.jit(jax.vmap(lambda im: models.encode(model, im).mean))
+    decode = jax.jit(jax.vmap(lambda v: models.decode(model, v)))
+    ytr, yte = np.asarray(ds.train_labels), np.asarray(ds.test_labels)
+    xtr = ds.train_images[:num_train]
+    ztr = np.asarray(encode(models.to_float(xtr)))
+    clf = LogisticRegression(max_iter=300).fit(xtr.reshape(len(xtr), -1) / 255.0, ytr[:num_train])
+    src = np.flatnonzero(yte == SOURCE)[:num_test]
+    z_src = np.asarray(encode(models.to_float(ds.test_images[src])))
+    z_tgt = ztr[ytr[:num_train] == TARGET]
+    moved = {
+        "ot_map": np.asarray(transport.transport_points(z_src, z_tgt, epsilon=1e-2)),
+        "mean_difference": z_src + np.asarray(latent.class_vector(ztr, ytr[:num_train], SOURCE, TARGET))[None],
+    }
+    out = {"source": ds.label_names[SOURCE], "target": ds.label_names[TARGET], "num_test": int(len(src))}
+    for k, z in moved.items():
+        imgs = np.asarray(decode(jnp.asarray(z)))
+        pred = clf.predict(imgs.reshape(len(imgs), -1))
+        out[k] = {"flip_rate": float(np.mean(pred == TARGET)),
+                  "sinkhorn_divergence_to_target": float(transport.ot_distance(z, z_tgt, epsilon=1e-2))}
+    out["unchanged"] = {"sinkhorn_divergence_to_target": float(transport.ot_distance(z_src, z_tgt, epsilon=1e-2))}
+    return out
+
+
+def _read_ply(raw: bytes) -> np.ndarray:
+    text = raw.decode("ascii", "replace").splitlines()
+    end = next(i for i, line in enumerate(text) if line.strip() == "end_header")
+    n = next(int(line.split()[-1]) for line in text[:end] if line.startswith("element vertex"))
+    return np.array([[float(v) for v in line.split()[:3]] for line in text[end + 1:end + 1 + n]], np.float32)
+
+
+def shapes(key, data_dir: pathlib.Path, out: pathlib.Path, *, num_points: int) -> dict:
+    """Barycenter of a chair and a table point cloud and OT distances between shapes."""
+    zpath = data_dir / "furniture_shapes" / "chairs_tables_pointclouds_ply.zip"
+    if not zpath.is_file():
+        return {"skipped": f"{zpath} not found"}
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(zpath) as zf:
+        names = {"chair": "Chairs/seg-ChairNoArms1.ply", "chair2": "Chairs/seg-ChairNoArms2.ply",
+                 "table": "Tables/seg-Table1.ply"}
+        clouds = {k: _read_ply(zf.read(v)) for k, v in names.items()}
+    clouds = {k: v[rng.choice(len(v), num_points, replace=False)] for k, v in clouds.items()}
+    t0 = time.perf_counter()
+    bary = np.asarray(transport.point_cloud_barycenter(key, np.stack([clouds["chair"], clouds["table"]]),
+                                                       num_points=num_points // 2, epsilon=1e-3))
+    res = {"barycenter_seconds": round(time.perf_counter() - t0, 2),
+           "ot_chair_chair2": float(transport.ot_distance(clouds["chair"], clouds["chair2"], epsilon=1e-3)),
+           "ot_chair_table": float(transport.ot_distance(clouds["chair"], clouds["table"], epsilon=1e-3)),
+           "ot_barycenter_chair": float(transport.ot_distance(bary, clouds["chair"], epsilon=1e-3)),
+           "ot_barycenter_table": float(transport.ot_distance(bary, clouds["table"], epsilon=1e-3))}
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(9, 3))
+    for i, (k, p) in enumerate([("chair", clouds["chair"]), ("barycenter", bary), ("table", clouds["table"])]):
+        ax = fig.add_subplot(1, 3, i + 1, projection="3d")
+        ax.scatter(p[:, 0], p[:, 2], p[:, 1], s=1)
+        ax.set_title(k, fontsize=9)
+        ax.set_axis_off()
+    viz.save_figure(fig, out / "shapes_barycenter.png")
+    return res
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", type=pathlib.Path, default=None)
+    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/ot_contrast"))
+    p.add_argument("--json", type=pathlib.Path, default=None, help="default: OUT/result.json")
+    p.add_argument("--limit", type=int, default=20000, help="training images per data set")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--datasets", nargs="*", default=["fashion_mnist", "mnist"], choices=["fashion_mnist", "mnist"])
+    p.add_argument("--quick", action="store_true", help="a tiny run (format only)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.limit, args.epochs = 512, 1
+    num, steps, max_iterations = (5, 5, 200) if args.quick else (9, 200, 2000)
+    args.out.mkdir(parents=True, exist_ok=True)
+    key = jax.random.key(args.seed)
+    result = {"config": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}}
+    for i, name in enumerate(args.datasets):
+        ds = data.load(name, data_dir=args.data_dir, limit=args.limit)
+        cfg = models.Config(kind="vae", arch="mlp", image_shape=(28, 28, 1), latent_dim=16, likelihood="bernoulli")
+        t0 = time.perf_counter()
+        fit = train.fit(jax.random.fold_in(key, i), cfg, ds.train_images, epochs=args.epochs, batch_size=128,
+                        learning_rate=1e-3, progress=False)
+        result[name] = {"train_seconds": round(time.perf_counter() - t0, 1),
+                        "pairs": contrast(fit.model, ds, args.out, num=num, steps=steps,
+                                          max_iterations=max_iterations, tag=name)}
+        if name == "fashion_mnist":
+            result["latent_ot"] = latent_transport(fit.model, ds, num_train=min(args.limit, 5000),
+                                                   num_test=32 if args.quick else 200)
+    data_root = args.data_dir or pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+    result["shapes"] = shapes(jax.random.fold_in(key, 9), pathlib.Path(data_root), args.out,
+                              num_points=256 if args.quick else 1024)
+    path = args.json or args.out / "result.json"
+    path.write_text(json.dumps(result, indent=2))
+    json.dump({k: v for k, v in result.items() if k != "config"}, sys.stdout, indent=1)
+    print()
+    return result
+
+
+if __name__ == "__main__":
+    main()

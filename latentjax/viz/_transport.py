@@ -1,0 +1,81 @@
+"""Figures for optimal transport: the contrast of interpolation methods and the barycenter square."""
+
+import os
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from latentjax.viz._images import save_figure  # noqa: E402
+
+
+def _gray(x) -> np.ndarray:
+    """``(m, h, w)`` floats from ``(m, h, w[, 1])``, each image scaled to max 1: OT outputs are
+    distributions whose peak height depends on the spread, so only shapes are comparable."""
+    x = np.asarray(x, np.float32)
+    if x.ndim == 4:
+        x = x[..., 0]
+    peak = x.reshape(x.shape[0], -1).max(axis=1)
+    return x / np.where(peak > 0, peak, 1.0)[:, None, None]
+
+
+def transport_contrast(rows: dict, path: str | os.PathLike, *, title: str | None = None,
+                       col_labels=None) -> pathlib.Path:
+    """One row per interpolation method (name -> ``(m, h, w[, 1])`` frames), one column per step.
+
+    Args:
+      rows: ordered mapping from a row label to its frames; all rows have the same frame shape.
+      path: where to write the PNG.
+      title: optional figure title.
+      col_labels: optional labels under the columns (e.g. ``t`` values).
+
+    Returns:
+      The path written.
+
+    Examples:
+      >>> import numpy as np, tempfile, pathlib
+      >>> p = transport_contrast({"pixel": np.zeros((3, 8, 8))}, pathlib.Path(tempfile.mkdtemp()) / "c.png")
+      >>> p.exists()
+      True
+    """
+    names = list(rows)
+    frames = [_gray(rows[k]) for k in names]
+    cols = max(f.shape[0] for f in frames)
+    h, w = frames[0].shape[1:]
+    gap = max(1, h // 14)
+    canvas = np.ones((len(names) * (h + gap) - gap, cols * (w + gap) - gap), np.float32)
+    for i, f in enumerate(frames):
+        for j in range(f.shape[0]):
+            canvas[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = f[j]
+    fig, ax = plt.subplots(figsize=(0.8 * cols + 1.6, 0.8 * len(names) + 0.6))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([] if col_labels is None else [j * (w + gap) + w / 2 for j in range(cols)])
+    if col_labels is not None:
+        ax.set_xticklabels([str(c) for c in col_labels], fontsize=7)
+    ax.set_yticks([i * (h + gap) + h / 2 for i in range(len(names))])
+    ax.set_yticklabels(names, fontsize=8)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
+
+
+def barycenter_square(images, size: int, path: str | os.PathLike, *, title: str | None = None) -> pathlib.Path:
+    """The ``size x size`` grid of 4-image barycenters (row-major, corners are the inputs).
+
+    Args:
+      images: ``(size * size, h, w[, 1])`` barycenters, e.g. from
+        ``transport.wasserstein_interpolate(corners, transport.square_weights(size))``.
+      size: side of the square.
+      path: where to write the PNG.
+      title: optional figure title.
+
+    Returns:
+      The path written.
+    """
+    x = _gray(images)
+    return transport_contrast({f"row {i}": x[i * size:(i + 1) * size] for i in range(size)}, path, title=title)
