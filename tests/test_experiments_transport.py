@@ -21,6 +21,7 @@ def _load(folder, name):
     return mod
 
 
+@pytest.mark.slow
 def test_ot_contrast_quick(data_dir, tmp_path):
     res = _load("experiments", "ot_contrast").main(
         ["--quick", "--datasets", "fashion_mnist", "--data-dir", str(data_dir), "--out", str(tmp_path)])

@@ -6,10 +6,10 @@ import pathlib
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from latentjax.viz._images import save_figure  # noqa: E402
+from latentjax.viz._images import save_figure
 
 
 def _gray(x) -> np.ndarray:
