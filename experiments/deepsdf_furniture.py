@@ -4,14 +4,15 @@ Command (default run; CPU, 2 cores):
 
     python experiments/deepsdf_furniture.py --json deepsdf.json --out runs/deepsdf
 
-Trains an auto-decoder (8 x 192 ReLU MLP, skip at layer 4, 32-d codes) on 240 procedural shapes
+Trains an auto-decoder (8 x 128 ReLU MLP, skip at layer 4, 32-d codes) on 240 procedural shapes
 (80 chairs, 80 tables, 80 sofas; 16,384 DeepSDF samples each), then reconstructs 30 held-out
 shapes (10 per class) by optimising fresh codes against their samples and compares, by DeepSDF's
 Chamfer distance (30,000 surface points each way, mean squared NN distance summed both ways):
 - reconstruction (marching cubes of the decoded SDF at 96^3),
 - the nearest training shape (the training shape whose exact SDF best fits the same samples),
 - the mean shape (the mean training code, decoded).
-Expected: chamfer_reconstruction < chamfer_nearest_training < chamfer_mean_shape. Writes
+Expected: chamfer_reconstruction < chamfer_nearest_training < chamfer_mean_shape (measured, seed 0:
+0.0029 < 0.0082 < 0.082; 13 min wall on a loaded 2-core CPU, 46.6k training samples/s). Writes
 ``code_map.png`` (t-SNE of the codes by class), ``path_lerp.gif`` and ``path_slerp.gif`` (chair ->
 table -> sofa through code space, rendered by sphere tracing beside the map with the moving point),
 ``reconstructions.png`` and OBJ/PLY meshes. See ``experiments/README.md`` for measured numbers and
