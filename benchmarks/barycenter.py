@@ -31,6 +31,7 @@ cores); pin to one core for a fair comparison with POT (``taskset -c 0``).
 """
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -73,6 +74,12 @@ def _pot_path(ot, hists, weights, eps, iterations, method):
     return np.stack(out)
 
 
+def _ljx_path(x, weights, *, eps, mode, dtype, iterations):
+    r = transport.wasserstein_interpolate(
+        x, weights, epsilon=eps, mode=mode, dtype=dtype, threshold=0.0, max_iterations=iterations)
+    return jax.block_until_ready(r)
+
+
 def _best(fn, rounds):
     best, result = np.inf, None
     for _ in range(rounds):
@@ -98,12 +105,8 @@ def run(sizes, *, iterations, log_iterations, rounds, num_weights=9):
         # POT gets exactly the floored, normalised histograms latentjax iterates on.
         hists = transport._histograms(x).reshape(2, size, size)
 
-        def ljx(mode, dtype):
-            def f():
-                r = transport.wasserstein_interpolate(
-                    x, weights, epsilon=eps, mode=mode, dtype=dtype, threshold=0.0, max_iterations=iterations)
-                return jax.block_until_ready(r)
-            return f
+        def ljx(mode, dtype, w=weights, its=iterations, x=x, eps=eps):
+            return functools.partial(_ljx_path, x, w, eps=eps, mode=mode, dtype=dtype, iterations=its)
 
         compile_s = {}
         # The log-domain modes are ~20-30x slower: at 64 and up, time 10 iterations of the middle
@@ -111,8 +114,7 @@ def run(sizes, *, iterations, log_iterations, rounds, num_weights=9):
         slow = {n: m for n, m in modes.items() if m[0] == "log" and size > 28}
         for name, (mode, dtype) in slow.items():
             mid = weights[num_weights // 2: num_weights // 2 + 1]
-            f = lambda: jax.block_until_ready(transport.wasserstein_interpolate(
-                x, mid, epsilon=eps, mode=mode, dtype=dtype, threshold=0.0, max_iterations=10))
+            f = ljx(mode, dtype, w=mid, its=10)
             f()
             s, _ = _best(f, 1)
             rows.append({"case": case, "impl": name, "seconds": s / 10 * iterations * num_weights,
@@ -130,7 +132,7 @@ def run(sizes, *, iterations, log_iterations, rounds, num_weights=9):
             for name, (mode, dtype) in modes_here.items():
                 s, results[name] = _best(ljx(mode, dtype), 1)
                 times[name] = min(times[name], s)
-            s, results["pot"] = _best(lambda: _pot_path(ot, hists, weights, eps, iterations, "sinkhorn"), 1)
+            s, results["pot"] = _best(functools.partial(_pot_path, ot, hists, weights, eps, iterations, "sinkhorn"), 1)
             times["pot"] = min(times["pot"], s)
         pot_b = results["pot"].reshape(num_weights, -1)
         for name in modes_here:
@@ -147,7 +149,7 @@ def run(sizes, *, iterations, log_iterations, rounds, num_weights=9):
                      "method": "convolutional_barycenter2d_debiased(sinkhorn), float64, stabThr=1e-300"})
         # POT's log domain: time a few iterations of the middle weight, extrapolate to the path.
         mid = weights[num_weights // 2: num_weights // 2 + 1]
-        s, _ = _best(lambda: _pot_path(ot, hists, mid, eps, log_iterations, "sinkhorn_log"), 1)
+        s, _ = _best(functools.partial(_pot_path, ot, hists, mid, eps, log_iterations, "sinkhorn_log"), 1)
         full = _pot_path(ot, hists, mid, eps, iterations, "sinkhorn_log") if size <= 28 else None
         row = {"case": case, "impl": "pot_log", "seconds": s / log_iterations * iterations * num_weights,
                "iterations": iterations, "extrapolated": True, "measured_iterations": log_iterations,

@@ -18,8 +18,8 @@ Command (from the repository root):
 Expected result (measured: seed 0, `--limit 10000 --epochs 5`, busy 2-core CPU): the OT paths'
 centre of mass goes from the source's to the target's column exactly like the cross-fade's (to
 0.12 px at t = 1/2), the latent paths' does not (off by 0.1-0.6 px, endpoints are
-reconstructions); barycenter paths converge (marginal error 1e-4) in 0.1-2 s per 9-point path,
-their t = 0 end is 0.04-0.11 L1 from the input (slow final convergence of debiased Sinkhorn).
+reconstructions); barycenter paths converge (marginal error 1e-6) in 0.4-1.2 s per 9-point path,
+their t = 0 end is 0.013-0.036 L1 from the input (slow final convergence of debiased Sinkhorn).
 Latent OT, T-shirt -> Trouser, 200 test shirts: the OT map flips 0.965 of them to "Trouser" for the
 pixel classifier (mean-difference vector: 1.0), and its moved cloud is much closer to the trouser
 latents (Sinkhorn divergence 1.31, mean shift 8.18, unmoved 23.4): it matches the target's spread,

@@ -179,3 +179,15 @@ def test_float64_is_scoped(blobs):
     transport.wasserstein_interpolate(blobs, [0.5, 0.5], max_iterations=20)
     assert not jax.config.jax_enable_x64
     assert jax.numpy.zeros(1).dtype == np.float32
+
+
+def test_auto_falls_back_to_log_when_kernel_overflows():
+    """At a tiny epsilon float64 kernel mode overflows (NaN); ``auto`` reruns in the log domain."""
+    far = np.stack([_blob(16, 3, 3, s=1.0), _blob(16, 12, 12, s=1.0)])
+    kw = {"epsilon": 5e-4, "max_iterations": 200}
+    kernel = transport.wasserstein_interpolate(far, [0.5, 0.5], mode="kernel", **kw)
+    auto = transport.wasserstein_interpolate(far, [0.5, 0.5], **kw)
+    log = transport.wasserstein_interpolate(far, [0.5, 0.5], mode="log", **kw)
+    assert not np.all(np.isfinite(np.asarray(kernel.histogram)))
+    np.testing.assert_allclose(np.asarray(auto.histogram), np.asarray(log.histogram))
+    assert abs(float(np.asarray(auto.histogram).sum()) - 1.0) < 1e-2
