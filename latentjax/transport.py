@@ -309,7 +309,7 @@ def wasserstein_interpolate(
     run = functools.partial(_run, dtype=dtype, shape=(h, wd), epsilon=eps, debiased=debiased,
                             debias_steps=int(debias_steps), threshold=threshold,
                             max_iterations=int(max_iterations), check_every=int(check_every))
-    b, err, its = run(a, w, mode="log" if mode == "log" else "kernel")
+    b, err, its = (np.array(v) for v in run(a, w, mode="log" if mode == "log" else "kernel"))  # writable copies
     if mode == "auto":
         # The plan's mass is 1 up to its marginal error; more lost mass means under/overflow.
         mass_off = np.abs(b.sum(axis=1) - 1.0)
