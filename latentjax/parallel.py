@@ -22,7 +22,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from latentjax import models, train
-from latentjax.errors import DataError, LatentJaxError, TrainingDiverged
+from latentjax.errors import LatentJaxError, TrainingDiverged
 
 AXIS = "data"
 PARALLEL = ("jit", "pmap")
@@ -268,14 +268,9 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
     """
     if parallel not in PARALLEL:
         raise LatentJaxError(f"--parallel must be one of {PARALLEL}, got {parallel!r}")
-    config = config.validate()
-    train_images = train.validate_images(train_images, config)
+    config, train_images, steps_per_epoch = train.check_fit_args(config, train_images, batch_size=batch_size,
+                                                                 epochs=epochs)
     n = len(train_images)
-    steps_per_epoch = n // batch_size
-    if steps_per_epoch == 0:
-        raise DataError(f"batch size {batch_size} is larger than the {n} training images")
-    if epochs < 1:
-        raise LatentJaxError(f"epochs must be >= 1, got {epochs}")
     devs = list(devices) if isinstance(devices, (list, tuple)) else select_devices(devices)
     if mode == "auto":
         mode = "loop" if config.arch == "conv" and jax.default_backend() == "cpu" else "scan"
@@ -453,14 +448,9 @@ def fit_population(config: models.Config, train_images: Any, *, seeds: Sequence[
       >>> pop.states.step.tolist()
       [2, 2]
     """
-    config = config.validate()
-    train_images = train.validate_images(train_images, config)
+    config, train_images, steps_per_epoch = train.check_fit_args(config, train_images, batch_size=batch_size,
+                                                                 epochs=epochs)
     n = len(train_images)
-    steps_per_epoch = n // batch_size
-    if steps_per_epoch == 0:
-        raise DataError(f"batch size {batch_size} is larger than the {n} training images")
-    if epochs < 1:
-        raise LatentJaxError(f"epochs must be >= 1, got {epochs}")
     graphdef, pop, tx = init_population(config, seeds=seeds, betas=betas, learning_rate=learning_rate)
     k = len(pop.seeds)
     if mode == "auto":

@@ -185,6 +185,18 @@ def evaluate(model: models.AutoEncoder, key: jax.Array, images: Any, *, beta: fl
             "recon_mse": float(jnp.mean(jnp.concatenate(mses)[:n]))}
 
 
+def check_fit_args(config: models.Config, train_images: Any, *, batch_size: int, epochs: int):
+    """Validates what every trainer needs; returns ``(config, uint8 images, steps_per_epoch)``."""
+    config = config.validate()
+    train_images = validate_images(train_images, config)
+    steps_per_epoch = len(train_images) // batch_size
+    if steps_per_epoch == 0:
+        raise DataError(f"batch size {batch_size} is larger than the {len(train_images)} training images")
+    if epochs < 1:
+        raise LatentJaxError(f"epochs must be >= 1, got {epochs}")
+    return config, train_images, steps_per_epoch
+
+
 def _choose_mode(mode: str, config: models.Config, nbytes: int, limit: int) -> str:
     if mode not in MODES:
         raise LatentJaxError(f"mode must be one of {MODES}, got {mode!r}")
@@ -285,14 +297,8 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
     """
     from tqdm.auto import tqdm
 
-    config = config.validate()
-    train_images = validate_images(train_images, config)
+    config, train_images, steps_per_epoch = check_fit_args(config, train_images, batch_size=batch_size, epochs=epochs)
     n = len(train_images)
-    steps_per_epoch = n // batch_size
-    if steps_per_epoch == 0:
-        raise DataError(f"batch size {batch_size} is larger than the {n} training images")
-    if epochs < 1:
-        raise LatentJaxError(f"epochs must be >= 1, got {epochs}")
     if eval_images is not None:
         eval_images = validate_images(eval_images, config, what="evaluation images")
     every = checkpoint_every or steps_per_epoch
