@@ -1,26 +1,35 @@
 """The throughput benchmark runs end to end in ``--quick`` mode and writes the documented JSON
 (``../shared/BENCHMARKS.md``); no timing assertions."""
 
+import importlib.util
 import json
 import pathlib
 import subprocess
 import sys
 
-import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_quick_run_writes_benchmark_json(tmp_path):
-    pytest.importorskip("torch")
+    # The PyTorch peer is a bench extra; without it the latentjax rows still run and are checked.
+    has_torch = importlib.util.find_spec("torch") is not None
     out = tmp_path / "throughput.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_throughput.py"), "--quick",
-                           "--json", str(out)], capture_output=True, text=True, timeout=600,
+                           "--json", str(out)] + ([] if has_torch else ["--no-torch"]),
+                          capture_output=True, text=True, timeout=600,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["benchmark"] == "train_throughput"
-    assert res["device"].startswith("cpu:") and {"jax", "torch"} <= set(res["versions"])
+    assert res["device"].startswith("cpu:") and "jax" in res["versions"]
+    if not has_torch:
+        assert {r["impl"] for r in res["rows"]} == {"latentjax"}
+        assert {r["case"] for r in res["rows"]} == {"mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256",
+                                                   "mlp_vae_b128_pop8"}
+        assert all(r["images_per_s"] > 0 and r["gflops_per_s"] > 0 for r in res["rows"])
+        return
+    assert "torch" in res["versions"]
     cases = {r["case"] for r in res["rows"]}
     assert cases == {"mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256", "mlp_vae_b128_pop8"}
     for r in res["rows"]:
