@@ -35,13 +35,12 @@ import json
 import pathlib
 import sys
 import time
-import zipfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax import data, latent, models, train, transport, viz
+from latentjax import data, furniture, latent, models, train, transport, viz
 
 PAIRS = {"fashion_mnist": ((0, 1), (7, 9)), "mnist": ((1, 7), (3, 8))}
 SOURCE, TARGET = 0, 1  # T-shirt/top -> Trouser
@@ -126,23 +125,14 @@ def latent_transport(model, ds, *, num_train: int, num_test: int) -> dict:
     return out
 
 
-def _read_ply(raw: bytes) -> np.ndarray:
-    text = raw.decode("ascii", "replace").splitlines()
-    end = next(i for i, line in enumerate(text) if line.strip() == "end_header")
-    n = next(int(line.split()[-1]) for line in text[:end] if line.startswith("element vertex"))
-    return np.array([[float(v) for v in line.split()[:3]] for line in text[end + 1:end + 1 + n]], np.float32)
-
-
 def shapes(key, data_dir: pathlib.Path, out: pathlib.Path, *, num_points: int) -> dict:
     """Barycenter of a chair and a table point cloud and OT distances between shapes."""
     zpath = data_dir / "furniture_shapes" / "chairs_tables_pointclouds_ply.zip"
     if not zpath.is_file():
         return {"skipped": f"{zpath} not found"}
     rng = np.random.default_rng(0)
-    with zipfile.ZipFile(zpath) as zf:
-        names = {"chair": "Chairs/seg-ChairNoArms1.ply", "chair2": "Chairs/seg-ChairNoArms2.ply",
-                 "table": "Tables/seg-Table1.ply"}
-        clouds = {k: _read_ply(zf.read(v)) for k, v in names.items()}
+    every = furniture.read_point_clouds(data_dir)
+    clouds = {k: every[v][0] for k, v in {"chair": "ChairNoArms1", "chair2": "ChairNoArms2", "table": "Table1"}.items()}
     clouds = {k: v[rng.choice(len(v), num_points, replace=False)] for k, v in clouds.items()}
     t0 = time.perf_counter()
     bary = np.asarray(transport.point_cloud_barycenter(key, np.stack([clouds["chair"], clouds["table"]]),

@@ -6,7 +6,6 @@ Frame: y is up; a shape fits in the cube [-1, 1]^3 (procedural shapes in max |co
 
 from __future__ import annotations
 
-import io
 import pathlib
 import zipfile
 from typing import NamedTuple
@@ -465,9 +464,11 @@ def read_point_clouds(data_dir, *, category: str | None = None) -> dict[str, tup
         for name in sorted(z.namelist()):
             if not name.endswith(".ply") or (category and not name.startswith(category + "/")):
                 continue
-            text = z.read(name).decode()
-            _, _, body = text.partition("end_header\n")
-            a = np.loadtxt(io.StringIO(body), dtype=np.float32)
+            lines = z.read(name).decode("ascii", "replace").splitlines()  # some files end lines with \r\n
+            end = next((i for i, line in enumerate(lines) if line.strip() == "end_header"), None)
+            if end is None:
+                raise DataError(f"{path}:{name}: not a PLY file (no end_header)")
+            a = np.loadtxt(lines[end + 1:], dtype=np.float32, ndmin=2)
             if a.ndim != 2 or a.shape[1] != 9:
                 raise DataError(f"{path}:{name}: expected 9 columns (x y z r g b nx ny nz), got {a.shape}")
             n = a[:, 6:9]
