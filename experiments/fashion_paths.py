@@ -114,8 +114,7 @@ def run(args: argparse.Namespace) -> dict:
 
     # 2. The sandal -> ankle boot vector applied to test sandals.
     n_vec = min(len(ds.train_images), 512 if quick else 10000)
-    z_train = np.concatenate([np.asarray(encode(models.to_float(ds.train_images[i:i + 1000])))
-                              for i in range(0, n_vec, 1000)])
+    z_train = models.encode_images(model, ds.train_images[:n_vec])
     vector = latent.class_vector(z_train, ds.train_labels[:n_vec], SANDAL, BOOT)
     sandals = np.flatnonzero(test_labels == SANDAL)[: (8 if quick else 200)]
     zs = encode(models.to_float(ds.test_images[sandals]))

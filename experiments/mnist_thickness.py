@@ -73,17 +73,16 @@ def run(args: argparse.Namespace) -> dict:
                       learning_rate=1e-3, progress=False).model
     train_seconds = time.perf_counter() - t0
 
-    encode = jax.jit(jax.vmap(lambda x: models.encode(model, x).mean))
     decode = jax.jit(jax.vmap(lambda z: models.decode(model, z)))
 
     # 1. Thickness measured on real training digits -> regression direction in latent space.
-    z_train = _batched(lambda x: encode(models.to_float(x)), ds.train_images[:num_measure])
+    z_train = models.encode_images(model, ds.train_images[:num_measure])
     t_train = morpho.thickness(ds.train_images[:num_measure])
     vector = latent.regression_vector(z_train, t_train)
 
     # 2. Edit test digits at each strength, decode, re-measure.
     x_test = ds.test_images[:num_edit]
-    z_test = _batched(lambda x: encode(models.to_float(x)), x_test)
+    z_test = models.encode_images(model, x_test)
     strengths = jnp.asarray(STRENGTHS)
     edit = jax.jit(jax.vmap(jax.vmap(latent.apply, in_axes=(None, None, 0)), in_axes=(0, None, None)))
     z_edit = np.asarray(edit(jnp.asarray(z_test), vector, strengths))  # (n, s, d)

@@ -145,14 +145,12 @@ def load_model(run_dir: str | os.PathLike, *, step: int | None = None) -> tuple[
     mngr = Manager(run_dir)
     if mngr.latest_step() is None:
         raise CheckpointError(f"no checkpoint in {mngr.directory}")
-    model = models.create(jax.random.key(0), cfg)
-    graphdef, params = nnx.split(model)
+    graphdef = nnx.graphdef(models.create(jax.random.key(0), cfg))
     meta = mngr.meta(step)
     if models.Config.from_json(meta["model"]) != cfg:
         raise CheckpointError(f"checkpoint in {mngr.directory} was written by another model than config.json describes")
     from latentjax import train  # the state layout lives with the trainer
 
-    like = train.abstract_state(cfg, meta.get("train", {}), params)
-    state, _ = mngr.restore(like, step)
+    state, _ = mngr.restore(train.abstract_state(cfg, meta.get("train", {})), step)
     mngr.close()
-    return nnx.merge(graphdef, train.params_of(state)), cfg
+    return nnx.merge(graphdef, state.params), cfg

@@ -64,12 +64,6 @@ def pca_recon_mse(train_images: np.ndarray, test_images: np.ndarray, num_compone
     return float(np.mean((rec - t) ** 2))
 
 
-def _encode_means(model, images: np.ndarray, batch: int = 1000) -> np.ndarray:
-    enc = jax.jit(jax.vmap(lambda m, x: models.encode(m, x).mean, in_axes=(None, 0)))
-    return np.concatenate([np.asarray(enc(model, models.to_float(images[i:i + batch])))
-                           for i in range(0, len(images), batch)])
-
-
 def _principal_plane(z: np.ndarray):
     mean = z.mean(0)
     _, s, vt = np.linalg.svd(z - mean, full_matrices=False)
@@ -91,7 +85,7 @@ def model_section(run: DemoRun, metrics: dict) -> report.Section:
     samples = np.asarray(jax.vmap(models.sample, in_axes=(None, 0))(model, jax.random.split(key, 64)))
     figs.append(report.Figure(str(viz.image_grid(samples, fig_dir / "samples.png", rows=8)),
                               "64 samples from the prior N(0, I), decoded to their mean images."))
-    z = _encode_means(model, run.test_images[:3000])
+    z = models.encode_images(model, run.test_images[:3000])
     lab = run.test_labels[:3000]
     mean, plane, std = _principal_plane(z)
     p2 = (z - mean) @ plane.T

@@ -24,20 +24,6 @@ class EmbedError(LatentJaxError, ValueError):
     """Bad arguments to ``latentjax embed`` (method, run folder without a data set name)."""
 
 
-def encode(model, images: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
-    """Posterior means of uint8 images ``(n, h, w, c)``: ``models.encode(...).mean``, vmapped.
-
-    Examples:
-      >>> cfg = models.Config(kind="vae", arch="mlp", image_shape=(8, 8, 1), latent_dim=3)
-      >>> encode(models.create(jax.random.key(0), cfg), np.zeros((5, 8, 8, 1), np.uint8)).shape
-      (5, 3)
-    """
-    enc = jax.jit(jax.vmap(lambda m, x: models.encode(m, x).mean, in_axes=(None, 0)))
-    parts = [np.asarray(enc(model, models.to_float(images[i:i + batch_size])))
-             for i in range(0, len(images), batch_size)]
-    return np.concatenate(parts).astype(np.float32)
-
-
 def reduce(key: jax.Array, z, *, method: str, quick: bool = False) -> np.ndarray:
     """``(n, d)`` latents to ``(n, 2)`` with ``"pca"``, ``"tsne"`` or ``"umap"`` (library defaults).
 
@@ -123,7 +109,7 @@ def run(checkpoint_dir: str | os.PathLike, *, method: str, out_dir: str | os.Pat
     images, labels = ds.test_images[:n], np.asarray(ds.test_labels[:n])
     if tuple(images.shape[1:]) != tuple(cfg.image_shape):
         raise EmbedError(f"data set {name!r} has images {images.shape[1:]}, the model takes {cfg.image_shape}")
-    z = encode(model, images)
+    z = models.encode_images(model, images)
     t0 = time.perf_counter()
     y = reduce(jax.random.key(seed), z, method=method)
     seconds = time.perf_counter() - t0

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax.typing import ArrayLike
 
@@ -255,6 +256,32 @@ def encode(model: AutoEncoder, x: ArrayLike) -> Gaussian:
         return Gaussian(out, None)
     mean, log_var = jnp.split(out, 2)
     return Gaussian(mean, log_var)
+
+
+@jax.jit
+def _encode_means(model: AutoEncoder, images: jax.Array) -> jax.Array:
+    return jax.vmap(lambda x: encode(model, x).mean)(to_float(images))
+
+
+def encode_images(model: AutoEncoder, images: ArrayLike, *, batch_size: int = 1000):
+    """Posterior means of uint8 images ``(n, h, w, c)`` as a numpy array ``(n, latent_dim)``.
+
+    Chunks of ``batch_size`` (the last one padded) go through one jitted ``vmap`` of ``encode``,
+    so it compiles once per model and chunk shape, however often it is called.
+
+    Examples:
+      >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=3, hidden=8))
+      >>> encode_images(model, np.zeros((5, 8, 8, 1), np.uint8)).shape
+      (5, 3)
+    """
+    images = np.asarray(images)
+    n = len(images)
+    bs = max(1, min(batch_size, n))
+    pad = (-n) % bs
+    if pad:
+        images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
+    parts = [np.asarray(_encode_means(model, images[i:i + bs])) for i in range(0, len(images), bs)]
+    return np.concatenate(parts)[:n].astype(np.float32)
 
 
 def decode_logits(model: AutoEncoder, z: ArrayLike) -> jax.Array:

@@ -70,13 +70,9 @@ def init(key: jax.Array, config: models.Config, *, learning_rate: float):
     return graphdef, TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), run_key), tx
 
 
-def params_of(state: TrainState):
-    return state.params
-
-
-def abstract_state(config: models.Config, train_meta: dict, params=None) -> TrainState:
-    """A state with the structure a checkpoint of ``config`` has (for restoring)."""
-    graphdef, state, _ = init(jax.random.key(0), config, learning_rate=float(train_meta.get("learning_rate", 1e-3)))
+def abstract_state(config: models.Config, train_meta: dict) -> TrainState:
+    """A state with the structure a checkpoint of ``config`` has (for restoring into)."""
+    _, state, _ = init(jax.random.key(0), config, learning_rate=float(train_meta.get("learning_rate", 1e-3)))
     return state
 
 

@@ -1,5 +1,6 @@
 """Strict test set-up: several CPU devices, rank promotion raises, a `key` fixture."""
 
+import importlib.util
 import os
 import pathlib
 
@@ -33,3 +34,17 @@ def data_dir():
     if d is None:
         pytest.skip("real data not found: set LATENTJAX_DATA_DIR (CI sets ../shared/data)")
     return d
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Imports a script of ``experiments/`` or ``benchmarks/`` as a module: ``load_script(name)``."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+
+    def load(name: str, folder: str = "experiments"):
+        spec = importlib.util.spec_from_file_location(name, root / folder / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

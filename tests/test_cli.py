@@ -139,3 +139,19 @@ def test_two_process_cli_run_equals_single_process(tmp_path):
     assert single.returncode == 0, single.stderr[-2000:]
     ref = _final_loss(tmp_path / "one")
     assert abs(_final_loss(tmp_path / "mh") - ref) < 1e-4 * abs(ref)
+
+
+def test_embed_command_writes_viewer_and_projector(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert cli.main(SMALL_TRAIN + ["--out", str(run)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "emb"
+    assert cli.main(["embed", "--checkpoint", str(run), "--method", "pca", "--out", str(out), "--n", "300"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["method"] == "pca" and res["n"] == 300 and res["latent_dim"] == 3
+    assert 0.5 < res["trustworthiness"] <= 1.0
+    for f in ("scatter.png", "viewer.html", "projector/projector_config.pbtxt"):
+        assert (out / f).exists(), f
+    code, err = _run(capsys, "embed", "--checkpoint", str(tmp_path / "nothing"), "--method", "pca",
+                     "--out", str(tmp_path / "e2"))
+    assert code == 2 and len(err) == 1

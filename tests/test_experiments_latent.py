@@ -1,6 +1,5 @@
 """Smoke tests of the latent-space experiments and demo section; the closed-loop thickness check."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -10,18 +9,12 @@ import pytest
 
 from latentjax import data, models, report, train
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
-def test_mnist_thickness_quick_format(data_dir, tmp_path):
-    res = _load("mnist_thickness").main(["--quick", "--data-dir", str(data_dir), "--out", str(tmp_path),
+def test_mnist_thickness_quick_format(data_dir, tmp_path, load_script):
+    res = load_script("mnist_thickness").main(["--quick", "--data-dir", str(data_dir), "--out", str(tmp_path),
                                          "--json", str(tmp_path / "r.json")])
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["strengths"] == sorted(saved["strengths"]) and min(saved["strengths"]) < 0 < max(saved["strengths"])
@@ -31,8 +24,8 @@ def test_mnist_thickness_quick_format(data_dir, tmp_path):
     assert (tmp_path / "thickness_sweep.png").is_file() and (tmp_path / "thickness_response.png").is_file()
 
 
-def test_fashion_paths_quick_format(data_dir, tmp_path):
-    res = _load("fashion_paths").main(["--quick", "--data-dir", str(data_dir), "--out", str(tmp_path)])
+def test_fashion_paths_quick_format(data_dir, tmp_path, load_script):
+    res = load_script("fashion_paths").main(["--quick", "--data-dir", str(data_dir), "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "result.json").read_text())
     for row in saved["pairs"]:
         # The geodesic keeps its best iterate, so it never has more energy than the straight line.
@@ -41,8 +34,8 @@ def test_fashion_paths_quick_format(data_dir, tmp_path):
     assert (tmp_path / "tour.gif").is_file() and (tmp_path / "sandal_to_boot.png").is_file()
 
 
-def test_faces_smile_quick_format(data_dir, tmp_path):
-    res = _load("faces_smile").main(["--quick", "--data-dir", str(data_dir), "--out", str(tmp_path),
+def test_faces_smile_quick_format(data_dir, tmp_path, load_script):
+    res = load_script("faces_smile").main(["--quick", "--data-dir", str(data_dir), "--out", str(tmp_path),
                                      "--latent-dim", "8"])
     assert res["flip_rate_add_smile"][0] == 0.0 and res["flip_rate_remove_smile"][0] == 0.0
     assert len(res["chain"]["brightness_measured_change"]) == 3
@@ -68,9 +61,9 @@ def test_demo_section_on_sprites(tmp_path):
 
 
 @pytest.mark.slow
-def test_thickness_response_rises_with_strength_on_real_mnist(data_dir, tmp_path):
+def test_thickness_response_rises_with_strength_on_real_mnist(data_dir, tmp_path, load_script):
     # Closed loop: regression direction from measured thickness, edit, decode, re-measure.
-    res = _load("mnist_thickness").main(["--data-dir", str(data_dir), "--out", str(tmp_path), "--train-limit", "6000",
+    res = load_script("mnist_thickness").main(["--data-dir", str(data_dir), "--out", str(tmp_path), "--train-limit", "6000",
                                          "--epochs", "4", "--num-measure", "1500", "--num-edit", "150"])
     t = np.asarray(res["thickness"])
     assert np.all(np.diff(t) > 0), t

@@ -1,6 +1,5 @@
 """Smoke tests: the DeepSDF furniture experiment (two training steps) and the shapes demo section."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -9,18 +8,12 @@ from PIL import Image
 
 from latentjax import report
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
-def test_deepsdf_furniture_quick_format(tmp_path):
-    res = _load("deepsdf_furniture").main(["--quick", "--out", str(tmp_path), "--json", str(tmp_path / "r.json")])
+def test_deepsdf_furniture_quick_format(tmp_path, load_script):
+    res = load_script("deepsdf_furniture").main(["--quick", "--out", str(tmp_path), "--json", str(tmp_path / "r.json")])
     saved = json.loads((tmp_path / "r.json").read_text())
     for k in ("chamfer_reconstruction", "chamfer_nearest_training", "chamfer_mean_shape", "train_samples_per_s"):
         assert isinstance(saved[k], float) and saved[k] >= 0, k

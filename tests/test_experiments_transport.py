@@ -1,6 +1,5 @@
 """Smoke tests of the OT experiment, benchmark and demo section (format and basic sanity)."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -10,20 +9,14 @@ import pytest
 
 from latentjax import data, demo, models, report
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytest.importorskip("ot")
 
 
-def _load(folder, name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.slow
-def test_ot_contrast_quick(data_dir, tmp_path):
-    res = _load("experiments", "ot_contrast").main(
+def test_ot_contrast_quick(data_dir, tmp_path, load_script):
+    res = load_script("ot_contrast").main(
         ["--quick", "--datasets", "fashion_mnist", "--data-dir", str(data_dir), "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "result.json").read_text())
     pairs = saved["fashion_mnist"]["pairs"]
@@ -40,8 +33,8 @@ def test_ot_contrast_quick(data_dir, tmp_path):
     assert res["shapes"]["ot_chair_chair2"] < res["shapes"]["ot_chair_table"]
 
 
-def test_barycenter_benchmark_quick(tmp_path):
-    _load("benchmarks", "barycenter").main(["--quick", "--json", str(tmp_path / "b.json")])
+def test_barycenter_benchmark_quick(tmp_path, load_script):
+    load_script("barycenter", "benchmarks").main(["--quick", "--json", str(tmp_path / "b.json")])
     out = json.loads((tmp_path / "b.json").read_text())
     assert out["benchmark"] == "barycenter" and "jax" in out["versions"]
     rows = {(r["case"], r["impl"]): r for r in out["rows"]}

@@ -1,6 +1,5 @@
 """Embedding metrics against scikit-learn and numpy brute force."""
 
-import jax
 import numpy as np
 import pytest
 from sklearn.manifold import trustworthiness as sk_trustworthiness

@@ -1,6 +1,5 @@
 """Exact kNN against brute-force numpy."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ import time
 import jax
 import numpy as np
 
-from latentjax import embed, export, report, viz
+from latentjax import embed, export, models, report, viz
 
 
 def section(run, *, quick: bool) -> report.Section:
@@ -25,7 +25,7 @@ def section(run, *, quick: bool) -> report.Section:
 
     n = min(len(run.test_images), 1000 if quick else 5000)
     images, labels = run.test_images[:n], np.asarray(run.test_labels[:n])
-    z = embed.encode(run.model, images)
+    z = models.encode_images(run.model, images)
     key = jax.random.fold_in(run.key, 4)
     ys, table = {}, {"points": n, "latent dim": int(z.shape[1])}
     for i, (name, method) in enumerate([("PCA", "pca"), ("t-SNE", "tsne"), ("UMAP", "umap")]):

@@ -49,8 +49,7 @@ def section(run, *, quick: bool) -> report.Section:
     n = min(len(run.test_images), 500 if quick else 2000)
     images, labels = run.test_images[:n], np.asarray(run.test_labels)[:n]
     names = list(run.label_names)
-    encode = jax.jit(jax.vmap(lambda x: models.encode(model, x).mean))
-    z = np.concatenate([np.asarray(encode(models.to_float(images[i:i + 250]))) for i in range(0, n, 250)])
+    z = models.encode_images(model, images, batch_size=250)
 
     def decode(v):
         return models.decode(model, v)
