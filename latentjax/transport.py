@@ -461,6 +461,13 @@ def _as_cloud(x: ArrayLike, name: str) -> jax.Array:
     return x
 
 
+def _as_cloud_pair(x: ArrayLike, y: ArrayLike, names: tuple[str, str]) -> tuple[jax.Array, jax.Array]:
+    x, y = _as_cloud(x, names[0]), _as_cloud(y, names[1])
+    if x.shape[1] != y.shape[1]:
+        raise TransportError(f"point clouds have different dimensions: {x.shape[1]} and {y.shape[1]}")
+    return x, y
+
+
 def ot_distance(x: ArrayLike, y: ArrayLike, *, epsilon: float = 1e-2) -> jax.Array:
     """The Sinkhorn divergence between two uniform point clouds (squared Euclidean cost).
 
@@ -485,9 +492,7 @@ def ot_distance(x: ArrayLike, y: ArrayLike, *, epsilon: float = 1e-2) -> jax.Arr
       Feydy et al., "Interpolating between Optimal Transport and MMD using Sinkhorn
       Divergences", AISTATS 2019.
     """
-    x, y = _as_cloud(x, "x"), _as_cloud(y, "y")
-    if x.shape[1] != y.shape[1]:
-        raise TransportError(f"point clouds have different dimensions: {x.shape[1]} and {y.shape[1]}")
+    x, y = _as_cloud_pair(x, y, ("x", "y"))
     return _divergence(x, y, epsilon=float(epsilon))
 
 
@@ -524,9 +529,7 @@ def transport_points(x_source: ArrayLike, x_target: ArrayLike, *, epsilon: float
     References:
       Peyre & Cuturi, "Computational Optimal Transport", 2019, Remark 4.11 (barycentric map).
     """
-    x, y = _as_cloud(x_source, "x_source"), _as_cloud(x_target, "x_target")
-    if x.shape[1] != y.shape[1]:
-        raise TransportError(f"point clouds have different dimensions: {x.shape[1]} and {y.shape[1]}")
+    x, y = _as_cloud_pair(x_source, x_target, ("x_source", "x_target"))
     return _barycentric_map(x, y, epsilon=float(epsilon))
 
 
