@@ -71,8 +71,12 @@ def step_flops(config, batch: int) -> float:
 class LatentJaxRunner:
     """One timed unit = ``steps`` training steps, the way ``train.fit`` runs this model."""
 
-    def __init__(self, config, batch: int, population: int, steps: int, data: np.ndarray):
+    def __init__(self, config, batch: int, population: int, steps: int, data: np.ndarray, *,
+                 options: dict | None | str = "latentjax"):
         self.steps, self.batch, self.population = steps, batch, population
+        # XLA compiler options: latentjax's own (``train.compiler_options()``), or None = XLA's defaults
+        options = train.compiler_options() if options == "latentjax" else options
+        jit = lambda f, **kw: jax.jit(f, compiler_options=options, **kw)  # noqa: E731
         n = len(data)
         rng = np.random.default_rng(0)
         self.data = jax.device_put(data)
@@ -83,7 +87,7 @@ class LatentJaxRunner:
             self.state, self.betas = pop.states, pop.betas
             idx = rng.integers(0, n, (steps, population, batch)).astype(np.int32)
             self.idx = jnp.asarray(idx)
-            run = jax.jit(parallel.make_population_run(graphdef, tx), donate_argnums=0)
+            run = jit(parallel.make_population_run(graphdef, tx), donate_argnums=0)
             self.fn = run.lower(self.state, self.betas, self.data, self.idx).compile()
             self.call = lambda: self.fn(self.state, self.betas, self.data, self.idx)  # noqa: E731
         else:
@@ -92,7 +96,7 @@ class LatentJaxRunner:
             idx = rng.integers(0, n, (steps, batch)).astype(np.int32)
             if config.arch == "conv" and jax.default_backend() == "cpu":
                 # train.fit's "loop" mode: convolutions inside a rolled scan are slow on XLA:CPU
-                gather = jax.jit(lambda st, d, i: step(st, d[i]), donate_argnums=0)
+                gather = jit(lambda st, d, i: step(st, d[i]), donate_argnums=0)
                 self.fn = gather.lower(self.state, self.data, jnp.asarray(idx[0])).compile()
                 rows = [jnp.asarray(r) for r in idx]
 
@@ -104,7 +108,7 @@ class LatentJaxRunner:
 
                 self.call = call
             else:
-                run = jax.jit(train.make_run(step), donate_argnums=0)
+                run = jit(train.make_run(step), donate_argnums=0)
                 self.idx = jnp.asarray(idx)
                 self.fn = run.lower(self.state, self.data, self.idx).compile()
                 self.call = lambda: self.fn(self.state, self.data, self.idx)  # noqa: E731
@@ -166,6 +170,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--seconds", type=float, default=1.0, help="target seconds per timed round")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (its compile takes ~20 s)")
     ap.add_argument("--no-torch", action="store_true", help="latentjax only")
+    ap.add_argument("--no-xla-default", action="store_true",
+                    help="skip the latentjax_xla_default rows (the step under XLA's default compiler options)")
     ap.add_argument("--clock", choices=tuple(CLOCK), default="wall",
                     help="wall seconds, or process CPU seconds (use with taskset -c 1 on a shared machine)")
     args = ap.parse_args(argv)
@@ -199,6 +205,9 @@ def main(argv=None) -> dict:
             per_step = LatentJaxRunner(config, batch, pop, 2, data).time_once() / 2
             steps = max(2, int(args.seconds / max(per_step, 1e-4)))
         runners = {"latentjax": LatentJaxRunner(config, batch, pop, steps, data)}
+        if train.compiler_options() is not None and not args.no_xla_default:
+            # the same step compiled with XLA's default options, to show what latentjax's options buy
+            runners["latentjax_xla_default"] = LatentJaxRunner(config, batch, pop, steps, data, options=None)
         if use_torch and pop == 1:
             runners["pytorch_eager"] = TorchRunner(config, batch, steps, data, compile=False)
             if use_compile:
@@ -223,6 +232,7 @@ def main(argv=None) -> dict:
     if "mlp_vae_b128_pop8" in single and "mlp_vae_b128" in single:
         ratios["mlp_vae_b128_pop8"]["population/single"] = single["mlp_vae_b128_pop8"] / single["mlp_vae_b128"]
     result = {"benchmark": "train_throughput", "device": device_string(), "versions": versions,
+              "compiler_options": train.compiler_options(),
               "quick": quick, "clock": args.clock, "flops_source": "XLA cost analysis of the latentjax step (fwd+bwd+Adam)",
               "rows": rows, "ratios": ratios}
     print(f"{'case':<20}{'impl':<17}{'images/s':>11}{'GFLOP/s':>9}{'ms/step':>9}{'compile s':>10}")

@@ -128,7 +128,7 @@ def make_sharded_step(graphdef, tx: optax.GradientTransformation, mesh: jax.shar
     """
     rep = NamedSharding(mesh, P())
     batch = NamedSharding(mesh, P(AXIS))
-    return jax.jit(train.make_step(graphdef, tx, beta=beta), in_shardings=(rep, batch),
+    return train.jit(train.make_step(graphdef, tx, beta=beta), in_shardings=(rep, batch),
                    out_shardings=(rep, rep), donate_argnums=0 if donate else ())
 
 
@@ -139,7 +139,7 @@ def make_sharded_run(graphdef, tx: optax.GradientTransformation, mesh: jax.shard
     rows ``(steps, batch)`` sharded along the batch, so each device gathers only its shard."""
     rep = NamedSharding(mesh, P())
     idx = NamedSharding(mesh, P(None, AXIS))
-    return jax.jit(train.make_run(train.make_step(graphdef, tx, beta=beta)), in_shardings=(rep, rep, idx),
+    return train.jit(train.make_run(train.make_step(graphdef, tx, beta=beta)), in_shardings=(rep, rep, idx),
                    out_shardings=(rep, rep), donate_argnums=0)
 
 
@@ -457,10 +457,10 @@ def fit_population(config: models.Config, train_images: Any, *, seeds: Sequence[
         mode = "loop" if config.arch == "conv" and jax.default_backend() == "cpu" else "scan"
     data = jax.device_put(train_images)
     if mode == "scan":
-        run = jax.jit(make_population_run(graphdef, tx), donate_argnums=0)
+        run = train.jit(make_population_run(graphdef, tx), donate_argnums=0)
     elif mode == "loop":
         pstep = make_population_step(graphdef, tx)
-        gather = jax.jit(lambda st, b, d, idx: pstep(st, b, d[idx]), donate_argnums=0)
+        gather = train.jit(lambda st, b, d, idx: pstep(st, b, d[idx]), donate_argnums=0)
 
         def run(st, b, d, rows):
             losses = []

@@ -24,7 +24,7 @@ def test_quick_run_writes_benchmark_json(tmp_path):
     assert res["benchmark"] == "train_throughput"
     assert res["device"].startswith("cpu:") and "jax" in res["versions"]
     if not has_torch:
-        assert {r["impl"] for r in res["rows"]} == {"latentjax"}
+        assert {r["impl"] for r in res["rows"]} == {"latentjax", "latentjax_xla_default"}
         assert {r["case"] for r in res["rows"]} == {"mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256",
                                                    "mlp_vae_b128_pop8"}
         assert all(r["images_per_s"] > 0 and r["gflops_per_s"] > 0 for r in res["rows"])
@@ -33,14 +33,16 @@ def test_quick_run_writes_benchmark_json(tmp_path):
     cases = {r["case"] for r in res["rows"]}
     assert cases == {"mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256", "mlp_vae_b128_pop8"}
     for r in res["rows"]:
-        assert r["impl"] in ("latentjax", "pytorch_eager", "pytorch_compile")
+        assert r["impl"] in ("latentjax", "latentjax_xla_default", "pytorch_eager", "pytorch_compile")
         assert r["images_per_s"] > 0 and r["gflops_per_s"] > 0
-        if r["impl"] == "latentjax":
+        if r["impl"].startswith("latentjax"):
             assert r["compile_s"] > 0
     for case in ("mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256"):
         impls = {r["impl"] for r in res["rows"] if r["case"] == case}
         assert {"latentjax", "pytorch_eager"} <= impls
         assert res["ratios"][case]["latentjax/pytorch_eager"] > 0
-    pop = [r for r in res["rows"] if r["case"] == "mlp_vae_b128_pop8"]
+        assert res["ratios"][case]["latentjax/latentjax_xla_default"] > 0
+    assert res["compiler_options"] == {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+    pop = [r for r in res["rows"] if r["case"] == "mlp_vae_b128_pop8" and r["impl"] == "latentjax"]
     assert len(pop) == 1 and pop[0]["population"] == 2 and pop[0]["models_images_per_s"] > 0
     assert "mlp_vae_b128" in proc.stdout  # the printed table

@@ -55,6 +55,30 @@ def test_fit_learns_and_paths_agree(sprites16, key):
         assert _leaves_equal(runs[mode].state.params, runs["scan"].state.params), mode
 
 
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_compiler_options_match_xla_defaults(arch, sprites16, key):
+    # latentjax compiles its steps with YNNPACK dots on CPU (train.compiler_options); the losses of
+    # 20 Adam steps must equal those of XLA's default compilation to float32 rounding.
+    cfg = CFG._replace(arch=arch, channels=4) if arch == "conv" else CFG
+    graphdef, state, tx = train.init(key, cfg, learning_rate=1e-3)
+    run = train.make_run(train.make_step(graphdef, tx))
+    idx = jnp.arange(20 * 32).reshape(20, 32) % len(sprites16)
+    losses = {}
+    for name, opts in (("latentjax", train.compiler_options()), ("xla_default", None)):
+        _, losses[name] = jax.jit(run, compiler_options=opts)(state, jnp.asarray(sprites16), idx)
+    assert train.compiler_options("cpu") is not None and train.compiler_options("gpu") is None
+    np.testing.assert_allclose(losses["latentjax"], losses["xla_default"], rtol=2e-5)
+    assert losses["latentjax"][-1] < losses["latentjax"][0]
+
+
+def test_compiler_options_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("LATENTJAX_XLA_YNN", "0")
+    assert train.compiler_options("cpu") is None
+    monkeypatch.setenv("LATENTJAX_XLA_YNN", "1")
+    assert train.compiler_options("cpu") == {
+        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
 def test_epoch_order_is_a_permutation_and_matches_data_permutation(key):
     order = train.epoch_order(key, 3, 103, 10)
     assert order.shape == (10, 10)
