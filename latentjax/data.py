@@ -14,7 +14,7 @@ import pathlib
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import jax
@@ -477,6 +477,7 @@ def _load_sprites(*, seed: int, limit: int | None, num: int = 20000, size: int =
 
 def image_folder(zip_or_dir: str | os.PathLike, labels_file: str | os.PathLike, *,
                  columns: Sequence[str] | None = None, path_column: str = "path",
+                 select: Callable[[int], Sequence[int]] | None = None,
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Reads images (from a zip, without extracting, or a directory) and their attributes.
 
@@ -495,6 +496,8 @@ def image_folder(zip_or_dir: str | os.PathLike, labels_file: str | os.PathLike, 
         columns: the attribute columns to return (default: all but ``path_column``); for a
             headerless table, the names of all its columns, in order.
         path_column: the header of the column naming the images.
+        select: given the number of listed images, the positions (in the order above) of those to
+            decode and return; the others are never decoded (``load(..., limit=...)`` uses it).
 
     Returns:
         ``(images, attributes)``: uint8 ``(n, h, w, c)`` (c = 1 for grayscale, 3 for RGB) and
@@ -544,6 +547,10 @@ def image_folder(zip_or_dir: str | os.PathLike, labels_file: str | os.PathLike, 
                                 f"({len(rows)} lines)")
             paths = [member for _, member in numbered]
             table = {c: [rows[num - 1][i] for num, _ in numbered] for i, c in enumerate(columns)}
+        if select is not None:
+            chosen = [int(i) for i in select(len(paths))]
+            paths = [paths[i] for i in chosen]
+            table = {c: [v[i] for i in chosen] for c, v in table.items()}
         decoded = np.stack(_decode_all(images, paths))
     attributes = {c: _column(v) for c, v in table.items()}
     return decoded, attributes
@@ -646,28 +653,41 @@ def _column(values: list[str]) -> np.ndarray:
 
 def _load_smile_faces(root: pathlib.Path, *, seed: int, limit: int | None) -> Dataset:
     folder = root / "smile_faces_lfw"
+    split = _FaceSplit(seed, limit)
     x, attrs = image_folder(_need(folder / "SMILEsmileD_64x64_gray.zip", "smile_faces"),
-                            _need(folder / "labels.csv", "smile_faces"))
-    return _split_faces("smile_faces", x, attrs, "smiling", seed=seed, limit=limit)
+                            _need(folder / "labels.csv", "smile_faces"), select=split)
+    return split.dataset("smile_faces", x, attrs, "smiling")
 
 
 def _load_genki4k(root: pathlib.Path, *, seed: int, limit: int | None) -> Dataset:
     folder = root / "genki4k"
+    split = _FaceSplit(seed, limit)
     x, attrs = image_folder(_need(folder / "GENKI4K_faces_64x64_rgb.zip", "genki4k"),
                             _need(folder / "labels.txt", "genki4k"),
-                            columns=("smile", "yaw", "pitch", "roll"))
+                            columns=("smile", "yaw", "pitch", "roll"), select=split)
     attrs["smile"] = attrs["smile"].astype(np.int32)
-    return _split_faces("genki4k", x, attrs, "smile", seed=seed, limit=limit)
+    return split.dataset("genki4k", x, attrs, "smile")
 
 
-def _split_faces(name, x, attrs, label, *, seed, limit) -> Dataset:
-    # The files list smiling faces first, so split on a seeded shuffle: last 10 % is test.
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(round(len(x) * _TEST_FRACTION))
-    train, test = order[:len(x) - n_test][:limit], order[len(x) - n_test:][:limit]
-    factors = {k: (v[train], v[test]) for k, v in attrs.items()}
-    return Dataset(x[train], factors[label][0].astype(np.int32), x[test],
-                   factors[label][1].astype(np.int32), ("not smiling", "smiling"), name, factors)
+class _FaceSplit:
+    """The train/test split of a face set, chosen before decoding so ``limit`` decodes only
+    ``2 * limit`` images. The files list smiling faces first, so the split is a seeded shuffle:
+    the last 10 % of it is the test set."""
+
+    def __init__(self, seed: int, limit: int | None):
+        self.seed, self.limit = seed, limit
+
+    def __call__(self, n: int) -> np.ndarray:
+        order = np.random.default_rng(self.seed).permutation(n)
+        n_test = int(round(n * _TEST_FRACTION))
+        self.num_train = len(order[:n - n_test][:self.limit])
+        return np.concatenate([order[:n - n_test][:self.limit], order[n - n_test:][:self.limit]])
+
+    def dataset(self, name, x, attrs, label) -> Dataset:
+        k = self.num_train
+        factors = {a: (v[:k], v[k:]) for a, v in attrs.items()}
+        return Dataset(x[:k], factors[label][0].astype(np.int32), x[k:],
+                       factors[label][1].astype(np.int32), ("not smiling", "smiling"), name, factors)
 
 
 def _need(path: pathlib.Path, name: str) -> pathlib.Path:

@@ -507,6 +507,20 @@ def test_load_smile_faces(data_dir):
 
 
 @pytest.mark.data
+def test_face_limit_decodes_only_what_it_returns(data_dir, monkeypatch):
+    full = data.load("genki4k", data_dir=data_dir, seed=3)
+    decoded = []
+    real = data._decode_all
+    monkeypatch.setattr(data, "_decode_all", lambda src, paths: decoded.extend(paths) or real(src, paths))
+    small = data.load("genki4k", data_dir=data_dir, seed=3, limit=50)
+    assert len(decoded) == 100  # 50 train + 50 test, not all 4000
+    np.testing.assert_array_equal(small.train_images, full.train_images[:50])
+    np.testing.assert_array_equal(small.test_images, full.test_images[:50])
+    np.testing.assert_array_equal(small.factors["yaw"][1], full.factors["yaw"][1][:50])
+    np.testing.assert_array_equal(small.train_labels, full.train_labels[:50])
+
+
+@pytest.mark.data
 def test_load_genki4k(data_dir):
     ds = data.load("genki4k", data_dir=data_dir, limit=None, seed=0)
     x = np.concatenate([ds.train_images, ds.test_images])
