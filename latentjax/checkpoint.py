@@ -78,6 +78,10 @@ class Manager:
     def all_steps(self) -> list[int]:
         return list(self._mngr.all_steps())
 
+    def delete(self, step: int) -> None:
+        """Removes the checkpoint of ``step`` (a resumed run replaces the ones after its start)."""
+        self._mngr.delete(int(step))
+
     def save(self, step: int, state: Any, meta: dict) -> None:
         ocp = _ocp()
         state = jax.device_get(_to_saveable(state))

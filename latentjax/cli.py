@@ -119,81 +119,39 @@ def _train(args) -> int:
     return 0
 
 
-def _write_run(out, cfg, state, history, settings) -> None:
-    """A run folder that ``checkpoint.load_model`` and ``latentjax embed`` read (final state only)."""
-    import pathlib
-
-    from latentjax import checkpoint
-    from latentjax.errors import LatentJaxError
-
-    out = pathlib.Path(out)
-    if (out / "config.json").exists() or (out / "checkpoint").exists():
-        raise LatentJaxError(f"{out} already holds a run; choose another --out (nothing was overwritten)")
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"model": cfg.to_json(), "train": settings}
-    (out / "config.json").write_text(json.dumps(meta, indent=2))
-    with (out / "metrics.jsonl").open("w") as f:
-        for rec in history:
-            f.write(json.dumps(rec) + "\n")
-    mngr = checkpoint.Manager(out, keep=1, this_process_only=True)
-    mngr.save(int(state.step), state, meta)
-    mngr.close()
-
-
-def _check_fresh_out(args) -> None:
-    import pathlib
-
-    from latentjax.errors import LatentJaxError
-
-    if args.resume:
-        raise LatentJaxError("--resume works for single-device runs; data-parallel and population runs start fresh")
-    out = pathlib.Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise LatentJaxError(f"{out} is not empty; choose another --out (nothing was overwritten)")
-
-
 def _train_data_parallel(args, cfg, ds, settings) -> int:
     import jax
 
     from latentjax import parallel
 
-    _check_fresh_out(args)
     res = parallel.fit_data_parallel(jax.random.key(args.seed), cfg, ds.train_images, epochs=args.epochs,
                                      batch_size=args.batch_size, learning_rate=args.lr, beta=args.beta,
                                      devices=args.devices or "all", parallel=args.parallel,
                                      mode="auto" if args.mode in ("auto", "host") else args.mode,
-                                     progress=not args.quiet)
-    settings = {**settings, "batch_size": args.batch_size, "learning_rate": args.lr, "beta": args.beta,
-                "epochs": args.epochs, "devices": res.history[-1].get("devices"), "parallel": args.parallel,
-                "processes": jax.process_count()}
-    if jax.process_index() == 0:
-        _write_run(args.out, cfg, res.state, res.history, settings)
-    print(json.dumps({"out": args.out, "process": jax.process_index(),
-                      **{k: v for k, v in res.history[-1].items() if k != "losses"}}))
+                                     out_dir=args.out, checkpoint_every=args.checkpoint_every, keep=args.keep,
+                                     resume=args.resume, progress=not args.quiet, settings=settings)
+    last = res.history[-1] if res.history else {"step": int(res.state.step)}
+    print(json.dumps({"out": args.out, "process": jax.process_index(), **last}))
     return 0
 
 
 def _train_population(args, cfg, ds, settings) -> int:
     import pathlib
 
-    from latentjax import parallel
+    from latentjax import population
 
-    _check_fresh_out(args)
-    seeds, betas = parallel.population_grid(size=args.population, seed=args.seed, beta_grid=args.beta_grid)
-    graphdef, pop, history = parallel.fit_population(
+    seeds, betas = population.grid(size=args.population, seed=args.seed, beta_grid=args.beta_grid)
+    graphdef, pop, history = population.fit(
         cfg, ds.train_images, seeds=seeds, betas=betas, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, mode="auto" if args.mode in ("auto", "host") else args.mode,
-        progress=not args.quiet)
-    members = []
-    for k, (seed, beta) in enumerate(zip(pop.seeds, pop.betas.tolist())):
-        sub = pathlib.Path(args.out) / f"member{k:02d}_seed{int(seed)}_beta{float(beta):g}"
-        hist = [{**{kk: v for kk, v in h.items() if kk != "losses"}, "loss": h["losses"][k]} for h in history]
-        member_settings = {**settings, "seed": int(seed), "beta": float(beta), "batch_size": args.batch_size,
-                           "learning_rate": args.lr, "epochs": args.epochs, "population": len(pop.seeds)}
-        _write_run(sub, cfg, parallel.member_state(pop, k), hist, member_settings)
-        members.append({"out": str(sub), "seed": int(seed), "beta": float(beta), "loss": hist[-1]["loss"]})
-    print(json.dumps({"out": args.out, "members": members,
-                      "model_images_per_s": history[-1]["model_images_per_s"]}))
+        learning_rate=args.lr, mode="auto" if args.mode in ("auto", "host") else args.mode, out_dir=args.out,
+        checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume, progress=not args.quiet,
+        settings=settings)
+    losses = history[-1]["losses"] if history else [None] * len(pop.seeds)
+    members = [{"out": str(pathlib.Path(args.out) / population.member_name(k, seed, beta)), "seed": int(seed),
+                "beta": float(beta), "loss": losses[k]}
+               for k, (seed, beta) in enumerate(zip(pop.seeds, pop.betas.tolist()))]
+    print(json.dumps({"out": args.out, "step": int(pop.states.step[0]), "members": members,
+                      "model_images_per_s": history[-1]["images_per_s"] if history else None}))
     return 0
 
 

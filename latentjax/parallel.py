@@ -1,18 +1,17 @@
-"""Scale: data parallelism (``jit`` + sharding, or ``pmap``), multi-host, and populations of models.
+"""Scale: data parallelism (``jit`` + sharding, or ``pmap``) and multi-host runs.
 
 The training step of ``latentjax.train`` is written for one global batch; here it is sharded over
 a ``("data",)`` mesh (the recommended path: XLA inserts the gradient reductions, and the same code
-runs on one device, many devices and many processes), mapped with ``jax.pmap`` (a thin
-alternative, kept equal to the sharded path), or ``jax.vmap``-ed over a stack of independent
-train states (a population: K models in one compiled step).
+runs on one device, many devices and many processes) or mapped with ``jax.pmap`` (a thin
+alternative, kept equal to the sharded path). Populations (K models in one compiled step) live in
+``latentjax.population``; their names from before stay here for existing callers.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -21,12 +20,22 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from latentjax import models, train
-from latentjax.errors import LatentJaxError, TrainingDiverged
+from latentjax import models, population, train
+from latentjax.errors import LatentJaxError
 
 AXIS = "data"
 PARALLEL = ("jit", "pmap")
 PRECISIONS = ("auto", "fp32", "bf16")
+
+# The population API under its names from before ``latentjax.population`` (benchmarks use them).
+Population = population.Population
+init_population = population.init
+population_grid = population.grid
+make_population_step = population.make_step
+make_population_run = population.make_run
+fit_population = population.fit
+member = population.member
+member_state = population.member_state
 
 
 def select_devices(spec: int | str | None = "all") -> list:
@@ -238,22 +247,35 @@ def compute_dtype(precision: str = "auto", *, backend: str | None = None) -> str
 def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int,
                       batch_size: int = 128, learning_rate: float = 1e-3, beta: float = 1.0,
                       devices: Sequence | int | str | None = "all", parallel: str = "jit",
-                      mode: str = "auto", progress: bool = False) -> train.FitResult:
-    """``train.fit`` over several devices (and processes): same keys, data order and steps.
+                      mode: str = "auto", out_dir: str | os.PathLike | None = None,
+                      checkpoint_every: int | None = None, keep: int = 3, resume: bool = False,
+                      progress: bool = False, settings: dict | None = None) -> train.FitResult:
+    """``train.fit`` over several devices (and processes): same keys, data order, steps and files.
 
     Every process passes the same ``key`` and the whole ``train_images`` (each feeds only its rows
     of each global batch). ``batch_size`` is the global batch and must be divisible by the devices.
 
+    The run folder is ``train.fit``'s (``train.RunDir``; process 0 writes it): its checkpoints hold
+    the plain single-device ``TrainState`` gathered from the mesh (or device 0's copy under
+    ``pmap``), so ``checkpoint.load_model`` reads them, and a run can be resumed on another number
+    of devices, or by ``train.fit``, with the same settings (equal up to summation order).
+    Resuming on the same devices is exact: the segments of steps are those of the uninterrupted
+    run (``train.run_segments``) and the restored state is placed as the fresh one was.
+
     Args:
       parallel: ``"jit"`` (sharding over a ``("data",)`` mesh; recommended) or ``"pmap"``
         (single process only).
-      mode: ``"scan"`` (the data set replicated on every device, an epoch as one sharded
-        ``lax.scan``; dense models), ``"loop"`` (a Python loop over the sharded step, each process
-        feeding its shard of every batch; conv models on CPU) or ``"auto"``. The pmap path loops.
+      mode: ``"scan"`` (the data set replicated on every device, a segment of steps as one
+        sharded ``lax.scan``; dense models), ``"loop"`` (a Python loop over the sharded step, each
+        process feeding its shard of every batch; conv models on CPU) or ``"auto"``. The pmap
+        path loops.
+      out_dir, checkpoint_every, keep, resume, settings: as for ``train.fit``. In a multi-process
+        run process 0 writes and restores, and sends the restored state to the others.
 
     Returns:
       ``train.FitResult`` with the parameters gathered to this process; ``history`` has one
-      record per epoch (``step``, ``epoch``, ``loss``, ``images_per_s``, ``seconds``).
+      record per segment (one per epoch by default: ``step``, ``epoch``, ``loss``,
+      ``images_per_s``, ``seconds``, ``mode``, ``devices``).
 
     Examples:
       >>> cfg = models.Config(latent_dim=2, hidden=8)
@@ -276,16 +298,25 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
         mode = "loop" if config.arch == "conv" and jax.default_backend() == "cpu" else "scan"
     if mode not in ("scan", "loop"):
         raise LatentJaxError(f"mode must be 'scan', 'loop' or 'auto', got {mode!r}")
-    graphdef, state0, tx = train.init(key, config, learning_rate=learning_rate)
+    if parallel == "pmap" and jax.process_count() > 1:
+        raise LatentJaxError("--parallel pmap runs in one process; use --parallel jit for multi-host")
+    if batch_size % len(devs):
+        raise LatentJaxError(f"the batch size {batch_size} must be divisible by the {len(devs)} devices")
+    every = checkpoint_every or steps_per_epoch
+    graphdef, state, tx = train.init(key, config, learning_rate=learning_rate)
+    run_settings = {"batch_size": batch_size, "learning_rate": learning_rate, "beta": beta, "epochs": epochs,
+                    "checkpoint_every": every, "devices": len(devs), "parallel": parallel,
+                    "processes": jax.process_count(), **(settings or {})}
+    opener = (lambda: train.RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep)) \
+        if out_dir else None
+    run, state = train.open_run(opener, state, resume=resume)
+    start, order_key = int(state.step), train.host_key(state.key)
 
     if parallel == "pmap":
-        if jax.process_count() > 1:
-            raise LatentJaxError("--parallel pmap runs in one process; use --parallel jit for multi-host")
         nd = len(devs)
-        if batch_size % nd:
-            raise LatentJaxError(f"the batch size {batch_size} must be divisible by the {nd} devices")
         pstep = make_pmap_step(graphdef, tx, beta=beta, devs=devs)
-        state = replicate_for_pmap(state0, nd)
+        state = replicate_for_pmap(state, nd)
+        host = lambda st: jax.tree.map(_to_host_local, unreplicate(st))  # noqa: E731
 
         def segment(st, rows):
             losses = []
@@ -295,16 +326,16 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
             return st, jnp.stack(losses)
     else:
         mesh = make_mesh(devs)
-        _check_divisible(batch_size, mesh)
-        state = replicate(state0, mesh)
+        mine = local_rows(mesh, batch_size)
+        state = replicate(state, mesh)
+        host = lambda st: jax.tree.map(_to_host_local, st)  # noqa: E731
         if mode == "scan":
             data = replicate(train_images, mesh)
-            run = make_sharded_run(graphdef, tx, mesh, beta=beta)
-            segment = lambda st, rows: run(  # noqa: E731
-                st, data, shard_batch(rows[:, local_rows(mesh, batch_size)], mesh, global_batch=batch_size, axis=1))
+            run_scan = make_sharded_run(graphdef, tx, mesh, beta=beta)
+            segment = lambda st, rows: run_scan(  # noqa: E731
+                st, data, shard_batch(rows[:, mine], mesh, global_batch=batch_size, axis=1))
         else:
             step = make_sharded_step(graphdef, tx, mesh, beta=beta)
-            mine = local_rows(mesh, batch_size)
 
             def segment(st, rows):
                 losses = []
@@ -313,28 +344,12 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
                     losses.append(m["loss"])
                 return st, jnp.stack(losses)
 
-    history = []
-    for epoch in range(epochs):
-        rows = train.epoch_order(state0.key, epoch, n, batch_size)
-        count = len(rows)
-        t0 = time.perf_counter()
-        state, losses = segment(state, rows)
-        losses = np.asarray(jax.device_get(losses))
-        seconds = time.perf_counter() - t0
-        if not np.all(np.isfinite(losses)):
-            raise TrainingDiverged(f"the loss became {losses[np.argmin(np.isfinite(losses))]} in epoch {epoch}; "
-                                   "try a smaller --lr")
-        done = (epoch + 1) * steps_per_epoch
-        history.append({"step": done, "epoch": round(done / steps_per_epoch, 4), "loss": float(np.mean(losses)),
-                        "losses": losses.tolist(), "images_per_s": count * batch_size / seconds,
-                        "seconds": seconds, "mode": f"{parallel}-{mode if parallel == 'jit' else 'loop'}",
-                        "devices": len(devs)})
-        if progress:
-            print(f"epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.3f} "
-                  f"{history[-1]['images_per_s']:.0f} img/s", flush=True)
-    if parallel == "pmap":
-        state = unreplicate(state)
-    state = jax.tree.map(_to_host_local, state)
+    state, history = train.run_segments(
+        state, segment, lambda epoch: train.epoch_order(order_key, epoch, n, batch_size), start=start,
+        total=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch, every=every, images_per_step=batch_size,
+        run=run, host=host, tags={"mode": f"{parallel}-{mode if parallel == 'jit' else 'loop'}", "devices": len(devs)},
+        progress=progress and jax.process_index() == 0)
+    state = host(state)
     return train.FitResult(nnx.merge(graphdef, state.params), state, history)
 
 
@@ -343,159 +358,3 @@ def _to_host_local(x):
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
         x = x.addressable_shards[0].data
     return jax.device_put(x, jax.local_devices()[0])
-
-
-class Population(NamedTuple):
-    """K models trained at once: stacked train states (leading axis K) and their settings.
-
-    Attributes:
-      states: a ``train.TrainState`` whose every leaf has a leading member axis.
-      betas: ``(K,)`` float32, each member's KL weight.
-      seeds: the members' seeds (``jax.random.key(seed)`` is what ``train.fit`` would be given).
-    """
-
-    states: train.TrainState
-    betas: jax.Array
-    seeds: tuple
-
-
-def init_population(config: models.Config, *, seeds: Sequence[int], betas: Sequence[float] | float = 1.0,
-                    learning_rate: float = 1e-3):
-    """``(graphdef, Population, tx)``: member ``k`` is exactly ``train.init(key(seeds[k]), ...)``.
-
-    ``betas`` is one value per member or a single value for all.
-    """
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise LatentJaxError("a population needs at least one member (seeds is empty)")
-    betas = np.broadcast_to(np.asarray(betas, np.float32), (len(seeds),)) if np.ndim(betas) == 0 \
-        else np.asarray(betas, np.float32)
-    if betas.shape != (len(seeds),):
-        raise LatentJaxError(f"--beta-grid has {betas.shape[0]} values for {len(seeds)} members")
-    if not np.all(np.isfinite(betas)) or np.any(betas < 0):
-        raise LatentJaxError(f"betas must be finite and >= 0, got {betas.tolist()}")
-    members = [train.init(jax.random.key(s), config, learning_rate=learning_rate) for s in seeds]
-    graphdef, tx = members[0][0], members[0][2]
-    states = jax.tree.map(lambda *xs: jnp.stack(xs), *[m[1] for m in members])
-    return graphdef, Population(states, jnp.asarray(betas), seeds), tx
-
-
-def population_grid(*, size: int | None = None, seed: int = 0, beta_grid: Sequence[float] | None = None):
-    """Seeds and betas for ``--population K --beta-grid b1,b2,...``: every beta of the grid
-    crossed with K seeds (``seed, seed+1, ...``), or K seeds at beta 1 without a grid.
-
-    Examples:
-      >>> population_grid(size=2, beta_grid=[0.5, 4.0])
-      ((0, 1, 0, 1), (0.5, 0.5, 4.0, 4.0))
-    """
-    grid = [1.0] if not beta_grid else [float(b) for b in beta_grid]
-    size = 1 if size is None else int(size)
-    if size < 1:
-        raise LatentJaxError(f"--population must be >= 1, got {size}")
-    seeds = tuple(seed + i for _ in grid for i in range(size))
-    betas = tuple(b for b in grid for _ in range(size))
-    return seeds, betas
-
-
-def make_population_step(graphdef, tx: optax.GradientTransformation) -> Callable:
-    """``step(states, betas, images) -> (states, {"loss": (K,)})``: ``train.make_step`` vmapped
-    over members, each with its own batch ``images[k]`` (``(K, batch, h, w, c)``) and beta (traced,
-    so one compilation serves any grid). Member ``k`` computes exactly ``train.make_step`` with
-    ``beta=betas[k]``."""
-
-    def member(state, beta, images):
-        return train.make_step(graphdef, tx, beta=beta)(state, images)
-
-    return jax.vmap(member)
-
-
-def make_population_run(graphdef, tx: optax.GradientTransformation) -> Callable:
-    """``run(states, betas, data, indices) -> (states, losses)``: a ``lax.scan`` of the population
-    step over index rows ``(steps, K, batch)`` into the data set on the device; ``losses`` is
-    ``(steps, K)``."""
-    step = make_population_step(graphdef, tx)
-
-    def run(states, betas, data, indices):
-        def body(st, idx):
-            st, metrics = step(st, betas, data[idx])
-            return st, metrics["loss"]
-
-        return jax.lax.scan(body, states, indices)
-
-    return run
-
-
-def fit_population(config: models.Config, train_images: Any, *, seeds: Sequence[int],
-                   betas: Sequence[float] | float = 1.0, epochs: int, batch_size: int = 128,
-                   learning_rate: float = 1e-3, mode: str = "auto", progress: bool = False):
-    """Trains K models at once; member ``k`` equals ``train.fit(jax.random.key(seeds[k]), config,
-    train_images, beta=betas[k], ...)`` (same initialisation, data order and per-step keys).
-
-    Args:
-      seeds, betas: one per member (see ``population_grid``); betas may be one value for all.
-      mode: ``"scan"`` (an epoch as one ``lax.scan``; dense models), ``"loop"`` (a Python loop
-        over the jitted population step; conv models on CPU) or ``"auto"``.
-
-    Returns:
-      ``(graphdef, Population, history)``: ``history`` has one record per epoch with the members'
-      mean ``losses`` (K values) and ``model_images_per_s`` (members x images per second).
-      ``member(graphdef, population, k)`` gives member ``k`` as a model.
-
-    Examples:
-      >>> cfg = models.Config(latent_dim=2, hidden=8)
-      >>> images = np.zeros((32, 28, 28, 1), np.uint8)
-      >>> g, pop, hist = fit_population(cfg, images, seeds=[0, 1], betas=[1.0, 4.0], epochs=1, batch_size=16)
-      >>> pop.states.step.tolist()
-      [2, 2]
-    """
-    config, train_images, steps_per_epoch = train.check_fit_args(config, train_images, batch_size=batch_size,
-                                                                 epochs=epochs)
-    n = len(train_images)
-    graphdef, pop, tx = init_population(config, seeds=seeds, betas=betas, learning_rate=learning_rate)
-    k = len(pop.seeds)
-    if mode == "auto":
-        mode = "loop" if config.arch == "conv" and jax.default_backend() == "cpu" else "scan"
-    data = jax.device_put(train_images)
-    if mode == "scan":
-        run = train.jit(make_population_run(graphdef, tx), donate_argnums=0)
-    elif mode == "loop":
-        pstep = make_population_step(graphdef, tx)
-        gather = train.jit(lambda st, b, d, idx: pstep(st, b, d[idx]), donate_argnums=0)
-
-        def run(st, b, d, rows):
-            losses = []
-            for idx in rows:
-                st, m = gather(st, b, d, idx)
-                losses.append(m["loss"])
-            return st, jnp.stack(losses)
-    else:
-        raise LatentJaxError(f"mode must be 'scan', 'loop' or 'auto', got {mode!r}")
-
-    keys = [jax.random.wrap_key_data(kd) for kd in np.asarray(jax.random.key_data(pop.states.key))]
-    states, history = pop.states, []
-    for epoch in range(epochs):
-        rows = np.stack([train.epoch_order(kk, epoch, n, batch_size) for kk in keys], axis=1)  # (steps, K, b)
-        t0 = time.perf_counter()
-        states, losses = run(states, pop.betas, data, jnp.asarray(rows))
-        losses = np.asarray(losses)
-        seconds = time.perf_counter() - t0
-        if not np.all(np.isfinite(losses)):
-            bad = np.where(~np.all(np.isfinite(losses), axis=0))[0].tolist()
-            raise TrainingDiverged(f"the loss of population members {bad} became NaN or infinite in epoch {epoch}")
-        history.append({"step": (epoch + 1) * steps_per_epoch, "epoch": epoch + 1,
-                        "losses": losses.mean(axis=0).tolist(), "seconds": seconds,
-                        "model_images_per_s": k * steps_per_epoch * batch_size / seconds})
-        if progress:
-            print(f"epoch {epoch + 1}/{epochs} losses {np.round(losses.mean(axis=0), 2).tolist()} "
-                  f"{history[-1]['model_images_per_s']:.0f} model-img/s", flush=True)
-    return graphdef, pop._replace(states=states), history
-
-
-def member(graphdef, population: Population, k: int) -> models.AutoEncoder:
-    """Member ``k`` of a population as a model."""
-    return nnx.merge(graphdef, jax.tree.map(lambda x: x[k], population.states.params))
-
-
-def member_state(population: Population, k: int) -> train.TrainState:
-    """Member ``k``'s ``train.TrainState`` (e.g. to checkpoint it as a single run)."""
-    return jax.tree.map(lambda x: x[k], population.states)

@@ -233,8 +233,13 @@ def _choose_mode(mode: str, config: models.Config, nbytes: int, limit: int) -> s
     return "scan"
 
 
-class _RunDir:
-    """The files of a run: ``config.json``, ``metrics.jsonl`` and ``checkpoint/``."""
+class RunDir:
+    """The files of a run: ``config.json``, ``metrics.jsonl`` and ``checkpoint/``.
+
+    One process writes a run (see ``open_run``), so its checkpoint manager saves without waiting
+    for the others (``checkpoint.Manager(this_process_only=True)``) and the states it saves must be
+    host-local: the single-device ``TrainState``, whichever devices trained it.
+    """
 
     def __init__(self, out_dir, *, config, settings, resume, keep):
         from latentjax import checkpoint  # orbax is imported only when checkpoints are written
@@ -265,13 +270,30 @@ class _RunDir:
                 raise LatentJaxError(f"cannot resume {self.path} with other settings (saved vs requested: {changed})")
         self.path.mkdir(parents=True, exist_ok=True)
         cfg_file.write_text(json.dumps({"model": config.to_json(), "train": settings}, indent=2))
-        self.manager = checkpoint.Manager(self.path, keep=keep)
+        self.manager = checkpoint.Manager(self.path, keep=keep, this_process_only=True)
         self.meta = {"model": config.to_json(), "train": settings}
 
-    def restore(self, state: TrainState) -> TrainState:
+    @property
+    def directory(self) -> pathlib.Path:
+        return self.manager.directory
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def steps(self) -> list[int]:
+        return self.manager.all_steps()
+
+    def restore(self, state: TrainState, step: int | None = None) -> TrainState:
+        """The state saved at ``step`` (default: the latest), or ``state`` when nothing was saved.
+
+        Later checkpoints and log lines are dropped: the resumed run writes them again.
+        """
         if self.manager.latest_step() is None:
             return state
-        state, _ = self.manager.restore(state)
+        state, _ = self.manager.restore(state, step)
+        for later in self.manager.all_steps():
+            if later > int(state.step):
+                self.manager.delete(later)
         self._truncate_metrics(int(state.step))
         return state
 
@@ -289,6 +311,142 @@ class _RunDir:
 
     def save(self, state: TrainState) -> None:
         self.manager.save(int(state.step), state, self.meta)
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key)
+
+
+def host_key(key: jax.Array) -> jax.Array:
+    """A copy of ``key`` that outlives the state it came from (train steps donate their state)."""
+    return jax.random.wrap_key_data(np.asarray(jax.random.key_data(key)), impl=jax.random.key_impl(key))
+
+
+def open_run(opener: Callable[[], Any] | None, state: Any, *, resume: bool) -> tuple[Any, Any]:
+    """Opens a run's files on process 0 and, when resuming, restores ``state`` from them.
+
+    Only process 0 writes a run (metrics and checkpoints). In a multi-process run the others
+    receive its state (``multihost_utils.broadcast_one_to_all``), so the run's files need not be on
+    a shared file system, and they stop with it when it cannot open the run rather than waiting
+    for it at the first collective.
+
+    Args:
+      opener: makes the run (a ``RunDir``, or an object with its methods), or None to write nothing.
+      state: the fresh host-local state, returned as it is unless a checkpoint is restored.
+      resume: restore the run's latest checkpoint (``run.restore``).
+
+    Returns:
+      ``(run, state)``; ``run`` is None where nothing is written (``opener`` None, or process > 0).
+    """
+    if opener is None:
+        return None, state
+    run, error = None, None
+    if jax.process_index() == 0:
+        try:
+            run = opener()
+            if resume:
+                state = run.restore(state)
+        except LatentJaxError as e:
+            error = e
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        raw = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
+        failed, raw = multihost_utils.broadcast_one_to_all((np.int32(error is not None), raw))
+        if failed and error is None:
+            raise LatentJaxError("process 0 could not open the run folder (its error names the problem)")
+        state = jax.tree.map(lambda r, x: jax.random.wrap_key_data(r, impl=jax.random.key_impl(x)) if _is_key(x)
+                             else r, raw, state)
+    if error is not None:
+        raise error
+    return run, state
+
+
+def _diverged(losses: np.ndarray, finite: np.ndarray, first: int, epoch: int, run: Any) -> str:
+    bad = int(np.argmin(finite))
+    saved = run.latest_step() if run is not None else None
+    where = f"the last good checkpoint (step {saved}) in {run.directory} is kept" if saved is not None \
+        else "no checkpoint was written"
+    if losses.ndim == 1:
+        what = f"the loss became {losses[bad]}"
+    else:
+        members = np.where(~np.isfinite(losses[bad]))[0].tolist()
+        what = f"the loss of population members {members} became NaN or infinite"
+    return f"{what} at step {first + bad} (epoch {epoch}); {where}; try a smaller --lr"
+
+
+def run_segments(state: Any, segment: Callable, order: Callable[[int], np.ndarray], *, start: int, total: int,
+                 steps_per_epoch: int, every: int, images_per_step: int, run: Any = None,
+                 host: Callable = lambda st: st, describe: Callable | None = None, tags: dict | None = None,
+                 progress: bool = False) -> tuple[Any, list]:
+    """The epoch loop of every trainer (``fit``, ``parallel.fit_data_parallel``, ``population.fit``).
+
+    Takes steps ``start`` to ``total`` in segments that end at each epoch's end and at each
+    multiple of ``every``, logs a record per segment to ``run`` and saves ``host(state)`` there
+    every ``every`` steps and at the end. Segments depend only on the step numbers, so a run
+    resumed from any of its checkpoints runs the same segments (and compiled programs) as the
+    uninterrupted one: this is what makes resuming exact.
+
+    Args:
+      state: the state at step ``start``, in the layout ``segment`` takes (one device, replicated
+        over a mesh, stacked for ``pmap`` or for a population).
+      segment: ``segment(state, rows) -> (state, losses)``: one step per row of ``rows`` (a slice
+        of ``order(epoch)``), one loss per step (``(steps,)``, or ``(steps, members)``).
+      order: ``order(epoch)``, the index rows of an epoch (``epoch_order``).
+      images_per_step: images one step trains on (for ``images_per_s``).
+      run: a ``RunDir`` (or an object with its ``log``, ``save``, ``latest_step``, ``directory`` and
+        ``close``; closed at the end) or None to write nothing.
+      host: ``state`` as ``run.save`` stores it: the single-device ``TrainState``.
+      describe: ``describe(state, losses, step) -> dict``, more fields of a record (evaluation,
+        per-member losses).
+      tags: fields every record has (``mode``, ``devices``).
+
+    Returns:
+      ``(state, history)``: a record per segment (``step``, ``epoch``, ``loss``, ``images_per_s``,
+      ``seconds``, tags and described fields), as written to ``metrics.jsonl``.
+
+    Raises:
+      TrainingDiverged: a loss became NaN or infinite; the last good checkpoint is kept.
+    """
+    from tqdm.auto import tqdm
+
+    history: list[dict] = []
+    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", dynamic_ncols=True)
+    cur, order_epoch, rows = start, -1, None
+    while cur < total:
+        epoch = cur // steps_per_epoch
+        end = min((epoch + 1) * steps_per_epoch, total, (cur // every + 1) * every)
+        if epoch != order_epoch:
+            order_epoch, rows = epoch, order(epoch)
+        pos = cur - epoch * steps_per_epoch
+        idx = rows[pos:pos + end - cur]
+        t0 = time.perf_counter()
+        new_state, losses = segment(state, idx)
+        losses = np.asarray(jax.device_get(losses))
+        seconds = time.perf_counter() - t0
+        finite = np.all(np.isfinite(losses.reshape(len(losses), -1)), axis=1)
+        if not finite.all():
+            bar.close()
+            raise TrainingDiverged(_diverged(losses, finite, cur, epoch, run))
+        state, cur = new_state, end
+        record = {"step": cur, "epoch": round(cur / steps_per_epoch, 4), "loss": float(np.mean(losses)),
+                  "images_per_s": len(idx) * images_per_step / seconds, "seconds": seconds, **(tags or {})}
+        if describe is not None:
+            record.update(describe(state, losses, cur))
+        history.append(record)
+        bar.update(len(idx))
+        bar.set_postfix(loss=f"{record['loss']:.2f}", img_s=f"{record['images_per_s']:.0f}")
+        if run is not None:
+            run.log(record)
+            if cur % every == 0 or cur == total:
+                run.save(host(state))
+    bar.close()
+    if run is not None:
+        run.close()
+    return state, history
 
 
 def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int, batch_size: int = 128,
@@ -308,7 +466,8 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
       checkpoint_every: steps between checkpoints (default: one epoch); one is always saved at
         the end. ``keep`` checkpoints are kept.
       resume: continue the run in ``out_dir`` from its latest checkpoint; the result equals the
-        uninterrupted run bit for bit on CPU.
+        uninterrupted run bit for bit on CPU. The checkpoint may come from
+        ``parallel.fit_data_parallel`` with the same settings (equal up to summation order).
       eval_images: optional uint8 images whose ELBO and MSE are logged after each epoch.
       mode: ``"scan"``, ``"loop"``, ``"host"`` or ``"auto"`` (see the module docstring).
       settings: extra JSON-able values stored in ``config.json`` (e.g. the CLI's ``seed``).
@@ -319,21 +478,18 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
     Raises:
       TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
     """
-    from tqdm.auto import tqdm
-
     config, train_images, steps_per_epoch = check_fit_args(config, train_images, batch_size=batch_size, epochs=epochs)
     n = len(train_images)
     if eval_images is not None:
         eval_images = validate_images(eval_images, config, what="evaluation images")
     every = checkpoint_every or steps_per_epoch
-    total = epochs * steps_per_epoch
 
     graphdef, state, tx = init(key, config, learning_rate=learning_rate)
     run_settings = {"batch_size": batch_size, "learning_rate": learning_rate, "beta": beta, "epochs": epochs,
                     "checkpoint_every": every, **(settings or {})}
-    run = _RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep) if out_dir else None
-    if run is not None and resume:
-        state = run.restore(state)
+    opener = (lambda: RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep)) \
+        if out_dir else None
+    run, state = open_run(opener, state, resume=resume)
 
     mode = _choose_mode(mode, config, train_images.nbytes, device_bytes_limit)
     step = make_step(graphdef, tx, beta=beta)
@@ -357,49 +513,19 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
                 losses.append(m["loss"])
             return st, jnp.stack(losses)
 
-    history: list[dict] = []
-    start = int(state.step)
-    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", dynamic_ncols=True)
     eval_key = jax.random.key(1234)
-    cur = start
-    order_epoch, order = -1, None
-    while cur < total:
-        epoch = cur // steps_per_epoch
-        end = min((epoch + 1) * steps_per_epoch, total, (cur // every + 1) * every)
-        if epoch != order_epoch:
-            order_epoch, order = epoch, epoch_order(state.key, epoch, n, batch_size)
-        pos = cur - epoch * steps_per_epoch
-        idx = order[pos:pos + end - cur]
-        t0 = time.perf_counter()
-        new_state, losses = segment(state, idx)
-        losses = np.asarray(losses)
-        seconds = time.perf_counter() - t0
-        if not np.all(np.isfinite(losses)):
-            bad = cur + int(np.argmin(np.isfinite(losses)))
-            saved = run.manager.latest_step() if run else None
-            where = f"the last good checkpoint (step {saved}) in {run.manager.directory} is kept" if saved is not None \
-                else "no checkpoint was written"
-            bar.close()
-            raise TrainingDiverged(f"the loss became {losses[bad - cur]} at step {bad} (epoch {epoch}); {where}; "
-                                   "try a smaller --lr")
-        state = new_state
-        cur = end
-        record = {"step": cur, "epoch": round(cur / steps_per_epoch, 4), "loss": float(np.mean(losses)),
-                  "images_per_s": len(idx) * batch_size / seconds, "seconds": seconds, "mode": mode}
-        if eval_images is not None and cur % steps_per_epoch == 0:
-            model = nnx.merge(graphdef, state.params)
-            ev = evaluate(model, eval_key, eval_images, beta=beta)
-            record.update({"eval_elbo": ev["elbo"], "eval_recon_mse": ev["recon_mse"]})
-        history.append(record)
-        bar.update(len(idx))
-        bar.set_postfix(loss=f"{record['loss']:.2f}", img_s=f"{record['images_per_s']:.0f}")
-        if run is not None:
-            run.log(record)
-            if cur % every == 0 or cur == total:
-                run.save(state)
-    bar.close()
-    if run is not None:
-        run.manager.close()
+
+    def describe(st, losses, done):
+        if eval_images is None or done % steps_per_epoch:
+            return {}
+        ev = evaluate(nnx.merge(graphdef, st.params), eval_key, eval_images, beta=beta)
+        return {"eval_elbo": ev["elbo"], "eval_recon_mse": ev["recon_mse"]}
+
+    order_key = host_key(state.key)
+    state, history = run_segments(
+        state, segment, lambda epoch: epoch_order(order_key, epoch, n, batch_size), start=int(state.step),
+        total=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch, every=every, images_per_step=batch_size,
+        run=run, describe=describe, tags={"mode": mode}, progress=progress)
     return FitResult(nnx.merge(graphdef, state.params), state, history)
 
 

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from latentjax import cli
@@ -106,14 +107,46 @@ def test_population_and_data_parallel_cli_runs_are_loadable(capsys, tmp_path):
     for d in ("dp", "pm"):
         assert abs(_final_loss(tmp_path / d) - ref) < 1e-4 * abs(ref), d
         checkpoint.load_model(tmp_path / d)
-    members = sorted((tmp_path / "pop").iterdir())
+    members = sorted(p for p in (tmp_path / "pop").iterdir() if p.is_dir())
+    assert json.loads((tmp_path / "pop" / "population.json").read_text()) == {"seeds": [0, 1, 0, 1],
+                                                                              "betas": [1.0, 1.0, 4.0, 4.0]}
     assert [m.name for m in members] == ["member00_seed0_beta1", "member01_seed1_beta1", "member02_seed0_beta4",
                                         "member03_seed1_beta4"]
     assert abs(_final_loss(members[0]) - ref) < 1e-4 * abs(ref)  # seed 0, beta 1 is the single run
     for m in members:
         checkpoint.load_model(m)
     code, err = _run(capsys, *SMALL_TRAIN, "--out", str(tmp_path / "dp"), "--devices", "all")
+    assert code == 2 and "already holds a run" in err[0]
+    code, err = _run(capsys, *SMALL_TRAIN, "--out", str(tmp_path / "pop"), "--population", "2")
     assert code == 2 and "not empty" in err[0]
+
+
+def _metrics(run_dir):
+    return [(r["step"], r["loss"]) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+
+
+@pytest.mark.parametrize("scale", [["--devices", "2"], ["--population", "2"]], ids=["devices", "population"])
+def test_data_parallel_and_population_cli_runs_resume(capsys, tmp_path, scale):
+    from latentjax import checkpoint
+
+    base = ["train", "--dataset", "sprites", "--limit", "256", "--latent-dim", "3", "--hidden", "32",
+            "--batch-size", "64", "--checkpoint-every", "3", "--quiet", *scale]
+
+    def train(out, epochs, *extra):
+        return cli.main([*base, "--epochs", str(epochs), "--out", str(out), *extra])
+
+    assert train(tmp_path / "ref", 2) == 0
+    assert train(tmp_path / "run", 1) == 0
+    assert train(tmp_path / "run", 2, "--resume") == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["step"] == 8  # 256 images, batch 64: 4 steps an epoch
+    runs = [("ref", "run")] if scale[0] == "--devices" else \
+        [(f"ref/{m}", f"run/{m}") for m in ("member00_seed0_beta1", "member01_seed1_beta1")]
+    for ref, run in runs:
+        assert _metrics(tmp_path / run) == _metrics(tmp_path / ref)  # bit-equal losses, each step once
+        a, _ = checkpoint.load_model(tmp_path / ref)
+        b, _ = checkpoint.load_model(tmp_path / run)
+        assert all((x == y).all() for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 @pytest.mark.slow

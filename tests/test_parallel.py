@@ -17,9 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
-from latentjax import models, parallel, train
-from latentjax.errors import LatentJaxError
+from latentjax import checkpoint, models, parallel, population, train
+from latentjax.errors import LatentJaxError, TrainingDiverged
 
 CFG = models.Config(latent_dim=4, hidden=32, activation="relu")
 CONV = models.Config(arch="conv", image_shape=(8, 8, 1), latent_dim=3, hidden=16, channels=4)
@@ -129,8 +130,11 @@ _WORKER = textwrap.dedent("""
     from latentjax import models
     cfg = models.Config(latent_dim=4, hidden=32, activation="relu")
     images = np.random.default_rng(0).integers(0, 256, (96, 28, 28, 1), dtype=np.uint8)
-    r = parallel.fit_data_parallel(jax.random.key(3), cfg, images, epochs=2, batch_size=32, mode=sys.argv[4])
-    json.dump({"losses": [l for h in r.history for l in h["losses"]], "devices": r.history[0]["devices"],
+    kw = dict(batch_size=32, mode=sys.argv[4], out_dir=sys.argv[5])
+    # one epoch, then resumed for a second: process 0 writes and restores, process 1 receives its state
+    first = parallel.fit_data_parallel(jax.random.key(3), cfg, images, epochs=1, **kw)
+    r = parallel.fit_data_parallel(jax.random.key(3), cfg, images, epochs=2, resume=True, **kw)
+    json.dump({"losses": [h["loss"] for h in first.history + r.history], "devices": r.history[0]["devices"],
                "processes": jax.process_count(),
                "params": [np.asarray(x).tolist() for x in jax.tree.leaves(r.state.params)]}, open(sys.argv[3], "w"))
 """)
@@ -145,7 +149,7 @@ def test_two_process_run_equals_single_process(tmp_path, mode):
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
     env.pop("XLA_FLAGS", None)
     procs = [subprocess.Popen([sys.executable, "-c", _WORKER, f"127.0.0.1:{port}", str(i),
-                               str(tmp_path / f"p{i}.json"), mode], env=env,
+                               str(tmp_path / f"p{i}.json"), mode, str(tmp_path / "run")], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
     try:
         outs = [p.communicate(timeout=240)[0].decode() for p in procs]
@@ -159,10 +163,15 @@ def test_two_process_run_equals_single_process(tmp_path, mode):
     assert got[0]["processes"] == 2 and got[0]["devices"] == 4
     assert got[0]["losses"] == got[1]["losses"]
     ref = train.fit(jax.random.key(3), CFG, _images(96), epochs=2, batch_size=32, progress=False, mode="scan")
-    ref_losses = [h["loss"] for h in ref.history]
-    np.testing.assert_allclose(np.mean(np.reshape(got[0]["losses"], (2, 3)), axis=1), ref_losses, rtol=1e-5)
+    np.testing.assert_allclose(got[0]["losses"], [h["loss"] for h in ref.history], rtol=1e-5)
     for a, b in zip(got[0]["params"], jax.tree.leaves(ref.state.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+    # process 0 alone wrote the run; its last checkpoint is the returned model
+    model, _ = checkpoint.load_model(tmp_path / "run")
+    for a, b in zip(got[0]["params"], jax.tree.leaves(nnx.state(model))):
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b))
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [3, 6]
 
 
 def test_population_equals_separate_runs():
@@ -221,3 +230,106 @@ def test_bf16_compute_keeps_fp32_params_and_tracks_fp32_loss():
         # the matmuls (forward and backward) run in the compute dtype
         assert ("bf16[" in jaxpr and "dot_general" in jaxpr) == (dt == "bfloat16")
     np.testing.assert_allclose(losses["bfloat16"], losses["float32"], rtol=2e-2)
+
+
+class _Killed(Exception):
+    """Stands for a SIGKILL right after a checkpoint was written."""
+
+
+def _kill_after_save(monkeypatch, step):
+    """The first save of ``step`` (for a population: member 0's) is the last thing the run does."""
+    save = train.RunDir.save
+
+    def save_then_die(self, state):
+        save(self, state)
+        if int(state.step) == step:
+            raise _Killed
+
+    monkeypatch.setattr(train.RunDir, "save", save_then_die)
+
+
+def _logged(run_dir):
+    return [(r["step"], r["loss"]) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+
+
+def _raw_leaves(tree):
+    return jax.tree.leaves(jax.tree.map(
+        lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree))
+
+
+def _leaves_equal(a, b):
+    la, lb = _raw_leaves(a), _raw_leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
+
+
+@pytest.mark.parametrize("par,mode", [("jit", "scan"), ("jit", "loop"), ("pmap", "loop")])
+def test_data_parallel_resume_is_bitwise_exact(tmp_path, monkeypatch, par, mode):
+    images = _images(96)  # 3 steps an epoch; checkpoints every 2 steps: segments 0-2, 2-3, 3-4, 4-6
+    kw = {"epochs": 2, "batch_size": 32, "devices": 4, "parallel": par, "mode": mode, "checkpoint_every": 2,
+          "keep": 5}
+    ref = parallel.fit_data_parallel(jax.random.key(3), CFG, images, out_dir=tmp_path / "ref", **kw)
+    _kill_after_save(monkeypatch, 4)  # mid-epoch 2
+    with pytest.raises(_Killed):
+        parallel.fit_data_parallel(jax.random.key(3), CFG, images, out_dir=tmp_path / "run", **kw)
+    monkeypatch.undo()
+    with pytest.raises(LatentJaxError, match="already holds a run"):
+        parallel.fit_data_parallel(jax.random.key(3), CFG, images, out_dir=tmp_path / "run", **kw)
+    res = parallel.fit_data_parallel(jax.random.key(3), CFG, images, out_dir=tmp_path / "run", resume=True, **kw)
+    assert [h["step"] for h in res.history] == [6]
+    assert _leaves_equal(res.state, ref.state)
+    assert _logged(tmp_path / "run") == _logged(tmp_path / "ref")
+    assert checkpoint.Manager(tmp_path / "run").all_steps() == [2, 4, 6]
+
+
+def test_data_parallel_checkpoint_is_a_single_device_run(tmp_path):
+    images = _images(96)
+    res = parallel.fit_data_parallel(jax.random.key(3), CFG, images, epochs=1, batch_size=32, devices=4,
+                                     out_dir=tmp_path / "run")
+    model, cfg = checkpoint.load_model(tmp_path / "run")
+    assert cfg == CFG and _leaves_equal(nnx.state(model), nnx.state(res.model))
+    # train.fit continues it on one device: the two-epoch single-device run up to summation order
+    ref = train.fit(jax.random.key(3), CFG, images, epochs=2, batch_size=32, progress=False, mode="scan")
+    cont = train.fit(jax.random.key(3), CFG, images, epochs=2, batch_size=32, progress=False, mode="scan",
+                     out_dir=tmp_path / "run", resume=True)
+    assert [h["step"] for h in cont.history] == [6]
+    np.testing.assert_allclose(cont.history[0]["loss"], ref.history[1]["loss"], rtol=1e-5)
+    assert _max_diff(cont.state.params, ref.state.params) < 1e-4
+
+
+def test_population_resume_is_bitwise_exact(tmp_path, monkeypatch):
+    images = _images(96)
+    kw = {"seeds": [0, 1], "betas": [1.0, 4.0], "epochs": 2, "batch_size": 32, "checkpoint_every": 2, "keep": 5}
+    _, ref, _ = population.fit(CFG, images, out_dir=tmp_path / "ref", **kw)
+    # killed between the two members' saves of step 4: member 0 holds steps 2 and 4, member 1 only 2
+    _kill_after_save(monkeypatch, 4)
+    with pytest.raises(_Killed):
+        population.fit(CFG, images, out_dir=tmp_path / "run", **kw)
+    monkeypatch.undo()
+    names = [population.member_name(k, s, b) for k, (s, b) in enumerate(zip(kw["seeds"], kw["betas"]))]
+    assert [checkpoint.Manager(tmp_path / "run" / m).all_steps() for m in names] == [[2, 4], [2]]
+    with pytest.raises(LatentJaxError, match="another population"):
+        population.fit(CFG, images, out_dir=tmp_path / "run", resume=True, **{**kw, "seeds": [0, 2]})
+    _, pop, hist = population.fit(CFG, images, out_dir=tmp_path / "run", resume=True, **kw)
+    assert [h["step"] for h in hist] == [3, 4, 6]  # from the common step 2
+    assert _leaves_equal(pop.states, ref.states)
+    for k, m in enumerate(names):
+        assert _logged(tmp_path / "run" / m) == _logged(tmp_path / "ref" / m)
+        model, _ = checkpoint.load_model(tmp_path / "run" / m)
+        assert _leaves_equal(nnx.state(model), parallel.member_state(pop, k).params)
+
+
+def test_population_nan_names_the_member_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    images = np.minimum(_images(96), 254)
+    images[50] = 255  # member 1 (beta 4) diverges on the batch holding this image
+    orig = train.loss_fn
+
+    def poisoned(params, graphdef, k, batch, *, beta=1.0):
+        return jnp.where((jnp.max(batch) == 255) & (beta > 2), jnp.nan, orig(params, graphdef, k, batch, beta=beta))
+
+    monkeypatch.setattr(train, "loss_fn", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"population members \[1\].*last good checkpoint") as err:
+        population.fit(CFG, images, seeds=[0, 0], betas=[1.0, 4.0], epochs=2, batch_size=32, checkpoint_every=1,
+                       out_dir=tmp_path / "pop")
+    bad = int(str(err.value).split("at step ")[1].split()[0])
+    for m in ("member00_seed0_beta1", "member01_seed0_beta4"):
+        assert checkpoint.Manager(tmp_path / "pop" / m).latest_step() == bad
