@@ -49,7 +49,17 @@ def compiler_options(backend: str | None = None) -> dict | None:
     backend = backend or jax.default_backend()
     if backend != "cpu" or os.environ.get("LATENTJAX_XLA_YNN", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
-    return dict(_CPU_OPTIONS)
+    return dict(_CPU_OPTIONS) if _cpu_options_accepted() else None
+
+
+@functools.cache
+def _cpu_options_accepted() -> bool:
+    """Whether this jaxlib's XLA knows the option (it is experimental: a later one may rename it)."""
+    try:
+        jax.jit(lambda x: x @ x, compiler_options=_CPU_OPTIONS).lower(jnp.ones((2, 2))).compile()
+    except Exception:  # noqa: BLE001  (XLA reports an unknown option or enum value as a runtime error)
+        return False
+    return True
 
 
 def jit(fun: Callable, **kwargs) -> Callable:
