@@ -92,7 +92,8 @@ class LatentJaxRunner:
             self.call = lambda: self.fn(self.state, self.betas, self.data, self.idx)  # noqa: E731
         else:
             graphdef, self.state, tx = train.init(jax.random.key(0), config, learning_rate=1e-3)
-            step = train.make_step(graphdef, tx)
+            # as train.fit would: its default microbatches for this model and batch
+            step = train.make_step(graphdef, tx, microbatches=train.default_microbatches(config, batch))
             idx = rng.integers(0, n, (steps, batch)).astype(np.int32)
             if config.arch == "conv" and jax.default_backend() == "cpu":
                 # train.fit's "loop" mode: convolutions inside a rolled scan are slow on XLA:CPU

@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=_positive_int, default=None, help="steps (default: one epoch)")
     t.add_argument("--keep", type=_positive_int, default=3, help="checkpoints to keep")
     t.add_argument("--mode", choices=("auto", "scan", "loop", "host"), default="auto")
+    t.add_argument("--microbatches", type=_positive_int, default=None,
+                   help="compute each batch's gradient in N equal slices (default: train.default_microbatches)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     g = t.add_argument_group("scale (see README: sharding is the recommended path)")
     g.add_argument("--devices", default=None, help="data-parallel over N devices or 'all' (jit + sharding)")
@@ -97,6 +99,7 @@ def _train(args) -> int:
     import jax
 
     from latentjax import data, models, parallel, train
+    from latentjax.errors import LatentJaxError
 
     ds = data.load(args.dataset, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     shape = tuple(ds.train_images.shape[1:])
@@ -105,6 +108,11 @@ def _train(args) -> int:
                         likelihood=likelihood, hidden=args.hidden, depth=args.depth, activation=args.activation,
                         compute_dtype=parallel.compute_dtype(args.precision))
     settings = {"seed": args.seed, "dataset": args.dataset, "limit": args.limit}
+    scaled = args.population or args.beta_grid or args.devices or args.parallel == "pmap" or jax.process_count() > 1
+    if scaled and (args.microbatches is not None or args.mode == "host"):
+        flag = "--microbatches" if args.microbatches is not None else "--mode host"
+        raise LatentJaxError(f"{flag} applies to single-device training, not to --devices, --parallel pmap, "
+                             "multi-process or --population runs")
     if args.population or args.beta_grid:
         return _train_population(args, cfg, ds, settings)
     if args.devices or args.parallel == "pmap" or jax.process_count() > 1:
@@ -113,7 +121,7 @@ def _train(args) -> int:
                        batch_size=args.batch_size, learning_rate=args.lr, beta=args.beta, out_dir=args.out,
                        checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume,
                        progress=not args.quiet, eval_images=ds.test_images[:2000], mode=args.mode,
-                       settings=settings)
+                       microbatches=args.microbatches, settings=settings)
     last = result.history[-1] if result.history else {"step": int(result.state.step)}
     print(json.dumps({"out": args.out, **last}))
     return 0
@@ -127,7 +135,7 @@ def _train_data_parallel(args, cfg, ds, settings) -> int:
     res = parallel.fit_data_parallel(jax.random.key(args.seed), cfg, ds.train_images, epochs=args.epochs,
                                      batch_size=args.batch_size, learning_rate=args.lr, beta=args.beta,
                                      devices=args.devices or "all", parallel=args.parallel,
-                                     mode="auto" if args.mode in ("auto", "host") else args.mode,
+                                     mode=args.mode,
                                      out_dir=args.out, checkpoint_every=args.checkpoint_every, keep=args.keep,
                                      resume=args.resume, progress=not args.quiet, settings=settings)
     last = res.history[-1] if res.history else {"step": int(res.state.step)}
@@ -143,7 +151,7 @@ def _train_population(args, cfg, ds, settings) -> int:
     seeds, betas = population.grid(size=args.population, seed=args.seed, beta_grid=args.beta_grid)
     graphdef, pop, history = population.fit(
         cfg, ds.train_images, seeds=seeds, betas=betas, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, mode="auto" if args.mode in ("auto", "host") else args.mode, out_dir=args.out,
+        learning_rate=args.lr, mode=args.mode, out_dir=args.out,
         checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume, progress=not args.quiet,
         settings=settings)
     losses = history[-1]["losses"] if history else [None] * len(pop.seeds)

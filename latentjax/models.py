@@ -110,6 +110,66 @@ def _depth_to_space(x: jax.Array, factor: int = 2) -> jax.Array:
     return x.reshape(*lead, h * factor, w * factor, c)
 
 
+# The conv layers below compute what ``nnx.Conv`` computes, from its parameters, in forms that
+# XLA:CPU trains faster (measured on the conv VAE step, batch 256, 2 cores; the parameters and
+# checkpoints are those of the plain ``nnx.Conv`` layers).
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
+    """``y + bias`` over the channel axis of one ``(h, w, c)`` feature map.
+
+    The bias is broadcast by a dot with a ones column, so that its gradient is a dot too. The
+    plain broadcast's gradient is a reduce over (batch, h, w) once vmapped, which XLA:CPU's
+    tree-reduction rewrite turns into a slow reduce-window (41 of 213 ms in the conv VAE step).
+    Linear in ``bias``, so forward- and reverse-mode both work.
+    """
+    h, w, c = y.shape
+    ones = jnp.ones((h * w, 1), y.dtype)
+    return y + jax.lax.dot_general(ones, bias.astype(y.dtype)[None], (((1,), (0,)), ((), ()))).reshape(h, w, c)
+
+
+def _conv(layer: nnx.Conv, x: jax.Array, stride: int = 1) -> jax.Array:
+    """``layer(x)`` for a 3x3 ``nnx.Conv`` with SAME padding, on one ``(h, w, c)`` image."""
+    dt = layer.dtype or x.dtype
+    y = jax.lax.conv_general_dilated(x.astype(dt)[None], layer.kernel[...].astype(dt), (stride, stride), "SAME",
+                                     dimension_numbers=_DN)[0]
+    return _add_bias(y, layer.bias[...])
+
+
+def _tap_selector(channels: int, dtype) -> jax.Array:
+    """The fixed ``(3, 3, 9 c, c)`` kernel whose output channel ``o`` at a pixel sums, over the 9
+    taps ``(i, j)``, input channel ``9 o + 3 i + j`` at the pixel shifted by ``(i - 1, j - 1)``."""
+    sel = np.zeros((3, 3, 9 * channels, channels), np.float32)
+    for o in range(channels):
+        for i in range(3):
+            for j in range(3):
+                sel[i, j, 9 * o + 3 * i + j, o] = 1.0
+    return jnp.asarray(sel, dtype)
+
+
+def _conv_after_subpixel(layer: nnx.Conv, a: jax.Array) -> jax.Array:
+    """``layer(_depth_to_space(a))`` for the decoder's last conv, whose outputs are few (the
+    image channels), without building the upsampled ``(2h, 2w, c)`` feature map.
+
+    Each tap's contribution is a per-pixel dot, so it is taken on ``a``'s sub-pixel layout
+    (``(h, w, 4 c)`` -> ``(h, w, 4, 9 out)``); only that small result is shuffled to full
+    resolution, and a fixed one-hot 3x3 conv adds the 9 shifted taps. On XLA:CPU this avoids
+    the transposes of the ``(b, 2h, 2w, c)`` activations (and of their gradient) that the conv's
+    weight gradient otherwise needs: the conv VAE step went from 213 to ~175 ms.
+    """
+    dt = layer.dtype or a.dtype
+    h, w, c4 = a.shape
+    kernel = layer.kernel[...].astype(dt)
+    kh, kw, cin, cout = kernel.shape
+    taps = kernel.transpose(2, 3, 0, 1).reshape(cin, cout * kh * kw)  # column 9 o + 3 i + j
+    z = a.astype(dt).reshape(h, w, 4, cin) @ taps  # (h, w, 4, 9 out): the sub-pixels' tap values
+    z = _depth_to_space(z.reshape(h, w, 4 * cout * kh * kw))  # (2h, 2w, 9 out)
+    y = jax.lax.conv_general_dilated(z[None], _tap_selector(cout, dt), (1, 1), "SAME", dimension_numbers=_DN)[0]
+    return _add_bias(y, layer.bias[...])
+
+
 class MLPEncoder(nnx.Module):
     def __init__(self, cfg: Config, out_dim: int, *, rngs: nnx.Rngs):
         dims = [math.prod(cfg.image_shape)] + [cfg.hidden] * cfg.depth
@@ -162,7 +222,7 @@ class ConvEncoder(nnx.Module):
         act = ACTIVATIONS[self.act]
         h = x
         for conv in self.convs:
-            h = act(conv(h))
+            h = act(_conv(conv, h, 2))
         return self.out(act(self.dense(h.reshape(-1))))
 
 
@@ -194,9 +254,10 @@ class ConvDecoder(nnx.Module):
     def __call__(self, z):
         act = ACTIVATIONS[self.act]
         h = act(self.dense2(act(self.dense1(z)))).reshape(self.start)
-        for conv in self.ups:
-            h = act(_depth_to_space(conv(h)))
-        return self.out(h)
+        for conv in self.ups[:-1]:
+            h = act(_depth_to_space(_conv(conv, h)))
+        # = self.out(act(_depth_to_space(self.ups[-1](h)))), computed without the upsampled map
+        return _conv_after_subpixel(self.out, act(_conv(self.ups[-1], h)))
 
 
 class AutoEncoder(nnx.Module):

@@ -188,3 +188,15 @@ def test_embed_command_writes_viewer_and_projector(capsys, tmp_path):
     code, err = _run(capsys, "embed", "--checkpoint", str(tmp_path / "nothing"), "--method", "pca",
                      "--out", str(tmp_path / "e2"))
     assert code == 2 and len(err) == 1
+
+
+def test_microbatches_flag(capsys, tmp_path):
+    # --microbatches reaches train.fit (recorded in config.json); the scaled paths refuse it and
+    # --mode host (they have no host-fed mode) with exit code 2, before writing anything.
+    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "mb"), "--microbatches", "2"]) == 0
+    assert json.loads((tmp_path / "mb" / "config.json").read_text())["train"]["microbatches"] == 2
+    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "dp"), "--devices", "all", "--microbatches", "2"]) == 2
+    assert "--microbatches applies to single-device training" in capsys.readouterr().err
+    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "pop"), "--population", "2", "--mode", "host"]) == 2
+    assert "--mode host applies to single-device training" in capsys.readouterr().err
+    assert not (tmp_path / "dp").exists() and not (tmp_path / "pop").exists()

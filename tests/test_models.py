@@ -164,3 +164,53 @@ def test_bfloat16_compute_keeps_float32_params(key):
     assert all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(g))
     ref = models.elbo(models.create(key, SMALL["conv"]), key, x)
     np.testing.assert_allclose(models.elbo(model, key, x), ref, rtol=3e-2)
+
+
+def _reference_conv_decoder(dec, z):
+    """The conv decoder as its layers read: nnx.Conv calls, depth-to-space, then the output conv."""
+    act = models.ACTIVATIONS[dec.act]
+    h = act(dec.dense2(act(dec.dense1(z)))).reshape(dec.start)
+    for conv in dec.ups:
+        h = act(models._depth_to_space(conv(h)))
+    return dec.out(h)
+
+
+def _reference_conv_encoder(enc, x):
+    act = models.ACTIVATIONS[enc.act]
+    h = x
+    for conv in enc.convs:
+        h = act(conv(h))
+    return enc.out(act(enc.dense(h.reshape(-1))))
+
+
+@pytest.mark.parametrize("shape,channels", [((28, 28, 1), 8), ((16, 16, 3), 4), ((32, 24, 3), 4)])
+def test_fast_conv_layers_equal_nnx_conv(shape, channels, key):
+    # The conv encoder/decoder compute their nnx.Conv layers in faster forms (dot-broadcast bias,
+    # the last conv taken on the sub-pixel layout): values, gradients of a vmapped loss and
+    # forward-mode Jacobians must equal the plain layers'.
+    cfg = models.Config(arch="conv", image_shape=shape, latent_dim=5, hidden=16, channels=channels)
+    model = models.create(key, cfg)
+    z = jax.random.normal(jax.random.key(1), (3, 5))
+    x = jax.random.uniform(jax.random.key(2), (3,) + shape)
+    from flax import nnx
+
+    @jax.jit
+    def outputs(m):
+        dec, enc = m.decoder, m.encoder
+        return (jax.vmap(dec)(z), jax.vmap(lambda v: _reference_conv_decoder(dec, v))(z),
+                jax.vmap(enc)(x), jax.vmap(lambda v: _reference_conv_encoder(enc, v))(x),
+                jax.jacfwd(dec)(z[0]), jax.jacrev(lambda v: _reference_conv_decoder(dec, v))(z[0]))
+
+    def loss(m, fast):
+        d = (lambda v: m.decoder(v)) if fast else (lambda v: _reference_conv_decoder(m.decoder, v))
+        e = (lambda v: m.encoder(v)) if fast else (lambda v: _reference_conv_encoder(m.encoder, v))
+        return jnp.sum(jnp.sin(jax.vmap(d)(z))) + jnp.sum(jnp.cos(jax.vmap(e)(x)))
+
+    grads = jax.jit(lambda m: [nnx.state(nnx.grad(lambda mm, f=f: loss(mm, f))(m), nnx.Param) for f in (True, False)])
+    dec_fast, dec_ref, enc_fast, enc_ref, jac_fwd, jac_rev = outputs(model)
+    np.testing.assert_allclose(dec_fast, dec_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(enc_fast, enc_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jac_fwd, jac_rev, rtol=1e-5, atol=1e-6)
+    g_fast, g_ref = grads(model)
+    for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(b))))

@@ -189,3 +189,33 @@ def test_vae_beats_pca_on_fashion_mnist(data_dir, key):
     vae = train.evaluate(model, key, test)["recon_mse"]
     pca = demo.pca_recon_mse(ds.train_images, test, 16)
     assert vae < pca, (vae, pca)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_microbatches_equal_one_pass(arch, sprites16, key):
+    # make_step(microbatches=k) sums the gradients of k slices, each example keeping its key:
+    # the same 10-step trajectory as the one-pass step, to float32 rounding.
+    cfg = CFG._replace(arch=arch, channels=4) if arch == "conv" else CFG
+    graphdef, state, tx = train.init(key, cfg, learning_rate=1e-3)
+    idx = jnp.arange(10 * 32).reshape(10, 32) % len(sprites16)
+    data_ = jnp.asarray(sprites16)
+    out = {}
+    for k in (1, 2, 4):
+        out[k] = train.jit(train.make_run(train.make_step(graphdef, tx, microbatches=k)))(state, data_, idx)
+    for k in (2, 4):
+        np.testing.assert_allclose(out[k][1], out[1][1], rtol=1e-5)
+        for a, b in zip(jax.tree.leaves(out[k][0].params), jax.tree.leaves(out[1][0].params)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(LatentJaxError, match="does not split into 3"):
+        train.make_step(graphdef, tx, microbatches=3)(state, sprites16[:32])
+    with pytest.raises(LatentJaxError, match="microbatches must be >= 1"):
+        train.make_step(graphdef, tx, microbatches=0)
+
+
+def test_default_microbatches():
+    conv = CFG._replace(arch="conv")
+    assert train.default_microbatches(conv, 256, "cpu") == 2
+    assert train.default_microbatches(conv, 128, "cpu") == 1
+    assert train.default_microbatches(conv, 257, "cpu") == 1
+    assert train.default_microbatches(conv, 256, "gpu") == 1
+    assert train.default_microbatches(CFG, 1024, "cpu") == 1
