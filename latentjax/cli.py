@@ -137,7 +137,8 @@ def _train_data_parallel(args, cfg, ds, settings) -> int:
                                      devices=args.devices or "all", parallel=args.parallel,
                                      mode=args.mode,
                                      out_dir=args.out, checkpoint_every=args.checkpoint_every, keep=args.keep,
-                                     resume=args.resume, progress=not args.quiet, settings=settings)
+                                     resume=args.resume, progress=not args.quiet,
+                                     eval_images=ds.test_images[:2000], settings=settings)
     last = res.history[-1] if res.history else {"step": int(res.state.step)}
     print(json.dumps({"out": args.out, "process": jax.process_index(), **last}))
     return 0

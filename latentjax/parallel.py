@@ -249,7 +249,8 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
                       devices: Sequence | int | str | None = "all", parallel: str = "jit",
                       mode: str = "auto", out_dir: str | os.PathLike | None = None,
                       checkpoint_every: int | None = None, keep: int = 3, resume: bool = False,
-                      progress: bool = False, settings: dict | None = None) -> train.FitResult:
+                      progress: bool = False, eval_images: Any = None,
+                      settings: dict | None = None) -> train.FitResult:
     """``train.fit`` over several devices (and processes): same keys, data order, steps and files.
 
     Every process passes the same ``key`` and the whole ``train_images`` (each feeds only its rows
@@ -271,6 +272,8 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
         path loops.
       out_dir, checkpoint_every, keep, resume, settings: as for ``train.fit``. In a multi-process
         run process 0 writes and restores, and sends the restored state to the others.
+      eval_images: as for ``train.fit``: their ELBO and MSE are logged after each epoch
+        (evaluated on this process's first device).
 
     Returns:
       ``train.FitResult`` with the parameters gathered to this process; ``history`` has one
@@ -293,6 +296,8 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
     config, train_images, steps_per_epoch = train.check_fit_args(config, train_images, batch_size=batch_size,
                                                                  epochs=epochs)
     n = len(train_images)
+    if eval_images is not None:
+        eval_images = train.validate_images(eval_images, config, what="evaluation images")
     devs = list(devices) if isinstance(devices, (list, tuple)) else select_devices(devices)
     if mode == "auto":
         mode = "loop" if config.arch == "conv" and jax.default_backend() == "cpu" else "scan"
@@ -348,6 +353,7 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
         state, segment, lambda epoch: train.epoch_order(order_key, epoch, n, batch_size), start=start,
         total=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch, every=every, images_per_step=batch_size,
         run=run, host=host, tags={"mode": f"{parallel}-{mode if parallel == 'jit' else 'loop'}", "devices": len(devs)},
+        describe=train.epoch_evaluation(graphdef, eval_images, steps_per_epoch=steps_per_epoch, beta=beta, host=host),
         progress=progress and jax.process_index() == 0)
     state = host(state)
     return train.FitResult(nnx.merge(graphdef, state.params), state, history)

@@ -409,7 +409,7 @@ def open_run(opener: Callable[[], Any] | None, state: Any, *, resume: bool) -> t
             run = opener()
             if resume:
                 state = run.restore(state)
-        except LatentJaxError as e:
+        except Exception as e:  # noqa: BLE001  (any failure must reach the other processes too)
             error = e
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
@@ -436,6 +436,22 @@ def _diverged(losses: np.ndarray, finite: np.ndarray, first: int, epoch: int, ru
         members = np.where(~np.isfinite(losses[bad]))[0].tolist()
         what = f"the loss of population members {members} became NaN or infinite"
     return f"{what} at step {first + bad} (epoch {epoch}); {where}; try a smaller --lr"
+
+
+def epoch_evaluation(graphdef, eval_images: Any, *, steps_per_epoch: int, beta: float,
+                     host: Callable = lambda st: st) -> Callable:
+    """``describe`` for ``run_segments``: ``eval_elbo`` and ``eval_recon_mse`` of ``eval_images``
+    (validated uint8, or None for nothing) at the end of each epoch; ``host(state)`` is the
+    single-device ``TrainState`` (for states laid out over devices)."""
+    eval_key = jax.random.key(1234)
+
+    def describe(st, losses, done):
+        if eval_images is None or done % steps_per_epoch:
+            return {}
+        ev = evaluate(nnx.merge(graphdef, host(st).params), eval_key, eval_images, beta=beta)
+        return {"eval_elbo": ev["elbo"], "eval_recon_mse": ev["recon_mse"]}
+
+    return describe
 
 
 def run_segments(state: Any, segment: Callable, order: Callable[[int], np.ndarray], *, start: int, total: int,
@@ -577,14 +593,7 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
                 losses.append(m["loss"])
             return st, jnp.stack(losses)
 
-    eval_key = jax.random.key(1234)
-
-    def describe(st, losses, done):
-        if eval_images is None or done % steps_per_epoch:
-            return {}
-        ev = evaluate(nnx.merge(graphdef, st.params), eval_key, eval_images, beta=beta)
-        return {"eval_elbo": ev["elbo"], "eval_recon_mse": ev["recon_mse"]}
-
+    describe = epoch_evaluation(graphdef, eval_images, steps_per_epoch=steps_per_epoch, beta=beta)
     order_key = host_key(state.key)
     state, history = run_segments(
         state, segment, lambda epoch: epoch_order(order_key, epoch, n, batch_size), start=int(state.step),

@@ -94,11 +94,15 @@ def test_sharded_step_compiles_once():
 
 @pytest.mark.parametrize("par,mode", [("jit", "scan"), ("jit", "loop"), ("pmap", "loop")])
 def test_fit_data_parallel_equals_fit(par, mode):
-    images = _images(96)
-    ref = train.fit(jax.random.key(3), CFG, images, epochs=2, batch_size=32, progress=False, mode="scan")
+    images, held_out = _images(96), _images(40, seed=9)
+    ref = train.fit(jax.random.key(3), CFG, images, epochs=2, batch_size=32, progress=False, mode="scan",
+                    eval_images=held_out)
     res = parallel.fit_data_parallel(jax.random.key(3), CFG, images, epochs=2, batch_size=32, devices=4,
-                                     parallel=par, mode=mode)
+                                     parallel=par, mode=mode, eval_images=held_out)
     np.testing.assert_allclose([h["loss"] for h in res.history], [h["loss"] for h in ref.history], rtol=1e-5)
+    # the same per-epoch evaluation as train.fit logs
+    for key in ("eval_elbo", "eval_recon_mse"):
+        np.testing.assert_allclose([h[key] for h in res.history], [h[key] for h in ref.history], rtol=1e-4)
     assert int(res.state.step) == int(ref.state.step) == 6
     # Adam amplifies summation-order noise, so parameters agree to ~1e-5 (not bit for bit).
     assert _max_diff(res.state.params, ref.state.params) < 1e-4

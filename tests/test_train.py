@@ -219,3 +219,29 @@ def test_default_microbatches():
     assert train.default_microbatches(conv, 257, "cpu") == 1
     assert train.default_microbatches(conv, 256, "gpu") == 1
     assert train.default_microbatches(CFG, 1024, "cpu") == 1
+
+
+@pytest.mark.parametrize("process", [0, 1])
+def test_open_run_failure_on_process_0_reaches_every_process(monkeypatch, process):
+    # Any error while process 0 opens the run (not only a LatentJaxError) is broadcast, so the
+    # other processes stop at once instead of waiting for process 0 at the first collective.
+    from jax.experimental import multihost_utils
+
+    sent = []
+
+    def broadcast(x):
+        sent.append(x)
+        return (np.int32(1), x[1]) if process else x
+
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: process)
+    monkeypatch.setattr(multihost_utils, "broadcast_one_to_all", broadcast)
+
+    def opener():
+        raise PermissionError("run folder is read-only")
+
+    state = train.init(jax.random.key(0), CFG, learning_rate=1e-3)[1]
+    expected = (PermissionError, "read-only") if process == 0 else (LatentJaxError, "process 0 could not open")
+    with pytest.raises(expected[0], match=expected[1]):
+        train.open_run(opener, state, resume=False)
+    assert len(sent) == 1 and (process == 1 or int(sent[0][0]) == 1)
