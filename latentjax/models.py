@@ -16,6 +16,7 @@ import numpy as np
 from flax import nnx
 from jax.typing import ArrayLike
 
+from latentjax import xla
 from latentjax.errors import LatentJaxError
 
 KINDS = ("vae", "ae")
@@ -319,7 +320,7 @@ def encode(model: AutoEncoder, x: ArrayLike) -> Gaussian:
     return Gaussian(mean, log_var)
 
 
-@jax.jit
+@xla.lazy_jit
 def _encode_means(model: AutoEncoder, images: jax.Array) -> jax.Array:
     return jax.vmap(lambda x: encode(model, x).mean)(to_float(images))
 

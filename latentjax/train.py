@@ -23,50 +23,14 @@ import numpy as np
 import optax
 from flax import nnx
 
-from latentjax import models
+from latentjax import models, xla
 from latentjax.errors import DataError, LatentJaxError, TrainingDiverged
 
 MODES = ("auto", "scan", "loop", "host")
 
-# XLA:CPU runs dot products through YNNPACK when asked, one dot per library call; measured on the
-# 2-core dev VM (jax 0.10.2, benchmarks/README.md): the MLP VAE step at batch 128 3.1 -> 2.4 ms,
-# the conv VAE at batch 256 342 -> 221 ms, with float32 results equal to the default path to
-# rounding. (The option replaces XLA's default YNNPACK fusion list, in which convolutions go to
-# YNNPACK; they then go to Eigen, 2-3x faster for the conv VAE's layers, e.g. 14x14x32->128 at
-# batch 256: forward 26 -> 11 ms, kernel gradient 64 -> 20 ms.) The option is experimental in XLA, so it
-# is scoped to latentjax's training steps (not set globally) and ``LATENTJAX_XLA_YNN=0`` turns it off.
-_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
-
-
-def compiler_options(backend: str | None = None) -> dict | None:
-    """The XLA compiler options latentjax compiles its training steps with (``jax.jit(...,
-    compiler_options=...)``): YNNPACK dots on CPU, nothing elsewhere.
-
-    Examples:
-      >>> compiler_options("gpu") is None
-      True
-      >>> sorted(compiler_options("cpu"))  # doctest: +SKIP
-      ['xla_cpu_experimental_ynn_fusion_type']
-    """
-    backend = backend or jax.default_backend()
-    if backend != "cpu" or os.environ.get("LATENTJAX_XLA_YNN", "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    return dict(_CPU_OPTIONS) if _cpu_options_accepted() else None
-
-
-@functools.cache
-def _cpu_options_accepted() -> bool:
-    """Whether this jaxlib's XLA knows the option (it is experimental: a later one may rename it)."""
-    try:
-        jax.jit(lambda x: x @ x, compiler_options=_CPU_OPTIONS).lower(jnp.ones((2, 2))).compile()
-    except Exception:  # noqa: BLE001  (XLA reports an unknown option or enum value as a runtime error)
-        return False
-    return True
-
-
-def jit(fun: Callable, **kwargs) -> Callable:
-    """``jax.jit`` with ``compiler_options()``: how latentjax compiles every training step."""
-    return jax.jit(fun, compiler_options=compiler_options(), **kwargs)
+# The XLA options every training step compiles with (YNNPACK dots on CPU): see latentjax.xla.
+compiler_options = xla.compiler_options
+jit = xla.jit
 
 
 class TrainState(NamedTuple):
@@ -241,7 +205,7 @@ def validate_images(images: Any, config: models.Config, *, what: str = "training
     return images
 
 
-@functools.partial(jax.jit, static_argnames="beta")
+@functools.partial(xla.lazy_jit, static_argnames="beta")
 def _evaluate_chunk(model, key, images, *, beta):
     x = models.to_float(images)
     keys = jax.random.split(key, images.shape[0])
