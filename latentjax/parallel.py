@@ -20,7 +20,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from latentjax import models, population, train
+from latentjax import models, population, runs, train
 from latentjax.errors import LatentJaxError
 
 AXIS = "data"
@@ -256,12 +256,12 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
     Every process passes the same ``key`` and the whole ``train_images`` (each feeds only its rows
     of each global batch). ``batch_size`` is the global batch and must be divisible by the devices.
 
-    The run folder is ``train.fit``'s (``train.RunDir``; process 0 writes it): its checkpoints hold
+    The run folder is ``train.fit``'s (``runs.RunDir``; process 0 writes it): its checkpoints hold
     the plain single-device ``TrainState`` gathered from the mesh (or device 0's copy under
     ``pmap``), so ``checkpoint.load_model`` reads them, and a run can be resumed on another number
     of devices, or by ``train.fit``, with the same settings (equal up to summation order).
     Resuming on the same devices is exact: the segments of steps are those of the uninterrupted
-    run (``train.run_segments``) and the restored state is placed as the fresh one was.
+    run (``runs.run_segments``) and the restored state is placed as the fresh one was.
 
     Args:
       parallel: ``"jit"`` (sharding over a ``("data",)`` mesh; recommended) or ``"pmap"``
@@ -312,10 +312,10 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
     run_settings = {"batch_size": batch_size, "learning_rate": learning_rate, "beta": beta, "epochs": epochs,
                     "checkpoint_every": every, "devices": len(devs), "parallel": parallel,
                     "processes": jax.process_count(), **(settings or {})}
-    opener = (lambda: train.RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep)) \
+    opener = (lambda: runs.RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep)) \
         if out_dir else None
-    run, state = train.open_run(opener, state, resume=resume)
-    start, order_key = int(state.step), train.host_key(state.key)
+    run, state = runs.open_run(opener, state, resume=resume)
+    start, order_key = int(state.step), runs.host_key(state.key)
 
     if parallel == "pmap":
         nd = len(devs)
@@ -349,7 +349,7 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
                     losses.append(m["loss"])
                 return st, jnp.stack(losses)
 
-    state, history = train.run_segments(
+    state, history = runs.run_segments(
         state, segment, lambda epoch: train.epoch_order(order_key, epoch, n, batch_size), start=start,
         total=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch, every=every, images_per_step=batch_size,
         run=run, host=host, tags={"mode": f"{parallel}-{mode if parallel == 'jit' else 'loop'}", "devices": len(devs)},

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from latentjax import models, train
+from latentjax import models, runs, train
 from latentjax.errors import CheckpointError, LatentJaxError
 
 
@@ -113,8 +113,8 @@ def _take(tree: Any, k: int) -> Any:
 
 
 class _Members:
-    """A population's files: ``population.json`` (its seeds and betas) and one ``train.RunDir``
-    per member, written and read with the methods ``train.run_segments`` and ``train.open_run`` use."""
+    """A population's files: ``population.json`` (its seeds and betas) and one ``runs.RunDir``
+    per member, written and read with the methods ``runs.run_segments`` and ``runs.open_run`` use."""
 
     def __init__(self, out_dir, *, config, settings, seeds, betas, resume, keep):
         self.directory = pathlib.Path(out_dir)
@@ -128,7 +128,7 @@ class _Members:
             if old != spec:
                 raise LatentJaxError(f"cannot resume {self.directory} with another population "
                                      f"(saved vs requested: {old} vs {spec})")
-        self.runs = [train.RunDir(self.directory / member_name(k, s, b), config=config, resume=resume, keep=keep,
+        self.runs = [runs.RunDir(self.directory / member_name(k, s, b), config=config, resume=resume, keep=keep,
                                   settings={**settings, "seed": s, "beta": b, "population": len(spec["seeds"])})
                      for k, (s, b) in enumerate(zip(spec["seeds"], spec["betas"]))]
         spec_file.write_text(json.dumps(spec))
@@ -230,9 +230,9 @@ def fit(config: models.Config, train_images: Any, *, seeds: Sequence[int], betas
                        "checkpoint_every": every, **(settings or {})}
     opener = (lambda: _Members(out_dir, config=config, settings=member_settings, seeds=pop.seeds,
                                betas=pop.betas.tolist(), resume=resume, keep=keep)) if out_dir else None
-    run, states = train.open_run(opener, pop.states, resume=resume)
-    keys = [train.host_key(states.key[i]) for i in range(k)]
-    states, history = train.run_segments(
+    run, states = runs.open_run(opener, pop.states, resume=resume)
+    keys = [runs.host_key(states.key[i]) for i in range(k)]
+    states, history = runs.run_segments(
         states, segment, lambda epoch: np.stack([train.epoch_order(kk, epoch, n, batch_size) for kk in keys], axis=1),
         start=int(np.asarray(states.step)[0]), total=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
         every=every, images_per_step=k * batch_size, run=run,

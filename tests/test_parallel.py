@@ -19,7 +19,7 @@ import optax
 import pytest
 from flax import nnx
 
-from latentjax import checkpoint, models, parallel, population, train
+from latentjax import checkpoint, models, parallel, population, runs, train
 from latentjax.errors import LatentJaxError, TrainingDiverged
 
 CFG = models.Config(latent_dim=4, hidden=32, activation="relu")
@@ -242,14 +242,14 @@ class _Killed(Exception):
 
 def _kill_after_save(monkeypatch, step):
     """The first save of ``step`` (for a population: member 0's) is the last thing the run does."""
-    save = train.RunDir.save
+    save = runs.RunDir.save
 
     def save_then_die(self, state):
         save(self, state)
         if int(state.step) == step:
             raise _Killed
 
-    monkeypatch.setattr(train.RunDir, "save", save_then_die)
+    monkeypatch.setattr(runs.RunDir, "save", save_then_die)
 
 
 def _logged(run_dir):

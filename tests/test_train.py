@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latentjax import checkpoint, data, demo, models, train
+from latentjax import checkpoint, data, demo, models, runs, train
 from latentjax.errors import CheckpointError, DataError, LatentJaxError, TrainingDiverged
 
 CFG = models.Config(arch="mlp", image_shape=(16, 16, 1), latent_dim=3, hidden=32)
@@ -243,5 +243,5 @@ def test_open_run_failure_on_process_0_reaches_every_process(monkeypatch, proces
     state = train.init(jax.random.key(0), CFG, learning_rate=1e-3)[1]
     expected = (PermissionError, "read-only") if process == 0 else (LatentJaxError, "process 0 could not open")
     with pytest.raises(expected[0], match=expected[1]):
-        train.open_run(opener, state, resume=False)
+        runs.open_run(opener, state, resume=False)
     assert len(sent) == 1 and (process == 1 or int(sent[0][0]) == 1)
