@@ -72,8 +72,10 @@ class LatentJaxRunner:
     """One timed unit = ``steps`` training steps, the way ``train.fit`` runs this model."""
 
     def __init__(self, config, batch: int, population: int, steps: int, data: np.ndarray, *,
-                 options: dict | None | str = "latentjax"):
+                 options: dict | None | str = "latentjax", conv_kernels: str | None = None):
         self.steps, self.batch, self.population = steps, batch, population
+        # as train.fit would: oneDNN conv kernels for conv models on CPU when available
+        self.conv_kernels = conv_kernels or (train.default_conv_kernels(config) if population == 1 else "xla")
         # XLA compiler options: latentjax's own (``train.compiler_options()``), or None = XLA's defaults
         options = train.compiler_options() if options == "latentjax" else options
         jit = lambda f, **kw: jax.jit(f, compiler_options=options, **kw)  # noqa: E731
@@ -93,7 +95,8 @@ class LatentJaxRunner:
         else:
             graphdef, self.state, tx = train.init(jax.random.key(0), config, learning_rate=1e-3)
             # as train.fit would: its default microbatches for this model and batch
-            step = train.make_step(graphdef, tx, microbatches=train.default_microbatches(config, batch))
+            step = train.make_step(graphdef, tx, microbatches=train.default_microbatches(config, batch),
+                                   conv_kernels=self.conv_kernels)
             idx = rng.integers(0, n, (steps, batch)).astype(np.int32)
             if config.arch == "conv" and jax.default_backend() == "cpu":
                 # train.fit's "loop" mode: convolutions inside a rolled scan are slow on XLA:CPU
@@ -207,8 +210,12 @@ def main(argv=None) -> dict:
             steps = max(2, int(args.seconds / max(per_step, 1e-4)))
         runners = {"latentjax": LatentJaxRunner(config, batch, pop, steps, data)}
         if train.compiler_options() is not None and not args.no_xla_default:
-            # the same step compiled with XLA's default options, to show what latentjax's options buy
-            runners["latentjax_xla_default"] = LatentJaxRunner(config, batch, pop, steps, data, options=None)
+            # the same step, plain JAX: XLA's default options and XLA's convolutions
+            runners["latentjax_xla_default"] = LatentJaxRunner(config, batch, pop, steps, data, options=None,
+                                                               conv_kernels="xla")
+        if runners["latentjax"].conv_kernels != "xla":
+            # latentjax's options but XLA's convolutions, to show what the oneDNN kernels buy
+            runners["latentjax_xla_convs"] = LatentJaxRunner(config, batch, pop, steps, data, conv_kernels="xla")
         if use_torch and pop == 1:
             runners["pytorch_eager"] = TorchRunner(config, batch, steps, data, compile=False)
             if use_compile:
@@ -221,7 +228,8 @@ def main(argv=None) -> dict:
             sec = statistics.median(times[k]) / steps
             row = {"case": case, "impl": k, "batch": batch, "images_per_s": batch * pop / sec,
                    "gflops_per_s": flops * pop / sec / 1e9, "step_ms": 1e3 * sec, "steps_per_round": steps,
-                   "rounds": rounds, "compile_s": r.compile_s}
+                   "rounds": rounds, "compile_s": r.compile_s,
+                   "conv_kernels": getattr(r, "conv_kernels", None)}
             if pop > 1:
                 row.update({"population": pop, "models_images_per_s": batch * pop / sec})
             rows.append(row)
@@ -236,10 +244,10 @@ def main(argv=None) -> dict:
               "compiler_options": train.compiler_options(),
               "quick": quick, "clock": args.clock, "flops_source": "XLA cost analysis of the latentjax step (fwd+bwd+Adam)",
               "rows": rows, "ratios": ratios}
-    print(f"{'case':<20}{'impl':<17}{'images/s':>11}{'GFLOP/s':>9}{'ms/step':>9}{'compile s':>10}")
+    print(f"{'case':<20}{'impl':<22}{'images/s':>11}{'GFLOP/s':>9}{'ms/step':>9}{'compile s':>10}")
     for r in rows:
         comp = "" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
-        print(f"{r['case']:<20}{r['impl']:<17}{r['images_per_s']:>11.0f}{r['gflops_per_s']:>9.1f}"
+        print(f"{r['case']:<20}{r['impl']:<22}{r['images_per_s']:>11.0f}{r['gflops_per_s']:>9.1f}"
               f"{r['step_ms']:>9.2f}{comp:>10}")
     for case, rs in ratios.items():
         if rs:

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--mode", choices=("auto", "scan", "loop", "host"), default="auto")
     t.add_argument("--microbatches", type=_positive_int, default=None,
                    help="compute each batch's gradient in N equal slices (default: train.default_microbatches)")
+    t.add_argument("--conv-kernels", choices=("xla", "onednn"), default=None,
+                   help="conv layers' kernels (default: train.default_conv_kernels: oneDNN on CPU when available)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     g = t.add_argument_group("scale (see README: sharding is the recommended path)")
     g.add_argument("--devices", default=None, help="data-parallel over N devices or 'all' (jit + sharding)")
@@ -109,8 +111,9 @@ def _train(args) -> int:
                         compute_dtype=parallel.compute_dtype(args.precision))
     settings = {"seed": args.seed, "dataset": args.dataset, "limit": args.limit}
     scaled = args.population or args.beta_grid or args.devices or args.parallel == "pmap" or jax.process_count() > 1
-    if scaled and (args.microbatches is not None or args.mode == "host"):
-        flag = "--microbatches" if args.microbatches is not None else "--mode host"
+    if scaled and (args.microbatches is not None or args.mode == "host" or args.conv_kernels == "onednn"):
+        flag = ("--microbatches" if args.microbatches is not None else
+                "--mode host" if args.mode == "host" else "--conv-kernels onednn")
         raise LatentJaxError(f"{flag} applies to single-device training, not to --devices, --parallel pmap, "
                              "multi-process or --population runs")
     if args.population or args.beta_grid:
@@ -121,7 +124,7 @@ def _train(args) -> int:
                        batch_size=args.batch_size, learning_rate=args.lr, beta=args.beta, out_dir=args.out,
                        checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume,
                        progress=not args.quiet, eval_images=ds.test_images[:2000], mode=args.mode,
-                       microbatches=args.microbatches, settings=settings)
+                       microbatches=args.microbatches, conv_kernels=args.conv_kernels, settings=settings)
     last = result.history[-1] if result.history else {"step": int(result.state.step)}
     print(json.dumps({"out": args.out, **last}))
     return 0

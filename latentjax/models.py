@@ -16,7 +16,7 @@ import numpy as np
 from flax import nnx
 from jax.typing import ArrayLike
 
-from latentjax import xla
+from latentjax import onednn, xla
 from latentjax.errors import LatentJaxError
 
 KINDS = ("vae", "ae")
@@ -134,8 +134,11 @@ def _add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
 def _conv(layer: nnx.Conv, x: jax.Array, stride: int = 1) -> jax.Array:
     """``layer(x)`` for a 3x3 ``nnx.Conv`` with SAME padding, on one ``(h, w, c)`` image."""
     dt = layer.dtype or x.dtype
-    y = jax.lax.conv_general_dilated(x.astype(dt)[None], layer.kernel[...].astype(dt), (stride, stride), "SAME",
-                                     dimension_numbers=_DN)[0]
+    x, kernel = x.astype(dt), layer.kernel[...].astype(dt)
+    if onednn.active() and x.dtype == jnp.float32 and kernel.dtype == jnp.float32:
+        y = onednn.conv(x, kernel, stride)
+    else:
+        y = jax.lax.conv_general_dilated(x[None], kernel, (stride, stride), "SAME", dimension_numbers=_DN)[0]
     return _add_bias(y, layer.bias[...])
 
 
@@ -257,8 +260,11 @@ class ConvDecoder(nnx.Module):
         h = act(self.dense2(act(self.dense1(z)))).reshape(self.start)
         for conv in self.ups[:-1]:
             h = act(_depth_to_space(_conv(conv, h)))
-        # = self.out(act(_depth_to_space(self.ups[-1](h)))), computed without the upsampled map
-        return _conv_after_subpixel(self.out, act(_conv(self.ups[-1], h)))
+        a = act(_conv(self.ups[-1], h))
+        if onednn.active():  # oneDNN's kernels are fast on the upsampled map itself
+            return _conv(self.out, _depth_to_space(a))
+        # = self.out(_depth_to_space(a)), computed without the upsampled map
+        return _conv_after_subpixel(self.out, a)
 
 
 class AutoEncoder(nnx.Module):

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from latentjax import models, runs, xla
+from latentjax import models, onednn, runs, xla
 from latentjax.errors import DataError, LatentJaxError
 
 MODES = ("auto", "scan", "loop", "host")
@@ -117,7 +117,7 @@ def step_key(state: TrainState) -> jax.Array:
 
 
 def make_step(graphdef, tx: optax.GradientTransformation, *, beta: float = 1.0,
-              grad_reduce: Callable | None = None, microbatches: int = 1) -> Callable:
+              grad_reduce: Callable | None = None, microbatches: int = 1, conv_kernels: str = "xla") -> Callable:
     """The training step ``step(state, images) -> (state, metrics)``, pure and not yet jitted.
 
     Args:
@@ -128,17 +128,25 @@ def make_step(graphdef, tx: optax.GradientTransformation, *, beta: float = 1.0,
         ``lax.pmean`` here. Sharded ``jit`` needs nothing: XLA inserts the reductions.
       microbatches: compute the batch's gradient in this many equal slices, summed (the same
         gradient up to float rounding; see ``default_microbatches``).
+      conv_kernels: ``"xla"``, or ``"onednn"`` for the conv layers' kernels through oneDNN
+        (``latentjax.onednn``; single-device CPU steps only; see ``default_conv_kernels``).
     """
+    if conv_kernels not in ("xla", "onednn"):
+        raise LatentJaxError(f"conv_kernels must be 'xla' or 'onednn', got {conv_kernels!r}")
+    if conv_kernels == "onednn" and not onednn.available():
+        raise LatentJaxError(f"conv_kernels='onednn' but the oneDNN kernels are unavailable: "
+                             f"{onednn.unavailable_reason()}")
     if int(microbatches) < 1:
         raise LatentJaxError(f"microbatches must be >= 1, got {microbatches}")
     microbatches = int(microbatches)
 
     def step(state: TrainState, images: jax.Array):
-        if microbatches == 1:
-            loss, grads = jax.value_and_grad(loss_fn)(state.params, graphdef, step_key(state), images, beta=beta)
-        else:
-            loss, grads = _accumulated_value_and_grad(state.params, graphdef, step_key(state), images, beta=beta,
-                                                      microbatches=microbatches)
+        with onednn.enabled(conv_kernels == "onednn"):  # read while this is traced
+            if microbatches == 1:
+                loss, grads = jax.value_and_grad(loss_fn)(state.params, graphdef, step_key(state), images, beta=beta)
+            else:
+                loss, grads = _accumulated_value_and_grad(state.params, graphdef, step_key(state), images,
+                                                          beta=beta, microbatches=microbatches)
         if grad_reduce is not None:
             loss, grads = grad_reduce(loss, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -159,6 +167,20 @@ def default_microbatches(config: models.Config, batch_size: int, backend: str | 
     if config.arch == "conv" and backend == "cpu" and batch_size >= 256 and batch_size % 2 == 0:
         return 2
     return 1
+
+
+def default_conv_kernels(config: models.Config, backend: str | None = None) -> str:
+    """``"onednn"`` for float32 conv models on CPU when ``latentjax.onednn`` is available, else
+    ``"xla"``: what ``fit`` uses by default.
+
+    Measured on the 2-core dev VM (conv VAE, batch 256, 2 microbatches): 152 -> 122 ms per step
+    (``benchmarks/README.md``). The first use in a process builds the kernels (a few seconds,
+    then cached on disk).
+    """
+    backend = backend or jax.default_backend()
+    if config.arch == "conv" and backend == "cpu" and config.compute_dtype == "float32" and onednn.available():
+        return "onednn"
+    return "xla"
 
 
 def make_run(step: Callable) -> Callable:
@@ -274,7 +296,8 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
         learning_rate: float = 1e-3, beta: float = 1.0, out_dir: str | os.PathLike | None = None,
         checkpoint_every: int | None = None, keep: int = 3, resume: bool = False, progress: bool = True,
         eval_images: Any = None, mode: str = "auto", device_bytes_limit: int = 2**31,
-        microbatches: int | None = None, settings: dict | None = None) -> FitResult:
+        microbatches: int | None = None, conv_kernels: str | None = None,
+        settings: dict | None = None) -> FitResult:
     """Trains a model on uint8 images and returns it with its final state and history.
 
     Args:
@@ -293,6 +316,8 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
       mode: ``"scan"``, ``"loop"``, ``"host"`` or ``"auto"`` (see the module docstring).
       microbatches: slices the batch's gradient is computed in (``make_step``); None picks
         ``default_microbatches``. It changes float rounding only, not the trajectory's meaning.
+      conv_kernels: ``"xla"`` or ``"onednn"`` (``make_step``); None picks ``default_conv_kernels``.
+        Float rounding only, like ``microbatches``.
       settings: extra JSON-able values stored in ``config.json`` (e.g. the CLI's ``seed``).
 
     Returns:
@@ -310,14 +335,16 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
     graphdef, state, tx = init(key, config, learning_rate=learning_rate)
     if microbatches is None:
         microbatches = default_microbatches(config, batch_size)
+    conv_kernels = conv_kernels or default_conv_kernels(config)
     run_settings = {"batch_size": batch_size, "learning_rate": learning_rate, "beta": beta, "epochs": epochs,
-                    "checkpoint_every": every, "microbatches": microbatches, **(settings or {})}
+                    "checkpoint_every": every, "microbatches": microbatches, "conv_kernels": conv_kernels,
+                    **(settings or {})}
     opener = (lambda: runs.RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep)) \
         if out_dir else None
     run, state = runs.open_run(opener, state, resume=resume)
 
     mode = _choose_mode(mode, config, train_images.nbytes, device_bytes_limit)
-    step = make_step(graphdef, tx, beta=beta, microbatches=microbatches)
+    step = make_step(graphdef, tx, beta=beta, microbatches=microbatches, conv_kernels=conv_kernels)
     if mode == "scan":
         data = jax.device_put(train_images)
         run_scan = jit(make_run(step), donate_argnums=0)

@@ -23,8 +23,17 @@ def test_quick_run_writes_benchmark_json(tmp_path):
     res = json.loads(out.read_text())
     assert res["benchmark"] == "train_throughput"
     assert res["device"].startswith("cpu:") and "jax" in res["versions"]
+    from latentjax import onednn
+
+    # conv rows: the oneDNN kernels where available, beside a row with XLA's convolutions
+    conv_impls = {r["impl"]: r["conv_kernels"] for r in res["rows"] if r["case"] == "conv_vae_b256"}
+    assert conv_impls["latentjax"] == ("onednn" if onednn.available() else "xla")
+    assert conv_impls["latentjax_xla_default"] == "xla"
+    assert conv_impls.get("latentjax_xla_convs", "xla") == "xla"
+    assert ("latentjax_xla_convs" in conv_impls) == onednn.available()
+    assert all(r["conv_kernels"] in ("xla", None) for r in res["rows"] if r["case"] != "conv_vae_b256")
     if not has_torch:
-        assert {r["impl"] for r in res["rows"]} == {"latentjax", "latentjax_xla_default"}
+        assert {r["impl"] for r in res["rows"]} <= {"latentjax", "latentjax_xla_default", "latentjax_xla_convs"}
         assert {r["case"] for r in res["rows"]} == {"mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256",
                                                    "mlp_vae_b128_pop8"}
         assert all(r["images_per_s"] > 0 and r["gflops_per_s"] > 0 for r in res["rows"])
@@ -33,7 +42,8 @@ def test_quick_run_writes_benchmark_json(tmp_path):
     cases = {r["case"] for r in res["rows"]}
     assert cases == {"mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256", "mlp_vae_b128_pop8"}
     for r in res["rows"]:
-        assert r["impl"] in ("latentjax", "latentjax_xla_default", "pytorch_eager", "pytorch_compile")
+        assert r["impl"] in ("latentjax", "latentjax_xla_default", "latentjax_xla_convs", "pytorch_eager",
+                             "pytorch_compile")
         assert r["images_per_s"] > 0 and r["gflops_per_s"] > 0
         if r["impl"].startswith("latentjax"):
             assert r["compile_s"] > 0

@@ -199,4 +199,8 @@ def test_microbatches_flag(capsys, tmp_path):
     assert "--microbatches applies to single-device training" in capsys.readouterr().err
     assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "pop"), "--population", "2", "--mode", "host"]) == 2
     assert "--mode host applies to single-device training" in capsys.readouterr().err
+    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "dp"), "--devices", "all", "--conv-kernels", "onednn"]) == 2
+    assert "--conv-kernels onednn applies to single-device training" in capsys.readouterr().err
     assert not (tmp_path / "dp").exists() and not (tmp_path / "pop").exists()
+    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "xk"), "--conv-kernels", "xla"]) == 0
+    assert json.loads((tmp_path / "xk" / "config.json").read_text())["train"]["conv_kernels"] == "xla"
