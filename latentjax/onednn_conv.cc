@@ -146,9 +146,27 @@ void RunChunks(ffi::ThreadPool& pool, int total, std::function<void(int)> fn) {
 }
 
 // Chunks of the batch: about 2 per pool thread, none smaller than 16 images.
-int64_t ChunkSize(int64_t n, int64_t threads) {
+struct ChunkPlan {
+  int64_t size;
+  int count;
+};
+
+ChunkPlan PlanChunks(int64_t n, int64_t threads) {
   int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(2 * std::max<int64_t>(threads, 1), n / 16));
-  return (n + chunks - 1) / chunks;
+  int64_t size = (n + chunks - 1) / chunks;
+  return {size, n == 0 ? 0 : static_cast<int>((n + size - 1) / size)};
+}
+
+// fn(chunk index, its primitives, its first image, a stream) for each chunk, across threads.
+template <typename F>
+void ForEachChunk(ffi::ThreadPool& pool, const Geometry& all, const ChunkPlan& plan, F fn) {
+  RunChunks(pool, plan.count, [&](int c) {
+    int64_t off = c * plan.size;
+    Prims& p = GetPrims(MakeGeometry(std::min(plan.size, all.n - off), all.h, all.w, all.ci, all.co, all.stride));
+    dnnl::stream s(Engine());
+    fn(c, p, off, s);
+    s.wait();
+  });
 }
 
 // This thread's scratchpad for a primitive.
@@ -188,94 +206,80 @@ ffi::Error CheckWeights(const D& d, int64_t ci, int64_t co) {
   return ffi::Error::Success();
 }
 
+// The batch geometry from the images' dims (..., H, W, Ci), the output channels and the weights'
+// dims, which must be (1, ..., 3, 3, Ci, Co): leading ones come from vmap's expand_dims.
+template <typename D, typename E>
+ffi::ErrorOr<Geometry> Parse(const D& xd, int64_t co, const E& wd, int64_t stride) {
+  using Fail = ffi::Unexpected<ffi::Error>;
+  if (xd.size() < 3) return Fail(ffi::Error::InvalidArgument("latentjax onednn conv: images must be (..., H, W, C)"));
+  size_t r = xd.size();
+  int64_t ci = xd[r - 1];
+  if (auto e = CheckWeights(wd, ci, co); e.failure()) return Fail(std::move(e));
+  if (stride != 1 && stride != 2) return Fail(ffi::Error::InvalidArgument("latentjax onednn conv: stride must be 1 or 2"));
+  return MakeGeometry(Leading(xd), xd[r - 3], xd[r - 2], ci, co, stride);
+}
+
+float* At(const float* base, int64_t image, int64_t image_size) {
+  return const_cast<float*>(base) + image * image_size;  // oneDNN's memory takes non-const handles
+}
+
 ffi::Error ConvFwdImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
                        ffi::ResultBuffer<ffi::F32> y, int64_t stride) {
-  auto xd = x.dimensions(), yd = y->dimensions();
-  if (xd.size() < 3) return ffi::Error::InvalidArgument("latentjax onednn conv: images must be (..., H, W, C)");
-  size_t r = xd.size();
-  int64_t ci = xd[r - 1], co = yd[yd.size() - 1];
-  if (auto e = CheckWeights(w.dimensions(), ci, co); e.failure()) return e;
-  Geometry all = MakeGeometry(Leading(xd), xd[r - 3], xd[r - 2], ci, co, stride);
-  int64_t cs = ChunkSize(all.n, pool.num_threads());
-  int chunks = all.n == 0 ? 0 : (all.n + cs - 1) / cs;
-  const float* xp = x.typed_data();
-  float* yp = y->typed_data();
-  RunChunks(pool, chunks, [&](int c) {
-    int64_t off = c * cs, n = std::min(cs, all.n - off);
-    Prims& p = GetPrims(MakeGeometry(n, all.h, all.w, ci, co, stride));
-    auto& eng = Engine();
-    dnnl::stream s(eng);
+  auto yd = y->dimensions();
+  auto g = Parse(x.dimensions(), yd[yd.size() - 1], w.dimensions(), stride);
+  if (g.has_error()) return g.error();
+  const Geometry all = g.value();
+  ForEachChunk(pool, all, PlanChunks(all.n, pool.num_threads()), [&](int, Prims& p, int64_t off, dnnl::stream& s) {
     std::vector<float> wbuf;
     memory wm = WeightsIn(s, p.w_user_md, p.fwd_pd.weights_desc(), w.typed_data(), wbuf);
-    memory xm(p.x_md, eng, const_cast<float*>(xp) + off * all.h * all.w * ci);
-    memory ym(p.y_md, eng, yp + off * all.ho * all.wo * co);
-    p.fwd.execute(s, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}, {DNNL_ARG_SCRATCHPAD, Scratch(p.fwd_pd.scratchpad_desc())}});
-    s.wait();
+    memory xm(p.x_md, Engine(), At(x.typed_data(), off, all.h * all.w * all.ci));
+    memory ym(p.y_md, Engine(), At(y->typed_data(), off, all.ho * all.wo * all.co));
+    p.fwd.execute(s, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym},
+                      {DNNL_ARG_SCRATCHPAD, Scratch(p.fwd_pd.scratchpad_desc())}});
   });
   return ffi::Error::Success();
 }
 
 ffi::Error ConvBwdDataImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w,
                            ffi::ResultBuffer<ffi::F32> dx, int64_t stride) {
-  auto xd = dx->dimensions();
-  size_t r = xd.size();
-  int64_t ci = xd[r - 1], co = dy.dimensions()[dy.dimensions().size() - 1];
-  if (auto e = CheckWeights(w.dimensions(), ci, co); e.failure()) return e;
-  Geometry all = MakeGeometry(Leading(xd), xd[r - 3], xd[r - 2], ci, co, stride);
-  int64_t cs = ChunkSize(all.n, pool.num_threads());
-  int chunks = all.n == 0 ? 0 : (all.n + cs - 1) / cs;
-  const float* dyp = dy.typed_data();
-  float* dxp = dx->typed_data();
-  RunChunks(pool, chunks, [&](int c) {
-    int64_t off = c * cs, n = std::min(cs, all.n - off);
-    Prims& p = GetPrims(MakeGeometry(n, all.h, all.w, ci, co, stride));
-    auto& eng = Engine();
-    dnnl::stream s(eng);
+  auto dyd = dy.dimensions();
+  auto g = Parse(dx->dimensions(), dyd[dyd.size() - 1], w.dimensions(), stride);
+  if (g.has_error()) return g.error();
+  const Geometry all = g.value();
+  ForEachChunk(pool, all, PlanChunks(all.n, pool.num_threads()), [&](int, Prims& p, int64_t off, dnnl::stream& s) {
     std::vector<float> wbuf;
     memory wm = WeightsIn(s, p.w_user_md, p.bwd_data_pd.weights_desc(), w.typed_data(), wbuf);
-    memory dym(p.y_md, eng, const_cast<float*>(dyp) + off * all.ho * all.wo * co);
-    memory dxm(p.x_md, eng, dxp + off * all.h * all.w * ci);
-    p.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, dxm}, {DNNL_ARG_SCRATCHPAD, Scratch(p.bwd_data_pd.scratchpad_desc())}});
-    s.wait();
+    memory dym(p.y_md, Engine(), At(dy.typed_data(), off, all.ho * all.wo * all.co));
+    memory dxm(p.x_md, Engine(), At(dx->typed_data(), off, all.h * all.w * all.ci));
+    p.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, dxm},
+                           {DNNL_ARG_SCRATCHPAD, Scratch(p.bwd_data_pd.scratchpad_desc())}});
   });
   return ffi::Error::Success();
 }
 
 ffi::Error ConvBwdWeightsImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
                               ffi::ResultBuffer<ffi::F32> dw, int64_t stride) {
-  auto xd = x.dimensions();
-  size_t r = xd.size();
-  int64_t ci = xd[r - 1], co = dy.dimensions()[dy.dimensions().size() - 1];
-  if (auto e = CheckWeights(dw->dimensions(), ci, co); e.failure()) return e;
-  Geometry all = MakeGeometry(Leading(xd), xd[r - 3], xd[r - 2], ci, co, stride);
-  int64_t cs = ChunkSize(all.n, pool.num_threads());
-  int chunks = all.n == 0 ? 0 : (all.n + cs - 1) / cs;
-  size_t size = 9 * ci * co;
-  std::vector<std::vector<float>> parts(chunks, std::vector<float>(size));
-  const float* xp = x.typed_data();
-  const float* dyp = dy.typed_data();
-  RunChunks(pool, chunks, [&](int c) {
-    int64_t off = c * cs, n = std::min(cs, all.n - off);
-    Prims& p = GetPrims(MakeGeometry(n, all.h, all.w, ci, co, stride));
-    auto& eng = Engine();
-    dnnl::stream s(eng);
-    memory xm(p.x_md, eng, const_cast<float*>(xp) + off * all.h * all.w * ci);
-    memory dym(p.y_md, eng, const_cast<float*>(dyp) + off * all.ho * all.wo * co);
-    memory user(p.w_user_md, eng, parts[c].data());
+  auto dyd = dy.dimensions();
+  auto g = Parse(x.dimensions(), dyd[dyd.size() - 1], dw->dimensions(), stride);
+  if (g.has_error()) return g.error();
+  const Geometry all = g.value();
+  const ChunkPlan plan = PlanChunks(all.n, pool.num_threads());
+  const size_t size = 9 * all.ci * all.co;
+  std::vector<std::vector<float>> parts(plan.count, std::vector<float>(size));  // HWIO, one per chunk
+  ForEachChunk(pool, all, plan, [&](int c, Prims& p, int64_t off, dnnl::stream& s) {
+    memory xm(p.x_md, Engine(), At(x.typed_data(), off, all.h * all.w * all.ci));
+    memory dym(p.y_md, Engine(), At(dy.typed_data(), off, all.ho * all.wo * all.co));
+    memory user(p.w_user_md, Engine(), parts[c].data());
     auto want = p.bwd_weights_pd.diff_weights_desc();
-    if (want == p.w_user_md) {
-      p.bwd_weights.execute(s, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_WEIGHTS, user}, {DNNL_ARG_SCRATCHPAD, Scratch(p.bwd_weights_pd.scratchpad_desc())}});
-    } else {
-      std::vector<float> buf(want.get_size() / sizeof(float) + 1);
-      memory m(want, eng, buf.data());
-      p.bwd_weights.execute(s, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_WEIGHTS, m}, {DNNL_ARG_SCRATCHPAD, Scratch(p.bwd_weights_pd.scratchpad_desc())}});
-      dnnl::reorder(m, user).execute(s, m, user);
-    }
-    s.wait();
+    std::vector<float> buf(want == p.w_user_md ? 0 : want.get_size() / sizeof(float) + 1);
+    memory m = want == p.w_user_md ? user : memory(want, Engine(), buf.data());
+    p.bwd_weights.execute(s, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_WEIGHTS, m},
+                              {DNNL_ARG_SCRATCHPAD, Scratch(p.bwd_weights_pd.scratchpad_desc())}});
+    if (want != p.w_user_md) dnnl::reorder(m, user).execute(s, m, user);
   });
   float* out = dw->typed_data();
   std::fill(out, out + size, 0.0f);
-  for (auto& part : parts)
+  for (auto& part : parts)  // in chunk order: the sum does not depend on which thread ran what
     for (size_t i = 0; i < size; ++i) out[i] += part[i];
   return ffi::Error::Success();
 }
