@@ -87,9 +87,12 @@ def _build() -> Path | str:
     out = _cache_dir() / f"onednn_conv_{key}.so"
     if out.is_file():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-    os.close(fd)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+    except OSError as e:
+        return f"cannot write the kernel cache {out.parent} ({e}); set LATENTJAX_CACHE_DIR"
     cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", str(_SRC), f"-I{ffi_inc}", f"-I{inc}",
            f"-L{lib}", "-ldnnl", "-fopenmp", f"-Wl,-rpath,{lib}", "-o", tmp]
     try:

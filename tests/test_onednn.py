@@ -104,7 +104,7 @@ def test_population_step_under_onednn_context_equals_plain(key):
     np.testing.assert_allclose(traced(True), traced(False), rtol=1e-6)
 
 
-def test_defaults_and_errors(monkeypatch):
+def test_defaults_and_errors(monkeypatch, tmp_path):
     conv = models.Config(arch="conv")
     assert train.default_conv_kernels(conv, "gpu") == "xla"
     assert train.default_conv_kernels(models.Config(arch="mlp"), "cpu") == "xla"
@@ -112,6 +112,12 @@ def test_defaults_and_errors(monkeypatch):
     assert train.default_conv_kernels(conv, "cpu") == ("onednn" if onednn.available() else "xla")
     with pytest.raises(LatentJaxError, match="conv_kernels must be"):
         train.make_step(None, None, conv_kernels="cudnn")
-    # Without the wheels, the reason names what is missing and how to get it.
+    # Without the wheels, the reason names what is missing and how to get it; an unwritable cache
+    # is a reason too, not a crash.
+    if onednn.available():
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        monkeypatch.setenv("LATENTJAX_CACHE_DIR", str(blocker))
+        assert "cannot write the kernel cache" in onednn._build()
     monkeypatch.setattr(onednn, "_roots", lambda: [])
     assert "pip install 'latentjax[onednn]'" in onednn._find_onednn()
