@@ -377,6 +377,9 @@ def log_likelihood(model: AutoEncoder, x: ArrayLike, z: ArrayLike) -> jax.Array:
     """
     x = _check_image(model, x)
     logits = decode_logits(model, z)
+    # Flat pixels: for (h, w, 1) images XLA:CPU would otherwise loop over a trailing axis of
+    # size 1 and not vectorise (MLP VAE at batch 128 on 2 cores: the softplus fusion 218 -> 110 us).
+    x, logits = x.reshape(-1), logits.reshape(-1)
     if model.config.likelihood == "bernoulli":
         # = x log s(l) + (1 - x) log s(-l), with one softplus per pixel instead of two log-sigmoids
         # (18-38 % faster MLP steps on CPU, same values).
