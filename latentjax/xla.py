@@ -21,6 +21,8 @@ import jax.numpy as jnp
 # so it is scoped to latentjax's own programs (training steps, batched encoding and evaluation; not
 # set globally), and ``LATENTJAX_XLA_YNN=0`` turns it off. t-SNE and UMAP were measured with it and
 # gain nothing (10k Fashion-MNIST: 8.0 vs 8.1 s, 1.74 vs 1.71 s), so they keep XLA's defaults.
+# Since ``train.make_run`` unrolls its scan by 2, the MLP VAE step is as fast with XLA's default dots
+# (benchmarks/README.md, the ``latentjax_xla_default`` rows); the option stays for the conv models.
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
