@@ -45,6 +45,7 @@ import numpy as np
 import scipy.ndimage
 
 from latentjax import transport
+from latentjax.transport import _transport
 
 
 def _images(size: int) -> tuple[np.ndarray, str]:
@@ -103,7 +104,7 @@ def run(sizes, *, iterations, log_iterations, rounds, num_weights=9):
         case = f"barycenter_{size}_path{num_weights}"
         eps = transport.default_epsilon((size, size))
         # POT gets exactly the floored, normalised histograms latentjax iterates on.
-        hists = transport._histograms(x).reshape(2, size, size)
+        hists = _transport._histograms(x).reshape(2, size, size)
 
         def ljx(mode, dtype, w=weights, its=iterations, x=x, eps=eps):
             return functools.partial(_ljx_path, x, w, eps=eps, mode=mode, dtype=dtype, iterations=its)

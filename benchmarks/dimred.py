@@ -29,7 +29,7 @@ from importlib import metadata
 import jax
 import numpy as np
 
-from latentjax import metrics, pca, tsne
+from latentjax.look import metrics, pca, tsne
 
 
 def _version(name):
@@ -48,8 +48,8 @@ def load_fashion(data_dir, n):
 
 def vae_latents(checkpoint, data_dir, n):
     """Latent means of the first n training images under a trained model (or None)."""
-    from latentjax import checkpoint as ckpt
-    from latentjax import models
+    from latentjax.learn import checkpoint as ckpt
+    from latentjax.learn import models
 
     model, _ = ckpt.load_model(checkpoint)
     images = load_fashion(data_dir, n).reshape(-1, 28, 28, 1)
@@ -118,7 +118,7 @@ def umap_rows(case, x, *, quick):
     n_epochs = 50 if quick else None
     rows = []
     try:
-        from latentjax import umap as lj_umap
+        from latentjax.look import umap as lj_umap
     except ImportError as e:
         print(f"latentjax.umap unavailable ({e}): its rows are skipped", file=sys.stderr)
     else:

@@ -39,7 +39,7 @@ import numpy as np
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCK["wall"]
 
-from latentjax import models, parallel, train
+from latentjax.learn import models, parallel, train
 
 CASES = ("mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256", "mlp_vae_b128_pop8")
 

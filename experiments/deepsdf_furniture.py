@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from latentjax import furniture, latent, render, sdf, viz
+from latentjax.shapes import deepsdf, furniture, render
+from latentjax import move, viz
 from latentjax.errors import LatentJaxError
 
 FULL = dict(num_train_per_class=80, num_test_per_class=10, num_samples=16384, latent_dim=32, width=128,
@@ -82,7 +83,7 @@ def embed_codes(key, codes, cfg):
     """2-D map of the codes: t-SNE (latentjax.tsne) or, for tiny runs, PCA by SVD."""
     codes = np.asarray(codes)
     if cfg["tsne_iter"] > 0:
-        from latentjax import tsne
+        from latentjax.look import tsne
         return np.asarray(tsne.embed(key, codes, perplexity=min(30.0, (len(codes) - 1) / 3),
                                      n_iter=cfg["tsne_iter"]))
     c = codes - codes.mean(0)
@@ -125,7 +126,7 @@ def main(argv=None):
     sampling_s = time.perf_counter() - t0
     print(f"sampled {len(train_idx)} training and {len(test_idx)} test shapes in {sampling_s:.1f}s", flush=True)
 
-    model = sdf.Decoder(cfg["latent_dim"], width=cfg["width"], depth=cfg["depth"], skip=cfg["skip"],
+    model = deepsdf.Decoder(cfg["latent_dim"], width=cfg["width"], depth=cfg["depth"], skip=cfg["skip"],
                         rngs=nnx.Rngs(args.seed))
     steps_per_call = min(250, cfg["num_steps"])
     times = []
@@ -135,7 +136,7 @@ def main(argv=None):
         print(f"step {step}: loss {float(np.mean(losses)):.5f}  ({times[-1] - t0:.0f}s)", flush=True)
 
     t0 = time.perf_counter()
-    model, codes, losses = sdf.fit(k_fit, model, train_data, num_steps=cfg["num_steps"],
+    model, codes, losses = deepsdf.fit(k_fit, model, train_data, num_steps=cfg["num_steps"],
                                    shapes_per_batch=cfg["shapes_per_batch"],
                                    points_per_shape=cfg["points_per_shape"],
                                    learning_rate=cfg["learning_rate"], steps_per_call=steps_per_call,
@@ -150,7 +151,7 @@ def main(argv=None):
         samples_per_s = cfg["num_steps"] * per_step / train_s
 
     t0 = time.perf_counter()
-    rec_codes = sdf.reconstruct(model, k_rec, test_data, num_steps=cfg["recon_steps"],
+    rec_codes = deepsdf.reconstruct(model, k_rec, test_data, num_steps=cfg["recon_steps"],
                                 points_per_step=cfg["recon_points"])
     rec_codes.block_until_ready()
     recon_s = time.perf_counter() - t0
@@ -159,14 +160,14 @@ def main(argv=None):
     # the code optimisation sees), scored by clamped L1.
     def fit_err(shape, smp):
         pred = jax.vmap(furniture.sdf, in_axes=(None, 0))(shape, smp[:, :3])
-        return jnp.mean(sdf.clamped_l1(pred, smp[:, 3]))
+        return jnp.mean(deepsdf.clamped_l1(pred, smp[:, 3]))
 
     errs = jax.jit(jax.vmap(jax.vmap(fit_err, in_axes=(0, None)), in_axes=(None, 0)))(
         train_shapes, test_data[:, :4096])
     nearest_idx = np.asarray(jnp.argmin(errs, axis=1))
 
     t0 = time.perf_counter()
-    grid = jax.jit(lambda z: render.grid_values(lambda x: sdf.decode(model, z, x),
+    grid = jax.jit(lambda z: render.grid_values(lambda x: deepsdf.decode(model, z, x),
                                                 resolution=cfg["mesh_resolution"]))
     mean_pts, _ = mesh_points(k_pts, grid(jnp.mean(codes, axis=0)), cfg)
     rows, failures = [], 0
@@ -182,20 +183,20 @@ def main(argv=None):
                           furniture.take(train_shapes, int(nearest_idx[i])), cfg["chamfer_points"])
         rows.append(dict(
             label=furniture.CLASSES[int(test_labels[i])],
-            reconstruction=sdf.chamfer(rec_pts, gt), nearest_training=sdf.chamfer(near, gt),
-            mean_shape=sdf.chamfer(mean_pts if mean_pts is not None else np.zeros((1, 3)), gt)))
+            reconstruction=deepsdf.chamfer(rec_pts, gt), nearest_training=deepsdf.chamfer(near, gt),
+            mean_shape=deepsdf.chamfer(mean_pts if mean_pts is not None else np.zeros((1, 3)), gt)))
     chamfer_s = time.perf_counter() - t0
 
     # Partial observations (shape completion): only the samples with x > 0 (the right half).
     t0 = time.perf_counter()
     half = (test_data[:, :, 0] > 0).astype(jnp.float32)
-    comp_codes = sdf.reconstruct(model, k_rec, test_data, weights=half, num_steps=cfg["recon_steps"],
+    comp_codes = deepsdf.reconstruct(model, k_rec, test_data, weights=half, num_steps=cfg["recon_steps"],
                                  points_per_step=cfg["recon_points"])
     comp = []
     for i in range(len(test_idx)):
         gt = surface_of(jax.random.fold_in(k_pts, 10 + i), furniture.take(test_shapes, i), cfg["chamfer_points"])
         pts, _ = mesh_points(jax.random.fold_in(k_pts, 3000 + i), grid(comp_codes[i]), cfg)
-        comp.append(sdf.chamfer(pts if pts is not None else np.zeros((1, 3)), gt))
+        comp.append(deepsdf.chamfer(pts if pts is not None else np.zeros((1, 3)), gt))
     completion_s = time.perf_counter() - t0
 
     # The video: t-SNE of the codes; chair -> table -> sofa (class medoids) by lerp and slerp.
@@ -207,11 +208,11 @@ def main(argv=None):
         m = cnp[train_labels == c]
         ends.append(m[np.argmin(np.linalg.norm(m - m.mean(0), axis=1))])
     ends = jnp.asarray(np.stack(ends))
-    render_fn = jax.jit(lambda z: render.render(lambda x: sdf.decode(model, z, x), width=cfg["render_size"],
+    render_fn = jax.jit(lambda z: render.render(lambda x: deepsdf.decode(model, z, x), width=cfg["render_size"],
                                                 height=cfg["render_size"], step_scale=0.9, num_steps=64)[0])
     figures = {}
     for method in ("lerp", "slerp"):
-        zs = latent.path(ends, cfg["path_frames"], method=method)
+        zs = move.path(ends, cfg["path_frames"], method=method)
         frames = np.stack([np.asarray(render_fn(z)) for z in zs])
         pxy = place_on_map(cnp, xy, np.asarray(zs))
         figures[f"path_{method}"] = str(viz.shape_path_gif(

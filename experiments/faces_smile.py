@@ -1,13 +1,13 @@
 """Add and remove a smile on 64x64 faces (SMILEsmileD, from LFW) with a conv VAE; chain a second edit.
 
 Trains a conv VAE (`arch="conv"`, Gaussian likelihood) on the gray 64x64 face crops, builds the
-smile vector (mean latent of smiling minus non-smiling training faces, `latent.attribute_vector`)
+smile vector (mean latent of smiling minus non-smiling training faces, `move.attribute_vector`)
 and a brightness vector from the measured mean intensity of each face
-(`latent.regression_vector`, strength in units of mean pixel intensity). The smile vector is added
+(`move.regression_vector`, strength in units of mean pixel intensity). The smile vector is added
 to non-smiling test faces and subtracted from smiling ones at increasing strength; a smile
 classifier trained on the real training images (PCA-64 + logistic regression on pixels) says how
 often its decision flips relative to the unedited reconstruction. Then both edits are chained
-(`latent.chain(..., orthogonalize=True)`) and the measured brightness and the smile decision are
+(`move.chain(..., orthogonalize=True)`) and the measured brightness and the smile decision are
 re-checked.
 
 Command (from the repository root):
@@ -36,7 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax import data, latent, models, train, viz
+from latentjax import data, move, viz
+from latentjax.learn import models, train
 
 STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0)
 BRIGHTNESS = (-0.1, 0.0, 0.1)
@@ -85,9 +86,9 @@ def run(args: argparse.Namespace) -> dict:
     # Vectors from training latents: smile (binary labels) and brightness (measured).
     z_train = _batched(enc, ds.train_images)
     smiling = np.asarray(ds.train_labels) == 1
-    smile = latent.attribute_vector(z_train, smiling)
+    smile = move.attribute_vector(z_train, smiling)
     brightness_train = ds.train_images.reshape(len(ds.train_images), -1).mean(axis=1) / 255.0
-    bright = latent.regression_vector(z_train, brightness_train)
+    bright = move.regression_vector(z_train, brightness_train)
 
     # A smile classifier trained on the real training pixels.
     from sklearn.decomposition import PCA
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> dict:
     n_each = 8 if quick else 200
     groups = {"add": (np.flatnonzero(test_labels == 0)[:n_each], +1.0),
               "remove": (np.flatnonzero(test_labels == 1)[:n_each], -1.0)}
-    sweep = jax.vmap(jax.vmap(latent.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))
+    sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))
     flips, decoded_groups = {}, {}
     for name, (idx, sign) in groups.items():
         z = enc(ds.test_images[idx])
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> dict:
     idx = groups["add"][0]
     z = enc(ds.test_images[idx])
     vectors = jnp.stack([smile, bright])
-    edit = jax.vmap(jax.vmap(lambda zz, s: latent.chain(zz, vectors, s, orthogonalize=True), in_axes=(None, 0)),
+    edit = jax.vmap(jax.vmap(lambda zz, s: move.chain(zz, vectors, s, orthogonalize=True), in_axes=(None, 0)),
                     in_axes=(0, None))
     chained = edit(z, jnp.array([[1.5, b] for b in BRIGHTNESS]))
     dec = _batched(decode, np.asarray(chained).reshape(-1, chained.shape[-1])).reshape(

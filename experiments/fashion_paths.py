@@ -3,7 +3,7 @@
 Trains an MLP VAE (16-D latent, smooth swish activations so the decoder's pulled-back metric is
 smooth), then for pairs of test images from different classes compares three paths of 12 points:
 the straight line, the spherical one and the geodesic minimising the decoded curve energy
-(`latent.geodesic`, all pairs at once with `vmap`). Each path gets its diagnostics (latent length,
+(`move.geodesic`, all pairs at once with `vmap`). Each path gets its diagnostics (latent length,
 decoded length, decoded energy, largest decoded step). Then it builds the sandal -> ankle boot
 class vector from training latents, applies it to test sandals at increasing strength and reports
 how often a pixel classifier trained on real images calls the result an ankle boot. Finally it
@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax import data, latent, models, train, viz
+from latentjax import data, move, viz
+from latentjax.learn import models, train
 
 PAIRS = ((0, 1), (7, 8), (3, 9), (2, 5))  # (class, class): T-shirt->Trouser, Sneaker->Bag, ...
 SANDAL, BOOT = 5, 9
@@ -90,14 +91,14 @@ def run(args: argparse.Namespace) -> dict:
     z0 = encode(models.to_float(ds.test_images[i0]))
     z1 = encode(models.to_float(ds.test_images[i1]))
     ends = jnp.stack([z0, z1], axis=1)
-    lines = jax.vmap(lambda e: latent.path(e, num_points))(ends)
-    slerps = jax.vmap(lambda e: latent.path(e, num_points, method="slerp"))(ends)
+    lines = jax.vmap(lambda e: move.path(e, num_points))(ends)
+    slerps = jax.vmap(lambda e: move.path(e, num_points, method="slerp"))(ends)
     t0 = time.perf_counter()
-    geo = jax.jit(jax.vmap(lambda a, b: latent.geodesic(decode, a, b, num_points=num_points, steps=geo_steps,
+    geo = jax.jit(jax.vmap(lambda a, b: move.geodesic(decode, a, b, num_points=num_points, steps=geo_steps,
                                                          learning_rate=2e-2)))(z0, z1)
     geo_points = jax.block_until_ready(geo.points)
     geodesic_seconds = time.perf_counter() - t0
-    diag = jax.jit(jax.vmap(lambda zs: latent.path_diagnostics(decode, zs)))
+    diag = jax.jit(jax.vmap(lambda zs: move.path_diagnostics(decode, zs)))
     results = {"lerp": diag(lines), "slerp": diag(slerps), "geodesic": diag(geo_points)}
     pairs_out = []
     for p, (a, b) in enumerate(PAIRS):
@@ -115,10 +116,10 @@ def run(args: argparse.Namespace) -> dict:
     # 2. The sandal -> ankle boot vector applied to test sandals.
     n_vec = min(len(ds.train_images), 512 if quick else 10000)
     z_train = models.encode_images(model, ds.train_images[:n_vec])
-    vector = latent.class_vector(z_train, ds.train_labels[:n_vec], SANDAL, BOOT)
+    vector = move.class_vector(z_train, ds.train_labels[:n_vec], SANDAL, BOOT)
     sandals = np.flatnonzero(test_labels == SANDAL)[: (8 if quick else 200)]
     zs = encode(models.to_float(ds.test_images[sandals]))
-    sweep = jax.vmap(jax.vmap(latent.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))(
+    sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))(
         zs, vector, jnp.asarray(STRENGTHS))
     decoded = np.asarray(decode_many(sweep.reshape(-1, sweep.shape[-1]))).reshape(len(sandals), len(STRENGTHS),
                                                                                    28, 28, 1)
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> dict:
     # 3. A GIF along a piecewise slerp through one garment of five classes.
     tour = [_first_of(test_labels, c, 1) for c in (5, 7, 9, 8, 1)]
     zt = encode(models.to_float(ds.test_images[np.array(tour)]))
-    frames = np.asarray(decode_many(latent.path(zt, 8 if quick else 41, method="slerp")))
+    frames = np.asarray(decode_many(move.path(zt, 8 if quick else 41, method="slerp")))
     viz.path_gif(frames, out / "tour.gif", fps=10)
 
     result = {

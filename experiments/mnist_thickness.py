@@ -1,7 +1,7 @@
 """Closed-loop check of a latent attribute edit: make MNIST digits thicker or thinner.
 
 Trains an MLP VAE on MNIST, measures stroke thickness on training images (Morpho-MNIST recipe,
-`latentjax.morpho`), builds the thickness direction by regression (`latent.regression_vector`,
+`latentjax.morpho`), builds the thickness direction by regression (`move.regression_vector`,
 strength in pixels of thickness), applies it to test digits at strengths from -2 to +2, decodes,
 and re-measures. A pixel logistic-regression classifier trained on real digits checks that the
 edit keeps the digit's class.
@@ -31,7 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax import data, latent, models, morpho, train, viz
+from latentjax import data, move, viz
+from latentjax.learn import models, train
+from latentjax.look import morpho
 
 STRENGTHS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 
@@ -78,13 +80,13 @@ def run(args: argparse.Namespace) -> dict:
     # 1. Thickness measured on real training digits -> regression direction in latent space.
     z_train = models.encode_images(model, ds.train_images[:num_measure])
     t_train = morpho.thickness(ds.train_images[:num_measure])
-    vector = latent.regression_vector(z_train, t_train)
+    vector = move.regression_vector(z_train, t_train)
 
     # 2. Edit test digits at each strength, decode, re-measure.
     x_test = ds.test_images[:num_edit]
     z_test = models.encode_images(model, x_test)
     strengths = jnp.asarray(STRENGTHS)
-    edit = jax.jit(jax.vmap(jax.vmap(latent.apply, in_axes=(None, None, 0)), in_axes=(0, None, None)))
+    edit = jax.jit(jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None)))
     z_edit = np.asarray(edit(jnp.asarray(z_test), vector, strengths))  # (n, s, d)
     flat = z_edit.reshape(-1, z_edit.shape[-1])
     decoded = _batched(decode, flat).reshape(num_edit, len(STRENGTHS), 28, 28, 1)

@@ -7,7 +7,7 @@
    also does but with two ghosts; latent paths need not).
 2. OT in latent space (Fashion-MNIST): move the test latents of a source class onto the training
    latents of a target class with the entropic OT map (`transport.transport_points`) or with the
-   mean-difference vector (`latent.class_vector`); decode, and report how often a pixel
+   mean-difference vector (`move.class_vector`); decode, and report how often a pixel
    classifier (logistic regression on real training images) calls the result the target class,
    and the Sinkhorn divergence between the moved latents and the target class's latents.
 3. Point clouds: the free-support barycenter of a chair and a table (furniture_shapes, 1,024
@@ -40,7 +40,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax import data, furniture, latent, models, train, transport, viz
+from latentjax import data, move, transport, viz
+from latentjax.shapes import furniture
+from latentjax.learn import models, train
 
 PAIRS = {"fashion_mnist": ((0, 1), (7, 9)), "mnist": ((1, 7), (3, 8))}
 SOURCE, TARGET = 0, 1  # T-shirt/top -> Trouser
@@ -63,8 +65,8 @@ def contrast(model, ds, out: pathlib.Path, *, num: int, steps: int, max_iteratio
     @jax.jit
     def latent_rows(x):
         z = jax.vmap(lambda im: models.encode(model, im).mean)(x)
-        rows = {"latent lerp": latent.path(z, num), "latent slerp": latent.path(z, num, method="slerp"),
-                "latent geodesic": latent.geodesic(decode, z[0], z[1], num_points=num, steps=steps,
+        rows = {"latent lerp": move.path(z, num), "latent slerp": move.path(z, num, method="slerp"),
+                "latent geodesic": move.geodesic(decode, z[0], z[1], num_points=num, steps=steps,
                                                    learning_rate=2e-2).points}
         return {k: jax.vmap(decode)(v)[..., 0] for k, v in rows.items()}
 
@@ -113,7 +115,7 @@ def latent_transport(model, ds, *, num_train: int, num_test: int) -> dict:
     z_tgt = ztr[ytr[:num_train] == TARGET]
     moved = {
         "ot_map": np.asarray(transport.transport_points(z_src, z_tgt, epsilon=1e-2)),
-        "mean_difference": z_src + np.asarray(latent.class_vector(ztr, ytr[:num_train], SOURCE, TARGET))[None],
+        "mean_difference": z_src + np.asarray(move.class_vector(ztr, ytr[:num_train], SOURCE, TARGET))[None],
     }
     out = {"source": ds.label_names[SOURCE], "target": ds.label_names[TARGET], "num_test": len(src)}
     for k, z in moved.items():

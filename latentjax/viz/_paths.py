@@ -56,7 +56,7 @@ def path_strips(strips: dict, path: str | os.PathLike, *, diagnostics: dict | No
     Args:
         strips: name -> ``(n, h, w, c)`` decoded frames (same ``n`` for every row).
         path: the PNG to write.
-        diagnostics: optional name -> `latent.Diagnostics` (or any NamedTuple of scalars).
+        diagnostics: optional name -> `move.Diagnostics` (or any NamedTuple of scalars).
         title: figure title.
 
     Returns:

@@ -1,0 +1,1 @@
+"""The application over the library: the ``latentjax`` console script, the demo report."""

@@ -1,0 +1,145 @@
+"""Demo-report section: moving through the latent space (paths, a class vector, traversals, a GIF)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from latentjax import move, viz
+from latentjax.learn import models
+from latentjax.app import report
+
+
+def _first(labels: np.ndarray, cls: int, k: int = 0) -> int:
+    idx = np.flatnonzero(labels == cls)
+    return int(idx[min(k, len(idx) - 1)])
+
+
+def _factor_columns(factors: dict, n: int) -> tuple[np.ndarray, list[str]]:
+    """Test-split factors as correlation-friendly columns: categorical shape one-hot, angles as cos/sin."""
+    cols, names = [], []
+    for name, (_, test) in sorted(factors.items()):
+        v = np.asarray(test)[:n]
+        if name == "shape" or v.dtype.kind in "iu":
+            for c in np.unique(v):
+                cols.append((v == c).astype(np.float32))
+                names.append(f"{name}={int(c)}")
+        elif name == "rotation":
+            cols += [np.cos(v), np.sin(v)]
+            names += ["cos rot", "sin rot"]
+        else:
+            cols.append(v.astype(np.float32))
+            names.append(name)
+    return np.stack(cols, axis=1), names
+
+
+def section(run, *, quick: bool) -> report.Section:
+    """Lerp/slerp/geodesic strips with diagnostics, a class-to-class vector sweep, a traversal grid
+    (with the factor sensitivity on sprites) and a GIF of a path, for the demo's trained model.
+
+    Args:
+        run: a `latentjax.demo.DemoRun`.
+        quick: keep it to a few seconds on 2 CPU cores.
+
+    Returns:
+        A `report.Section` whose figures are written under ``run.figures``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    model, fig_dir = run.model, run.figures
+    conv = run.config.arch == "conv"
+    n = min(len(run.test_images), 500 if quick else 2000)
+    images, labels = run.test_images[:n], np.asarray(run.test_labels)[:n]
+    names = list(run.label_names)
+    z = models.encode_images(model, images, batch_size=250)
+
+    def decode(v):
+        return models.decode(model, v)
+
+    decode_many = jax.vmap(decode)
+    figures, table = [], {}
+
+    a = int(labels[0])
+    others = [c for c in np.unique(labels) if c != a]
+    b = int(others[len(others) // 2]) if others else a
+    i0, i1 = _first(labels, a), _first(labels, b, 1 if a == b else 0)
+    num_points = 10
+    steps = (30 if conv else 100) if quick else (100 if conv else 400)
+    strengths = np.array([0.0, 0.25, 0.5, 0.75, 1.0, 1.25], np.float32)
+    src = np.flatnonzero(labels == a)[:4]
+    std = z.std(axis=0)
+    dims = np.argsort(-std)[: min(6 if quick else 10, z.shape[1])]
+    values = np.linspace(-2.5, 2.5, 7).astype(np.float32)
+    tour_classes = list(np.unique(labels))[:4]
+    tour_idx = np.array([_first(labels, c) for c in tour_classes]) if len(tour_classes) > 1 else np.arange(3)
+    num_frames = 16 if quick else 48
+
+    @jax.jit
+    def compute(z, labels):
+        # Everything on the device in one compiled call: compiling each small op separately
+        # would cost more than the work itself.
+        ends = jnp.stack([z[i0], z[i1]])
+        paths = {
+            "lerp": move.path(ends, num_points),
+            "slerp": move.path(ends, num_points, method="slerp"),
+            "geodesic": move.geodesic(decode, ends[0], ends[1], num_points=num_points, steps=steps,
+                                        learning_rate=2e-2, unroll=conv).points,
+        }
+        diag = {k: move.path_diagnostics(decode, v) for k, v in paths.items()}
+        strips = {k: decode_many(v) for k, v in paths.items()}
+        v = move.class_vector(z, labels, a, b)
+        sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))(
+            z[src], v, jnp.asarray(strengths))
+        sweep_img = jax.vmap(decode_many)(sweep)
+        trav = jnp.stack([move.traverse(z[0], int(d), jnp.asarray(values) * std[d]) for d in dims])
+        trav_img = jax.vmap(decode_many)(trav)
+        tour = move.path(z[tour_idx], num_frames, method="slerp")
+        return diag, strips, sweep_img, trav_img, decode_many(tour)
+
+    diag, strips, sweep_img, trav_img, frames = jax.device_get(compute(jnp.asarray(z), jnp.asarray(labels)))
+    order = ("lerp", "slerp", "geodesic")  # pytrees come back with sorted dict keys
+    diag, strips = {k: diag[k] for k in order}, {k: strips[k] for k in order}
+
+    # 1. Three paths between two test images of different classes.
+    la, lb = (names[a] if a < len(names) else str(a)), (names[b] if b < len(names) else str(b))
+    figures.append(report.Figure(
+        str(viz.path_strips(strips, fig_dir / "latent_paths.png", diagnostics=diag, title=f"{la} -> {lb}")),
+        f"Paths from a {la} to a {lb}: straight line, spherical and geodesic (decoded curve energy minimised "
+        f"with Adam for {steps} steps). Lower energy and a smaller largest step mean a smoother morph."))
+    for k, d in diag.items():
+        table[f"{k} decoded energy"] = round(float(d.decoded_energy), 3)
+        table[f"{k} max step"] = round(float(d.max_step), 3)
+
+    # 2. The class-to-class vector applied to examples of the source class.
+    if a != b:
+        figures.append(report.Figure(
+            str(viz.strength_sweep(sweep_img, strengths, fig_dir / "latent_class_vector.png",
+                                   title=f"{la} -> {lb} vector")),
+            f"The {la} -> {lb} vector (mean latent of {lb} minus mean latent of {la}) added with increasing "
+            "strength to test examples of the first class."))
+
+    # 3. Traversals along the most used latent dimensions, +-2.5 standard deviations.
+    figures.append(report.Figure(
+        str(viz.traversal_grid(trav_img, values, fig_dir / "latent_traversals.png",
+                               row_labels=[f"z{d}" for d in dims], title="traversals (in standard deviations)")),
+        "Each row moves one latent dimension (the most variable ones) around one test example; columns "
+        "are offsets in that dimension's standard deviation over the test set."))
+    text = ("Interpolation (lerp, slerp and the decoder-metric geodesic) with the diagnostics that tell the "
+            "paths apart, a class-to-class attribute vector, latent traversals and a path animation.")
+
+    # 4. On sprites: which latent dimension moves which known factor.
+    if run.factors:
+        cols, fnames = _factor_columns(run.factors, n)
+        sens = jax.device_get(jax.jit(move.factor_sensitivity)(z, cols))
+        figures.append(report.Figure(
+            str(viz.sensitivity_heatmap(sens.correlation, fnames, fig_dir / "latent_factor_sensitivity.png")),
+            "|correlation| between each latent mean coordinate and each known factor (shape one-hot, "
+            "rotation as cos/sin): one bright cell per column means a disentangled factor."))
+        corr = np.asarray(sens.correlation)
+        for j, fname in enumerate(fnames):
+            table[f"factor {fname}: best dim (|corr|)"] = f"z{int(sens.best_dim[j])} ({corr[int(sens.best_dim[j]), j]:.2f})"
+
+    # 5. A GIF along a piecewise slerp through examples of several classes.
+    figures.append(report.Figure(str(viz.path_gif(frames, fig_dir / "latent_tour.gif", fps=8)),
+                                 "Animated piecewise slerp through one test example of several classes."))
+    return report.Section("Moving through the latent space", text, figures, table)

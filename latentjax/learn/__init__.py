@@ -1,0 +1,1 @@
+"""Learn a latent space: models, training, checkpoints, run folders, scale."""

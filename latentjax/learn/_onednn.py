@@ -1,0 +1,212 @@
+"""3x3 convolutions through oneDNN for the conv models' training step on CPU.
+
+Why: XLA:CPU 0.10.2 runs convolutions with Eigen (or YNNPACK), whose backward passes are 1.5-2x
+slower than oneDNN's for the conv VAE's layers (measured per layer at batch 256 on 2 cores: the
+14x14 32->128 conv takes 12 + 15 + 21 ms forward / input-gradient / weight-gradient in XLA and
+11 + 9 + 10 ms in oneDNN). XLA's own oneDNN convolution path is not compiled into the jaxlib
+wheels, and no formulation in plain JAX (patches + dot, space-to-depth, shifted slices) was faster
+(``benchmarks/README.md``). So the three kernels are called through XLA's FFI.
+
+How: ``onednn_conv.cc`` (next to this file) is compiled with the system C++ compiler against
+jaxlib's FFI headers and the oneDNN wheels (``pip install 'latentjax[onednn]'``) on first use,
+cached under ``$LATENTJAX_CACHE_DIR`` (default ``~/.cache/latentjax``) by a hash of the source,
+and registered as XLA FFI targets. Nothing here is needed: without a compiler or the wheels,
+:func:`available` is False (:func:`unavailable_reason` says why) and the models use XLA's
+convolutions, as on GPU.
+
+Scope: :func:`conv` is one example's ``(h, w, c)`` convolution like ``lax.conv_general_dilated``
+with SAME padding, with a custom VJP and a custom vmap rule that turns the vmapped batch into
+oneDNN's batch. It is used only inside :func:`enabled` (``train.make_step`` enters it while
+tracing a single-device step), because a custom VJP has no forward-mode derivative (``jacfwd``
+through a decoder, as the geodesics use, needs the plain path), and an opaque call cannot be
+partitioned across devices. Weights that are themselves vmapped (population training) take the
+plain path.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.custom_batching import custom_vmap
+
+from latentjax.errors import LatentJaxError
+
+_SRC = Path(__file__).with_name("_onednn_conv.cc")
+_TARGETS = ("LatentjaxConvFwd", "LatentjaxConvBwdData", "LatentjaxConvBwdWeights")
+_DN = ("NHWC", "HWIO", "NHWC")
+_state = threading.local()
+
+
+def _roots() -> list[Path]:
+    """Prefixes that may hold oneDNN's ``include/`` and ``lib/`` (pip installs the wheels'
+    data there)."""
+    env = os.environ.get("LATENTJAX_ONEDNN_ROOT")
+    roots = [Path(env)] if env else []
+    roots += [Path(sys.prefix), Path(sys.base_prefix), Path("/usr/local"), Path("/usr")]
+    return list(dict.fromkeys(roots))
+
+
+def _find_onednn() -> tuple[Path, Path] | str:
+    for root in _roots():
+        inc, lib = root / "include", root / "lib"
+        if (inc / "oneapi" / "dnnl" / "dnnl.hpp").is_file() and any(lib.glob("libdnnl.so*")):
+            return inc, lib
+    return ("oneDNN headers and library not found under " + ", ".join(map(str, _roots()))
+            + " (pip install 'latentjax[onednn]')")
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("LATENTJAX_CACHE_DIR") or Path.home() / ".cache" / "latentjax") / "kernels"
+
+
+def _build() -> Path | str:
+    """The compiled library's path, building it if needed; or why it cannot be built."""
+    found = _find_onednn()
+    if isinstance(found, str):
+        return found
+    inc, lib = found
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if not cxx:
+        return "no C++ compiler (g++ or $CXX) found"
+    ffi_inc = Path(jax.ffi.include_dir())
+    src = _SRC.read_bytes()
+    key = hashlib.sha256(b"\0".join([src, str(inc).encode(), str(lib).encode(), cxx.encode(),
+                                     jax.__version__.encode()])).hexdigest()[:16]
+    out = _cache_dir() / f"onednn_conv_{key}.so"
+    if out.is_file():
+        return out
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+    except OSError as e:
+        return f"cannot write the kernel cache {out.parent} ({e}); set LATENTJAX_CACHE_DIR"
+    cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", str(_SRC), f"-I{ffi_inc}", f"-I{inc}",
+           f"-L{lib}", "-ldnnl", "-fopenmp", f"-Wl,-rpath,{lib}", "-o", tmp]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        os.unlink(tmp)
+        return f"compiling {_SRC.name} failed: {e}"
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        return f"compiling {_SRC.name} failed:\n{proc.stderr[-2000:]}"
+    os.replace(tmp, out)  # atomic: concurrent processes never load a half-written file
+    return out
+
+
+@functools.cache
+def _load() -> str | None:
+    """Build, load and register the kernels once per process; ``None``, or why not."""
+    if os.environ.get("LATENTJAX_ONEDNN", "1") == "0":
+        return "disabled by LATENTJAX_ONEDNN=0"
+    built = _build()
+    if isinstance(built, str):
+        return built
+    try:
+        lib = ctypes.cdll.LoadLibrary(str(built))
+        for name in _TARGETS:
+            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
+    except (OSError, AttributeError) as e:
+        return f"loading {built} failed: {e}"
+    return None
+
+
+def unavailable_reason() -> str | None:
+    """Why the oneDNN kernels cannot be used here, or ``None`` when they can."""
+    return _load()
+
+
+def available() -> bool:
+    return _load() is None
+
+
+@contextlib.contextmanager
+def enabled(on: bool = True):
+    """While a function is traced inside this context, the conv layers of ``latentjax.models``
+    call :func:`conv` (when ``on``)."""
+    if on and not available():
+        raise LatentJaxError(f"the oneDNN kernels are unavailable: {unavailable_reason()}")
+    before = getattr(_state, "on", False)
+    _state.on = on
+    try:
+        yield
+    finally:
+        _state.on = before
+
+
+def active() -> bool:
+    return getattr(_state, "on", False)
+
+
+def _out_shape(x_shape, co: int, stride: int) -> tuple[int, ...]:
+    *lead, h, w, _ = x_shape
+    return (*lead, -(-h // stride), -(-w // stride), co)
+
+
+def _fwd_call(x, w, stride):
+    spec = jax.ShapeDtypeStruct(_out_shape(x.shape, w.shape[-1], stride), x.dtype)
+    return jax.ffi.ffi_call(_TARGETS[0], spec, vmap_method="expand_dims")(x, w, stride=np.int64(stride))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_batch(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+    """SAME 3x3 convolution of a float32 ``(n, h, w, ci)`` batch with ``(3, 3, ci, co)`` weights."""
+    return _fwd_call(x, w, stride)
+
+
+def _conv_batch_fwd(x, w, stride):
+    return _fwd_call(x, w, stride), (x, w)
+
+
+def _conv_batch_bwd(stride, res, g):
+    x, w = res
+    dx = jax.ffi.ffi_call(_TARGETS[1], jax.ShapeDtypeStruct(x.shape, x.dtype))(g, w, stride=np.int64(stride))
+    dw = jax.ffi.ffi_call(_TARGETS[2], jax.ShapeDtypeStruct(w.shape, w.dtype))(x, g, stride=np.int64(stride))
+    return dx, dw
+
+
+conv_batch.defvjp(_conv_batch_fwd, _conv_batch_bwd)
+
+
+def _lax_conv(x, w, stride):
+    return jax.lax.conv_general_dilated(x[None], w, (stride, stride), "SAME", dimension_numbers=_DN)[0]
+
+
+@functools.cache
+def _per_example(stride: int):
+    @custom_vmap
+    def conv1(x, w):
+        return conv_batch(x[None], w, stride)[0]
+
+    @conv1.def_vmap
+    def _rule(axis_size, in_batched, x, w):
+        x_batched, w_batched = in_batched
+        if w_batched or not x_batched:  # per-example weights (a population): the plain conv
+            x = x if x_batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+            w = w if w_batched else jnp.broadcast_to(w, (axis_size, *w.shape))
+            return jax.vmap(lambda a, b: _lax_conv(a, b, stride))(x, w), True
+        return conv_batch(x, w, stride), True
+
+    return conv1
+
+
+def conv(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
+    """One ``(h, w, ci)`` image's SAME 3x3 convolution with ``(3, 3, ci, co)`` weights, through
+    oneDNN; vmapped over images, one oneDNN call for the whole batch."""
+    if x.ndim != 3 or w.shape[:2] != (3, 3) or w.shape[2] != x.shape[-1]:
+        raise ValueError(f"onednn.conv: expected (h, w, c) images and (3, 3, c, co) weights, got "
+                         f"{x.shape} and {w.shape}")
+    return _per_example(int(stride))(x, w)

@@ -1,0 +1,1 @@
+"""Look at a latent space: PCA, neighbours, t-SNE, UMAP, metrics, exports."""

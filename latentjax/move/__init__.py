@@ -1,0 +1,25 @@
+"""move"""
+
+from latentjax.move._latent import (  # noqa: F401
+    Decode,
+    Diagnostics,
+    LatentError,
+    Path,
+    Sensitivity,
+    apply,
+    attribute_vector,
+    chain,
+    class_vector,
+    curve_energy,
+    factor_sensitivity,
+    geodesic,
+    gram_schmidt,
+    grid_2d,
+    lerp,
+    path,
+    path_diagnostics,
+    regression_vector,
+    sample_prior,
+    slerp,
+    traverse,
+)

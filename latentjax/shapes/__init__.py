@@ -1,0 +1,1 @@
+"""Shape latent spaces: exact SDFs, procedural furniture, DeepSDF, rendering."""

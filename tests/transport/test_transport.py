@@ -1,0 +1,194 @@
+"""latentjax.transport against closed forms, properties and POT."""
+
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+from latentjax import transport
+from latentjax.transport import _transport
+from latentjax.errors import LatentJaxError
+
+ot = pytest.importorskip("ot")
+
+
+def _blob(size, r, c, s=1.5):
+    rr, cc = np.mgrid[0:size, 0:size]
+    return np.exp(-((rr - r) ** 2 + (cc - c) ** 2) / (2 * s**2))
+
+
+def _com(h):
+    h = np.asarray(h, np.float64)
+    rr, cc = np.mgrid[0 : h.shape[0], 0 : h.shape[1]]
+    return np.array([(rr * h).sum(), (cc * h).sum()]) / h.sum()
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return np.stack([_blob(20, 6, 5), _blob(20, 6, 14)])
+
+
+@pytest.fixture(scope="module")
+def path(blobs):
+    return transport.wasserstein_interpolate(blobs, transport.path_weights(5))
+
+
+def test_mass_sums_to_one(path):
+    np.testing.assert_allclose(np.asarray(path.histogram).sum(axis=(1, 2)), 1.0, atol=1e-3)
+    assert np.all(np.asarray(path.error) <= 1e-4)
+
+
+def test_endpoints_match_inputs(path, blobs):
+    h = blobs / blobs.sum(axis=(1, 2), keepdims=True)
+    assert np.abs(np.asarray(path.histogram[0]) - h[0]).sum() < 1e-2
+    assert np.abs(np.asarray(path.histogram[-1]) - h[1]).sum() < 1e-2
+    # ``image`` is in the input's intensity scale.
+    assert np.abs(np.asarray(path.image[0]) - blobs[0]).sum() / blobs[0].sum() < 1e-2
+
+
+def test_translated_blob_moves_linearly(path, blobs):
+    """The barycenter of two translated blobs is the blob halfway; its centre of mass moves
+    linearly with the weight (what a pixel cross-fade also does, but with one blob, not two)."""
+    t = np.linspace(0, 1, 5)
+    coms = np.stack([_com(h) for h in path.histogram])
+    expected = (1 - t)[:, None] * _com(blobs[0]) + t[:, None] * _com(blobs[1])
+    np.testing.assert_allclose(coms, expected, atol=0.05)
+    mid = np.asarray(path.histogram[2])
+    target = _blob(20, 6, 9.5)
+    assert np.abs(mid - target / target.sum()).sum() < 0.05
+    # A cross-fade is bimodal: the midpoint pixel is dark there, bright here.
+    assert mid[6, 9:11].sum() > 5 * (blobs.mean(axis=0) / blobs.mean(axis=0).sum())[6, 9:11].sum()
+
+
+def test_identical_images_give_the_image():
+    img = _blob(16, 7, 8, s=2.0)
+    out = transport.wasserstein_interpolate(np.stack([img, img, img]), [[0.2, 0.3, 0.5]])
+    assert np.abs(np.asarray(out.histogram[0]) - img / img.sum()).sum() < 1e-2
+
+
+def test_plain_barycenter_is_blurred_debiased_is_not(blobs):
+    w = [[1.0, 0.0]]
+    plain = transport.wasserstein_interpolate(blobs, w, debiased=False).histogram[0]
+    debiased = transport.wasserstein_interpolate(blobs, w).histogram[0]
+    h0 = blobs[0] / blobs[0].sum()
+    assert np.abs(np.asarray(debiased) - h0).sum() < 0.2 * np.abs(np.asarray(plain) - h0).sum()
+
+
+def test_agrees_with_pot(blobs):
+    """Same algorithm, same iterations: POT's debiased convolutional barycenter (stabThr lowered,
+    its default shifts the answer at small regularisation)."""
+    eps = transport.default_epsilon((20, 20))
+    w = transport.path_weights(3)
+    hists = _transport._histograms(blobs).reshape(2, 20, 20)
+    out = transport.wasserstein_interpolate(blobs, w, threshold=0.0, max_iterations=50)
+    for i, wi in enumerate(w):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = ot.bregman.convolutional_barycenter2d_debiased(
+                hists, eps, weights=wi, numItermax=50, stopThr=0.0, stabThr=1e-300, warn=False)
+        assert np.abs(np.asarray(out.histogram[i], np.float64) - ref).sum() < 1e-5
+
+
+def test_log_and_kernel_modes_agree(blobs):
+    w = [[0.3, 0.7]]
+    k = transport.wasserstein_interpolate(blobs, w, mode="kernel", max_iterations=100)
+    lg = transport.wasserstein_interpolate(blobs, w, mode="log", max_iterations=100)
+    np.testing.assert_allclose(np.asarray(k.histogram), np.asarray(lg.histogram), atol=1e-6)
+
+
+def test_batch_equals_loop(blobs, path):
+    w = transport.path_weights(5)
+    for i in (1, 3):
+        one = transport.wasserstein_interpolate(blobs, w[i])
+        np.testing.assert_allclose(np.asarray(one.histogram[0]), np.asarray(path.histogram[i]), atol=1e-6)
+
+
+def test_square_weights_corners():
+    w = transport.square_weights(3)
+    assert w.shape == (9, 4)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    np.testing.assert_allclose(w[[0, 2, 6, 8]], np.eye(4))
+
+
+def test_bad_input_raises(blobs):
+    empty = blobs.copy()
+    empty[1] = 0.0
+    with pytest.raises(LatentJaxError, match="zero mass"):
+        transport.wasserstein_interpolate(empty, [0.5, 0.5])
+    with pytest.raises(transport.TransportError, match="weights"):
+        transport.wasserstein_interpolate(blobs, [0.2, 0.3, 0.5])
+    with pytest.raises(transport.TransportError, match="grayscale"):
+        transport.wasserstein_interpolate(np.ones((2, 8, 8, 3)), [0.5, 0.5])
+    with pytest.raises(transport.TransportError, match="non-negative"):
+        transport.wasserstein_interpolate(-blobs, [0.5, 0.5])
+    with pytest.raises(transport.TransportError, match="mode"):
+        transport.wasserstein_interpolate(blobs, [0.5, 0.5], mode="fast")
+    with pytest.raises(transport.TransportError, match="zero mass"):
+        transport.displacement_interpolate(blobs[0], np.zeros((20, 20)), [0.5])
+
+
+def test_displacement_interpolation(blobs):
+    t = [0.0, 0.5, 1.0]
+    out = transport.displacement_interpolate(blobs[0], blobs[1], t)
+    h = blobs / blobs.sum(axis=(1, 2), keepdims=True)
+    hist = np.asarray(out.histogram, np.float64)
+    np.testing.assert_allclose(hist.sum(axis=(1, 2)), 1.0, atol=1e-4)
+    assert np.abs(hist[0] - h[0]).sum() < 1e-3
+    assert np.abs(hist[2] - h[1]).sum() < 1e-3
+    np.testing.assert_allclose(_com(hist[1]), (_com(h[0]) + _com(h[1])) / 2, atol=0.02)
+    # A pure translation: the midpoint is the blob translated halfway (up to the splatting of
+    # a half-pixel shift, which smooths a little).
+    target = _blob(20, 6, 9.5)
+    assert np.abs(hist[1] - target / target.sum()).sum() < 0.1
+
+
+def test_ot_distance_matches_exact_w2():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    y = rng.normal(size=(50, 2)) * 0.5 + [2.0, -1.0]
+    exact = ot.emd2(np.full(40, 1 / 40), np.full(50, 1 / 50), ot.dist(x, y))
+    got = float(transport.ot_distance(x, y, epsilon=1e-3))
+    assert abs(got - exact) / exact < 0.02
+    assert abs(float(transport.ot_distance(x, x, epsilon=1e-2))) < 1e-3
+
+
+def test_transport_points_matches_target_distribution():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 2))
+    y = rng.normal(size=(200, 2)) * [3.0, 0.5] + [4.0, 0.0]
+    moved = np.asarray(transport.transport_points(x, y, epsilon=1e-3))
+    # OT matches the spread of the target, a mean shift keeps the source's.
+    np.testing.assert_allclose(moved.mean(0), y.mean(0), atol=0.05)
+    np.testing.assert_allclose(moved.std(0), y.std(0), rtol=0.1)
+    shifted = x + (y.mean(0) - x.mean(0))
+    assert transport.ot_distance(moved, y) < 0.2 * transport.ot_distance(shifted, y)
+
+
+def test_point_cloud_barycenter(key):
+    rng = np.random.default_rng(2)
+    c = rng.normal(size=(2, 128, 3)) * 0.3
+    c[1] += [2.0, 0.0, 0.0]
+    z = np.asarray(transport.point_cloud_barycenter(key, c, num_points=64, weights=[0.25, 0.75]))
+    np.testing.assert_allclose(z.mean(0), [1.5, 0.0, 0.0], atol=0.15)
+    assert z.shape == (64, 3)
+    with pytest.raises(transport.TransportError, match="clouds"):
+        transport.point_cloud_barycenter(key, c[0], num_points=8)
+
+
+def test_float64_is_scoped(blobs):
+    transport.wasserstein_interpolate(blobs, [0.5, 0.5], max_iterations=20)
+    assert not jax.config.jax_enable_x64
+    assert jax.numpy.zeros(1).dtype == np.float32
+
+
+def test_auto_falls_back_to_log_when_kernel_overflows():
+    """At a tiny epsilon float64 kernel mode overflows (NaN); ``auto`` reruns in the log domain."""
+    far = np.stack([_blob(16, 3, 3, s=1.0), _blob(16, 12, 12, s=1.0)])
+    kw = {"epsilon": 5e-4, "max_iterations": 200}
+    kernel = transport.wasserstein_interpolate(far, [0.5, 0.5], mode="kernel", **kw)
+    auto = transport.wasserstein_interpolate(far, [0.5, 0.5], **kw)
+    log = transport.wasserstein_interpolate(far, [0.5, 0.5], mode="log", **kw)
+    assert not np.all(np.isfinite(np.asarray(kernel.histogram)))
+    np.testing.assert_allclose(np.asarray(auto.histogram), np.asarray(log.histogram))
+    assert abs(float(np.asarray(auto.histogram).sum()) - 1.0) < 1e-2
