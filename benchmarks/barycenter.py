@@ -49,15 +49,22 @@ from latentjax.transport import _transport
 
 
 def _images(size: int) -> tuple[np.ndarray, str]:
-    d = os.environ.get("LATENTJAX_DATA_DIR") or str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data")
+    d = os.environ.get("LATENTJAX_DATA_DIR") or str(
+        pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     f = pathlib.Path(d) / "fashion_mnist" / "t10k-images-idx3-ubyte.gz"
     if f.is_file():
         with gzip.open(f) as fh:
-            x = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:2].astype(np.float64) / 255.0
+            x = (
+                np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:2].astype(np.float64)
+                / 255.0
+            )
         source = "fashion_mnist test[0:2]"
     else:
         r, c = np.mgrid[0:28, 0:28]
-        x = np.stack([np.exp(-((r - 9) ** 2 + (c - 8) ** 2) / 8.0), np.exp(-((r - 18) ** 2 + (c - 19) ** 2) / 8.0)])
+        x = np.stack(
+            [np.exp(-((r - 9) ** 2 + (c - 8) ** 2) / 8.0), np.exp(-((r - 18) ** 2 + (c - 19) ** 2) / 8.0)]
+        )
         source = "generated blobs"
     if size != 28:
         x = np.stack([np.clip(scipy.ndimage.zoom(im, size / 28, order=1), 0, None) for im in x])
@@ -69,15 +76,25 @@ def _pot_path(ot, hists, weights, eps, iterations, method):
     for w in weights:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out.append(ot.bregman.convolutional_barycenter2d_debiased(
-                hists, eps, weights=w, method=method, numItermax=iterations, stopThr=0.0, stabThr=1e-300,
-                warn=False))
+            out.append(
+                ot.bregman.convolutional_barycenter2d_debiased(
+                    hists,
+                    eps,
+                    weights=w,
+                    method=method,
+                    numItermax=iterations,
+                    stopThr=0.0,
+                    stabThr=1e-300,
+                    warn=False,
+                )
+            )
     return np.stack(out)
 
 
 def _ljx_path(x, weights, *, eps, mode, dtype, iterations):
     r = transport.wasserstein_interpolate(
-        x, weights, epsilon=eps, mode=mode, dtype=dtype, threshold=0.0, max_iterations=iterations)
+        x, weights, epsilon=eps, mode=mode, dtype=dtype, threshold=0.0, max_iterations=iterations
+    )
     return jax.block_until_ready(r)
 
 
@@ -95,9 +112,13 @@ def run(sizes, *, iterations, log_iterations, rounds, num_weights=9):
 
     rows = []
     weights = transport.path_weights(num_weights)
-    modes = {"latentjax": ("auto", "float64"), "latentjax_log": ("log", "float64"),
-             "latentjax_log32": ("log", "float32"), "latentjax_kernel32": ("kernel", "float32"),
-             "latentjax_kernel": ("kernel", "float64")}
+    modes = {
+        "latentjax": ("auto", "float64"),
+        "latentjax_log": ("log", "float64"),
+        "latentjax_log32": ("log", "float32"),
+        "latentjax_kernel32": ("kernel", "float32"),
+        "latentjax_kernel": ("kernel", "float64"),
+    }
     source = None
     for size in sizes:
         x, source = _images(size)
@@ -114,13 +135,23 @@ def run(sizes, *, iterations, log_iterations, rounds, num_weights=9):
         # weight and extrapolate, like pot_log.
         slow = {n: m for n, m in modes.items() if m[0] == "log" and size > 28}
         for name, (mode, dtype) in slow.items():
-            mid = weights[num_weights // 2: num_weights // 2 + 1]
+            mid = weights[num_weights // 2 : num_weights // 2 + 1]
             f = ljx(mode, dtype, w=mid, its=10)
             f()
             s, _ = _best(f, 1)
-            rows.append({"case": case, "impl": name, "seconds": s / 10 * iterations * num_weights,
-                         "iterations": iterations, "extrapolated": True, "measured_iterations": 10,
-                         "epsilon": eps, "mode": mode, "dtype": dtype})
+            rows.append(
+                {
+                    "case": case,
+                    "impl": name,
+                    "seconds": s / 10 * iterations * num_weights,
+                    "iterations": iterations,
+                    "extrapolated": True,
+                    "measured_iterations": 10,
+                    "epsilon": eps,
+                    "mode": mode,
+                    "dtype": dtype,
+                }
+            )
         modes_here = {n: m for n, m in modes.items() if n not in slow}
         for name, (mode, dtype) in modes_here.items():
             t0 = time.perf_counter()
@@ -133,28 +164,53 @@ def run(sizes, *, iterations, log_iterations, rounds, num_weights=9):
             for name, (mode, dtype) in modes_here.items():
                 s, results[name] = _best(ljx(mode, dtype), 1)
                 times[name] = min(times[name], s)
-            s, results["pot"] = _best(functools.partial(_pot_path, ot, hists, weights, eps, iterations, "sinkhorn"), 1)
+            s, results["pot"] = _best(
+                functools.partial(_pot_path, ot, hists, weights, eps, iterations, "sinkhorn"), 1
+            )
             times["pot"] = min(times["pot"], s)
         pot_b = results["pot"].reshape(num_weights, -1)
         for name in modes_here:
             hist = np.asarray(results[name].histogram, np.float64).reshape(num_weights, -1)
-            rows.append({
-                "case": case, "impl": name, "seconds": times[name], "iterations": iterations,
-                "compile_s": max(compile_s[name] - times[name], 0.0),
-                "l1_vs_pot": float(np.abs(hist - pot_b).sum(axis=1).max()),
-                "mass": float(hist.sum(axis=1).min()), "epsilon": eps,
-                "mode": modes[name][0], "dtype": modes[name][1],
-            })
-        rows.append({"case": case, "impl": "pot", "seconds": times["pot"], "iterations": iterations,
-                     "l1_vs_pot": 0.0, "mass": float(pot_b.sum(axis=1).min()), "epsilon": eps,
-                     "method": "convolutional_barycenter2d_debiased(sinkhorn), float64, stabThr=1e-300"})
+            rows.append(
+                {
+                    "case": case,
+                    "impl": name,
+                    "seconds": times[name],
+                    "iterations": iterations,
+                    "compile_s": max(compile_s[name] - times[name], 0.0),
+                    "l1_vs_pot": float(np.abs(hist - pot_b).sum(axis=1).max()),
+                    "mass": float(hist.sum(axis=1).min()),
+                    "epsilon": eps,
+                    "mode": modes[name][0],
+                    "dtype": modes[name][1],
+                }
+            )
+        rows.append(
+            {
+                "case": case,
+                "impl": "pot",
+                "seconds": times["pot"],
+                "iterations": iterations,
+                "l1_vs_pot": 0.0,
+                "mass": float(pot_b.sum(axis=1).min()),
+                "epsilon": eps,
+                "method": "convolutional_barycenter2d_debiased(sinkhorn), float64, stabThr=1e-300",
+            }
+        )
         # POT's log domain: time a few iterations of the middle weight, extrapolate to the path.
-        mid = weights[num_weights // 2: num_weights // 2 + 1]
+        mid = weights[num_weights // 2 : num_weights // 2 + 1]
         s, _ = _best(functools.partial(_pot_path, ot, hists, mid, eps, log_iterations, "sinkhorn_log"), 1)
         full = _pot_path(ot, hists, mid, eps, iterations, "sinkhorn_log") if size <= 28 else None
-        row = {"case": case, "impl": "pot_log", "seconds": s / log_iterations * iterations * num_weights,
-               "iterations": iterations, "extrapolated": True, "measured_iterations": log_iterations,
-               "epsilon": eps, "method": "convolutional_barycenter2d_debiased(sinkhorn_log), float64"}
+        row = {
+            "case": case,
+            "impl": "pot_log",
+            "seconds": s / log_iterations * iterations * num_weights,
+            "iterations": iterations,
+            "extrapolated": True,
+            "measured_iterations": log_iterations,
+            "epsilon": eps,
+            "method": "convolutional_barycenter2d_debiased(sinkhorn_log), float64",
+        }
         if full is not None:
             row["l1_vs_pot"] = float(np.abs(full.reshape(-1) - pot_b[num_weights // 2]).sum())
             row["mass"] = float(full.sum())
@@ -173,8 +229,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.iterations, args.log_iterations, args.rounds = [28], 20, 2, 1
-    rows, source = run(args.sizes, iterations=args.iterations, log_iterations=args.log_iterations,
-                       rounds=args.rounds)
+    rows, source = run(
+        args.sizes, iterations=args.iterations, log_iterations=args.log_iterations, rounds=args.rounds
+    )
     import ot
 
     print(f"{'case':24s} {'impl':20s} {'seconds':>9s} {'x pot':>7s} {'l1_vs_pot':>10s} {'mass':>9s}")
@@ -185,14 +242,21 @@ def main(argv=None):
         mass = f"{r['mass']:9.6f}" if "mass" in r else f"{'-':>9s}"
         star = " (extrapolated)" if r.get("extrapolated") else ""
         print(f"{r['case']:24s} {r['impl']:20s} {r['seconds']:9.3f} {ratio:7.2f} {l1} {mass}{star}")
-    speedups = {c: pot[c] / next(r["seconds"] for r in rows if r["case"] == c and r["impl"] == "latentjax")
-                for c in pot}
+    speedups = {
+        c: pot[c] / next(r["seconds"] for r in rows if r["case"] == c and r["impl"] == "latentjax")
+        for c in pot
+    }
     print("latentjax speed-up over pot:", {c: round(v, 2) for c, v in speedups.items()})
     result = {
         "benchmark": "barycenter",
         "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}, {os.cpu_count()} cores",
-        "versions": {"jax": jax.__version__, "ott-jax": _version("ott-jax"), "pot": ot.__version__,
-                     "numpy": np.__version__, "python": platform.python_version()},
+        "versions": {
+            "jax": jax.__version__,
+            "ott-jax": _version("ott-jax"),
+            "pot": ot.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
         "images": source,
         "quick": args.quick,
         "ratios": {c: {"latentjax_speedup_vs_pot": v} for c, v in speedups.items()},

@@ -86,31 +86,52 @@ def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
         return tsne.embed(jax.random.key(0), x, perplexity=30.0, n_iter=n_iter, early_exaggeration_iter=ee)
 
     cold, warm, y = timed(ours)
-    rows.append({"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y, p)})
+    rows.append(
+        {"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y, p)}
+    )
 
     try:
         import openTSNE
     except ImportError:
         print("openTSNE not installed: its rows are skipped", file=sys.stderr)
     else:
+
         def theirs():
-            return openTSNE.TSNE(perplexity=30.0, n_iter=n_iter - ee, early_exaggeration_iter=ee,
-                                 n_jobs=n_jobs, random_state=0).fit(x.astype(np.float64))
+            return openTSNE.TSNE(
+                perplexity=30.0, n_iter=n_iter - ee, early_exaggeration_iter=ee, n_jobs=n_jobs, random_state=0
+            ).fit(x.astype(np.float64))
 
         cold, warm, y = timed(theirs)
-        rows.append({"case": case, "impl": "opentsne", "seconds": warm, "cold_seconds": cold, "n_jobs": n_jobs,
-                     **quality(x, y, p)})
+        rows.append(
+            {
+                "case": case,
+                "impl": "opentsne",
+                "seconds": warm,
+                "cold_seconds": cold,
+                "n_jobs": n_jobs,
+                **quality(x, y, p),
+            }
+        )
 
     if not skip_sklearn:
         from sklearn.manifold import TSNE
 
         def sk():
-            return TSNE(perplexity=30.0, max_iter=max(n_iter, 250), init="pca", random_state=0,
-                        n_jobs=n_jobs).fit_transform(x)
+            return TSNE(
+                perplexity=30.0, max_iter=max(n_iter, 250), init="pca", random_state=0, n_jobs=n_jobs
+            ).fit_transform(x)
 
         cold, _, y = timed(sk, repeats=1)  # no JIT: one run
-        rows.append({"case": case, "impl": "sklearn", "seconds": cold, "cold_seconds": cold, "n_jobs": n_jobs,
-                     **quality(x, y, p)})
+        rows.append(
+            {
+                "case": case,
+                "impl": "sklearn",
+                "seconds": cold,
+                "cold_seconds": cold,
+                "n_jobs": n_jobs,
+                **quality(x, y, p),
+            }
+        )
     return rows
 
 
@@ -122,22 +143,29 @@ def umap_rows(case, x, *, quick):
     except ImportError as e:
         print(f"latentjax.umap unavailable ({e}): its rows are skipped", file=sys.stderr)
     else:
+
         def ours():
             return lj_umap.embed(jax.random.key(0), x, n_neighbors=15, min_dist=0.1, n_epochs=n_epochs)
 
         cold, warm, y = timed(ours)
-        rows.append({"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y)})
+        rows.append(
+            {"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y)}
+        )
     try:
         import umap
     except ImportError:
         print("umap-learn not installed: its rows are skipped", file=sys.stderr)
     else:
+
         def theirs():
-            return umap.UMAP(n_neighbors=15, min_dist=0.1, n_epochs=n_epochs, random_state=None,
-                             n_jobs=-1).fit_transform(x)
+            return umap.UMAP(
+                n_neighbors=15, min_dist=0.1, n_epochs=n_epochs, random_state=None, n_jobs=-1
+            ).fit_transform(x)
 
         cold, warm, y = timed(theirs)
-        rows.append({"case": case, "impl": "umap_learn", "seconds": warm, "cold_seconds": cold, **quality(x, y)})
+        rows.append(
+            {"case": case, "impl": "umap_learn", "seconds": warm, "cold_seconds": cold, **quality(x, y)}
+        )
     return rows
 
 
@@ -161,7 +189,9 @@ def print_table(rows):
     cols = ["case", "impl", "seconds", "cold_seconds", "trustworthiness", "knn_recall", "kl"]
     print(" | ".join(f"{c:>16}" for c in cols))
     for r in rows:
-        cells = [f"{r[c]:>16.4f}" if isinstance(r.get(c), float) else f"{str(r.get(c, '')):>16}" for c in cols]
+        cells = [
+            f"{r[c]:>16.4f}" if isinstance(r.get(c), float) else f"{str(r.get(c, '')):>16}" for c in cols
+        ]
         print(" | ".join(cells))
     for r in rows:
         ratios = {k: round(v, 4) for k, v in r.items() if "_vs_" in k or "_minus_" in k}
@@ -190,7 +220,9 @@ def main(argv=None):
 
     rows = []
     for suffix, data in inputs.items():
-        rows += tsne_rows(f"tsne{suffix}_n{n}", data, quick=args.quick, skip_sklearn=args.skip_sklearn, n_jobs=n_jobs)
+        rows += tsne_rows(
+            f"tsne{suffix}_n{n}", data, quick=args.quick, skip_sklearn=args.skip_sklearn, n_jobs=n_jobs
+        )
         if not args.skip_umap:
             rows += umap_rows(f"umap{suffix}_n{n}", data, quick=args.quick)
     add_ratios(rows)
@@ -199,8 +231,11 @@ def main(argv=None):
     result = {
         "benchmark": "dimred",
         "device": f"{jax.devices()[0].platform}: {n_jobs} cores ({platform.processor() or platform.machine()})",
-        "versions": {k: _version(k) for k in ("jax", "jaxlib", "openTSNE", "scikit-learn", "umap-learn", "numba")},
-        "input": f"first {n} Fashion-MNIST training images, PCA-50" + (", and VAE latent means" if args.checkpoint else ""),
+        "versions": {
+            k: _version(k) for k in ("jax", "jaxlib", "openTSNE", "scikit-learn", "umap-learn", "numba")
+        },
+        "input": f"first {n} Fashion-MNIST training images, PCA-50"
+        + (", and VAE latent means" if args.checkpoint else ""),
         "quick": args.quick,
         "rows": rows,
     }

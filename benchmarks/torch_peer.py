@@ -21,7 +21,12 @@ ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU, "elu": nn.ELU, "gelu": nn.GELU
 def _num_downsamples(h: int, w: int) -> int:
     """As ``latentjax.models._num_downsamples``."""
     n = 2
-    while min(h, w) // 2 ** (n + 1) >= 4 and max(h, w) // 2**n > 8 and h % 2 ** (n + 1) == 0 and w % 2 ** (n + 1) == 0:
+    while (
+        min(h, w) // 2 ** (n + 1) >= 4
+        and max(h, w) // 2**n > 8
+        and h % 2 ** (n + 1) == 0
+        and w % 2 ** (n + 1) == 0
+    ):
         n += 1
     return n
 
@@ -46,15 +51,25 @@ class VAE(nn.Module):
         else:
             n = _num_downsamples(h, w)
             chans = [c] + [config.channels * 2**i for i in range(n)]
-            enc = [m for a, b in zip(chans[:-1], chans[1:]) for m in (nn.Conv2d(a, b, 3, stride=2, padding=1), act())]
+            enc = [
+                m
+                for a, b in zip(chans[:-1], chans[1:])
+                for m in (nn.Conv2d(a, b, 3, stride=2, padding=1), act())
+            ]
             flat = (h // 2**n) * (w // 2**n) * chans[-1]
-            self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(flat, config.hidden), act(),
-                                         nn.Linear(config.hidden, 2 * d))
+            self.encoder = nn.Sequential(
+                *enc, nn.Flatten(), nn.Linear(flat, config.hidden), act(), nn.Linear(config.hidden, 2 * d)
+            )
             up = chans[1:][::-1]  # e.g. 64, 32
             outs = up[1:] + [up[-1]]
             start = (up[0], h // 2**n, w // 2**n)
-            dec = [nn.Linear(d, config.hidden), act(), nn.Linear(config.hidden, math.prod(start)), act(),
-                   nn.Unflatten(1, start)]
+            dec = [
+                nn.Linear(d, config.hidden),
+                act(),
+                nn.Linear(config.hidden, math.prod(start)),
+                act(),
+                nn.Unflatten(1, start),
+            ]
             for a, b in zip(up, outs):  # sub-pixel upsampling: conv to 4x channels, then depth-to-space
                 dec += [nn.Conv2d(a, 4 * b, 3, padding=1), nn.PixelShuffle(2), act()]
             self.decoder = nn.Sequential(*dec, nn.Conv2d(outs[-1], c, 3, padding=1))

@@ -51,8 +51,12 @@ def case_setup(case: str, quick: bool):
     if quick:
         mlp = mlp._replace(hidden=32, latent_dim=4)
         conv = conv._replace(hidden=16, channels=4, latent_dim=4)
-    table = {"mlp_vae_b128": (mlp, 128, 1), "mlp_vae_b1024": (mlp, 1024, 1), "conv_vae_b256": (conv, 256, 1),
-             "mlp_vae_b128_pop8": (mlp, 128, 8)}
+    table = {
+        "mlp_vae_b128": (mlp, 128, 1),
+        "mlp_vae_b1024": (mlp, 1024, 1),
+        "conv_vae_b256": (conv, 256, 1),
+        "mlp_vae_b128_pop8": (mlp, 128, 8),
+    }
     config, batch, pop = table[case]
     if quick:
         batch, pop = max(8, batch // 32), min(pop, 2)
@@ -71,8 +75,17 @@ def step_flops(config, batch: int) -> float:
 class LatentJaxRunner:
     """One timed unit = ``steps`` training steps, the way ``train.fit`` runs this model."""
 
-    def __init__(self, config, batch: int, population: int, steps: int, data: np.ndarray, *,
-                 options: dict | None | str = "latentjax", conv_kernels: str | None = None):
+    def __init__(
+        self,
+        config,
+        batch: int,
+        population: int,
+        steps: int,
+        data: np.ndarray,
+        *,
+        options: dict | None | str = "latentjax",
+        conv_kernels: str | None = None,
+    ):
         self.steps, self.batch, self.population = steps, batch, population
         # as train.fit would: oneDNN conv kernels for conv models on CPU when available
         self.conv_kernels = conv_kernels or (train.default_conv_kernels(config) if population == 1 else "xla")
@@ -84,8 +97,7 @@ class LatentJaxRunner:
         self.data = jax.device_put(data)
         t0 = time.perf_counter()
         if population > 1:
-            graphdef, pop, tx = parallel.init_population(config, seeds=range(population),
-                                                         learning_rate=1e-3)
+            graphdef, pop, tx = parallel.init_population(config, seeds=range(population), learning_rate=1e-3)
             self.state, self.betas = pop.states, pop.betas
             idx = rng.integers(0, n, (steps, population, batch)).astype(np.int32)
             self.idx = jnp.asarray(idx)
@@ -95,8 +107,12 @@ class LatentJaxRunner:
         else:
             graphdef, self.state, tx = train.init(jax.random.key(0), config, learning_rate=1e-3)
             # as train.fit would: its default microbatches for this model and batch
-            step = train.make_step(graphdef, tx, microbatches=train.default_microbatches(config, batch),
-                                   conv_kernels=self.conv_kernels)
+            step = train.make_step(
+                graphdef,
+                tx,
+                microbatches=train.default_microbatches(config, batch),
+                conv_kernels=self.conv_kernels,
+            )
             idx = rng.integers(0, n, (steps, batch)).astype(np.int32)
             if config.arch == "conv" and jax.default_backend() == "cpu":
                 # train.fit's "loop" mode: convolutions inside a rolled scan are slow on XLA:CPU
@@ -129,7 +145,6 @@ class LatentJaxRunner:
 class TorchRunner:
     def __init__(self, config, batch: int, steps: int, data: np.ndarray, *, compile: bool):
         import torch
-
         import torch_peer
 
         self.torch = torch
@@ -174,10 +189,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--seconds", type=float, default=1.0, help="target seconds per timed round")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (its compile takes ~20 s)")
     ap.add_argument("--no-torch", action="store_true", help="latentjax only")
-    ap.add_argument("--no-xla-default", action="store_true",
-                    help="skip the latentjax_xla_default rows (the step under XLA's default compiler options)")
-    ap.add_argument("--clock", choices=tuple(CLOCK), default="wall",
-                    help="wall seconds, or process CPU seconds (use with taskset -c 1 on a shared machine)")
+    ap.add_argument(
+        "--no-xla-default",
+        action="store_true",
+        help="skip the latentjax_xla_default rows (the step under XLA's default compiler options)",
+    )
+    ap.add_argument(
+        "--clock",
+        choices=tuple(CLOCK),
+        default="wall",
+        help="wall seconds, or process CPU seconds (use with taskset -c 1 on a shared machine)",
+    )
     args = ap.parse_args(argv)
     global clock
     clock = CLOCK[args.clock]
@@ -194,13 +216,16 @@ def main(argv=None) -> dict:
         import torch
 
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+        torch.set_num_threads(
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
         versions["torch"] = torch.__version__
     rows = []
     for case in cases:
         config, batch, pop = case_setup(case, quick)
-        data = np.random.default_rng(1).integers(0, 256, (4096 if not quick else 64,) + config.image_shape,
-                                                  dtype=np.uint8)
+        data = np.random.default_rng(1).integers(
+            0, 256, (4096 if not quick else 64,) + config.image_shape, dtype=np.uint8
+        )
         flops = step_flops(config, batch)
         # steps per timed round: about --seconds at a rough first guess of speed, at least 2
         if quick:
@@ -211,11 +236,14 @@ def main(argv=None) -> dict:
         runners = {"latentjax": LatentJaxRunner(config, batch, pop, steps, data)}
         if train.compiler_options() is not None and not args.no_xla_default:
             # the same step, plain JAX: XLA's default options and XLA's convolutions
-            runners["latentjax_xla_default"] = LatentJaxRunner(config, batch, pop, steps, data, options=None,
-                                                               conv_kernels="xla")
+            runners["latentjax_xla_default"] = LatentJaxRunner(
+                config, batch, pop, steps, data, options=None, conv_kernels="xla"
+            )
         if runners["latentjax"].conv_kernels != "xla":
             # latentjax's options but XLA's convolutions, to show what the oneDNN kernels buy
-            runners["latentjax_xla_convs"] = LatentJaxRunner(config, batch, pop, steps, data, conv_kernels="xla")
+            runners["latentjax_xla_convs"] = LatentJaxRunner(
+                config, batch, pop, steps, data, conv_kernels="xla"
+            )
         if use_torch and pop == 1:
             runners["pytorch_eager"] = TorchRunner(config, batch, steps, data, compile=False)
             if use_compile:
@@ -226,10 +254,18 @@ def main(argv=None) -> dict:
                 times[k].append(r.time_once())
         for k, r in runners.items():
             sec = statistics.median(times[k]) / steps
-            row = {"case": case, "impl": k, "batch": batch, "images_per_s": batch * pop / sec,
-                   "gflops_per_s": flops * pop / sec / 1e9, "step_ms": 1e3 * sec, "steps_per_round": steps,
-                   "rounds": rounds, "compile_s": r.compile_s,
-                   "conv_kernels": getattr(r, "conv_kernels", None)}
+            row = {
+                "case": case,
+                "impl": k,
+                "batch": batch,
+                "images_per_s": batch * pop / sec,
+                "gflops_per_s": flops * pop / sec / 1e9,
+                "step_ms": 1e3 * sec,
+                "steps_per_round": steps,
+                "rounds": rounds,
+                "compile_s": r.compile_s,
+                "conv_kernels": getattr(r, "conv_kernels", None),
+            }
             if pop > 1:
                 row.update({"population": pop, "models_images_per_s": batch * pop / sec})
             rows.append(row)
@@ -239,16 +275,27 @@ def main(argv=None) -> dict:
         ratios[case] = {f"latentjax/{k}": by["latentjax"] / v for k, v in by.items() if k != "latentjax"}
     single = {r["case"]: r["images_per_s"] for r in rows if r["impl"] == "latentjax"}
     if "mlp_vae_b128_pop8" in single and "mlp_vae_b128" in single:
-        ratios["mlp_vae_b128_pop8"]["population/single"] = single["mlp_vae_b128_pop8"] / single["mlp_vae_b128"]
-    result = {"benchmark": "train_throughput", "device": device_string(), "versions": versions,
-              "compiler_options": train.compiler_options(),
-              "quick": quick, "clock": args.clock, "flops_source": "XLA cost analysis of the latentjax step (fwd+bwd+Adam)",
-              "rows": rows, "ratios": ratios}
+        ratios["mlp_vae_b128_pop8"]["population/single"] = (
+            single["mlp_vae_b128_pop8"] / single["mlp_vae_b128"]
+        )
+    result = {
+        "benchmark": "train_throughput",
+        "device": device_string(),
+        "versions": versions,
+        "compiler_options": train.compiler_options(),
+        "quick": quick,
+        "clock": args.clock,
+        "flops_source": "XLA cost analysis of the latentjax step (fwd+bwd+Adam)",
+        "rows": rows,
+        "ratios": ratios,
+    }
     print(f"{'case':<20}{'impl':<22}{'images/s':>11}{'GFLOP/s':>9}{'ms/step':>9}{'compile s':>10}")
     for r in rows:
         comp = "" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
-        print(f"{r['case']:<20}{r['impl']:<22}{r['images_per_s']:>11.0f}{r['gflops_per_s']:>9.1f}"
-              f"{r['step_ms']:>9.2f}{comp:>10}")
+        print(
+            f"{r['case']:<20}{r['impl']:<22}{r['images_per_s']:>11.0f}{r['gflops_per_s']:>9.1f}"
+            f"{r['step_ms']:>9.2f}{comp:>10}"
+        )
     for case, rs in ratios.items():
         if rs:
             print(f"{case}: " + ", ".join(f"{k} = {v:.2f}x" for k, v in rs.items()))

@@ -34,18 +34,52 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from latentjax.shapes import deepsdf, furniture, render
 from latentjax import move, viz
 from latentjax.errors import LatentJaxError
+from latentjax.shapes import deepsdf, furniture, render
 
-FULL = dict(num_train_per_class=80, num_test_per_class=10, num_samples=16384, latent_dim=32, width=128,
-            depth=8, skip=4, num_steps=2000, shapes_per_batch=16, points_per_shape=512, learning_rate=1e-3,
-            uniform_fraction=0.2, recon_steps=400, recon_points=1024, mesh_resolution=96,
-            chamfer_points=30000, render_size=96, path_frames=24, tsne_iter=500)
-QUICK = dict(num_train_per_class=4, num_test_per_class=1, num_samples=512, latent_dim=8, width=32,
-             depth=4, skip=2, num_steps=2, shapes_per_batch=4, points_per_shape=64, learning_rate=1e-3,
-             uniform_fraction=0.2, recon_steps=2, recon_points=128, mesh_resolution=24,
-             chamfer_points=500, render_size=16, path_frames=4, tsne_iter=0)
+FULL = dict(
+    num_train_per_class=80,
+    num_test_per_class=10,
+    num_samples=16384,
+    latent_dim=32,
+    width=128,
+    depth=8,
+    skip=4,
+    num_steps=2000,
+    shapes_per_batch=16,
+    points_per_shape=512,
+    learning_rate=1e-3,
+    uniform_fraction=0.2,
+    recon_steps=400,
+    recon_points=1024,
+    mesh_resolution=96,
+    chamfer_points=30000,
+    render_size=96,
+    path_frames=24,
+    tsne_iter=500,
+)
+QUICK = dict(
+    num_train_per_class=4,
+    num_test_per_class=1,
+    num_samples=512,
+    latent_dim=8,
+    width=32,
+    depth=4,
+    skip=2,
+    num_steps=2,
+    shapes_per_batch=4,
+    points_per_shape=64,
+    learning_rate=1e-3,
+    uniform_fraction=0.2,
+    recon_steps=2,
+    recon_points=128,
+    mesh_resolution=24,
+    chamfer_points=500,
+    render_size=16,
+    path_frames=4,
+    tsne_iter=0,
+)
 
 
 def samples_of(key, shapes, cfg):
@@ -54,9 +88,12 @@ def samples_of(key, shapes, cfg):
 
     @jax.jit
     def run(keys, shapes):
-        return jax.lax.map(lambda a: furniture.shape_samples(a[0], a[1], num_samples=cfg["num_samples"],
-                                                             uniform_fraction=cfg["uniform_fraction"]),
-                           (keys, shapes))
+        return jax.lax.map(
+            lambda a: furniture.shape_samples(
+                a[0], a[1], num_samples=cfg["num_samples"], uniform_fraction=cfg["uniform_fraction"]
+            ),
+            (keys, shapes),
+        )
 
     return run(jax.random.split(key, n), shapes)
 
@@ -84,15 +121,18 @@ def embed_codes(key, codes, cfg):
     codes = np.asarray(codes)
     if cfg["tsne_iter"] > 0:
         from latentjax.look import tsne
-        return np.asarray(tsne.embed(key, codes, perplexity=min(30.0, (len(codes) - 1) / 3),
-                                     n_iter=cfg["tsne_iter"]))
+
+        return np.asarray(
+            tsne.embed(key, codes, perplexity=min(30.0, (len(codes) - 1) / 3), n_iter=cfg["tsne_iter"])
+        )
     c = codes - codes.mean(0)
     return c @ np.linalg.svd(c, full_matrices=False)[2][:2].T
 
 
 def place_on_map(codes, xy, zs, k=5):
     """Map positions of path codes: inverse-distance average of the k nearest training codes
-    (t-SNE has no out-of-sample transform)."""
+    (t-SNE has no out-of-sample transform).
+    """
     d = np.linalg.norm(np.asarray(zs)[:, None] - np.asarray(codes)[None], axis=-1)
     idx = np.argsort(d, axis=1)[:, :k]
     w = 1.0 / (np.take_along_axis(d, idx, 1) + 1e-9)
@@ -124,10 +164,13 @@ def main(argv=None):
     all_data = samples_of(k_smp, shapes, cfg)
     train_data, test_data = all_data[train_idx], all_data[test_idx]
     sampling_s = time.perf_counter() - t0
-    print(f"sampled {len(train_idx)} training and {len(test_idx)} test shapes in {sampling_s:.1f}s", flush=True)
+    print(
+        f"sampled {len(train_idx)} training and {len(test_idx)} test shapes in {sampling_s:.1f}s", flush=True
+    )
 
-    model = deepsdf.Decoder(cfg["latent_dim"], width=cfg["width"], depth=cfg["depth"], skip=cfg["skip"],
-                        rngs=nnx.Rngs(args.seed))
+    model = deepsdf.Decoder(
+        cfg["latent_dim"], width=cfg["width"], depth=cfg["depth"], skip=cfg["skip"], rngs=nnx.Rngs(args.seed)
+    )
     steps_per_call = min(250, cfg["num_steps"])
     times = []
 
@@ -136,11 +179,17 @@ def main(argv=None):
         print(f"step {step}: loss {float(np.mean(losses)):.5f}  ({times[-1] - t0:.0f}s)", flush=True)
 
     t0 = time.perf_counter()
-    model, codes, losses = deepsdf.fit(k_fit, model, train_data, num_steps=cfg["num_steps"],
-                                   shapes_per_batch=cfg["shapes_per_batch"],
-                                   points_per_shape=cfg["points_per_shape"],
-                                   learning_rate=cfg["learning_rate"], steps_per_call=steps_per_call,
-                                   callback=log)
+    model, codes, losses = deepsdf.fit(
+        k_fit,
+        model,
+        train_data,
+        num_steps=cfg["num_steps"],
+        shapes_per_batch=cfg["shapes_per_batch"],
+        points_per_shape=cfg["points_per_shape"],
+        learning_rate=cfg["learning_rate"],
+        steps_per_call=steps_per_call,
+        callback=log,
+    )
     train_s = time.perf_counter() - t0
     per_step = cfg["shapes_per_batch"] * cfg["points_per_shape"]
     # Throughput after the first (compiling) call.
@@ -151,8 +200,9 @@ def main(argv=None):
         samples_per_s = cfg["num_steps"] * per_step / train_s
 
     t0 = time.perf_counter()
-    rec_codes = deepsdf.reconstruct(model, k_rec, test_data, num_steps=cfg["recon_steps"],
-                                points_per_step=cfg["recon_points"])
+    rec_codes = deepsdf.reconstruct(
+        model, k_rec, test_data, num_steps=cfg["recon_steps"], points_per_step=cfg["recon_points"]
+    )
     rec_codes.block_until_ready()
     recon_s = time.perf_counter() - t0
 
@@ -163,38 +213,57 @@ def main(argv=None):
         return jnp.mean(deepsdf.clamped_l1(pred, smp[:, 3]))
 
     errs = jax.jit(jax.vmap(jax.vmap(fit_err, in_axes=(0, None)), in_axes=(None, 0)))(
-        train_shapes, test_data[:, :4096])
+        train_shapes, test_data[:, :4096]
+    )
     nearest_idx = np.asarray(jnp.argmin(errs, axis=1))
 
     t0 = time.perf_counter()
-    grid = jax.jit(lambda z: render.grid_values(lambda x: deepsdf.decode(model, z, x),
-                                                resolution=cfg["mesh_resolution"]))
+    grid = jax.jit(
+        lambda z: render.grid_values(lambda x: deepsdf.decode(model, z, x), resolution=cfg["mesh_resolution"])
+    )
     mean_pts, _ = mesh_points(k_pts, grid(jnp.mean(codes, axis=0)), cfg)
     rows, failures = [], 0
     rec_meshes = []
     for i in range(len(test_idx)):
-        gt = surface_of(jax.random.fold_in(k_pts, 10 + i), furniture.take(test_shapes, i), cfg["chamfer_points"])
+        gt = surface_of(
+            jax.random.fold_in(k_pts, 10 + i), furniture.take(test_shapes, i), cfg["chamfer_points"]
+        )
         rec_pts, mesh = mesh_points(jax.random.fold_in(k_pts, 1000 + i), grid(rec_codes[i]), cfg)
         rec_meshes.append(mesh)
         if rec_pts is None:
             failures += 1
             rec_pts = np.zeros((1, 3), np.float32)
-        near = surface_of(jax.random.fold_in(k_pts, 2000 + i),
-                          furniture.take(train_shapes, int(nearest_idx[i])), cfg["chamfer_points"])
-        rows.append(dict(
-            label=furniture.CLASSES[int(test_labels[i])],
-            reconstruction=deepsdf.chamfer(rec_pts, gt), nearest_training=deepsdf.chamfer(near, gt),
-            mean_shape=deepsdf.chamfer(mean_pts if mean_pts is not None else np.zeros((1, 3)), gt)))
+        near = surface_of(
+            jax.random.fold_in(k_pts, 2000 + i),
+            furniture.take(train_shapes, int(nearest_idx[i])),
+            cfg["chamfer_points"],
+        )
+        rows.append(
+            dict(
+                label=furniture.CLASSES[int(test_labels[i])],
+                reconstruction=deepsdf.chamfer(rec_pts, gt),
+                nearest_training=deepsdf.chamfer(near, gt),
+                mean_shape=deepsdf.chamfer(mean_pts if mean_pts is not None else np.zeros((1, 3)), gt),
+            )
+        )
     chamfer_s = time.perf_counter() - t0
 
     # Partial observations (shape completion): only the samples with x > 0 (the right half).
     t0 = time.perf_counter()
     half = (test_data[:, :, 0] > 0).astype(jnp.float32)
-    comp_codes = deepsdf.reconstruct(model, k_rec, test_data, weights=half, num_steps=cfg["recon_steps"],
-                                 points_per_step=cfg["recon_points"])
+    comp_codes = deepsdf.reconstruct(
+        model,
+        k_rec,
+        test_data,
+        weights=half,
+        num_steps=cfg["recon_steps"],
+        points_per_step=cfg["recon_points"],
+    )
     comp = []
     for i in range(len(test_idx)):
-        gt = surface_of(jax.random.fold_in(k_pts, 10 + i), furniture.take(test_shapes, i), cfg["chamfer_points"])
+        gt = surface_of(
+            jax.random.fold_in(k_pts, 10 + i), furniture.take(test_shapes, i), cfg["chamfer_points"]
+        )
         pts, _ = mesh_points(jax.random.fold_in(k_pts, 3000 + i), grid(comp_codes[i]), cfg)
         comp.append(deepsdf.chamfer(pts if pts is not None else np.zeros((1, 3)), gt))
     completion_s = time.perf_counter() - t0
@@ -208,26 +277,57 @@ def main(argv=None):
         m = cnp[train_labels == c]
         ends.append(m[np.argmin(np.linalg.norm(m - m.mean(0), axis=1))])
     ends = jnp.asarray(np.stack(ends))
-    render_fn = jax.jit(lambda z: render.render(lambda x: deepsdf.decode(model, z, x), width=cfg["render_size"],
-                                                height=cfg["render_size"], step_scale=0.9, num_steps=64)[0])
+    render_fn = jax.jit(
+        lambda z: render.render(
+            lambda x: deepsdf.decode(model, z, x),
+            width=cfg["render_size"],
+            height=cfg["render_size"],
+            step_scale=0.9,
+            num_steps=64,
+        )[0]
+    )
     figures = {}
     for method in ("lerp", "slerp"):
         zs = move.path(ends, cfg["path_frames"], method=method)
         frames = np.stack([np.asarray(render_fn(z)) for z in zs])
         pxy = place_on_map(cnp, xy, np.asarray(zs))
-        figures[f"path_{method}"] = str(viz.shape_path_gif(
-            frames, xy, train_labels, pxy, out / f"path_{method}.gif", class_names=furniture.CLASSES,
-            title=f"shape codes (chair -> table -> sofa, {method})"))
-    figures["code_map"] = str(viz.shape_code_map(xy, train_labels, out / "code_map.png",
-                                                 class_names=furniture.CLASSES, title="t-SNE of shape codes"))
+        figures[f"path_{method}"] = str(
+            viz.shape_path_gif(
+                frames,
+                xy,
+                train_labels,
+                pxy,
+                out / f"path_{method}.gif",
+                class_names=furniture.CLASSES,
+                title=f"shape codes (chair -> table -> sofa, {method})",
+            )
+        )
+    figures["code_map"] = str(
+        viz.shape_code_map(
+            xy,
+            train_labels,
+            out / "code_map.png",
+            class_names=furniture.CLASSES,
+            title="t-SNE of shape codes",
+        )
+    )
     show = [c * nte + j for c in range(3) for j in range(min(2, nte))]  # two test shapes per class
-    render_true = jax.jit(lambda s: render.render(lambda x: furniture.sdf(s, x), width=cfg["render_size"],
-                                                  height=cfg["render_size"])[0])
+    render_true = jax.jit(
+        lambda s: render.render(
+            lambda x: furniture.sdf(s, x), width=cfg["render_size"], height=cfg["render_size"]
+        )[0]
+    )
     gt_imgs = [np.asarray(render_true(furniture.take(test_shapes, i))) for i in show]
     rec_imgs = [np.asarray(render_fn(rec_codes[i])) for i in show]
-    figures["reconstructions"] = str(viz.shape_strip(
-        np.stack(gt_imgs + rec_imgs), out / "reconstructions.png", rows=2,
-        titles=[f"true {furniture.CLASSES[int(test_labels[i])]}" for i in show] + ["reconstructed"] * len(show)))
+    figures["reconstructions"] = str(
+        viz.shape_strip(
+            np.stack(gt_imgs + rec_imgs),
+            out / "reconstructions.png",
+            rows=2,
+            titles=[f"true {furniture.CLASSES[int(test_labels[i])]}" for i in show]
+            + ["reconstructed"] * len(show),
+        )
+    )
     for i in show[:3]:
         if rec_meshes[i] is not None:
             render.write_obj(out / f"recon_{i}.obj", *rec_meshes[i])
@@ -238,22 +338,38 @@ def main(argv=None):
         return float(np.mean([r[k] for r in rows]))
 
     result = dict(
-        experiment="deepsdf_furniture", quick=args.quick, config=cfg,
+        experiment="deepsdf_furniture",
+        quick=args.quick,
+        config=cfg,
         chamfer_reconstruction=mean_of("reconstruction"),
         chamfer_nearest_training=mean_of("nearest_training"),
         chamfer_mean_shape=mean_of("mean_shape"),
         chamfer_completion_half=float(np.mean(comp)),
         median_chamfer_reconstruction=float(np.median([r["reconstruction"] for r in rows])),
         median_chamfer_nearest_training=float(np.median([r["nearest_training"] for r in rows])),
-        per_class={c: {k: float(np.mean([r[k] for r in rows if r["label"] == c]))
-                       for k in ("reconstruction", "nearest_training", "mean_shape")}
-                   for c in furniture.CLASSES},
+        per_class={
+            c: {
+                k: float(np.mean([r[k] for r in rows if r["label"] == c]))
+                for k in ("reconstruction", "nearest_training", "mean_shape")
+            }
+            for c in furniture.CLASSES
+        },
         reconstruction_failures=failures,
-        num_test_shapes=len(test_idx), num_train_shapes=len(train_idx),
-        train_samples_per_s=float(samples_per_s), final_train_loss=float(np.mean(losses[-50:])),
-        seconds=dict(sampling=sampling_s, train=train_s, reconstruct=recon_s, chamfer=chamfer_s,
-                     completion=completion_s, video=video_s, total=time.perf_counter() - t_start),
-        figures=figures, per_shape=rows,
+        num_test_shapes=len(test_idx),
+        num_train_shapes=len(train_idx),
+        train_samples_per_s=float(samples_per_s),
+        final_train_loss=float(np.mean(losses[-50:])),
+        seconds=dict(
+            sampling=sampling_s,
+            train=train_s,
+            reconstruct=recon_s,
+            chamfer=chamfer_s,
+            completion=completion_s,
+            video=video_s,
+            total=time.perf_counter() - t_start,
+        ),
+        figures=figures,
+        per_shape=rows,
         device=f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
         versions=dict(jax=jax.__version__, python=platform.python_version()),
     )

@@ -45,7 +45,9 @@ BRIGHTNESS = (-0.1, 0.0, 0.1)
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=None, help="folder holding smile_faces_lfw/ (default: $LATENTJAX_DATA_DIR)")
+    p.add_argument(
+        "--data-dir", default=None, help="folder holding smile_faces_lfw/ (default: $LATENTJAX_DATA_DIR)"
+    )
     p.add_argument("--out", default="runs/faces_smile")
     p.add_argument("--json", default=None, help="where to write the numbers (default: OUT/result.json)")
     p.add_argument("--quick", action="store_true", help="a tiny run (format check, not a result)")
@@ -57,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _batched(fn, x, batch=500):
-    return np.concatenate([np.asarray(fn(x[i:i + batch])) for i in range(0, len(x), batch)])
+    return np.concatenate([np.asarray(fn(x[i : i + batch])) for i in range(0, len(x), batch)])
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -71,11 +73,25 @@ def run(args: argparse.Namespace) -> dict:
 
     ds = data.load("smile_faces", data_dir=args.data_dir, limit=limit, seed=args.seed)
     shape = tuple(ds.train_images.shape[1:])
-    cfg = models.Config(kind="vae", arch="conv", image_shape=shape, latent_dim=args.latent_dim,
-                        likelihood="gaussian", channels=16 if quick else 32, hidden=256)
+    cfg = models.Config(
+        kind="vae",
+        arch="conv",
+        image_shape=shape,
+        latent_dim=args.latent_dim,
+        likelihood="gaussian",
+        channels=16 if quick else 32,
+        hidden=256,
+    )
     t0 = time.perf_counter()
-    model = train.fit(jax.random.fold_in(key, 0), cfg, ds.train_images, epochs=epochs, batch_size=64,
-                      learning_rate=1e-3, progress=False).model
+    model = train.fit(
+        jax.random.fold_in(key, 0),
+        cfg,
+        ds.train_images,
+        epochs=epochs,
+        batch_size=64,
+        learning_rate=1e-3,
+        progress=False,
+    ).model
     train_seconds = time.perf_counter() - t0
     encode = jax.jit(jax.vmap(lambda x: models.encode(model, x).mean))
     decode = jax.jit(jax.vmap(lambda z: models.decode(model, z)))
@@ -98,45 +114,61 @@ def run(args: argparse.Namespace) -> dict:
     def flat(x):
         return np.asarray(x, np.float64).reshape(len(x), -1) / (255.0 if x.dtype == np.uint8 else 1.0)
 
-    clf = make_pipeline(PCA(n_components=min(64, len(ds.train_images) - 1), random_state=0),
-                        LogisticRegression(max_iter=1000, C=0.1))
+    clf = make_pipeline(
+        PCA(n_components=min(64, len(ds.train_images) - 1), random_state=0),
+        LogisticRegression(max_iter=1000, C=0.1),
+    )
     clf.fit(flat(ds.train_images), ds.train_labels)
     real_acc = float(clf.score(flat(ds.test_images), ds.test_labels))
 
     # Add the smile to non-smiling test faces, remove it from smiling ones.
     test_labels = np.asarray(ds.test_labels)
     n_each = 8 if quick else 200
-    groups = {"add": (np.flatnonzero(test_labels == 0)[:n_each], +1.0),
-              "remove": (np.flatnonzero(test_labels == 1)[:n_each], -1.0)}
+    groups = {
+        "add": (np.flatnonzero(test_labels == 0)[:n_each], +1.0),
+        "remove": (np.flatnonzero(test_labels == 1)[:n_each], -1.0),
+    }
     sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))
     flips, decoded_groups = {}, {}
     for name, (idx, sign) in groups.items():
         z = enc(ds.test_images[idx])
         zs = sweep(z, smile, sign * jnp.asarray(STRENGTHS))
-        dec = _batched(decode, np.asarray(zs).reshape(-1, zs.shape[-1])).reshape((len(idx), len(STRENGTHS)) + shape)
+        dec = _batched(decode, np.asarray(zs).reshape(-1, zs.shape[-1])).reshape(
+            (len(idx), len(STRENGTHS)) + shape
+        )
         pred = clf.predict(flat(dec.reshape((-1,) + shape))).reshape(len(idx), len(STRENGTHS))
         flips[name] = [float(v) for v in (pred != pred[:, :1]).mean(axis=0)]
         # Also against the goal: smiling after "add", not smiling after "remove".
         flips[name + "_goal"] = [float(v) for v in (pred == (1 if sign > 0 else 0)).mean(axis=0)]
         decoded_groups[name] = dec
-        viz.strength_sweep(dec[:6], sign * np.asarray(STRENGTHS), out / f"smile_{name}.png",
-                           title=f"smile vector {'added to non-smiling' if sign > 0 else 'removed from smiling'} faces")
+        viz.strength_sweep(
+            dec[:6],
+            sign * np.asarray(STRENGTHS),
+            out / f"smile_{name}.png",
+            title=f"smile vector {'added to non-smiling' if sign > 0 else 'removed from smiling'} faces",
+        )
 
     # Chain: +1.5 smile, then brightness -0.1 / 0 / +0.1, orthogonalised so it keeps the smile.
     idx = groups["add"][0]
     z = enc(ds.test_images[idx])
     vectors = jnp.stack([smile, bright])
-    edit = jax.vmap(jax.vmap(lambda zz, s: move.chain(zz, vectors, s, orthogonalize=True), in_axes=(None, 0)),
-                    in_axes=(0, None))
+    edit = jax.vmap(
+        jax.vmap(lambda zz, s: move.chain(zz, vectors, s, orthogonalize=True), in_axes=(None, 0)),
+        in_axes=(0, None),
+    )
     chained = edit(z, jnp.array([[1.5, b] for b in BRIGHTNESS]))
     dec = _batched(decode, np.asarray(chained).reshape(-1, chained.shape[-1])).reshape(
-        (len(idx), len(BRIGHTNESS)) + shape)
+        (len(idx), len(BRIGHTNESS)) + shape
+    )
     measured = dec.reshape(len(idx), len(BRIGHTNESS), -1).mean(axis=2)
     pred = clf.predict(flat(dec.reshape((-1,) + shape))).reshape(len(idx), len(BRIGHTNESS))
     recon = decoded_groups["add"][:, 0]
-    viz.strength_sweep(np.concatenate([recon[:6, None], dec[:6]], axis=1), (0.0,) + BRIGHTNESS,
-                       out / "smile_then_brightness.png",
-                       title="column 1: reconstruction; then +1.5 smile with brightness -0.1, 0, +0.1")
+    viz.strength_sweep(
+        np.concatenate([recon[:6, None], dec[:6]], axis=1),
+        (0.0,) + BRIGHTNESS,
+        out / "smile_then_brightness.png",
+        title="column 1: reconstruction; then +1.5 smile with brightness -0.1, 0, +0.1",
+    )
 
     result = {
         "strengths": list(STRENGTHS),
@@ -149,11 +181,17 @@ def run(args: argparse.Namespace) -> dict:
             "brightness_asked": list(BRIGHTNESS),
             "brightness_measured_change": [float(v) for v in (measured - measured[:, 1:2]).mean(axis=0)],
             "smiling_fraction": [float(v) for v in (pred == 1).mean(axis=0)],
-            "cosine_smile_brightness": float(smile @ bright / (jnp.linalg.norm(smile) * jnp.linalg.norm(bright))),
+            "cosine_smile_brightness": float(
+                smile @ bright / (jnp.linalg.norm(smile) * jnp.linalg.norm(bright))
+            ),
         },
-        "num_train": len(ds.train_images), "epochs": epochs, "latent_dim": args.latent_dim,
-        "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start,
-        "device": str(jax.devices()[0].platform), "quick": quick,
+        "num_train": len(ds.train_images),
+        "epochs": epochs,
+        "latent_dim": args.latent_dim,
+        "train_seconds": train_seconds,
+        "total_seconds": time.perf_counter() - t_start,
+        "device": str(jax.devices()[0].platform),
+        "quick": quick,
     }
     json_path = pathlib.Path(args.json) if args.json else out / "result.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,8 +201,20 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> dict:
     result = run(parse_args(argv))
-    print(json.dumps({k: result[k] for k in ("strengths", "flip_rate_add_smile", "flip_rate_remove_smile",
-                                             "classifier_accuracy_real_test", "chain")}))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "strengths",
+                    "flip_rate_add_smile",
+                    "flip_rate_remove_smile",
+                    "classifier_accuracy_real_test",
+                    "chain",
+                )
+            }
+        )
+    )
     return result
 
 

@@ -44,7 +44,9 @@ STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=None, help="folder holding fashion_mnist/ (default: $LATENTJAX_DATA_DIR)")
+    p.add_argument(
+        "--data-dir", default=None, help="folder holding fashion_mnist/ (default: $LATENTJAX_DATA_DIR)"
+    )
     p.add_argument("--out", default="runs/fashion_paths")
     p.add_argument("--json", default=None, help="where to write the numbers (default: OUT/result.json)")
     p.add_argument("--quick", action="store_true", help="a tiny run (format check, not a result)")
@@ -72,10 +74,25 @@ def run(args: argparse.Namespace) -> dict:
 
     ds = data.load("fashion_mnist", data_dir=args.data_dir, limit=limit)
     names = list(ds.label_names)
-    cfg = models.Config(kind="vae", arch="mlp", image_shape=(28, 28, 1), latent_dim=16, likelihood="bernoulli",
-                        hidden=400, depth=2, activation="swish")
-    model = train.fit(jax.random.fold_in(key, 0), cfg, ds.train_images, epochs=epochs, batch_size=128,
-                      learning_rate=1e-3, progress=False).model
+    cfg = models.Config(
+        kind="vae",
+        arch="mlp",
+        image_shape=(28, 28, 1),
+        latent_dim=16,
+        likelihood="bernoulli",
+        hidden=400,
+        depth=2,
+        activation="swish",
+    )
+    model = train.fit(
+        jax.random.fold_in(key, 0),
+        cfg,
+        ds.train_images,
+        epochs=epochs,
+        batch_size=128,
+        learning_rate=1e-3,
+        progress=False,
+    ).model
     encode = jax.jit(jax.vmap(lambda x: models.encode(model, x).mean))
 
     def decode(z):
@@ -94,8 +111,13 @@ def run(args: argparse.Namespace) -> dict:
     lines = jax.vmap(lambda e: move.path(e, num_points))(ends)
     slerps = jax.vmap(lambda e: move.path(e, num_points, method="slerp"))(ends)
     t0 = time.perf_counter()
-    geo = jax.jit(jax.vmap(lambda a, b: move.geodesic(decode, a, b, num_points=num_points, steps=geo_steps,
-                                                         learning_rate=2e-2)))(z0, z1)
+    geo = jax.jit(
+        jax.vmap(
+            lambda a, b: move.geodesic(
+                decode, a, b, num_points=num_points, steps=geo_steps, learning_rate=2e-2
+            )
+        )
+    )(z0, z1)
     geo_points = jax.block_until_ready(geo.points)
     geodesic_seconds = time.perf_counter() - t0
     diag = jax.jit(jax.vmap(lambda zs: move.path_diagnostics(decode, zs)))
@@ -105,13 +127,20 @@ def run(args: argparse.Namespace) -> dict:
         row = {"from": names[a], "to": names[b]}
         for m, d in results.items():
             row[m] = {k: float(v[p]) for k, v in d._asdict().items()}
-        row["energy_ratio_geodesic_to_lerp"] = row["geodesic"]["decoded_energy"] / row["lerp"]["decoded_energy"]
+        row["energy_ratio_geodesic_to_lerp"] = (
+            row["geodesic"]["decoded_energy"] / row["lerp"]["decoded_energy"]
+        )
         pairs_out.append(row)
-        strips = {m: np.asarray(decode_many(zs[p])) for m, zs in
-                  (("lerp", lines), ("slerp", slerps), ("geodesic", geo_points))}
-        viz.path_strips(strips, out / f"paths_{a}_{b}.png",
-                        diagnostics={m: type(d)(*(v[p] for v in d)) for m, d in results.items()},
-                        title=f"{names[a]} -> {names[b]}")
+        strips = {
+            m: np.asarray(decode_many(zs[p]))
+            for m, zs in (("lerp", lines), ("slerp", slerps), ("geodesic", geo_points))
+        }
+        viz.path_strips(
+            strips,
+            out / f"paths_{a}_{b}.png",
+            diagnostics={m: type(d)(*(v[p] for v in d)) for m, d in results.items()},
+            title=f"{names[a]} -> {names[b]}",
+        )
 
     # 2. The sandal -> ankle boot vector applied to test sandals.
     n_vec = min(len(ds.train_images), 512 if quick else 10000)
@@ -120,16 +149,24 @@ def run(args: argparse.Namespace) -> dict:
     sandals = np.flatnonzero(test_labels == SANDAL)[: (8 if quick else 200)]
     zs = encode(models.to_float(ds.test_images[sandals]))
     sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))(
-        zs, vector, jnp.asarray(STRENGTHS))
-    decoded = np.asarray(decode_many(sweep.reshape(-1, sweep.shape[-1]))).reshape(len(sandals), len(STRENGTHS),
-                                                                                   28, 28, 1)
+        zs, vector, jnp.asarray(STRENGTHS)
+    )
+    decoded = np.asarray(decode_many(sweep.reshape(-1, sweep.shape[-1]))).reshape(
+        len(sandals), len(STRENGTHS), 28, 28, 1
+    )
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(max_iter=200 if quick else 500)
     clf.fit(ds.train_images[:n_vec].reshape(n_vec, -1) / 255.0, ds.train_labels[:n_vec])
-    pred = clf.predict(decoded.reshape(len(sandals) * len(STRENGTHS), -1)).reshape(len(sandals), len(STRENGTHS))
-    viz.strength_sweep(decoded[:6], STRENGTHS, out / "sandal_to_boot.png",
-                       title="sandal -> ankle boot vector, strength per column")
+    pred = clf.predict(decoded.reshape(len(sandals) * len(STRENGTHS), -1)).reshape(
+        len(sandals), len(STRENGTHS)
+    )
+    viz.strength_sweep(
+        decoded[:6],
+        STRENGTHS,
+        out / "sandal_to_boot.png",
+        title="sandal -> ankle boot vector, strength per column",
+    )
 
     # 3. A GIF along a piecewise slerp through one garment of five classes.
     tour = [_first_of(test_labels, c, 1) for c in (5, 7, 9, 8, 1)]
@@ -139,15 +176,21 @@ def run(args: argparse.Namespace) -> dict:
 
     result = {
         "pairs": pairs_out,
-        "mean_energy_ratio_geodesic_to_lerp": float(np.mean([r["energy_ratio_geodesic_to_lerp"] for r in pairs_out])),
+        "mean_energy_ratio_geodesic_to_lerp": float(
+            np.mean([r["energy_ratio_geodesic_to_lerp"] for r in pairs_out])
+        ),
         "sandal_to_boot": {
             "strengths": list(STRENGTHS),
             "frac_ankle_boot": [float(v) for v in (pred == BOOT).mean(axis=0)],
             "frac_sandal": [float(v) for v in (pred == SANDAL).mean(axis=0)],
             "num_sandals": len(sandals),
         },
-        "geodesic_steps": geo_steps, "geodesic_seconds": geodesic_seconds, "epochs": epochs,
-        "num_train": len(ds.train_images), "total_seconds": time.perf_counter() - t_start, "quick": quick,
+        "geodesic_steps": geo_steps,
+        "geodesic_seconds": geodesic_seconds,
+        "epochs": epochs,
+        "num_train": len(ds.train_images),
+        "total_seconds": time.perf_counter() - t_start,
+        "quick": quick,
     }
     json_path = pathlib.Path(args.json) if args.json else out / "result.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,8 +200,14 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> dict:
     result = run(parse_args(argv))
-    print(json.dumps({"mean_energy_ratio_geodesic_to_lerp": result["mean_energy_ratio_geodesic_to_lerp"],
-                      "sandal_to_boot": result["sandal_to_boot"]}))
+    print(
+        json.dumps(
+            {
+                "mean_energy_ratio_geodesic_to_lerp": result["mean_energy_ratio_geodesic_to_lerp"],
+                "sandal_to_boot": result["sandal_to_boot"],
+            }
+        )
+    )
     return result
 
 

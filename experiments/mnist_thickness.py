@@ -53,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _batched(fn, x, batch=1000):
-    return np.concatenate([np.asarray(fn(x[i:i + batch])) for i in range(0, len(x), batch)])
+    return np.concatenate([np.asarray(fn(x[i : i + batch])) for i in range(0, len(x), batch)])
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -68,11 +68,25 @@ def run(args: argparse.Namespace) -> dict:
     key = jax.random.key(args.seed)
 
     ds = data.load("mnist", data_dir=args.data_dir, limit=limit)
-    cfg = models.Config(kind="vae", arch="mlp", image_shape=(28, 28, 1), latent_dim=16, likelihood="bernoulli",
-                        hidden=400, depth=1)
+    cfg = models.Config(
+        kind="vae",
+        arch="mlp",
+        image_shape=(28, 28, 1),
+        latent_dim=16,
+        likelihood="bernoulli",
+        hidden=400,
+        depth=1,
+    )
     t0 = time.perf_counter()
-    model = train.fit(jax.random.fold_in(key, 0), cfg, ds.train_images, epochs=epochs, batch_size=128,
-                      learning_rate=1e-3, progress=False).model
+    model = train.fit(
+        jax.random.fold_in(key, 0),
+        cfg,
+        ds.train_images,
+        epochs=epochs,
+        batch_size=128,
+        learning_rate=1e-3,
+        progress=False,
+    ).model
     train_seconds = time.perf_counter() - t0
 
     decode = jax.jit(jax.vmap(lambda z: models.decode(model, z)))
@@ -120,14 +134,25 @@ def run(args: argparse.Namespace) -> dict:
         "monotonic": bool(np.all(np.diff(mean_thick) > 0)),
         "measured_train_thickness_mean": float(t_train.mean()),
         "vector_norm": float(jnp.linalg.norm(vector)),
-        "num_train": len(ds.train_images), "num_measure": int(num_measure), "num_edit": int(num_edit),
-        "epochs": epochs, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start,
-        "device": str(jax.devices()[0].platform), "quick": quick,
+        "num_train": len(ds.train_images),
+        "num_measure": int(num_measure),
+        "num_edit": int(num_edit),
+        "epochs": epochs,
+        "train_seconds": train_seconds,
+        "total_seconds": time.perf_counter() - t_start,
+        "device": str(jax.devices()[0].platform),
+        "quick": quick,
     }
 
     show = min(8, num_edit)
-    viz.strength_sweep(decoded[:show], STRENGTHS, out / "thickness_sweep.png", values=thick[:show],
-                       value_name="t=", title="thickness vector: strength (px) and measured thickness")
+    viz.strength_sweep(
+        decoded[:show],
+        STRENGTHS,
+        out / "thickness_sweep.png",
+        values=thick[:show],
+        value_name="t=",
+        title="thickness vector: strength (px) and measured thickness",
+    )
     _response_plot(result, out / "thickness_response.png")
     json_path = pathlib.Path(args.json) if args.json else out / "result.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from latentjax import data, move, transport, viz
-from latentjax.shapes import furniture
 from latentjax.learn import models, train
+from latentjax.shapes import furniture
 
 PAIRS = {"fashion_mnist": ((0, 1), (7, 9)), "mnist": ((1, 7), (3, 8))}
 SOURCE, TARGET = 0, 1  # T-shirt/top -> Trouser
@@ -59,15 +59,20 @@ def _first(labels, c):
 
 def contrast(model, ds, out: pathlib.Path, *, num: int, steps: int, max_iterations: int, tag: str) -> list:
     """The six-row contrast figure for each pair of classes of ``ds``; returns per-pair metrics."""
+
     def decode(v):
         return models.decode(model, v)
 
     @jax.jit
     def latent_rows(x):
         z = jax.vmap(lambda im: models.encode(model, im).mean)(x)
-        rows = {"latent lerp": move.path(z, num), "latent slerp": move.path(z, num, method="slerp"),
-                "latent geodesic": move.geodesic(decode, z[0], z[1], num_points=num, steps=steps,
-                                                   learning_rate=2e-2).points}
+        rows = {
+            "latent lerp": move.path(z, num),
+            "latent slerp": move.path(z, num, method="slerp"),
+            "latent geodesic": move.geodesic(
+                decode, z[0], z[1], num_points=num, steps=steps, learning_rate=2e-2
+            ).points,
+        }
         return {k: jax.vmap(decode)(v)[..., 0] for k, v in rows.items()}
 
     t = np.linspace(0.0, 1.0, num)
@@ -81,22 +86,39 @@ def contrast(model, ds, out: pathlib.Path, *, num: int, steps: int, max_iteratio
         lat = jax.device_get(latent_rows(jnp.asarray(x)))  # pytrees come back with sorted keys
         rows |= {k: np.asarray(lat[k]) for k in ("latent lerp", "latent slerp", "latent geodesic")}
         t0 = time.perf_counter()
-        bary = transport.wasserstein_interpolate(gray, transport.path_weights(num), max_iterations=max_iterations)
+        bary = transport.wasserstein_interpolate(
+            gray, transport.path_weights(num), max_iterations=max_iterations
+        )
         bary_s = time.perf_counter() - t0
         rows["Wasserstein"] = np.asarray(bary.image)
         rows["displacement"] = np.asarray(transport.displacement_interpolate(gray[0], gray[1], t).image)
         name = f"{ds.label_names[a]} -> {ds.label_names[b]}"
-        viz.transport_contrast(rows, out / f"contrast_{tag}_{a}_{b}.png", title=f"{ds.name}: {name}",
-                               col_labels=[f"{v:.2f}" for v in t])
+        viz.transport_contrast(
+            rows,
+            out / f"contrast_{tag}_{a}_{b}.png",
+            title=f"{ds.name}: {name}",
+            col_labels=[f"{v:.2f}" for v in t],
+        )
         com = {k: [round(_com_col(v[i]), 2) for i in (0, num // 2, num - 1)] for k, v in rows.items()}
-        results.append({"pair": name, "centre_of_mass_col_t0_half_t1": com, "barycenter_seconds": round(bary_s, 2),
-                        "barycenter_max_error": float(np.max(np.asarray(bary.error))),
-                        "barycenter_endpoint_l1": float(np.abs(np.asarray(bary.histogram[0])
-                                                               - gray[0] / gray[0].sum()).sum())})
+        results.append(
+            {
+                "pair": name,
+                "centre_of_mass_col_t0_half_t1": com,
+                "barycenter_seconds": round(bary_s, 2),
+                "barycenter_max_error": float(np.max(np.asarray(bary.error))),
+                "barycenter_endpoint_l1": float(
+                    np.abs(np.asarray(bary.histogram[0]) - gray[0] / gray[0].sum()).sum()
+                ),
+            }
+        )
     corners = np.asarray(models.to_float(ds.test_images[[_first(labels, c) for c in range(4)]]))[..., 0]
     side = 5
-    square = transport.wasserstein_interpolate(corners, transport.square_weights(side), max_iterations=max_iterations)
-    viz.barycenter_square(square.image, side, out / f"square_{tag}.png", title=f"{ds.name}: barycenter square")
+    square = transport.wasserstein_interpolate(
+        corners, transport.square_weights(side), max_iterations=max_iterations
+    )
+    viz.barycenter_square(
+        square.image, side, out / f"square_{tag}.png", title=f"{ds.name}: barycenter square"
+    )
     return results
 
 
@@ -121,9 +143,13 @@ def latent_transport(model, ds, *, num_train: int, num_test: int) -> dict:
     for k, z in moved.items():
         imgs = np.asarray(decode(jnp.asarray(z)))
         pred = clf.predict(imgs.reshape(len(imgs), -1))
-        out[k] = {"flip_rate": float(np.mean(pred == TARGET)),
-                  "sinkhorn_divergence_to_target": float(transport.ot_distance(z, z_tgt, epsilon=1e-2))}
-    out["unchanged"] = {"sinkhorn_divergence_to_target": float(transport.ot_distance(z_src, z_tgt, epsilon=1e-2))}
+        out[k] = {
+            "flip_rate": float(np.mean(pred == TARGET)),
+            "sinkhorn_divergence_to_target": float(transport.ot_distance(z, z_tgt, epsilon=1e-2)),
+        }
+    out["unchanged"] = {
+        "sinkhorn_divergence_to_target": float(transport.ot_distance(z_src, z_tgt, epsilon=1e-2))
+    }
     return out
 
 
@@ -134,20 +160,30 @@ def shapes(key, data_dir: pathlib.Path, out: pathlib.Path, *, num_points: int) -
         return {"skipped": f"{zpath} not found"}
     rng = np.random.default_rng(0)
     every = furniture.read_point_clouds(data_dir)
-    clouds = {k: every[v][0] for k, v in {"chair": "ChairNoArms1", "chair2": "ChairNoArms2", "table": "Table1"}.items()}
+    clouds = {
+        k: every[v][0]
+        for k, v in {"chair": "ChairNoArms1", "chair2": "ChairNoArms2", "table": "Table1"}.items()
+    }
     clouds = {k: v[rng.choice(len(v), num_points, replace=False)] for k, v in clouds.items()}
     t0 = time.perf_counter()
-    bary = np.asarray(transport.point_cloud_barycenter(key, np.stack([clouds["chair"], clouds["table"]]),
-                                                       num_points=num_points // 2, epsilon=1e-3))
-    res = {"barycenter_seconds": round(time.perf_counter() - t0, 2),
-           "ot_chair_chair2": float(transport.ot_distance(clouds["chair"], clouds["chair2"], epsilon=1e-3)),
-           "ot_chair_table": float(transport.ot_distance(clouds["chair"], clouds["table"], epsilon=1e-3)),
-           "ot_barycenter_chair": float(transport.ot_distance(bary, clouds["chair"], epsilon=1e-3)),
-           "ot_barycenter_table": float(transport.ot_distance(bary, clouds["table"], epsilon=1e-3))}
+    bary = np.asarray(
+        transport.point_cloud_barycenter(
+            key, np.stack([clouds["chair"], clouds["table"]]), num_points=num_points // 2, epsilon=1e-3
+        )
+    )
+    res = {
+        "barycenter_seconds": round(time.perf_counter() - t0, 2),
+        "ot_chair_chair2": float(transport.ot_distance(clouds["chair"], clouds["chair2"], epsilon=1e-3)),
+        "ot_chair_table": float(transport.ot_distance(clouds["chair"], clouds["table"], epsilon=1e-3)),
+        "ot_barycenter_chair": float(transport.ot_distance(bary, clouds["chair"], epsilon=1e-3)),
+        "ot_barycenter_table": float(transport.ot_distance(bary, clouds["table"], epsilon=1e-3)),
+    }
     import matplotlib.pyplot as plt
 
     fig = plt.figure(figsize=(9, 3))
-    for i, (k, p) in enumerate([("chair", clouds["chair"]), ("barycenter", bary), ("table", clouds["table"])]):
+    for i, (k, p) in enumerate(
+        [("chair", clouds["chair"]), ("barycenter", bary), ("table", clouds["table"])]
+    ):
         ax = fig.add_subplot(1, 3, i + 1, projection="3d")
         ax.scatter(p[:, 0], p[:, 2], p[:, 1], s=1)
         ax.set_title(k, fontsize=9)
@@ -164,7 +200,9 @@ def main(argv=None) -> dict:
     p.add_argument("--limit", type=int, default=20000, help="training images per data set")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--datasets", nargs="*", default=["fashion_mnist", "mnist"], choices=["fashion_mnist", "mnist"])
+    p.add_argument(
+        "--datasets", nargs="*", default=["fashion_mnist", "mnist"], choices=["fashion_mnist", "mnist"]
+    )
     p.add_argument("--quick", action="store_true", help="a tiny run (format only)")
     args = p.parse_args(argv)
     if args.quick:
@@ -175,19 +213,33 @@ def main(argv=None) -> dict:
     result = {"config": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}}
     for i, name in enumerate(args.datasets):
         ds = data.load(name, data_dir=args.data_dir, limit=args.limit)
-        cfg = models.Config(kind="vae", arch="mlp", image_shape=(28, 28, 1), latent_dim=16, likelihood="bernoulli")
+        cfg = models.Config(
+            kind="vae", arch="mlp", image_shape=(28, 28, 1), latent_dim=16, likelihood="bernoulli"
+        )
         t0 = time.perf_counter()
-        fit = train.fit(jax.random.fold_in(key, i), cfg, ds.train_images, epochs=args.epochs, batch_size=128,
-                        learning_rate=1e-3, progress=False)
-        result[name] = {"train_seconds": round(time.perf_counter() - t0, 1),
-                        "pairs": contrast(fit.model, ds, args.out, num=num, steps=steps,
-                                          max_iterations=max_iterations, tag=name)}
+        fit = train.fit(
+            jax.random.fold_in(key, i),
+            cfg,
+            ds.train_images,
+            epochs=args.epochs,
+            batch_size=128,
+            learning_rate=1e-3,
+            progress=False,
+        )
+        result[name] = {
+            "train_seconds": round(time.perf_counter() - t0, 1),
+            "pairs": contrast(
+                fit.model, ds, args.out, num=num, steps=steps, max_iterations=max_iterations, tag=name
+            ),
+        }
         if name == "fashion_mnist":
-            result["latent_ot"] = latent_transport(fit.model, ds, num_train=min(args.limit, 5000),
-                                                   num_test=32 if args.quick else 200)
+            result["latent_ot"] = latent_transport(
+                fit.model, ds, num_train=min(args.limit, 5000), num_test=32 if args.quick else 200
+            )
     data_root = args.data_dir or pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-    result["shapes"] = shapes(jax.random.fold_in(key, 9), pathlib.Path(data_root), args.out,
-                              num_points=256 if args.quick else 1024)
+    result["shapes"] = shapes(
+        jax.random.fold_in(key, 9), pathlib.Path(data_root), args.out, num_points=256 if args.quick else 1024
+    )
     path = args.json or args.out / "result.json"
     path.write_text(json.dumps(result, indent=2))
     json.dump({k: v for k, v in result.items() if k != "config"}, sys.stdout, indent=1)

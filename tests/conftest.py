@@ -1,17 +1,11 @@
-"""Strict test set-up: several CPU devices, rank promotion raises, a `key` fixture."""
+"""The tests' fixtures: a ``key``, the real data directory, scripts of ``experiments/`` and ``benchmarks/``."""
 
 import importlib.util
 import os
 import pathlib
 
-# Must happen before JAX initialises its backends.
-os.environ.setdefault("XLA_FLAGS", "")
-import jax  # noqa: E402
-
-jax.config.update("jax_num_cpu_devices", 4)
-jax.config.update("jax_numpy_rank_promotion", "raise")
-
-import pytest  # noqa: E402
+import jax
+import pytest
 
 
 @pytest.fixture

@@ -26,7 +26,9 @@ def _positive_float(s: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="latentjax", description="Learn, look at and move through latent spaces.")
+    p = argparse.ArgumentParser(
+        prog="latentjax", description="Learn, look at and move through latent spaces."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an autoencoder or VAE")
@@ -34,8 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None, help="data directory (default: $LATENTJAX_DATA_DIR)")
     t.add_argument("--model", choices=("ae", "vae"), default="vae")
     t.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
-    t.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default=None,
-                   help="default: bernoulli for gray images, gaussian for colour")
+    t.add_argument(
+        "--likelihood",
+        choices=("bernoulli", "gaussian"),
+        default=None,
+        help="default: bernoulli for gray images, gaussian for colour",
+    )
     t.add_argument("--latent-dim", type=_positive_int, default=16)
     t.add_argument("--hidden", type=_positive_int, default=400)
     t.add_argument("--depth", type=_positive_int, default=1)
@@ -47,14 +53,24 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=_positive_int, default=None, help="use only the first N train/test images")
     t.add_argument("--out", required=True, help="run folder: config.json, metrics.jsonl, checkpoint/")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    t.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its latest checkpoint"
+    )
     t.add_argument("--checkpoint-every", type=_positive_int, default=None, help="steps (default: one epoch)")
     t.add_argument("--keep", type=_positive_int, default=3, help="checkpoints to keep")
     t.add_argument("--mode", choices=("auto", "scan", "loop", "host"), default="auto")
-    t.add_argument("--microbatches", type=_positive_int, default=None,
-                   help="compute each batch's gradient in N equal slices (default: train.default_microbatches)")
-    t.add_argument("--conv-kernels", choices=("xla", "onednn"), default=None,
-                   help="conv layers' kernels (default: train.default_conv_kernels: oneDNN on CPU when available)")
+    t.add_argument(
+        "--microbatches",
+        type=_positive_int,
+        default=None,
+        help="compute each batch's gradient in N equal slices (default: train.default_microbatches)",
+    )
+    t.add_argument(
+        "--conv-kernels",
+        choices=("xla", "onednn"),
+        default=None,
+        help="conv layers' kernels (default: train.default_conv_kernels: oneDNN on CPU when available)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     g = t.add_argument_group("scale (see README: sharding is the recommended path)")
     g.add_argument("--devices", default=None, help="data-parallel over N devices or 'all' (jit + sharding)")
@@ -62,12 +78,24 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host, jax.distributed)")
     g.add_argument("--num-processes", type=_positive_int, default=None)
     g.add_argument("--process-id", type=int, default=None)
-    g.add_argument("--population", type=_positive_int, default=None,
-                   help="train K models at once (vmap), seeds seed..seed+K-1 crossed with --beta-grid")
-    g.add_argument("--beta-grid", type=lambda s: [float(v) for v in s.split(",")], default=None,
-                   help="comma-separated KL weights for the population, e.g. 0.5,1,4")
-    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="bf16 compute with fp32 parameters; auto = bf16 on GPU/TPU, fp32 on CPU")
+    g.add_argument(
+        "--population",
+        type=_positive_int,
+        default=None,
+        help="train K models at once (vmap), seeds seed..seed+K-1 crossed with --beta-grid",
+    )
+    g.add_argument(
+        "--beta-grid",
+        type=lambda s: [float(v) for v in s.split(",")],
+        default=None,
+        help="comma-separated KL weights for the population, e.g. 0.5,1,4",
+    )
+    g.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="bf16 compute with fp32 parameters; auto = bf16 on GPU/TPU, fp32 on CPU",
+    )
 
     d = sub.add_parser("demo", help="train a VAE and write a report of its latent space")
     d.add_argument("--dataset", default="sprites")
@@ -82,7 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
 
     e = sub.add_parser("embed", help="embed a trained model's latents with PCA, t-SNE or UMAP")
-    e.add_argument("--checkpoint", required=True, help="a run folder of `latentjax train` or `latentjax demo`")
+    e.add_argument(
+        "--checkpoint", required=True, help="a run folder of `latentjax train` or `latentjax demo`"
+    )
     e.add_argument("--method", choices=("pca", "tsne", "umap"), default="tsne")
     e.add_argument("--out", required=True)
     e.add_argument("--dataset", default=None, help="default: the data set the run was trained on")
@@ -96,36 +126,72 @@ def _train(args) -> int:
     if args.coordinator or args.num_processes or os.environ.get("JAX_COORDINATOR_ADDRESS"):
         from latentjax.learn import parallel
 
-        parallel.initialize_distributed(args.coordinator, num_processes=args.num_processes,
-                                        process_id=args.process_id)
+        parallel.initialize_distributed(
+            args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+        )
     import jax
 
     from latentjax import data
-    from latentjax.learn import models, parallel, train
     from latentjax.errors import LatentJaxError
+    from latentjax.learn import models, parallel, train
 
     ds = data.load(args.dataset, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     shape = tuple(ds.train_images.shape[1:])
     likelihood = args.likelihood or ("bernoulli" if shape[-1] == 1 else "gaussian")
-    cfg = models.Config(kind=args.model, arch=args.arch, image_shape=shape, latent_dim=args.latent_dim,
-                        likelihood=likelihood, hidden=args.hidden, depth=args.depth, activation=args.activation,
-                        compute_dtype=parallel.compute_dtype(args.precision))
+    cfg = models.Config(
+        kind=args.model,
+        arch=args.arch,
+        image_shape=shape,
+        latent_dim=args.latent_dim,
+        likelihood=likelihood,
+        hidden=args.hidden,
+        depth=args.depth,
+        activation=args.activation,
+        compute_dtype=parallel.compute_dtype(args.precision),
+    )
     settings = {"seed": args.seed, "dataset": args.dataset, "limit": args.limit}
-    scaled = args.population or args.beta_grid or args.devices or args.parallel == "pmap" or jax.process_count() > 1
+    scaled = (
+        args.population
+        or args.beta_grid
+        or args.devices
+        or args.parallel == "pmap"
+        or jax.process_count() > 1
+    )
     if scaled and (args.microbatches is not None or args.mode == "host" or args.conv_kernels == "onednn"):
-        flag = ("--microbatches" if args.microbatches is not None else
-                "--mode host" if args.mode == "host" else "--conv-kernels onednn")
-        raise LatentJaxError(f"{flag} applies to single-device training, not to --devices, --parallel pmap, "
-                             "multi-process or --population runs")
+        flag = (
+            "--microbatches"
+            if args.microbatches is not None
+            else "--mode host"
+            if args.mode == "host"
+            else "--conv-kernels onednn"
+        )
+        raise LatentJaxError(
+            f"{flag} applies to single-device training, not to --devices, --parallel pmap, "
+            "multi-process or --population runs"
+        )
     if args.population or args.beta_grid:
         return _train_population(args, cfg, ds, settings)
     if args.devices or args.parallel == "pmap" or jax.process_count() > 1:
         return _train_data_parallel(args, cfg, ds, settings)
-    result = train.fit(jax.random.key(args.seed), cfg, ds.train_images, epochs=args.epochs,
-                       batch_size=args.batch_size, learning_rate=args.lr, beta=args.beta, out_dir=args.out,
-                       checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume,
-                       progress=not args.quiet, eval_images=ds.test_images[:2000], mode=args.mode,
-                       microbatches=args.microbatches, conv_kernels=args.conv_kernels, settings=settings)
+    result = train.fit(
+        jax.random.key(args.seed),
+        cfg,
+        ds.train_images,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        beta=args.beta,
+        out_dir=args.out,
+        checkpoint_every=args.checkpoint_every,
+        keep=args.keep,
+        resume=args.resume,
+        progress=not args.quiet,
+        eval_images=ds.test_images[:2000],
+        mode=args.mode,
+        microbatches=args.microbatches,
+        conv_kernels=args.conv_kernels,
+        settings=settings,
+    )
     last = result.history[-1] if result.history else {"step": int(result.state.step)}
     print(json.dumps({"out": args.out, **last}))
     return 0
@@ -136,13 +202,25 @@ def _train_data_parallel(args, cfg, ds, settings) -> int:
 
     from latentjax.learn import parallel
 
-    res = parallel.fit_data_parallel(jax.random.key(args.seed), cfg, ds.train_images, epochs=args.epochs,
-                                     batch_size=args.batch_size, learning_rate=args.lr, beta=args.beta,
-                                     devices=args.devices or "all", parallel=args.parallel,
-                                     mode=args.mode,
-                                     out_dir=args.out, checkpoint_every=args.checkpoint_every, keep=args.keep,
-                                     resume=args.resume, progress=not args.quiet,
-                                     eval_images=ds.test_images[:2000], settings=settings)
+    res = parallel.fit_data_parallel(
+        jax.random.key(args.seed),
+        cfg,
+        ds.train_images,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        beta=args.beta,
+        devices=args.devices or "all",
+        parallel=args.parallel,
+        mode=args.mode,
+        out_dir=args.out,
+        checkpoint_every=args.checkpoint_every,
+        keep=args.keep,
+        resume=args.resume,
+        progress=not args.quiet,
+        eval_images=ds.test_images[:2000],
+        settings=settings,
+    )
     last = res.history[-1] if res.history else {"step": int(res.state.step)}
     print(json.dumps({"out": args.out, "process": jax.process_index(), **last}))
     return 0
@@ -155,27 +233,63 @@ def _train_population(args, cfg, ds, settings) -> int:
 
     seeds, betas = population.grid(size=args.population, seed=args.seed, beta_grid=args.beta_grid)
     graphdef, pop, history = population.fit(
-        cfg, ds.train_images, seeds=seeds, betas=betas, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, mode=args.mode, out_dir=args.out,
-        checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume, progress=not args.quiet,
-        settings=settings)
+        cfg,
+        ds.train_images,
+        seeds=seeds,
+        betas=betas,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        mode=args.mode,
+        out_dir=args.out,
+        checkpoint_every=args.checkpoint_every,
+        keep=args.keep,
+        resume=args.resume,
+        progress=not args.quiet,
+        settings=settings,
+    )
     losses = history[-1]["losses"] if history else [None] * len(pop.seeds)
-    members = [{"out": str(pathlib.Path(args.out) / population.member_name(k, seed, beta)), "seed": int(seed),
-                "beta": float(beta), "loss": losses[k]}
-               for k, (seed, beta) in enumerate(zip(pop.seeds, pop.betas.tolist()))]
-    print(json.dumps({"out": args.out, "step": int(pop.states.step[0]), "members": members,
-                      "model_images_per_s": history[-1]["images_per_s"] if history else None}))
+    members = [
+        {
+            "out": str(pathlib.Path(args.out) / population.member_name(k, seed, beta)),
+            "seed": int(seed),
+            "beta": float(beta),
+            "loss": losses[k],
+        }
+        for k, (seed, beta) in enumerate(zip(pop.seeds, pop.betas.tolist()))
+    ]
+    print(
+        json.dumps(
+            {
+                "out": args.out,
+                "step": int(pop.states.step[0]),
+                "members": members,
+                "model_images_per_s": history[-1]["images_per_s"] if history else None,
+            }
+        )
+    )
     return 0
 
 
 def _demo(args) -> int:
     from latentjax.app import demo
 
-    m = demo.run(dataset=args.dataset, data_dir=args.data_dir, out=args.out, epochs=args.epochs, quick=args.quick,
-                 seed=args.seed, arch=args.arch, latent_dim=args.latent_dim, overwrite=args.overwrite,
-                 progress=not args.quiet)
-    print(f"test ELBO {m['test_elbo']:.2f}, test MSE {m['test_recon_mse']:.4f} (PCA {m['pca_recon_mse']:.4f}), "
-          f"{m['train_images_per_s']:.0f} images/s, {m['total_seconds']:.1f} s")
+    m = demo.run(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        out=args.out,
+        epochs=args.epochs,
+        quick=args.quick,
+        seed=args.seed,
+        arch=args.arch,
+        latent_dim=args.latent_dim,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(
+        f"test ELBO {m['test_elbo']:.2f}, test MSE {m['test_recon_mse']:.4f} (PCA {m['pca_recon_mse']:.4f}), "
+        f"{m['train_images_per_s']:.0f} images/s, {m['total_seconds']:.1f} s"
+    )
     print(f"report: {os.path.join(args.out, 'report.html')}")
     return 0
 
@@ -183,8 +297,15 @@ def _demo(args) -> int:
 def _embed(args) -> int:
     from latentjax.app import embed
 
-    res = embed.run(args.checkpoint, method=args.method, out_dir=args.out, data_dir=args.data_dir, n=args.n,
-                    seed=args.seed, dataset=args.dataset)
+    res = embed.run(
+        args.checkpoint,
+        method=args.method,
+        out_dir=args.out,
+        data_dir=args.data_dir,
+        n=args.n,
+        seed=args.seed,
+        dataset=args.dataset,
+    )
     print(json.dumps(res, default=str))
     return 0
 

@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax.learn import models, train
-from latentjax.app import report
 from latentjax import viz
+from latentjax.app import report
 from latentjax.errors import LatentJaxError
+from latentjax.learn import models, train
 
 SECTIONS = ("embedding", "latent", "transport", "shapes")
 
@@ -54,8 +54,9 @@ def device_description() -> str:
     return f"{devs[0].platform}: {len(devs)} x {kind}"
 
 
-def pca_recon_mse(train_images: np.ndarray, test_images: np.ndarray, num_components: int,
-                  *, max_fit: int = 20000) -> float:
+def pca_recon_mse(
+    train_images: np.ndarray, test_images: np.ndarray, num_components: int, *, max_fit: int = 20000
+) -> float:
     """Reconstruction MSE (pixels in [0, 1], clipped) of PCA with ``num_components`` on the test set."""
     x = train_images[:max_fit].reshape(min(len(train_images), max_fit), -1).astype(np.float64) / 255.0
     mean = x.mean(0)
@@ -79,61 +80,134 @@ def model_section(run: DemoRun, metrics: dict) -> report.Section:
     n_show = 10
     x = run.test_images[:n_show]
     rec = np.asarray(jax.vmap(models.reconstruct, in_axes=(None, 0))(model, models.to_float(x)))
-    figs = [report.Figure(
-        str(viz.image_grid(np.concatenate([models.to_float(x), rec]), fig_dir / "reconstructions.png", rows=2,
-                           row_labels=["input", "recon."])),
-        f"Test images (top) and their reconstructions from the posterior mean (bottom); test MSE "
-        f"{metrics['test_recon_mse']:.4f} vs PCA-{run.config.latent_dim} {metrics['pca_recon_mse']:.4f}.")]
+    figs = [
+        report.Figure(
+            str(
+                viz.image_grid(
+                    np.concatenate([models.to_float(x), rec]),
+                    fig_dir / "reconstructions.png",
+                    rows=2,
+                    row_labels=["input", "recon."],
+                )
+            ),
+            f"Test images (top) and their reconstructions from the posterior mean (bottom); test MSE "
+            f"{metrics['test_recon_mse']:.4f} vs PCA-{run.config.latent_dim} {metrics['pca_recon_mse']:.4f}.",
+        )
+    ]
     samples = np.asarray(jax.vmap(models.sample, in_axes=(None, 0))(model, jax.random.split(key, 64)))
-    figs.append(report.Figure(str(viz.image_grid(samples, fig_dir / "samples.png", rows=8)),
-                              "64 samples from the prior N(0, I), decoded to their mean images."))
+    figs.append(
+        report.Figure(
+            str(viz.image_grid(samples, fig_dir / "samples.png", rows=8)),
+            "64 samples from the prior N(0, I), decoded to their mean images.",
+        )
+    )
     z = models.encode_images(model, run.test_images[:3000])
     lab = run.test_labels[:3000]
     mean, plane, std = _principal_plane(z)
     p2 = (z - mean) @ plane.T
-    figs.append(report.Figure(
-        str(viz.latent_scatter(p2, lab, fig_dir / "latent_scatter.png", label_names=run.label_names,
-                               title=f"{run.dataset}: posterior means, first 2 principal directions")),
-        "Posterior means of test images projected on their two principal directions, coloured by class: "
-        "similar images land close together."))
+    figs.append(
+        report.Figure(
+            str(
+                viz.latent_scatter(
+                    p2,
+                    lab,
+                    fig_dir / "latent_scatter.png",
+                    label_names=run.label_names,
+                    title=f"{run.dataset}: posterior means, first 2 principal directions",
+                )
+            ),
+            "Posterior means of test images projected on their two principal directions, coloured by class: "
+            "similar images land close together.",
+        )
+    )
     if run.factors:
         name = next((k for k in ("x", "scale", "rotation") if k in run.factors), None)
         if name is not None:
             vals = np.asarray(run.factors[name][1])[:3000]
-            figs.append(report.Figure(
-                str(viz.latent_scatter(p2, vals, fig_dir / f"latent_scatter_{name}.png", continuous=True,
-                                       title=f"the same map coloured by the factor '{name}'")),
-                f"The same map coloured by the known generative factor '{name}'."))
+            figs.append(
+                report.Figure(
+                    str(
+                        viz.latent_scatter(
+                            p2,
+                            vals,
+                            fig_dir / f"latent_scatter_{name}.png",
+                            continuous=True,
+                            title=f"the same map coloured by the factor '{name}'",
+                        )
+                    ),
+                    f"The same map coloured by the known generative factor '{name}'.",
+                )
+            )
     k = 11
     ticks = np.linspace(-2.0, 2.0, k)
     grid_z = mean + (ticks[None, :, None] * std[0] * plane[0] + ticks[::-1, None, None] * std[1] * plane[1])
-    dec = jax.vmap(jax.vmap(models.decode, in_axes=(None, 0)), in_axes=(None, 0))(model, jnp.asarray(grid_z, jnp.float32))
-    figs.append(report.Figure(
-        str(viz.decoded_grid(np.asarray(dec), fig_dir / "decoded_grid.png", extent=(-2, 2),
-                             axis_labels=("PC 1 (std)", "PC 2 (std)"))),
-        "Images decoded on an 11x11 grid spanning +-2 standard deviations along the two principal "
-        "directions of the latents."))
-    table = {k: metrics[k] for k in ("dataset", "model", "latent_dim", "epochs", "test_elbo", "test_recon_mse",
-                                     "pca_recon_mse", "train_images_per_s", "train_seconds", "device")}
+    dec = jax.vmap(jax.vmap(models.decode, in_axes=(None, 0)), in_axes=(None, 0))(
+        model, jnp.asarray(grid_z, jnp.float32)
+    )
+    figs.append(
+        report.Figure(
+            str(
+                viz.decoded_grid(
+                    np.asarray(dec),
+                    fig_dir / "decoded_grid.png",
+                    extent=(-2, 2),
+                    axis_labels=("PC 1 (std)", "PC 2 (std)"),
+                )
+            ),
+            "Images decoded on an 11x11 grid spanning +-2 standard deviations along the two principal "
+            "directions of the latents.",
+        )
+    )
+    table = {
+        k: metrics[k]
+        for k in (
+            "dataset",
+            "model",
+            "latent_dim",
+            "epochs",
+            "test_elbo",
+            "test_recon_mse",
+            "pca_recon_mse",
+            "train_images_per_s",
+            "train_seconds",
+            "device",
+        )
+    }
     return report.Section(
-        "The model", f"A {metrics['model']} with a {run.config.latent_dim}-dimensional latent space, trained "
-        f"for {metrics['epochs']} epochs on {len(run.train_images)} images of '{run.dataset}'.", figs, table)
+        "The model",
+        f"A {metrics['model']} with a {run.config.latent_dim}-dimensional latent space, trained "
+        f"for {metrics['epochs']} epochs on {len(run.train_images)} images of '{run.dataset}'.",
+        figs,
+        table,
+    )
 
 
 def _check_out(out: pathlib.Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise LatentJaxError(f"{out} is not empty (it holds an earlier run); choose another --out or pass "
-                                 "--overwrite (nothing was overwritten)")
+            raise LatentJaxError(
+                f"{out} is not empty (it holds an earlier run); choose another --out or pass "
+                "--overwrite (nothing was overwritten)"
+            )
         if not (out / "report.html").exists() and not (out / "metrics.json").exists():
             raise LatentJaxError(f"{out} does not look like a demo folder; refusing to delete it")
         shutil.rmtree(out)
 
 
-def run(*, dataset: str = "sprites", data_dir: str | None = None, out: str | os.PathLike = "latentjax-demo",
-        epochs: int | None = None, quick: bool = False, seed: int = 0, arch: str = "mlp",
-        latent_dim: int | None = None, sections: tuple = SECTIONS, overwrite: bool = False,
-        progress: bool = True) -> dict:
+def run(
+    *,
+    dataset: str = "sprites",
+    data_dir: str | None = None,
+    out: str | os.PathLike = "latentjax-demo",
+    epochs: int | None = None,
+    quick: bool = False,
+    seed: int = 0,
+    arch: str = "mlp",
+    latent_dim: int | None = None,
+    sections: tuple = SECTIONS,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Runs the demo and returns its metrics (also written to ``out/metrics.json``)."""
     from latentjax import data
 
@@ -148,27 +222,64 @@ def run(*, dataset: str = "sprites", data_dir: str | None = None, out: str | os.
         raise LatentJaxError(f"--arch conv needs image sides divisible by 4; {dataset} has {shape}")
     latent_dim = latent_dim or (10 if dataset == "sprites" else 16)
     likelihood = "bernoulli" if shape[-1] == 1 else "gaussian"
-    cfg = models.Config(kind="vae", arch=arch, image_shape=shape, latent_dim=latent_dim, likelihood=likelihood,
-                        hidden=256 if quick else 512, depth=2)
+    cfg = models.Config(
+        kind="vae",
+        arch=arch,
+        image_shape=shape,
+        latent_dim=latent_dim,
+        likelihood=likelihood,
+        hidden=256 if quick else 512,
+        depth=2,
+    )
     key = jax.random.key(seed)
     fit_key, eval_key, run_key = jax.random.split(key, 3)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = train.fit(fit_key, cfg, ds.train_images, epochs=epochs, batch_size=128, learning_rate=1e-3,
-                       out_dir=out, progress=progress, settings={"seed": seed, "dataset": dataset})
+    result = train.fit(
+        fit_key,
+        cfg,
+        ds.train_images,
+        epochs=epochs,
+        batch_size=128,
+        learning_rate=1e-3,
+        out_dir=out,
+        progress=progress,
+        settings={"seed": seed, "dataset": dataset},
+    )
     train_seconds = time.perf_counter() - t0
     ev = train.evaluate(result.model, eval_key, ds.test_images)
     metrics: dict[str, Any] = {
-        "dataset": dataset, "model": f"{cfg.kind}/{cfg.arch}", "latent_dim": latent_dim, "epochs": epochs,
-        "num_train": int(len(ds.train_images)), "num_test": int(len(ds.test_images)),
-        "test_elbo": ev["elbo"], "test_recon_mse": ev["recon_mse"],
+        "dataset": dataset,
+        "model": f"{cfg.kind}/{cfg.arch}",
+        "latent_dim": latent_dim,
+        "epochs": epochs,
+        "num_train": int(len(ds.train_images)),
+        "num_test": int(len(ds.test_images)),
+        "test_elbo": ev["elbo"],
+        "test_recon_mse": ev["recon_mse"],
         "pca_recon_mse": pca_recon_mse(ds.train_images, ds.test_images, latent_dim),
-        "train_images_per_s": train.throughput(result.history), "train_seconds": train_seconds,
-        "jax_version": jax.__version__, "device": device_description(), "quick": quick,
+        "train_images_per_s": train.throughput(result.history),
+        "train_seconds": train_seconds,
+        "jax_version": jax.__version__,
+        "device": device_description(),
+        "quick": quick,
     }
-    run_ = DemoRun(result.model, cfg, out, fig_dir, ds.train_images, ds.test_images, np.asarray(ds.train_labels),
-                   np.asarray(ds.test_labels), tuple(ds.label_names), dataset, data_dir, run_key, ds.factors)
+    run_ = DemoRun(
+        result.model,
+        cfg,
+        out,
+        fig_dir,
+        ds.train_images,
+        ds.test_images,
+        np.asarray(ds.train_labels),
+        np.asarray(ds.test_labels),
+        tuple(ds.label_names),
+        dataset,
+        data_dir,
+        run_key,
+        ds.factors,
+    )
     secs = [model_section(run_, metrics)]
     errors = {}
     timings = {}
@@ -192,6 +303,10 @@ def run(*, dataset: str = "sprites", data_dir: str | None = None, out: str | os.
     metrics["section_errors"] = errors
     metrics["total_seconds"] = time.perf_counter() - t_start
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    report.write_html(out / "report.html", f"latentjax demo: {dataset}", secs,
-                      subtitle=f"jax {jax.__version__} on {metrics['device']}; {time.strftime('%Y-%m-%d %H:%M')}")
+    report.write_html(
+        out / "report.html",
+        f"latentjax demo: {dataset}",
+        secs,
+        subtitle=f"jax {jax.__version__} on {metrics['device']}; {time.strftime('%Y-%m-%d %H:%M')}",
+    )
     return metrics

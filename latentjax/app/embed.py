@@ -14,10 +14,10 @@ import time
 import jax
 import numpy as np
 
-from latentjax.learn import checkpoint, models
 from latentjax import data, viz
-from latentjax.look import export
 from latentjax.errors import LatentJaxError
+from latentjax.learn import checkpoint, models
+from latentjax.look import export
 
 METHODS = ("pca", "tsne", "umap")
 
@@ -49,7 +49,9 @@ def reduce(key: jax.Array, z, *, method: str, quick: bool = False) -> np.ndarray
     if method == "umap":
         from latentjax.look import umap
 
-        return np.asarray(umap.embed(key, z, n_neighbors=min(15, len(z) - 1), n_epochs=200 if quick else None))
+        return np.asarray(
+            umap.embed(key, z, n_neighbors=min(15, len(z) - 1), n_epochs=200 if quick else None)
+        )
     raise EmbedError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
@@ -60,7 +62,9 @@ def write_outputs(out_dir: str | os.PathLike, y, z, labels, *, label_names, imag
     names = [str(s) for s in label_names] if label_names is not None else None
     ax = viz.scatter(y, labels, label_names=names, images=images, title=title)
     scatter = viz.save_figure(ax.figure, out / "scatter.png")
-    viewer = export.html_viewer(out / "viewer.html", y, labels=labels, label_names=names, images=images, title=title)
+    viewer = export.html_viewer(
+        out / "viewer.html", y, labels=labels, label_names=names, images=images, title=title
+    )
     meta = {"label": labels} if names is None else {"label": labels, "name": [names[int(i)] for i in labels]}
     config = export.projector(out / "projector", z, metadata=meta, images=images, tensor_name=title)
     return {"scatter": str(scatter), "viewer": str(viewer), "projector": str(config.parent)}
@@ -79,9 +83,16 @@ def _dataset_of(run_dir: pathlib.Path) -> str:
     return name
 
 
-def run(checkpoint_dir: str | os.PathLike, *, method: str, out_dir: str | os.PathLike,
-        data_dir: str | os.PathLike | None = None, n: int = 5000, seed: int = 0,
-        dataset: str | None = None) -> dict:
+def run(
+    checkpoint_dir: str | os.PathLike,
+    *,
+    method: str,
+    out_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    n: int = 5000,
+    seed: int = 0,
+    dataset: str | None = None,
+) -> dict:
     """Embeds the first ``n`` test images' latents of a trained run and writes the outputs.
 
     Args:
@@ -110,7 +121,9 @@ def run(checkpoint_dir: str | os.PathLike, *, method: str, out_dir: str | os.Pat
     ds = data.load(name, data_dir=data_dir, limit=n)
     images, labels = ds.test_images[:n], np.asarray(ds.test_labels[:n])
     if tuple(images.shape[1:]) != tuple(cfg.image_shape):
-        raise EmbedError(f"data set {name!r} has images {images.shape[1:]}, the model takes {cfg.image_shape}")
+        raise EmbedError(
+            f"data set {name!r} has images {images.shape[1:]}, the model takes {cfg.image_shape}"
+        )
     z = models.encode_images(model, images)
     t0 = time.perf_counter()
     y = reduce(jax.random.key(seed), z, method=method)
@@ -119,9 +132,23 @@ def run(checkpoint_dir: str | os.PathLike, *, method: str, out_dir: str | os.Pat
 
     trust = float(metrics.trustworthiness(z, y, k=10))
     out = pathlib.Path(out_dir)
-    files = write_outputs(out, y, z, labels, label_names=ds.label_names, images=images,
-                          title=f"{name} latents ({cfg.latent_dim}-d), {method}")
+    files = write_outputs(
+        out,
+        y,
+        z,
+        labels,
+        label_names=ds.label_names,
+        images=images,
+        title=f"{name} latents ({cfg.latent_dim}-d), {method}",
+    )
     np.savez(out / "embedding.npz", embedding=y, latents=z, labels=labels)
     files["embedding"] = str(out / "embedding.npz")
-    return {"method": method, "dataset": name, "n": int(len(z)), "latent_dim": int(z.shape[1]),
-            "seconds": round(seconds, 3), "trustworthiness": round(trust, 4), "files": files}
+    return {
+        "method": method,
+        "dataset": name,
+        "n": int(len(z)),
+        "latent_dim": int(z.shape[1]),
+        "seconds": round(seconds, 3),
+        "trustworthiness": round(trust, 4),
+        "files": files,
+    }

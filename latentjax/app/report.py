@@ -47,19 +47,25 @@ def _fmt(v: Any) -> str:
 def _table(table: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td class='{'num' if isinstance(v, (int, float)) else ''}'>"
-        f"{html.escape(_fmt(v))}</td></tr>" for k, v in table.items())
+        f"{html.escape(_fmt(v))}</td></tr>"
+        for k, v in table.items()
+    )
     return f"<table>{rows}</table>"
 
 
-def write_html(path: str | os.PathLike, title: str, sections: list[Section], *, subtitle: str = "") -> pathlib.Path:
+def write_html(
+    path: str | os.PathLike, title: str, sections: list[Section], *, subtitle: str = ""
+) -> pathlib.Path:
     """Writes a self-contained-looking HTML page referencing the figures by relative path.
 
     Figures that do not exist are listed as missing instead of breaking the page.
     """
     path = pathlib.Path(path)
     root = path.parent.resolve()
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+    ]
     if subtitle:
         parts.append(f"<p class='meta'>{html.escape(subtitle)}</p>")
     for s in sections:
@@ -80,8 +86,10 @@ def write_html(path: str | os.PathLike, title: str, sections: list[Section], *, 
             if rel.endswith(".html"):
                 parts.append(f"<p><a href='{html.escape(rel)}'>{html.escape(fig.caption)}</a></p>")
             else:
-                parts.append(f"<figure><img src='{html.escape(rel)}' alt='{html.escape(fig.caption)}'>"
-                             f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>")
+                parts.append(
+                    f"<figure><img src='{html.escape(rel)}' alt='{html.escape(fig.caption)}'>"
+                    f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>"
+                )
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

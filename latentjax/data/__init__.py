@@ -1,16 +1,18 @@
-"""data"""
+"""Data in: offline data sets by name, generated sprites, image folders, one epoch order.
 
+One namespace (``data.load``, ``data.batches``) over private files, one idea each.
+"""
+
+from latentjax.data._batching import batches, epoch_order, permutation  # noqa: F401
 from latentjax.data._datasets import (  # noqa: F401
     DATA_DIR_ENV,
-    Dataset,
     FASHION_MNIST_CLASSES,
     NAMES,
     SPRITE_FACTORS,
     SPRITE_SHAPES,
-    batches,
+    Dataset,
     image_folder,
     load,
-    permutation,
     read_idx,
     render_sprites,
     sprites,

@@ -14,10 +14,9 @@ import pathlib
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
 from latentjax.errors import DataError
@@ -25,8 +24,18 @@ from latentjax.errors import DataError
 DATA_DIR_ENV = "LATENTJAX_DATA_DIR"
 NAMES = ("fashion_mnist", "mnist", "sprites", "smile_faces", "genki4k")
 
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 SPRITE_SHAPES = ("square", "ellipse", "triangle", "heart")
 SPRITE_FACTORS = ("shape", "scale", "rotation", "x", "y")
 
@@ -42,8 +51,12 @@ _SQUARE_HALF_SIDE = 0.6
 _ELLIPSE_AXES = (0.95, 0.5)
 _HEART_SIZE = 0.9
 
-_IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+_IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
 # IDX type byte -> big-endian numpy dtype (LeCun's MNIST page, "THE IDX FILE FORMAT").
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _TEST_FRACTION = 0.1
@@ -72,8 +85,14 @@ class Dataset(NamedTuple):
     factors: dict[str, tuple[np.ndarray, np.ndarray]] | None
 
 
-def load(name: str, *, data_dir: str | os.PathLike | None = None, seed: int = 0,
-         limit: int | None = None, tfds_data_dir: str | os.PathLike | None = None) -> Dataset:
+def load(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    tfds_data_dir: str | os.PathLike | None = None,
+) -> Dataset:
     """Loads a data set by name, offline.
 
     Args:
@@ -138,8 +157,10 @@ def validate_images(x, *, what: str = "images") -> np.ndarray:
     if min(x.shape) == 0:
         raise DataError(f"{what} are empty: shape {x.shape}")
     if x.shape[-1] > 4:
-        raise DataError(f"{what} have {x.shape[-1]} channels (shape {x.shape}); expected "
-                        "channels last, (n, height, width, 1 to 4)")
+        raise DataError(
+            f"{what} have {x.shape[-1]} channels (shape {x.shape}); expected "
+            "channels last, (n, height, width, 1 to 4)"
+        )
     if x.dtype == np.uint8:
         return x
     if not np.issubdtype(x.dtype, np.floating):
@@ -147,8 +168,10 @@ def validate_images(x, *, what: str = "images") -> np.ndarray:
     finite = np.isfinite(x)
     if not finite.all():
         bad = np.argwhere(~finite)[0]
-        raise DataError(f"{what} contain {np.count_nonzero(~finite)} NaN/inf values "
-                        f"(first at index {tuple(int(i) for i in bad)})")
+        raise DataError(
+            f"{what} contain {np.count_nonzero(~finite)} NaN/inf values "
+            f"(first at index {tuple(int(i) for i in bad)})"
+        )
     lo, hi = float(x.min()), float(x.max())
     if lo < 0.0 or hi > 1.0:
         raise DataError(f"{what} must lie in [0, 1], got values in [{lo:g}, {hi:g}]")
@@ -156,6 +179,7 @@ def validate_images(x, *, what: str = "images") -> np.ndarray:
 
 
 # IDX files ------------------------------------------------------------------------------------
+
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Reads an IDX file (gzip-compressed or plain), checking its header against its size.
@@ -188,20 +212,20 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         with opener(path, "rb") as f:
             magic = f.read(4)
             # Magic number: two zero bytes, the element type, the number of dimensions.
-            if (len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_TYPES
-                    or magic[3] == 0):
-                raise DataError(f"{path} is not an IDX file: bad magic number "
-                                f"{magic.hex() or '(empty)'}")
+            if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_TYPES or magic[3] == 0:
+                raise DataError(f"{path} is not an IDX file: bad magic number {magic.hex() or '(empty)'}")
             ndim = magic[3]
             dims = f.read(4 * ndim)
             if len(dims) < 4 * ndim:
                 raise DataError(f"{path} is truncated: its header ends after {4 + len(dims)} bytes")
-            shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+            shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
             out = np.empty(shape, _IDX_TYPES[magic[2]])
             got = f.readinto(memoryview(out).cast("B")) if out.size else 0
             if got < out.nbytes:
-                raise DataError(f"{path} is truncated: header says shape {shape} "
-                                f"({out.nbytes} data bytes) but it holds {got}")
+                raise DataError(
+                    f"{path} is truncated: header says shape {shape} "
+                    f"({out.nbytes} data bytes) but it holds {got}"
+                )
             extra = len(f.read(1 << 16))
             if extra:
                 raise DataError(f"{path} is corrupt: more data than its header's shape {shape}")
@@ -212,8 +236,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return out.astype(out.dtype.newbyteorder("="), copy=False)
 
 
-def _load_idx_set(name: str, root: pathlib.Path, *, limit: int | None,
-                  tfds_root: pathlib.Path) -> Dataset:
+def _load_idx_set(name: str, root: pathlib.Path, *, limit: int | None, tfds_root: pathlib.Path) -> Dataset:
     folder = root / name
     found = {k: _find_idx(folder, stem) for k, stem in _IDX_FILES.items()}
     names = FASHION_MNIST_CLASSES if name == "fashion_mnist" else tuple(str(i) for i in range(10))
@@ -223,12 +246,12 @@ def _load_idx_set(name: str, root: pathlib.Path, *, limit: int | None,
             raise DataError(
                 f"data set {name!r} not found: expected the IDX files "
                 f"{_IDX_FILES['train_images']}.gz etc. in {folder}, or a prepared tfds data "
-                f"set in {tfds_root / name}/<version>/; set --data-dir or {DATA_DIR_ENV}")
+                f"set in {tfds_root / name}/<version>/; set --data-dir or {DATA_DIR_ENV}"
+            )
         return _load_tfds(name, prepared, names, limit=limit)
     missing = [f"{_IDX_FILES[k]}.gz" for k, p in found.items() if p is None]
     if missing:
-        raise DataError(f"data set {name!r} is incomplete: {', '.join(missing)} "
-                        f"missing in {folder}")
+        raise DataError(f"data set {name!r} is incomplete: {', '.join(missing)} missing in {folder}")
     arrays = {}
     for k, p in found.items():
         a = read_idx(p)
@@ -238,18 +261,29 @@ def _load_idx_set(name: str, root: pathlib.Path, *, limit: int | None,
     for split in ("train", "test"):
         x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if x.ndim != 3 or y.ndim != 1 or x.dtype != np.uint8:
-            raise DataError(f"{found[f'{split}_images']} holds {x.dtype} {x.shape} and "
-                            f"{found[f'{split}_labels']} {y.dtype} {y.shape}; expected uint8 "
-                            "images (n, h, w) and labels (n,)")
+            raise DataError(
+                f"{found[f'{split}_images']} holds {x.dtype} {x.shape} and "
+                f"{found[f'{split}_labels']} {y.dtype} {y.shape}; expected uint8 "
+                "images (n, h, w) and labels (n,)"
+            )
         if len(x) != len(y):
-            raise DataError(f"{found[f'{split}_images']} has {len(x)} images but "
-                            f"{found[f'{split}_labels']} has {len(y)} labels")
+            raise DataError(
+                f"{found[f'{split}_images']} has {len(x)} images but "
+                f"{found[f'{split}_labels']} has {len(y)} labels"
+            )
         if y.size and int(y.max()) >= len(names):
-            raise DataError(f"{found[f'{split}_labels']} has label {int(y.max())}; "
-                            f"expected 0..{len(names) - 1}")
-    return Dataset(arrays["train_images"][..., None], arrays["train_labels"].astype(np.int32),
-                   arrays["test_images"][..., None], arrays["test_labels"].astype(np.int32),
-                   names, name, None)
+            raise DataError(
+                f"{found[f'{split}_labels']} has label {int(y.max())}; expected 0..{len(names) - 1}"
+            )
+    return Dataset(
+        arrays["train_images"][..., None],
+        arrays["train_labels"].astype(np.int32),
+        arrays["test_images"][..., None],
+        arrays["test_labels"].astype(np.int32),
+        names,
+        name,
+        None,
+    )
 
 
 def _find_idx(folder: pathlib.Path, stem: str) -> pathlib.Path | None:
@@ -261,20 +295,25 @@ def _find_idx(folder: pathlib.Path, stem: str) -> pathlib.Path | None:
 
 # tfds data sources ----------------------------------------------------------------------------
 
+
 def _prepared_tfds(root: pathlib.Path, name: str) -> pathlib.Path | None:
     """The newest ``<root>/<name>/<version>/`` holding a prepared data set, if any."""
     folder = root / name
     if not folder.is_dir():
         return None
-    versions = [d for d in folder.iterdir()
-                if re.fullmatch(r"\d+\.\d+\.\d+", d.name) and (d / "dataset_info.json").is_file()]
+    versions = [
+        d
+        for d in folder.iterdir()
+        if re.fullmatch(r"\d+\.\d+\.\d+", d.name) and (d / "dataset_info.json").is_file()
+    ]
     if not versions:
         return None
     return max(versions, key=lambda d: tuple(int(v) for v in d.name.split(".")))
 
 
-def _load_tfds(name: str, version_dir: pathlib.Path, label_names: tuple[str, ...], *,
-               limit: int | None) -> Dataset:
+def _load_tfds(
+    name: str, version_dir: pathlib.Path, label_names: tuple[str, ...], *, limit: int | None
+) -> Dataset:
     # Imported here: tfds is heavy and only needed for this path. Reading array_record through
     # a data source never imports TensorFlow.
     import tensorflow_datasets as tfds
@@ -283,8 +322,11 @@ def _load_tfds(name: str, version_dir: pathlib.Path, label_names: tuple[str, ...
         builder = tfds.builder_from_directory(str(version_dir))
         sources = builder.as_data_source()
     except Exception as e:  # tfds raises many kinds; all mean the same thing to the user.
-        raise DataError(f"cannot read the prepared tfds data set in {version_dir}: "
-                        f"{type(e).__name__}: {e}".splitlines()[0]) from None
+        raise DataError(
+            f"cannot read the prepared tfds data set in {version_dir}: {type(e).__name__}: {e}".splitlines()[
+                0
+            ]
+        ) from None
     out = {}
     for split in ("train", "test"):
         if split not in sources:
@@ -292,24 +334,27 @@ def _load_tfds(name: str, version_dir: pathlib.Path, label_names: tuple[str, ...
         source = sources[split]
         n = len(source) if limit is None else min(limit, len(source))
         if n == 0:
-            raise DataError(f"the prepared tfds data set in {version_dir} has an empty "
-                            f"{split!r} split")
+            raise DataError(f"the prepared tfds data set in {version_dir} has an empty {split!r} split")
         records = source.__getitems__(list(range(n)))
         if not {"image", "label"} <= set(records[0]):
-            raise DataError(f"the prepared tfds data set in {version_dir} has features "
-                            f"{sorted(records[0])}; expected 'image' and 'label'")
+            raise DataError(
+                f"the prepared tfds data set in {version_dir} has features "
+                f"{sorted(records[0])}; expected 'image' and 'label'"
+            )
         images = np.stack([np.asarray(r["image"], np.uint8) for r in records])
         if images.ndim == 3:
             images = images[..., None]
-        out[split] = (validate_images(images, what=f"images of {version_dir}"),
-                      np.array([int(r["label"]) for r in records], np.int32))
+        out[split] = (
+            validate_images(images, what=f"images of {version_dir}"),
+            np.array([int(r["label"]) for r in records], np.int32),
+        )
     return Dataset(*out["train"], *out["test"], label_names, name, None)
 
 
 # Sprites --------------------------------------------------------------------------------------
 
-def sprites(*, num: int = 20000, size: int = 32, seed: int = 0
-            ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+
+def sprites(*, num: int = 20000, size: int = 32, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Generates anti-aliased grayscale sprites of simple shapes with known factors.
 
     Each image shows one white shape on black, drawn from independent uniform factors:
@@ -358,8 +403,7 @@ def _sprite_factors(num: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def render_sprites(factors: dict[str, np.ndarray], *, size: int = 32,
-                   supersample: int = 1) -> np.ndarray:
+def render_sprites(factors: dict[str, np.ndarray], *, size: int = 32, supersample: int = 1) -> np.ndarray:
     """Draws sprites from given factor values (see `sprites` for their meaning and ranges).
 
     Args:
@@ -384,11 +428,11 @@ def render_sprites(factors: dict[str, np.ndarray], *, size: int = 32,
     f = {k: np.asarray(factors[k]).reshape(-1) for k in SPRITE_FACTORS}
     n = len(f["shape"])
     if any(len(v) != n for v in f.values()):
-        raise DataError(f"sprite factors have different lengths: "
-                        f"{ {k: len(v) for k, v in f.items()} }")
+        raise DataError(f"sprite factors have different lengths: { {k: len(v) for k, v in f.items()} }")
     if n and (f["shape"].min() < 0 or f["shape"].max() >= len(SPRITE_SHAPES)):
-        raise DataError(f"sprite shape must be 0..{len(SPRITE_SHAPES) - 1}, "
-                        f"got {f['shape'].min()}..{f['shape'].max()}")
+        raise DataError(
+            f"sprite shape must be 0..{len(SPRITE_SHAPES) - 1}, got {f['shape'].min()}..{f['shape'].max()}"
+        )
     out = np.empty((n, size, size), np.uint8)
     # Sub-pixel sample offsets, in pixels, relative to the pixel's top-left corner.
     sub = (np.arange(supersample, dtype=np.float32) + 0.5) / supersample
@@ -469,16 +513,20 @@ def _load_sprites(*, seed: int, limit: int | None, num: int = 20000, size: int =
     split = {k: (v[train], v[test]) for k, v in factors.items()}
     x_train = render_sprites({k: v[0] for k, v in split.items()}, size=size)
     x_test = render_sprites({k: v[1] for k, v in split.items()}, size=size)
-    return Dataset(x_train, split["shape"][0], x_test, split["shape"][1], SPRITE_SHAPES,
-                   "sprites", split)
+    return Dataset(x_train, split["shape"][0], x_test, split["shape"][1], SPRITE_SHAPES, "sprites", split)
 
 
 # Image folders and the face sets --------------------------------------------------------------
 
-def image_folder(zip_or_dir: str | os.PathLike, labels_file: str | os.PathLike, *,
-                 columns: Sequence[str] | None = None, path_column: str = "path",
-                 select: Callable[[int], Sequence[int]] | None = None,
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+
+def image_folder(
+    zip_or_dir: str | os.PathLike,
+    labels_file: str | os.PathLike,
+    *,
+    columns: Sequence[str] | None = None,
+    path_column: str = "path",
+    select: Callable[[int], Sequence[int]] | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Reads images (from a zip, without extracting, or a directory) and their attributes.
 
     Two kinds of labels file are understood:
@@ -520,8 +568,7 @@ def image_folder(zip_or_dir: str | os.PathLike, labels_file: str | os.PathLike, 
         header = rows[0]
         if not all(_is_number(v) for v in header):
             if path_column not in header:
-                raise DataError(f"{labels_file} has no {path_column!r} column (columns: "
-                                f"{', '.join(header)})")
+                raise DataError(f"{labels_file} has no {path_column!r} column (columns: {', '.join(header)})")
             paths = [r[header.index(path_column)] for r in rows[1:]]
             wanted = [c for c in header if c != path_column] if columns is None else list(columns)
             unknown = [c for c in wanted if c not in header]
@@ -531,20 +578,23 @@ def image_folder(zip_or_dir: str | os.PathLike, labels_file: str | os.PathLike, 
         else:
             width = len(header)
             if columns is None or len(columns) != width:
-                raise DataError(f"{labels_file} has no header and {width} columns: pass "
-                                f"columns= with {width} names")
+                raise DataError(
+                    f"{labels_file} has no header and {width} columns: pass columns= with {width} names"
+                )
             numbered = []
             for member in images.names():
                 m = re.search(r"(\d+)\.[^./]+$", member)
                 if m is None:
-                    raise DataError(f"{source}: image {member} has no number to match a line of "
-                                    f"{labels_file}")
+                    raise DataError(
+                        f"{source}: image {member} has no number to match a line of {labels_file}"
+                    )
                 numbered.append((int(m.group(1)), member))
             numbered.sort()
             bad = [num for num, _ in numbered if not 1 <= num <= len(rows)]
             if bad:
-                raise DataError(f"{source}: image number {bad[0]} has no line in {labels_file} "
-                                f"({len(rows)} lines)")
+                raise DataError(
+                    f"{source}: image number {bad[0]} has no line in {labels_file} ({len(rows)} lines)"
+                )
             paths = [member for _, member in numbered]
             table = {c: [rows[num - 1][i] for num, _ in numbered] for i, c in enumerate(columns)}
         if select is not None:
@@ -579,8 +629,11 @@ class _ImageSource:
         pattern = re.compile(r"\.(jpe?g|png|bmp|gif|tiff?)$", re.IGNORECASE)
         if self.zip is not None:
             return [n for n in self.zip.namelist() if pattern.search(n)]
-        return [p.relative_to(self.path).as_posix()
-                for p in sorted(self.path.rglob("*")) if pattern.search(p.name)]
+        return [
+            p.relative_to(self.path).as_posix()
+            for p in sorted(self.path.rglob("*"))
+            if pattern.search(p.name)
+        ]
 
     def read(self, name: str) -> bytes:
         try:
@@ -609,8 +662,7 @@ def _decode_all(images: _ImageSource, paths: Sequence[str]) -> list[np.ndarray]:
         if shape is None:
             shape = a.shape
         elif a.shape != shape:
-            raise DataError(f"image {p} in {images.path} has shape {a.shape}; "
-                            f"the first had {shape}")
+            raise DataError(f"image {p} in {images.path} has shape {a.shape}; the first had {shape}")
         out.append(a)
     if not out:
         raise DataError(f"no images listed for {images.path}")
@@ -654,17 +706,23 @@ def _column(values: list[str]) -> np.ndarray:
 def _load_smile_faces(root: pathlib.Path, *, seed: int, limit: int | None) -> Dataset:
     folder = root / "smile_faces_lfw"
     split = _FaceSplit(seed, limit)
-    x, attrs = image_folder(_need(folder / "SMILEsmileD_64x64_gray.zip", "smile_faces"),
-                            _need(folder / "labels.csv", "smile_faces"), select=split)
+    x, attrs = image_folder(
+        _need(folder / "SMILEsmileD_64x64_gray.zip", "smile_faces"),
+        _need(folder / "labels.csv", "smile_faces"),
+        select=split,
+    )
     return split.dataset("smile_faces", x, attrs, "smiling")
 
 
 def _load_genki4k(root: pathlib.Path, *, seed: int, limit: int | None) -> Dataset:
     folder = root / "genki4k"
     split = _FaceSplit(seed, limit)
-    x, attrs = image_folder(_need(folder / "GENKI4K_faces_64x64_rgb.zip", "genki4k"),
-                            _need(folder / "labels.txt", "genki4k"),
-                            columns=("smile", "yaw", "pitch", "roll"), select=split)
+    x, attrs = image_folder(
+        _need(folder / "GENKI4K_faces_64x64_rgb.zip", "genki4k"),
+        _need(folder / "labels.txt", "genki4k"),
+        columns=("smile", "yaw", "pitch", "roll"),
+        select=split,
+    )
     attrs["smile"] = attrs["smile"].astype(np.int32)
     return split.dataset("genki4k", x, attrs, "smile")
 
@@ -672,7 +730,8 @@ def _load_genki4k(root: pathlib.Path, *, seed: int, limit: int | None) -> Datase
 class _FaceSplit:
     """The train/test split of a face set, chosen before decoding so ``limit`` decodes only
     ``2 * limit`` images. The files list smiling faces first, so the split is a seeded shuffle:
-    the last 10 % of it is the test set."""
+    the last 10 % of it is the test set.
+    """
 
     def __init__(self, seed: int, limit: int | None):
         self.seed, self.limit = seed, limit
@@ -680,88 +739,34 @@ class _FaceSplit:
     def __call__(self, n: int) -> np.ndarray:
         order = np.random.default_rng(self.seed).permutation(n)
         n_test = int(round(n * _TEST_FRACTION))
-        self.num_train = len(order[:n - n_test][:self.limit])
-        return np.concatenate([order[:n - n_test][:self.limit], order[n - n_test:][:self.limit]])
+        self.num_train = len(order[: n - n_test][: self.limit])
+        return np.concatenate([order[: n - n_test][: self.limit], order[n - n_test :][: self.limit]])
 
     def dataset(self, name, x, attrs, label) -> Dataset:
         k = self.num_train
         factors = {a: (v[:k], v[k:]) for a, v in attrs.items()}
-        return Dataset(x[:k], factors[label][0].astype(np.int32), x[k:],
-                       factors[label][1].astype(np.int32), ("not smiling", "smiling"), name, factors)
+        return Dataset(
+            x[:k],
+            factors[label][0].astype(np.int32),
+            x[k:],
+            factors[label][1].astype(np.int32),
+            ("not smiling", "smiling"),
+            name,
+            factors,
+        )
 
 
 def _need(path: pathlib.Path, name: str) -> pathlib.Path:
     if not path.is_file():
-        raise DataError(f"data set {name!r} not found: expected {path}; set --data-dir or "
-                        f"{DATA_DIR_ENV}")
+        raise DataError(f"data set {name!r} not found: expected {path}; set --data-dir or {DATA_DIR_ENV}")
     return path
 
 
-def _data_root(data_dir: str | os.PathLike | None,
-               default: pathlib.Path | None = None) -> pathlib.Path:
+def _data_root(data_dir: str | os.PathLike | None, default: pathlib.Path | None = None) -> pathlib.Path:
     d = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or default
     if not d:
-        raise DataError(f"no data directory: pass --data-dir or set {DATA_DIR_ENV} (a folder "
-                        "holding e.g. mnist/*.gz IDX files or prepared tfds data sets)")
+        raise DataError(
+            f"no data directory: pass --data-dir or set {DATA_DIR_ENV} (a folder "
+            "holding e.g. mnist/*.gz IDX files or prepared tfds data sets)"
+        )
     return pathlib.Path(d).expanduser()
-
-
-# Batching -------------------------------------------------------------------------------------
-
-def permutation(key: jax.Array, n: int) -> np.ndarray:
-    """The order in which `batches` visits ``n`` examples: ``jax.random.permutation(key, n)``.
-
-    A trainer holding the data on device can gather with the same order itself.
-
-    Args:
-        key: a ``jax.random.key``; use ``jax.random.fold_in(key, epoch)`` for a new epoch.
-        n: number of examples.
-
-    Returns:
-        int ``(n,)`` numpy array, a permutation of ``range(n)``.
-
-    Examples:
-        >>> sorted(permutation(jax.random.key(0), 5).tolist())
-        [0, 1, 2, 3, 4]
-    """
-    return np.asarray(jax.random.permutation(key, n))
-
-
-def batches(key: jax.Array, images: np.ndarray, labels: np.ndarray | None = None, *,
-            batch_size: int, drop_last: bool = True) -> Iterator:
-    """Iterates over one epoch of shuffled minibatches, on the host.
-
-    Args:
-        key: shuffles the examples with `permutation`; pass ``jax.random.fold_in(key, epoch)``
-            for a new order each epoch.
-        images: ``(n, ...)`` array (uint8 images stay uint8).
-        labels: optional ``(n, ...)`` array shuffled the same way.
-        batch_size: examples per batch.
-        drop_last: skip the final partial batch (so every batch has the same shape and a
-            jitted step compiles once).
-
-    Yields:
-        ``images[idx]``, or ``(images[idx], labels[idx])`` when labels are given.
-
-    Raises:
-        DataError: a non-positive batch size, mismatched lengths, or (with ``drop_last``)
-            fewer examples than one batch.
-
-    Examples:
-        >>> x = np.arange(10, dtype=np.uint8)[:, None]
-        >>> [b.shape for b in batches(jax.random.key(0), x, batch_size=4)]
-        [(4, 1), (4, 1)]
-    """
-    n = len(images)
-    if batch_size < 1:
-        raise DataError(f"batch_size must be positive, got {batch_size}")
-    if labels is not None and len(labels) != n:
-        raise DataError(f"{n} images but {len(labels)} labels")
-    if drop_last and n < batch_size:
-        raise DataError(f"batch_size {batch_size} is larger than the {n} examples "
-                        "(drop_last would yield no batch)")
-    order = permutation(key, n)
-    stop = n - n % batch_size if drop_last else n
-    # A generator expression, so that the checks above run at the call, not at the first batch.
-    return (images[idx] if labels is None else (images[idx], labels[idx])
-            for idx in (order[i:i + batch_size] for i in range(0, stop, batch_size)))

@@ -22,6 +22,7 @@ through a decoder, as the geodesics use, needs the plain path), and an opaque ca
 partitioned across devices. Weights that are themselves vmapped (population training) take the
 plain path.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,7 +52,8 @@ _state = threading.local()
 
 def _roots() -> list[Path]:
     """Prefixes that may hold oneDNN's ``include/`` and ``lib/`` (pip installs the wheels'
-    data there)."""
+    data there).
+    """
     env = os.environ.get("LATENTJAX_ONEDNN_ROOT")
     roots = [Path(env)] if env else []
     roots += [Path(sys.prefix), Path(sys.base_prefix), Path("/usr/local"), Path("/usr")]
@@ -63,8 +65,11 @@ def _find_onednn() -> tuple[Path, Path] | str:
         inc, lib = root / "include", root / "lib"
         if (inc / "oneapi" / "dnnl" / "dnnl.hpp").is_file() and any(lib.glob("libdnnl.so*")):
             return inc, lib
-    return ("oneDNN headers and library not found under " + ", ".join(map(str, _roots()))
-            + " (pip install 'latentjax[onednn]')")
+    return (
+        "oneDNN headers and library not found under "
+        + ", ".join(map(str, _roots()))
+        + " (pip install 'latentjax[onednn]')"
+    )
 
 
 def _cache_dir() -> Path:
@@ -82,8 +87,9 @@ def _build() -> Path | str:
         return "no C++ compiler (g++ or $CXX) found"
     ffi_inc = Path(jax.ffi.include_dir())
     src = _SRC.read_bytes()
-    key = hashlib.sha256(b"\0".join([src, str(inc).encode(), str(lib).encode(), cxx.encode(),
-                                     jax.__version__.encode()])).hexdigest()[:16]
+    key = hashlib.sha256(
+        b"\0".join([src, str(inc).encode(), str(lib).encode(), cxx.encode(), jax.__version__.encode()])
+    ).hexdigest()[:16]
     out = _cache_dir() / f"onednn_conv_{key}.so"
     if out.is_file():
         return out
@@ -93,8 +99,23 @@ def _build() -> Path | str:
         os.close(fd)
     except OSError as e:
         return f"cannot write the kernel cache {out.parent} ({e}); set LATENTJAX_CACHE_DIR"
-    cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", str(_SRC), f"-I{ffi_inc}", f"-I{inc}",
-           f"-L{lib}", "-ldnnl", "-fopenmp", f"-Wl,-rpath,{lib}", "-o", tmp]
+    cmd = [
+        cxx,
+        "-O2",
+        "-std=c++17",
+        "-shared",
+        "-fPIC",
+        "-w",
+        str(_SRC),
+        f"-I{ffi_inc}",
+        f"-I{inc}",
+        f"-L{lib}",
+        "-ldnnl",
+        "-fopenmp",
+        f"-Wl,-rpath,{lib}",
+        "-o",
+        tmp,
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -136,7 +157,8 @@ def available() -> bool:
 @contextlib.contextmanager
 def enabled(on: bool = True):
     """While a function is traced inside this context, the conv layers of ``latentjax.models``
-    call :func:`conv` (when ``on``)."""
+    call :func:`conv` (when ``on``).
+    """
     if on and not available():
         raise LatentJaxError(f"the oneDNN kernels are unavailable: {unavailable_reason()}")
     before = getattr(_state, "on", False)
@@ -205,8 +227,10 @@ def _per_example(stride: int):
 
 def conv(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
     """One ``(h, w, ci)`` image's SAME 3x3 convolution with ``(3, 3, ci, co)`` weights, through
-    oneDNN; vmapped over images, one oneDNN call for the whole batch."""
+    oneDNN; vmapped over images, one oneDNN call for the whole batch.
+    """
     if x.ndim != 3 or w.shape[:2] != (3, 3) or w.shape[2] != x.shape[-1]:
-        raise ValueError(f"onednn.conv: expected (h, w, c) images and (3, 3, c, co) weights, got "
-                         f"{x.shape} and {w.shape}")
+        raise ValueError(
+            f"onednn.conv: expected (h, w, c) images and (3, 3, c, co) weights, got {x.shape} and {w.shape}"
+        )
     return _per_example(int(stride))(x, w)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +37,12 @@ def compiler_options(backend: str | None = None) -> dict | None:
       ['xla_cpu_experimental_ynn_fusion_type']
     """
     backend = backend or jax.default_backend()
-    if backend != "cpu" or os.environ.get("LATENTJAX_XLA_YNN", "1").strip().lower() in ("0", "false", "no", "off"):
+    if backend != "cpu" or os.environ.get("LATENTJAX_XLA_YNN", "1").strip().lower() in (
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
         return None
     return dict(_CPU_OPTIONS) if _cpu_options_accepted() else None
 

@@ -15,8 +15,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from latentjax.learn import models
 from latentjax.errors import CheckpointError
+from latentjax.learn import models
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -36,8 +36,13 @@ def checkpoint_dir(run_dir: str | os.PathLike) -> pathlib.Path:
 def _to_saveable(tree: Any) -> Any:
     """Typed PRNG keys become their raw uint32 data (orbax stores plain arrays)."""
     return jax.tree.map(
-        lambda a: jax.random.key_data(a) if jax.dtypes.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key) else a,
-        tree)
+        lambda a: (
+            jax.random.key_data(a)
+            if jax.dtypes.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key)
+            else a
+        ),
+        tree,
+    )
 
 
 def _from_saveable(tree: Any, like: Any) -> Any:
@@ -58,18 +63,21 @@ class Manager:
 
     def __init__(self, run_dir: str | os.PathLike, *, keep: int = 3, this_process_only: bool = False):
         """Args:
-          this_process_only: in a multi-process run, only this process saves (orbax otherwise waits
-            at barriers for every process); its state must be host-local, e.g. replicated params.
+        this_process_only: in a multi-process run, only this process saves (orbax otherwise waits
+          at barriers for every process); its state must be host-local, e.g. replicated params.
         """
         ocp = _ocp()
         self.directory = checkpoint_dir(run_dir)
         extra = {}
         if this_process_only and jax.process_count() > 1:
             me = jax.process_index()
-            extra["multiprocessing_options"] = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+            extra["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
+                primary_host=me, active_processes={me}
+            )
             self.directory.mkdir(parents=True, exist_ok=True)  # orbax cannot create it in this mode
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False,
-                                               create=not extra, **extra)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=False, create=not extra, **extra
+        )
         self._mngr = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
@@ -85,8 +93,11 @@ class Manager:
     def save(self, step: int, state: Any, meta: dict) -> None:
         ocp = _ocp()
         state = jax.device_get(_to_saveable(state))
-        self._mngr.save(int(step), args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+        self._mngr.save(
+            int(step),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
 
     def meta(self, step: int | None = None) -> dict:
         ocp = _ocp()
@@ -101,20 +112,26 @@ class Manager:
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no checkpoint in {self.directory}")
-        target = jax.tree.map(lambda a: np.zeros(np.shape(a), np.asarray(a).dtype), jax.device_get(_to_saveable(like)))
+        target = jax.tree.map(
+            lambda a: np.zeros(np.shape(a), np.asarray(a).dtype), jax.device_get(_to_saveable(like))
+        )
         try:
-            out = self._mngr.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+            out = self._mngr.restore(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
+            )
         except Exception as e:  # orbax raises many types for shape/structure mismatches
             raise CheckpointError(
                 f"checkpoint {self.directory}/{step} does not match this model ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:200]})") from e
+                f"{str(e).splitlines()[0][:200]})"
+            ) from e
         restored = out["state"]
         for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(target)):
             if np.shape(a) != np.shape(b):
                 raise CheckpointError(
                     f"checkpoint {self.directory}/{step} does not match this model "
-                    f"(an array of shape {np.shape(a)} where {np.shape(b)} was expected)")
+                    f"(an array of shape {np.shape(a)} where {np.shape(b)} was expected)"
+                )
         return _from_saveable(restored, like), out["meta"]
 
     def close(self) -> None:
@@ -138,7 +155,9 @@ def read_config(run_dir: str | os.PathLike) -> models.Config:
     return models.Config.from_json(Manager(run_dir).meta()["model"])
 
 
-def load_model(run_dir: str | os.PathLike, *, step: int | None = None) -> tuple[models.AutoEncoder, models.Config]:
+def load_model(
+    run_dir: str | os.PathLike, *, step: int | None = None
+) -> tuple[models.AutoEncoder, models.Config]:
     """The trained model of a ``latentjax train``/``demo`` run and its config.
 
     Examples:
@@ -152,7 +171,9 @@ def load_model(run_dir: str | os.PathLike, *, step: int | None = None) -> tuple[
     graphdef = nnx.graphdef(models.create(jax.random.key(0), cfg))
     meta = mngr.meta(step)
     if models.Config.from_json(meta["model"]) != cfg:
-        raise CheckpointError(f"checkpoint in {mngr.directory} was written by another model than config.json describes")
+        raise CheckpointError(
+            f"checkpoint in {mngr.directory} was written by another model than config.json describes"
+        )
     from latentjax.learn import train  # the state layout lives with the trainer
 
     state, _ = mngr.restore(train.abstract_state(cfg, meta.get("train", {})), step)

@@ -16,8 +16,9 @@ import numpy as np
 from flax import nnx
 from jax.typing import ArrayLike
 
-from latentjax.learn import _onednn as onednn, _xla as xla
 from latentjax.errors import LatentJaxError
+from latentjax.learn import _onednn as onednn
+from latentjax.learn import _xla as xla
 
 KINDS = ("vae", "ae")
 ARCHS = ("mlp", "conv")
@@ -59,7 +60,7 @@ class Config(NamedTuple):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self._asdict().items()}
 
     @classmethod
-    def from_json(cls, d: dict) -> "Config":
+    def from_json(cls, d: dict) -> Config:
         unknown = set(d) - set(cls._fields)
         if unknown:
             raise LatentJaxError(f"unknown model config fields {sorted(unknown)}")
@@ -68,7 +69,7 @@ class Config(NamedTuple):
             d["image_shape"] = tuple(int(v) for v in d["image_shape"])
         return cls(**d)
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         if self.kind not in KINDS:
             raise LatentJaxError(f"model kind must be one of {KINDS}, got {self.kind!r}")
         if self.arch not in ARCHS:
@@ -96,7 +97,12 @@ class Gaussian(NamedTuple):
 def _num_downsamples(h: int, w: int) -> int:
     """Stride-2 stages until the feature map is at most 8 pixels on a side (at least 2)."""
     n = 2
-    while min(h, w) // 2 ** (n + 1) >= 4 and max(h, w) // 2**n > 8 and h % 2 ** (n + 1) == 0 and w % 2 ** (n + 1) == 0:
+    while (
+        min(h, w) // 2 ** (n + 1) >= 4
+        and max(h, w) // 2**n > 8
+        and h % 2 ** (n + 1) == 0
+        and w % 2 ** (n + 1) == 0
+    ):
         n += 1
     return n
 
@@ -128,7 +134,9 @@ def _add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
     """
     h, w, c = y.shape
     ones = jnp.ones((h * w, 1), y.dtype)
-    return y + jax.lax.dot_general(ones, bias.astype(y.dtype)[None], (((1,), (0,)), ((), ()))).reshape(h, w, c)
+    return y + jax.lax.dot_general(ones, bias.astype(y.dtype)[None], (((1,), (0,)), ((), ()))).reshape(
+        h, w, c
+    )
 
 
 def _conv(layer: nnx.Conv, x: jax.Array, stride: int = 1) -> jax.Array:
@@ -144,7 +152,8 @@ def _conv(layer: nnx.Conv, x: jax.Array, stride: int = 1) -> jax.Array:
 
 def _tap_selector(channels: int, dtype) -> jax.Array:
     """The fixed ``(3, 3, 9 c, c)`` kernel whose output channel ``o`` at a pixel sums, over the 9
-    taps ``(i, j)``, input channel ``9 o + 3 i + j`` at the pixel shifted by ``(i - 1, j - 1)``."""
+    taps ``(i, j)``, input channel ``9 o + 3 i + j`` at the pixel shifted by ``(i - 1, j - 1)``.
+    """
     sel = np.zeros((3, 3, 9 * channels, channels), np.float32)
     for o in range(channels):
         for i in range(3):
@@ -170,7 +179,9 @@ def _conv_after_subpixel(layer: nnx.Conv, a: jax.Array) -> jax.Array:
     taps = kernel.transpose(2, 3, 0, 1).reshape(cin, cout * kh * kw)  # column 9 o + 3 i + j
     z = a.astype(dt).reshape(h, w, 4, cin) @ taps  # (h, w, 4, 9 out): the sub-pixels' tap values
     z = _depth_to_space(z.reshape(h, w, 4 * cout * kh * kw))  # (2h, 2w, 9 out)
-    y = jax.lax.conv_general_dilated(z[None], _tap_selector(cout, dt), (1, 1), "SAME", dimension_numbers=_DN)[0]
+    y = jax.lax.conv_general_dilated(z[None], _tap_selector(cout, dt), (1, 1), "SAME", dimension_numbers=_DN)[
+        0
+    ]
     return _add_bias(y, layer.bias[...])
 
 
@@ -213,10 +224,12 @@ class ConvEncoder(nnx.Module):
         n = _num_downsamples(h, w)
         chans = [c] + [cfg.channels * 2**i for i in range(n)]
         dt = jnp.dtype(cfg.compute_dtype)
-        self.convs = nnx.List([
-            nnx.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding="SAME", dtype=dt, rngs=rngs)
-            for a, b in zip(chans[:-1], chans[1:])
-        ])
+        self.convs = nnx.List(
+            [
+                nnx.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding="SAME", dtype=dt, rngs=rngs)
+                for a, b in zip(chans[:-1], chans[1:])
+            ]
+        )
         flat = (h // 2**n) * (w // 2**n) * chans[-1]
         self.dense = nnx.Linear(flat, cfg.hidden, dtype=dt, rngs=rngs)
         self.out = nnx.Linear(cfg.hidden, out_dim, dtype=dt, rngs=rngs)
@@ -248,10 +261,12 @@ class ConvDecoder(nnx.Module):
         self.dense1 = nnx.Linear(cfg.latent_dim, cfg.hidden, dtype=dt, rngs=rngs)
         self.dense2 = nnx.Linear(cfg.hidden, math.prod(self.start), dtype=dt, rngs=rngs)
         outs = chans[1:] + [chans[-1]]
-        self.ups = nnx.List([
-            nnx.Conv(a, 4 * b, kernel_size=(3, 3), padding="SAME", dtype=dt, rngs=rngs)
-            for a, b in zip(chans, outs)
-        ])
+        self.ups = nnx.List(
+            [
+                nnx.Conv(a, 4 * b, kernel_size=(3, 3), padding="SAME", dtype=dt, rngs=rngs)
+                for a, b in zip(chans, outs)
+            ]
+        )
         self.out = nnx.Conv(outs[-1], c, kernel_size=(3, 3), padding="SAME", dtype=dt, rngs=rngs)
         self.act = cfg.activation
 
@@ -304,7 +319,8 @@ def _check_image(model: AutoEncoder, x: jax.Array) -> jax.Array:
     if x.shape != tuple(model.config.image_shape):
         raise LatentJaxError(
             f"expected one image of shape {tuple(model.config.image_shape)}, got {x.shape} "
-            "(batch with jax.vmap)")
+            "(batch with jax.vmap)"
+        )
     return x.astype(jnp.float32)
 
 
@@ -312,7 +328,8 @@ def _check_latent(model: AutoEncoder, z: jax.Array) -> jax.Array:
     z = jnp.asarray(z)
     if z.shape != (model.config.latent_dim,):
         raise LatentJaxError(
-            f"expected one latent of shape ({model.config.latent_dim},), got {z.shape} (batch with jax.vmap)")
+            f"expected one latent of shape ({model.config.latent_dim},), got {z.shape} (batch with jax.vmap)"
+        )
     return z
 
 
@@ -348,7 +365,7 @@ def encode_images(model: AutoEncoder, images: ArrayLike, *, batch_size: int = 10
     pad = (-n) % bs
     if pad:
         images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
-    parts = [np.asarray(_encode_means(model, images[i:i + bs])) for i in range(0, len(images), bs)]
+    parts = [np.asarray(_encode_means(model, images[i : i + bs])) for i in range(0, len(images), bs)]
     return np.concatenate(parts)[:n].astype(np.float32)
 
 
@@ -369,7 +386,7 @@ def reconstruct(model: AutoEncoder, x: ArrayLike) -> jax.Array:
 
 
 def log_likelihood(model: AutoEncoder, x: ArrayLike, z: ArrayLike) -> jax.Array:
-    """log p(x|z), summed over pixels.
+    """Log p(x|z), summed over pixels.
 
     Bernoulli: the cross-entropy of sigmoid(logits) against pixel intensities in [0, 1] (the
     usual choice for MNIST-like data; a proper likelihood for binarised pixels). Gaussian:

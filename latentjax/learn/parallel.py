@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from latentjax.learn import models, population, runs, train
 from latentjax.errors import LatentJaxError
+from latentjax.learn import models, population, runs, train
 
 AXIS = "data"
 PARALLEL = ("jit", "pmap")
@@ -52,7 +54,9 @@ def select_devices(spec: int | str | None = "all") -> list:
     except (TypeError, ValueError):
         raise LatentJaxError(f"--devices must be a positive count or 'all', got {spec!r}") from None
     if not 1 <= n <= len(every):
-        raise LatentJaxError(f"--devices {n} asked for, but {len(every)} devices exist ({jax.default_backend()})")
+        raise LatentJaxError(
+            f"--devices {n} asked for, but {len(every)} devices exist ({jax.default_backend()})"
+        )
     if jax.process_count() > 1 and n % jax.process_count():
         raise LatentJaxError(f"--devices {n} must be a multiple of the {jax.process_count()} processes")
     return every[:n]
@@ -76,7 +80,8 @@ def make_mesh(devs: Sequence | int | str | None = "all") -> jax.sharding.Mesh:
 
 def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
     """Places a pytree (a ``TrainState``) fully replicated on the mesh; every process passes the
-    same values (they derive from the same key)."""
+    same values (they derive from the same key).
+    """
     sharding = NamedSharding(mesh, P())
 
     def put(x):
@@ -118,8 +123,14 @@ def shard_batch(local: Any, mesh: jax.sharding.Mesh, *, global_batch: int, axis:
     return jax.make_array_from_process_local_data(NamedSharding(mesh, P(*spec)), local, tuple(shape))
 
 
-def make_sharded_step(graphdef, tx: optax.GradientTransformation, mesh: jax.sharding.Mesh, *,
-                      beta: float = 1.0, donate: bool = True) -> Callable:
+def make_sharded_step(
+    graphdef,
+    tx: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+    *,
+    beta: float = 1.0,
+    donate: bool = True,
+) -> Callable:
     """``train.make_step`` compiled over the mesh: state replicated, batch sharded on ``"data"``.
 
     No collective is written: XLA inserts the all-reduce of the gradients, and the per-example keys
@@ -137,31 +148,48 @@ def make_sharded_step(graphdef, tx: optax.GradientTransformation, mesh: jax.shar
     """
     rep = NamedSharding(mesh, P())
     batch = NamedSharding(mesh, P(AXIS))
-    return train.jit(train.make_step(graphdef, tx, beta=beta), in_shardings=(rep, batch),
-                   out_shardings=(rep, rep), donate_argnums=0 if donate else ())
+    return train.jit(
+        train.make_step(graphdef, tx, beta=beta),
+        in_shardings=(rep, batch),
+        out_shardings=(rep, rep),
+        donate_argnums=0 if donate else (),
+    )
 
 
-def make_sharded_run(graphdef, tx: optax.GradientTransformation, mesh: jax.sharding.Mesh, *,
-                     beta: float = 1.0) -> Callable:
+def make_sharded_run(
+    graphdef, tx: optax.GradientTransformation, mesh: jax.sharding.Mesh, *, beta: float = 1.0
+) -> Callable:
     """``run(state, data, indices) -> (state, losses)``: a whole segment of steps as one
     ``lax.scan`` (``train.make_run``) with the data set replicated on every device and the index
-    rows ``(steps, batch)`` sharded along the batch, so each device gathers only its shard."""
+    rows ``(steps, batch)`` sharded along the batch, so each device gathers only its shard.
+    """
     rep = NamedSharding(mesh, P())
     idx = NamedSharding(mesh, P(None, AXIS))
-    return train.jit(train.make_run(train.make_step(graphdef, tx, beta=beta)), in_shardings=(rep, rep, idx),
-                   out_shardings=(rep, rep), donate_argnums=0)
+    return train.jit(
+        train.make_run(train.make_step(graphdef, tx, beta=beta)),
+        in_shardings=(rep, rep, idx),
+        out_shardings=(rep, rep),
+        donate_argnums=0,
+    )
 
 
 def _loss_with_keys(params, graphdef, keys, images, *, beta):
     """``train.loss_fn`` with the per-example keys given (a shard of the global batch's keys)."""
     model = nnx.merge(graphdef, params)
     per_example = jax.vmap(functools.partial(models.elbo, beta=beta), in_axes=(None, 0, 0))(
-        model, keys, models.to_float(images))
+        model, keys, models.to_float(images)
+    )
     return -jnp.mean(per_example)
 
 
-def make_pmap_step(graphdef, tx: optax.GradientTransformation, *, beta: float = 1.0,
-                   num_devices: int | None = None, devs: Sequence | None = None) -> Callable:
+def make_pmap_step(
+    graphdef,
+    tx: optax.GradientTransformation,
+    *,
+    beta: float = 1.0,
+    num_devices: int | None = None,
+    devs: Sequence | None = None,
+) -> Callable:
     """The step under ``jax.pmap``: ``step(states, images) -> (states, {"loss"})``.
 
     ``states`` carries a leading device axis (``replicate_for_pmap``) and ``images`` is
@@ -196,9 +224,14 @@ def unreplicate(tree: Any) -> Any:
     return jax.tree.map(lambda x: x[0], tree)
 
 
-def initialize_distributed(coordinator: str | None = None, *, num_processes: int | None = None,
-                           process_id: int | None = None, timeout_s: int = 300,
-                           local_only: bool = False) -> None:
+def initialize_distributed(
+    coordinator: str | None = None,
+    *,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    timeout_s: int = 300,
+    local_only: bool = False,
+) -> None:
     """Joins a multi-process run through ``jax.distributed.initialize`` (gloo collectives on CPU).
 
     Arguments left None come from the environment: ``JAX_COORDINATOR_ADDRESS``,
@@ -236,7 +269,8 @@ def initialize_distributed(coordinator: str | None = None, *, num_processes: int
 def compute_dtype(precision: str = "auto", *, backend: str | None = None) -> str:
     """The model's ``compute_dtype`` for ``--precision``: ``"fp32"``, ``"bf16"`` (bf16 matmuls and
     convolutions, float32 parameters, optimizer state and loss), or ``"auto"``: bf16 on GPU/TPU,
-    fp32 on CPU (where bf16 has no fast kernels and only adds rounding)."""
+    fp32 on CPU (where bf16 has no fast kernels and only adds rounding).
+    """
     if precision not in PRECISIONS:
         raise LatentJaxError(f"--precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "auto":
@@ -244,13 +278,26 @@ def compute_dtype(precision: str = "auto", *, backend: str | None = None) -> str
     return {"fp32": "float32", "bf16": "bfloat16"}[precision]
 
 
-def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int,
-                      batch_size: int = 128, learning_rate: float = 1e-3, beta: float = 1.0,
-                      devices: Sequence | int | str | None = "all", parallel: str = "jit",
-                      mode: str = "auto", out_dir: str | os.PathLike | None = None,
-                      checkpoint_every: int | None = None, keep: int = 3, resume: bool = False,
-                      progress: bool = False, eval_images: Any = None,
-                      settings: dict | None = None) -> train.FitResult:
+def fit_data_parallel(
+    key: jax.Array,
+    config: models.Config,
+    train_images: Any,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    learning_rate: float = 1e-3,
+    beta: float = 1.0,
+    devices: Sequence | int | str | None = "all",
+    parallel: str = "jit",
+    mode: str = "auto",
+    out_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    keep: int = 3,
+    resume: bool = False,
+    progress: bool = False,
+    eval_images: Any = None,
+    settings: dict | None = None,
+) -> train.FitResult:
     """``train.fit`` over several devices (and processes): same keys, data order, steps and files.
 
     Every process passes the same ``key`` and the whole ``train_images`` (each feeds only its rows
@@ -293,8 +340,9 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
     """
     if parallel not in PARALLEL:
         raise LatentJaxError(f"--parallel must be one of {PARALLEL}, got {parallel!r}")
-    config, train_images, steps_per_epoch = train.check_fit_args(config, train_images, batch_size=batch_size,
-                                                                 epochs=epochs)
+    config, train_images, steps_per_epoch = train.check_fit_args(
+        config, train_images, batch_size=batch_size, epochs=epochs
+    )
     n = len(train_images)
     if eval_images is not None:
         eval_images = train.validate_images(eval_images, config, what="evaluation images")
@@ -309,11 +357,22 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
         raise LatentJaxError(f"the batch size {batch_size} must be divisible by the {len(devs)} devices")
     every = checkpoint_every or steps_per_epoch
     graphdef, state, tx = train.init(key, config, learning_rate=learning_rate)
-    run_settings = {"batch_size": batch_size, "learning_rate": learning_rate, "beta": beta, "epochs": epochs,
-                    "checkpoint_every": every, "devices": len(devs), "parallel": parallel,
-                    "processes": jax.process_count(), **(settings or {})}
-    opener = (lambda: runs.RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep)) \
-        if out_dir else None
+    run_settings = {
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "beta": beta,
+        "epochs": epochs,
+        "checkpoint_every": every,
+        "devices": len(devs),
+        "parallel": parallel,
+        "processes": jax.process_count(),
+        **(settings or {}),
+    }
+    opener = (
+        (lambda: runs.RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep))
+        if out_dir
+        else None
+    )
     run, state = runs.open_run(opener, state, resume=resume)
     start, order_key = int(state.step), runs.host_key(state.key)
 
@@ -338,7 +397,8 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
             data = replicate(train_images, mesh)
             run_scan = make_sharded_run(graphdef, tx, mesh, beta=beta)
             segment = lambda st, rows: run_scan(  # noqa: E731
-                st, data, shard_batch(rows[:, mine], mesh, global_batch=batch_size, axis=1))
+                st, data, shard_batch(rows[:, mine], mesh, global_batch=batch_size, axis=1)
+            )
         else:
             step = make_sharded_step(graphdef, tx, mesh, beta=beta)
 
@@ -350,11 +410,22 @@ def fit_data_parallel(key: jax.Array, config: models.Config, train_images: Any, 
                 return st, jnp.stack(losses)
 
     state, history = runs.run_segments(
-        state, segment, lambda epoch: train.epoch_order(order_key, epoch, n, batch_size), start=start,
-        total=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch, every=every, images_per_step=batch_size,
-        run=run, host=host, tags={"mode": f"{parallel}-{mode if parallel == 'jit' else 'loop'}", "devices": len(devs)},
-        describe=train.epoch_evaluation(graphdef, eval_images, steps_per_epoch=steps_per_epoch, beta=beta, host=host),
-        progress=progress and jax.process_index() == 0)
+        state,
+        segment,
+        lambda epoch: train.epoch_order(order_key, epoch, n, batch_size),
+        start=start,
+        total=epochs * steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        every=every,
+        images_per_step=batch_size,
+        run=run,
+        host=host,
+        tags={"mode": f"{parallel}-{mode if parallel == 'jit' else 'loop'}", "devices": len(devs)},
+        describe=train.epoch_evaluation(
+            graphdef, eval_images, steps_per_epoch=steps_per_epoch, beta=beta, host=host
+        ),
+        progress=progress and jax.process_index() == 0,
+    )
     state = host(state)
     return train.FitResult(nnx.merge(graphdef, state.params), state, history)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +15,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from latentjax.learn import models, runs, train
 from latentjax.errors import CheckpointError, LatentJaxError
+from latentjax.learn import models, runs, train
 
 
 class Population(NamedTuple):
@@ -32,8 +33,13 @@ class Population(NamedTuple):
     seeds: tuple
 
 
-def init(config: models.Config, *, seeds: Sequence[int], betas: Sequence[float] | float = 1.0,
-         learning_rate: float = 1e-3):
+def init(
+    config: models.Config,
+    *,
+    seeds: Sequence[int],
+    betas: Sequence[float] | float = 1.0,
+    learning_rate: float = 1e-3,
+):
     """``(graphdef, Population, tx)``: member ``k`` is exactly ``train.init(key(seeds[k]), ...)``.
 
     ``betas`` is one value per member or a single value for all.
@@ -41,8 +47,11 @@ def init(config: models.Config, *, seeds: Sequence[int], betas: Sequence[float] 
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise LatentJaxError("a population needs at least one member (seeds is empty)")
-    betas = np.broadcast_to(np.asarray(betas, np.float32), (len(seeds),)) if np.ndim(betas) == 0 \
+    betas = (
+        np.broadcast_to(np.asarray(betas, np.float32), (len(seeds),))
+        if np.ndim(betas) == 0
         else np.asarray(betas, np.float32)
+    )
     if betas.shape != (len(seeds),):
         raise LatentJaxError(f"--beta-grid has {betas.shape[0]} values for {len(seeds)} members")
     if not np.all(np.isfinite(betas)) or np.any(betas < 0):
@@ -74,7 +83,8 @@ def make_step(graphdef, tx: optax.GradientTransformation) -> Callable:
     """``step(states, betas, images) -> (states, {"loss": (K,)})``: ``train.make_step`` vmapped
     over members, each with its own batch ``images[k]`` (``(K, batch, h, w, c)``) and beta (traced,
     so one compilation serves any grid). Member ``k`` computes exactly ``train.make_step`` with
-    ``beta=betas[k]``."""
+    ``beta=betas[k]``.
+    """
 
     def one(state, beta, images):
         return train.make_step(graphdef, tx, beta=beta)(state, images)
@@ -85,7 +95,8 @@ def make_step(graphdef, tx: optax.GradientTransformation) -> Callable:
 def make_run(graphdef, tx: optax.GradientTransformation) -> Callable:
     """``run(states, betas, data, indices) -> (states, losses)``: a ``lax.scan`` of the population
     step over index rows ``(steps, K, batch)`` into the data set on the device; ``losses`` is
-    ``(steps, K)``."""
+    ``(steps, K)``.
+    """
     step = make_step(graphdef, tx)
 
     def run(states, betas, data, indices):
@@ -114,35 +125,50 @@ def _take(tree: Any, k: int) -> Any:
 
 class _Members:
     """A population's files: ``population.json`` (its seeds and betas) and one ``runs.RunDir``
-    per member, written and read with the methods ``runs.run_segments`` and ``runs.open_run`` use."""
+    per member, written and read with the methods ``runs.run_segments`` and ``runs.open_run`` use.
+    """
 
     def __init__(self, out_dir, *, config, settings, seeds, betas, resume, keep):
         self.directory = pathlib.Path(out_dir)
         spec = {"seeds": [int(s) for s in seeds], "betas": [float(b) for b in betas]}
         spec_file = self.directory / "population.json"
         if not resume and self.directory.exists() and any(self.directory.iterdir()):
-            raise LatentJaxError(f"{self.directory} is not empty; pass --resume to continue the population in it "
-                                 "or choose another --out (nothing was overwritten)")
+            raise LatentJaxError(
+                f"{self.directory} is not empty; pass --resume to continue the population in it "
+                "or choose another --out (nothing was overwritten)"
+            )
         if spec_file.exists():
             old = json.loads(spec_file.read_text())
             if old != spec:
-                raise LatentJaxError(f"cannot resume {self.directory} with another population "
-                                     f"(saved vs requested: {old} vs {spec})")
-        self.runs = [runs.RunDir(self.directory / member_name(k, s, b), config=config, resume=resume, keep=keep,
-                                  settings={**settings, "seed": s, "beta": b, "population": len(spec["seeds"])})
-                     for k, (s, b) in enumerate(zip(spec["seeds"], spec["betas"]))]
+                raise LatentJaxError(
+                    f"cannot resume {self.directory} with another population "
+                    f"(saved vs requested: {old} vs {spec})"
+                )
+        self.runs = [
+            runs.RunDir(
+                self.directory / member_name(k, s, b),
+                config=config,
+                resume=resume,
+                keep=keep,
+                settings={**settings, "seed": s, "beta": b, "population": len(spec["seeds"])},
+            )
+            for k, (s, b) in enumerate(zip(spec["seeds"], spec["betas"]))
+        ]
         spec_file.write_text(json.dumps(spec))
 
     def restore(self, states: train.TrainState) -> train.TrainState:
         """Every member at the latest step all of them saved (a run killed between two members'
-        saves leaves them one checkpoint apart)."""
+        saves leaves them one checkpoint apart).
+        """
         saved = [set(r.steps()) for r in self.runs]
         if not any(saved):
             return states
         common = set.intersection(*saved)
         if not common:
-            raise CheckpointError(f"the members in {self.directory} have no checkpoint step in common; "
-                                  "cannot resume the population")
+            raise CheckpointError(
+                f"the members in {self.directory} have no checkpoint step in common; "
+                "cannot resume the population"
+            )
         step = max(common)
         members = [r.restore(_take(states, k), step) for k, r in enumerate(self.runs)]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *members)
@@ -165,10 +191,23 @@ class _Members:
             r.close()
 
 
-def fit(config: models.Config, train_images: Any, *, seeds: Sequence[int], betas: Sequence[float] | float = 1.0,
-        epochs: int, batch_size: int = 128, learning_rate: float = 1e-3, mode: str = "auto",
-        out_dir: str | None = None, checkpoint_every: int | None = None, keep: int = 3, resume: bool = False,
-        progress: bool = False, settings: dict | None = None):
+def fit(
+    config: models.Config,
+    train_images: Any,
+    *,
+    seeds: Sequence[int],
+    betas: Sequence[float] | float = 1.0,
+    epochs: int,
+    batch_size: int = 128,
+    learning_rate: float = 1e-3,
+    mode: str = "auto",
+    out_dir: str | None = None,
+    checkpoint_every: int | None = None,
+    keep: int = 3,
+    resume: bool = False,
+    progress: bool = False,
+    settings: dict | None = None,
+):
     """Trains K models at once; member ``k`` equals ``train.fit(jax.random.key(seeds[k]), config,
     train_images, beta=betas[k], ...)`` (same initialisation, data order and per-step keys).
 
@@ -201,8 +240,9 @@ def fit(config: models.Config, train_images: Any, *, seeds: Sequence[int], betas
       >>> pop.states.step.tolist()
       [2, 2]
     """
-    config, train_images, steps_per_epoch = train.check_fit_args(config, train_images, batch_size=batch_size,
-                                                                 epochs=epochs)
+    config, train_images, steps_per_epoch = train.check_fit_args(
+        config, train_images, batch_size=batch_size, epochs=epochs
+    )
     n = len(train_images)
     graphdef, pop, tx = init(config, seeds=seeds, betas=betas, learning_rate=learning_rate)
     k = len(pop.seeds)
@@ -226,18 +266,44 @@ def fit(config: models.Config, train_images: Any, *, seeds: Sequence[int], betas
     else:
         raise LatentJaxError(f"mode must be 'scan', 'loop' or 'auto', got {mode!r}")
 
-    member_settings = {"batch_size": batch_size, "learning_rate": learning_rate, "epochs": epochs,
-                       "checkpoint_every": every, **(settings or {})}
-    opener = (lambda: _Members(out_dir, config=config, settings=member_settings, seeds=pop.seeds,
-                               betas=pop.betas.tolist(), resume=resume, keep=keep)) if out_dir else None
+    member_settings = {
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "epochs": epochs,
+        "checkpoint_every": every,
+        **(settings or {}),
+    }
+    opener = (
+        (
+            lambda: _Members(
+                out_dir,
+                config=config,
+                settings=member_settings,
+                seeds=pop.seeds,
+                betas=pop.betas.tolist(),
+                resume=resume,
+                keep=keep,
+            )
+        )
+        if out_dir
+        else None
+    )
     run, states = runs.open_run(opener, pop.states, resume=resume)
     keys = [runs.host_key(states.key[i]) for i in range(k)]
     states, history = runs.run_segments(
-        states, segment, lambda epoch: np.stack([train.epoch_order(kk, epoch, n, batch_size) for kk in keys], axis=1),
-        start=int(np.asarray(states.step)[0]), total=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
-        every=every, images_per_step=k * batch_size, run=run,
-        describe=lambda st, losses, done: {"losses": losses.mean(axis=0).tolist()}, tags={"mode": mode},
-        progress=progress and jax.process_index() == 0)
+        states,
+        segment,
+        lambda epoch: np.stack([train.epoch_order(kk, epoch, n, batch_size) for kk in keys], axis=1),
+        start=int(np.asarray(states.step)[0]),
+        total=epochs * steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        every=every,
+        images_per_step=k * batch_size,
+        run=run,
+        describe=lambda st, losses, done: {"losses": losses.mean(axis=0).tolist()},
+        tags={"mode": mode},
+        progress=progress and jax.process_index() == 0,
+    )
     return graphdef, pop._replace(states=states), history
 
 

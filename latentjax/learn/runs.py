@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import pathlib
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
-from latentjax.learn import models
 from latentjax.errors import LatentJaxError, TrainingDiverged
+from latentjax.learn import models
 
 if TYPE_CHECKING:
     from latentjax.train import TrainState
@@ -37,11 +38,14 @@ class RunDir:
         self.path = pathlib.Path(out_dir)
         self.metrics = self.path / "metrics.jsonl"
         cfg_file = self.path / "config.json"
-        holds_run = cfg_file.exists() or self.metrics.exists() or (self.path / checkpoint.CHECKPOINT_DIR).exists()
+        holds_run = (
+            cfg_file.exists() or self.metrics.exists() or (self.path / checkpoint.CHECKPOINT_DIR).exists()
+        )
         if holds_run and not resume:
             raise LatentJaxError(
                 f"{self.path} already holds a run; pass --resume to continue it or choose another --out "
-                "(nothing was overwritten)")
+                "(nothing was overwritten)"
+            )
         if cfg_file.exists():
             try:
                 old = json.loads(cfg_file.read_text())
@@ -49,15 +53,24 @@ class RunDir:
             except (ValueError, KeyError, TypeError) as e:
                 raise LatentJaxError(f"{cfg_file} is not a latentjax run config ({e})") from e
             if old_model != config:
-                diff = {k: (getattr(old_model, k), getattr(config, k)) for k in config._fields
-                        if getattr(old_model, k) != getattr(config, k)}
+                diff = {
+                    k: (getattr(old_model, k), getattr(config, k))
+                    for k in config._fields
+                    if getattr(old_model, k) != getattr(config, k)
+                }
                 raise LatentJaxError(
                     f"{self.path} holds a run of another model (saved vs requested: {diff}); "
-                    "choose another --out")
-            changed = {k: (old["train"].get(k), v) for k, v in settings.items()
-                       if k in ("batch_size", "learning_rate", "beta", "seed") and old["train"].get(k) != v}
+                    "choose another --out"
+                )
+            changed = {
+                k: (old["train"].get(k), v)
+                for k, v in settings.items()
+                if k in ("batch_size", "learning_rate", "beta", "seed") and old["train"].get(k) != v
+            }
             if changed:
-                raise LatentJaxError(f"cannot resume {self.path} with other settings (saved vs requested: {changed})")
+                raise LatentJaxError(
+                    f"cannot resume {self.path} with other settings (saved vs requested: {changed})"
+                )
         self.path.mkdir(parents=True, exist_ok=True)
         cfg_file.write_text(json.dumps({"model": config.to_json(), "train": settings}, indent=2))
         self.manager = checkpoint.Manager(self.path, keep=keep, this_process_only=True)
@@ -148,8 +161,11 @@ def open_run(opener: Callable[[], Any] | None, state: Any, *, resume: bool) -> t
         failed, raw = multihost_utils.broadcast_one_to_all((np.int32(error is not None), raw))
         if failed and error is None:
             raise LatentJaxError("process 0 could not open the run folder (its error names the problem)")
-        state = jax.tree.map(lambda r, x: jax.random.wrap_key_data(r, impl=jax.random.key_impl(x)) if _is_key(x)
-                             else r, raw, state)
+        state = jax.tree.map(
+            lambda r, x: jax.random.wrap_key_data(r, impl=jax.random.key_impl(x)) if _is_key(x) else r,
+            raw,
+            state,
+        )
     if error is not None:
         raise error
     return run, state
@@ -158,8 +174,11 @@ def open_run(opener: Callable[[], Any] | None, state: Any, *, resume: bool) -> t
 def _diverged(losses: np.ndarray, finite: np.ndarray, first: int, epoch: int, run: Any) -> str:
     bad = int(np.argmin(finite))
     saved = run.latest_step() if run is not None else None
-    where = f"the last good checkpoint (step {saved}) in {run.directory} is kept" if saved is not None \
+    where = (
+        f"the last good checkpoint (step {saved}) in {run.directory} is kept"
+        if saved is not None
         else "no checkpoint was written"
+    )
     if losses.ndim == 1:
         what = f"the loss became {losses[bad]}"
     else:
@@ -168,10 +187,22 @@ def _diverged(losses: np.ndarray, finite: np.ndarray, first: int, epoch: int, ru
     return f"{what} at step {first + bad} (epoch {epoch}); {where}; try a smaller --lr"
 
 
-def run_segments(state: Any, segment: Callable, order: Callable[[int], np.ndarray], *, start: int, total: int,
-                 steps_per_epoch: int, every: int, images_per_step: int, run: Any = None,
-                 host: Callable = lambda st: st, describe: Callable | None = None, tags: dict | None = None,
-                 progress: bool = False) -> tuple[Any, list]:
+def run_segments(
+    state: Any,
+    segment: Callable,
+    order: Callable[[int], np.ndarray],
+    *,
+    start: int,
+    total: int,
+    steps_per_epoch: int,
+    every: int,
+    images_per_step: int,
+    run: Any = None,
+    host: Callable = lambda st: st,
+    describe: Callable | None = None,
+    tags: dict | None = None,
+    progress: bool = False,
+) -> tuple[Any, list]:
     """The epoch loop of every trainer (``fit``, ``parallel.fit_data_parallel``, ``population.fit``).
 
     Takes steps ``start`` to ``total`` in segments that end at each epoch's end and at each
@@ -212,7 +243,7 @@ def run_segments(state: Any, segment: Callable, order: Callable[[int], np.ndarra
         if epoch != order_epoch:
             order_epoch, rows = epoch, order(epoch)
         pos = cur - epoch * steps_per_epoch
-        idx = rows[pos:pos + end - cur]
+        idx = rows[pos : pos + end - cur]
         t0 = time.perf_counter()
         new_state, losses = segment(state, idx)
         losses = np.asarray(jax.device_get(losses))
@@ -222,8 +253,14 @@ def run_segments(state: Any, segment: Callable, order: Callable[[int], np.ndarra
             bar.close()
             raise TrainingDiverged(_diverged(losses, finite, cur, epoch, run))
         state, cur = new_state, end
-        record = {"step": cur, "epoch": round(cur / steps_per_epoch, 4), "loss": float(np.mean(losses)),
-                  "images_per_s": len(idx) * images_per_step / seconds, "seconds": seconds, **(tags or {})}
+        record = {
+            "step": cur,
+            "epoch": round(cur / steps_per_epoch, 4),
+            "loss": float(np.mean(losses)),
+            "images_per_s": len(idx) * images_per_step / seconds,
+            "seconds": seconds,
+            **(tags or {}),
+        }
         if describe is not None:
             record.update(describe(state, losses, cur))
         history.append(record)

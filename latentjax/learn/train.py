@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +21,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from latentjax.learn import _onednn as onednn, _xla as xla, models, runs
 from latentjax.errors import DataError, LatentJaxError
+from latentjax.learn import _onednn as onednn
+from latentjax.learn import _xla as xla
+from latentjax.learn import models, runs
 
 MODES = ("auto", "scan", "loop", "host")
 
@@ -116,8 +119,15 @@ def step_key(state: TrainState) -> jax.Array:
     return jax.random.fold_in(jax.random.split(state.key)[0], state.step)
 
 
-def make_step(graphdef, tx: optax.GradientTransformation, *, beta: float = 1.0,
-              grad_reduce: Callable | None = None, microbatches: int = 1, conv_kernels: str = "xla") -> Callable:
+def make_step(
+    graphdef,
+    tx: optax.GradientTransformation,
+    *,
+    beta: float = 1.0,
+    grad_reduce: Callable | None = None,
+    microbatches: int = 1,
+    conv_kernels: str = "xla",
+) -> Callable:
     """The training step ``step(state, images) -> (state, metrics)``, pure and not yet jitted.
 
     Args:
@@ -134,8 +144,9 @@ def make_step(graphdef, tx: optax.GradientTransformation, *, beta: float = 1.0,
     if conv_kernels not in ("xla", "onednn"):
         raise LatentJaxError(f"conv_kernels must be 'xla' or 'onednn', got {conv_kernels!r}")
     if conv_kernels == "onednn" and not onednn.available():
-        raise LatentJaxError(f"conv_kernels='onednn' but the oneDNN kernels are unavailable: "
-                             f"{onednn.unavailable_reason()}")
+        raise LatentJaxError(
+            f"conv_kernels='onednn' but the oneDNN kernels are unavailable: {onednn.unavailable_reason()}"
+        )
     if int(microbatches) < 1:
         raise LatentJaxError(f"microbatches must be >= 1, got {microbatches}")
     microbatches = int(microbatches)
@@ -143,10 +154,13 @@ def make_step(graphdef, tx: optax.GradientTransformation, *, beta: float = 1.0,
     def step(state: TrainState, images: jax.Array):
         with onednn.enabled(conv_kernels == "onednn"):  # read while this is traced
             if microbatches == 1:
-                loss, grads = jax.value_and_grad(loss_fn)(state.params, graphdef, step_key(state), images, beta=beta)
+                loss, grads = jax.value_and_grad(loss_fn)(
+                    state.params, graphdef, step_key(state), images, beta=beta
+                )
             else:
-                loss, grads = _accumulated_value_and_grad(state.params, graphdef, step_key(state), images,
-                                                          beta=beta, microbatches=microbatches)
+                loss, grads = _accumulated_value_and_grad(
+                    state.params, graphdef, step_key(state), images, beta=beta, microbatches=microbatches
+                )
         if grad_reduce is not None:
             loss, grads = grad_reduce(loss, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -178,7 +192,12 @@ def default_conv_kernels(config: models.Config, backend: str | None = None) -> s
     then cached on disk).
     """
     backend = backend or jax.default_backend()
-    if config.arch == "conv" and backend == "cpu" and config.compute_dtype == "float32" and onednn.available():
+    if (
+        config.arch == "conv"
+        and backend == "cpu"
+        and config.compute_dtype == "float32"
+        and onednn.available()
+    ):
         return "onednn"
     return "xla"
 
@@ -224,7 +243,9 @@ def validate_images(images: Any, config: models.Config, *, what: str = "training
             raise DataError(f"{what} contain NaN or infinite values")
         raise DataError(f"{what} must be uint8 in [0, 255], got {images.dtype}")
     if tuple(images.shape[1:]) != tuple(config.image_shape):
-        raise DataError(f"{what} have shape {images.shape[1:]} but the model expects {tuple(config.image_shape)}")
+        raise DataError(
+            f"{what} have shape {images.shape[1:]} but the model expects {tuple(config.image_shape)}"
+        )
     if len(images) == 0:
         raise DataError(f"{what} are empty")
     return images
@@ -239,10 +260,12 @@ def _evaluate_chunk(model, key, images, *, beta):
     return elbo, jnp.mean((rec - x) ** 2, axis=(1, 2, 3))
 
 
-def evaluate(model: models.AutoEncoder, key: jax.Array, images: Any, *, beta: float = 1.0,
-             batch_size: int = 500) -> dict:
+def evaluate(
+    model: models.AutoEncoder, key: jax.Array, images: Any, *, beta: float = 1.0, batch_size: int = 500
+) -> dict:
     """Mean ELBO and reconstruction MSE (pixels in [0, 1]) of uint8 images, in fixed-size chunks
-    (the last one padded) so it compiles once."""
+    (the last one padded) so it compiles once.
+    """
     images = np.asarray(images)
     n = len(images)
     bs = min(batch_size, n)
@@ -251,11 +274,13 @@ def evaluate(model: models.AutoEncoder, key: jax.Array, images: Any, *, beta: fl
         images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
     elbos, mses = [], []
     for i in range(0, len(images), bs):
-        e, m = _evaluate_chunk(model, jax.random.fold_in(key, i), images[i:i + bs], beta=float(beta))
+        e, m = _evaluate_chunk(model, jax.random.fold_in(key, i), images[i : i + bs], beta=float(beta))
         elbos.append(e)
         mses.append(m)
-    return {"elbo": float(jnp.mean(jnp.concatenate(elbos)[:n])),
-            "recon_mse": float(jnp.mean(jnp.concatenate(mses)[:n]))}
+    return {
+        "elbo": float(jnp.mean(jnp.concatenate(elbos)[:n])),
+        "recon_mse": float(jnp.mean(jnp.concatenate(mses)[:n])),
+    }
 
 
 def check_fit_args(config: models.Config, train_images: Any, *, batch_size: int, epochs: int):
@@ -282,11 +307,13 @@ def _choose_mode(mode: str, config: models.Config, nbytes: int, limit: int) -> s
     return "scan"
 
 
-def epoch_evaluation(graphdef, eval_images: Any, *, steps_per_epoch: int, beta: float,
-                     host: Callable = lambda st: st) -> Callable:
+def epoch_evaluation(
+    graphdef, eval_images: Any, *, steps_per_epoch: int, beta: float, host: Callable = lambda st: st
+) -> Callable:
     """``describe`` for ``run_segments``: ``eval_elbo`` and ``eval_recon_mse`` of ``eval_images``
     (validated uint8, or None for nothing) at the end of each epoch; ``host(state)`` is the
-    single-device ``TrainState`` (for states laid out over devices)."""
+    single-device ``TrainState`` (for states laid out over devices).
+    """
     eval_key = jax.random.key(1234)
 
     def describe(st, losses, done):
@@ -298,12 +325,27 @@ def epoch_evaluation(graphdef, eval_images: Any, *, steps_per_epoch: int, beta: 
     return describe
 
 
-def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int, batch_size: int = 128,
-        learning_rate: float = 1e-3, beta: float = 1.0, out_dir: str | os.PathLike | None = None,
-        checkpoint_every: int | None = None, keep: int = 3, resume: bool = False, progress: bool = True,
-        eval_images: Any = None, mode: str = "auto", device_bytes_limit: int = 2**31,
-        microbatches: int | None = None, conv_kernels: str | None = None,
-        settings: dict | None = None) -> FitResult:
+def fit(
+    key: jax.Array,
+    config: models.Config,
+    train_images: Any,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    learning_rate: float = 1e-3,
+    beta: float = 1.0,
+    out_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    keep: int = 3,
+    resume: bool = False,
+    progress: bool = True,
+    eval_images: Any = None,
+    mode: str = "auto",
+    device_bytes_limit: int = 2**31,
+    microbatches: int | None = None,
+    conv_kernels: str | None = None,
+    settings: dict | None = None,
+) -> FitResult:
     """Trains a model on uint8 images and returns it with its final state and history.
 
     Args:
@@ -332,7 +374,9 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
     Raises:
       TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
     """
-    config, train_images, steps_per_epoch = check_fit_args(config, train_images, batch_size=batch_size, epochs=epochs)
+    config, train_images, steps_per_epoch = check_fit_args(
+        config, train_images, batch_size=batch_size, epochs=epochs
+    )
     n = len(train_images)
     if eval_images is not None:
         eval_images = validate_images(eval_images, config, what="evaluation images")
@@ -342,11 +386,21 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
     if microbatches is None:
         microbatches = default_microbatches(config, batch_size)
     conv_kernels = conv_kernels or default_conv_kernels(config)
-    run_settings = {"batch_size": batch_size, "learning_rate": learning_rate, "beta": beta, "epochs": epochs,
-                    "checkpoint_every": every, "microbatches": microbatches, "conv_kernels": conv_kernels,
-                    **(settings or {})}
-    opener = (lambda: runs.RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep)) \
-        if out_dir else None
+    run_settings = {
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "beta": beta,
+        "epochs": epochs,
+        "checkpoint_every": every,
+        "microbatches": microbatches,
+        "conv_kernels": conv_kernels,
+        **(settings or {}),
+    }
+    opener = (
+        (lambda: runs.RunDir(out_dir, config=config, settings=run_settings, resume=resume, keep=keep))
+        if out_dir
+        else None
+    )
     run, state = runs.open_run(opener, state, resume=resume)
 
     mode = _choose_mode(mode, config, train_images.nbytes, device_bytes_limit)
@@ -374,9 +428,19 @@ def fit(key: jax.Array, config: models.Config, train_images: Any, *, epochs: int
     describe = epoch_evaluation(graphdef, eval_images, steps_per_epoch=steps_per_epoch, beta=beta)
     order_key = runs.host_key(state.key)
     state, history = runs.run_segments(
-        state, segment, lambda epoch: epoch_order(order_key, epoch, n, batch_size), start=int(state.step),
-        total=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch, every=every, images_per_step=batch_size,
-        run=run, describe=describe, tags={"mode": mode}, progress=progress)
+        state,
+        segment,
+        lambda epoch: epoch_order(order_key, epoch, n, batch_size),
+        start=int(state.step),
+        total=epochs * steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        every=every,
+        images_per_step=batch_size,
+        run=run,
+        describe=describe,
+        tags={"mode": mode},
+        progress=progress,
+    )
     return FitResult(nnx.merge(graphdef, state.params), state, history)
 
 

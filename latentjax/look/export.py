@@ -69,7 +69,7 @@ def sprite(images, *, max_size: int = MAX_SPRITE_SIZE) -> tuple[np.ndarray, tupl
     out = np.zeros((side * th, side * tw, 3), np.uint8)
     for i in range(n):
         r, c = divmod(i, side)
-        out[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = x[i]
+        out[r * th : (r + 1) * th, c * tw : (c + 1) * tw] = x[i]
     return out, (th, tw)
 
 
@@ -152,8 +152,13 @@ def projector(
         sheet, (th, tw) = sprite(images)
         Image.fromarray(sheet).save(out / "sprite.png")
         # single_image_dim is [width, height].
-        lines += ["  sprite {", '    image_path: "sprite.png"', f"    single_image_dim: {tw}",
-                  f"    single_image_dim: {th}", "  }"]
+        lines += [
+            "  sprite {",
+            '    image_path: "sprite.png"',
+            f"    single_image_dim: {tw}",
+            f"    single_image_dim: {th}",
+            "  }",
+        ]
     lines.append("}")
     path = out / "projector_config.pbtxt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -161,9 +166,26 @@ def projector(
 
 
 _PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#c7c7c7",
+    "#dbdb8d",
+    "#9edae5",
 ]
 
 _VIEWER = """<!DOCTYPE html>
@@ -272,8 +294,13 @@ def _json_for_script(obj) -> str:
     # Inside <script> only "</" (and "<!--") can end the block: escape every "<" (and, for good
     # measure, ">" and "&") as JSON unicode escapes; JSON.parse restores them.
     s = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return (
+        s.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def _png_data_uri(image: np.ndarray) -> str:

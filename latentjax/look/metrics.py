@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from latentjax.look import neighbors
 from latentjax.errors import LatentJaxError
+from latentjax.look import neighbors
 
 
 class MetricsError(LatentJaxError, ValueError):
@@ -67,8 +67,11 @@ def _trust(x, emb, *, k, block_size):
         r, e = args
         valid = r < n
         xr = x[jnp.minimum(r, n - 1)]
-        d2 = jnp.sum(xr * xr, axis=1, keepdims=True) + sq[None, :] - 2.0 * jnp.matmul(
-            xr, x.T, precision=jax.lax.Precision.HIGHEST)
+        d2 = (
+            jnp.sum(xr * xr, axis=1, keepdims=True)
+            + sq[None, :]
+            - 2.0 * jnp.matmul(xr, x.T, precision=jax.lax.Precision.HIGHEST)
+        )
         d2 = jnp.where(jnp.arange(n)[None, :] == r[:, None], jnp.inf, d2)
         target = jnp.take_along_axis(d2, e, axis=1)  # (b, k)
         # Rank (1-based) of each embedding neighbour among the input-space distances.
@@ -122,7 +125,9 @@ def knn_accuracy(y: ArrayLike, labels: ArrayLike, *, k: int = 10) -> jax.Array:
     y = jnp.asarray(y, jnp.float32)
     labels = jnp.asarray(labels)
     if y.ndim != 2 or labels.shape != (y.shape[0],):
-        raise MetricsError(f"metrics.knn_accuracy: y must be (n, e) and labels (n,), got {y.shape} and {labels.shape}")
+        raise MetricsError(
+            f"metrics.knn_accuracy: y must be (n, e) and labels (n,), got {y.shape} and {labels.shape}"
+        )
     if not 1 <= k < y.shape[0]:
         raise MetricsError(f"metrics.knn_accuracy: k={k} must be in [1, n) for n={y.shape[0]}")
     labels = labels.astype(jnp.int32)

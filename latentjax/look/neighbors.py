@@ -110,4 +110,3 @@ def _knn(x, q, *, k, block_size, exclude_self):
     idx = idx.reshape(-1, k)[:m].astype(jnp.int32)
     dist = dist.reshape(-1, k)[:m].astype(jnp.float32)
     return Neighbors(idx, dist)
-

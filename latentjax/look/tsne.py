@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from latentjax.look import neighbors, pca
 from latentjax.errors import LatentJaxError
+from latentjax.look import neighbors, pca
 
 
 class TSNEError(LatentJaxError, ValueError):
@@ -54,7 +54,8 @@ class TSNEState(NamedTuple):
 
 class _Graph(NamedTuple):
     """``P`` in sliced-ELL layout: rows cut into pieces of ``width`` edges (padded with zero
-    weights) so the attractive force is a dense gather plus a small sorted segment sum."""
+    weights) so the attractive force is a dense gather plus a small sorted segment sum.
+    """
 
     owner: jax.Array  # (v,) row of each piece, sorted
     cols: jax.Array  # (v, width)
@@ -114,7 +115,9 @@ def _calibrate(d, perplexity, num_steps):
         up = h > target
         lo = jnp.where(up, beta, lo)
         hi = jnp.where(up, hi, beta)
-        beta = jnp.where(up & jnp.isinf(hi), lo * 2.0, jnp.where(~up & (lo == 0.0), hi / 2.0, (lo + hi) / 2.0))
+        beta = jnp.where(
+            up & jnp.isinf(hi), lo * 2.0, jnp.where(~up & (lo == 0.0), hi / 2.0, (lo + hi) / 2.0)
+        )
         # Tied distances cannot reach the target: stop doubling before beta overflows.
         return jnp.minimum(beta, 1e30), lo, hi
 
@@ -154,7 +157,9 @@ def affinities(x: ArrayLike, *, perplexity: float = 30.0, block_size: int = 1024
     n = x.shape[0]
     k = min(n - 1, int(3 * perplexity))
     if n < 3 or perplexity <= 0 or perplexity > k:
-        raise TSNEError(f"tsne.affinities: perplexity={perplexity} needs more than {3 * perplexity:g} points, got {n}")
+        raise TSNEError(
+            f"tsne.affinities: perplexity={perplexity} needs more than {3 * perplexity:g} points, got {n}"
+        )
     nb = neighbors.knn(x, k=k, block_size=block_size)
     p_cond = calibrate(nb.distances, perplexity=perplexity)
     return _symmetrize(np.asarray(nb.indices), np.asarray(p_cond, np.float64))
@@ -388,11 +393,19 @@ def _repulsion_fft(y, *, num_boxes, num_nodes=3):
     # The grid is refitted to the embedding every iteration (as FIt-SNE). Keeping a grid, and
     # its kernel spectra, for a few iterations (1 % wider) measured KL +3 % at n = 10k even with
     # sub-node shifts of its origin: a still grid's interpolation error acts as a fixed force.
-    return _repulsion_grid(y, jnp.full((2,), jnp.min(y)), width, hats, num_boxes=num_boxes, num_nodes=num_nodes)
+    return _repulsion_grid(
+        y, jnp.full((2,), jnp.min(y)), width, hats, num_boxes=num_boxes, num_nodes=num_nodes
+    )
 
 
-def gradient(y: ArrayLike, graph_or_affinities, *, exaggeration: float = 1.0, method: str = "exact",
-             num_boxes: int | None = None) -> tuple[jax.Array, jax.Array]:
+def gradient(
+    y: ArrayLike,
+    graph_or_affinities,
+    *,
+    exaggeration: float = 1.0,
+    method: str = "exact",
+    num_boxes: int | None = None,
+) -> tuple[jax.Array, jax.Array]:
     """The t-SNE gradient (without the constant factor 4, as openTSNE) and ``Z``.
 
     ``grad_i = exaggeration * sum_j p_ij q^u_ij (y_i - y_j) - sum_j (q^u_ij)^2 (y_i - y_j) / Z``.
@@ -466,9 +479,18 @@ def init_state(y0: ArrayLike) -> TSNEState:
     return TSNEState(y0, jnp.zeros_like(y0), jnp.ones_like(y0), jnp.zeros((), jnp.int32))
 
 
-def step(state: TSNEState, graph_or_affinities, *, learning_rate, exaggeration, momentum,
-         method: str = "fft", num_boxes: int = 50, min_gain: float = 0.01,
-         max_step_norm: float | None = 5.0) -> TSNEState:
+def step(
+    state: TSNEState,
+    graph_or_affinities,
+    *,
+    learning_rate,
+    exaggeration,
+    momentum,
+    method: str = "fft",
+    num_boxes: int = 50,
+    min_gain: float = 0.01,
+    max_step_norm: float | None = 5.0,
+) -> TSNEState:
     """One iteration of gradient descent with momentum and delta-bar-delta gains (openTSNE's).
 
     Examples:
@@ -481,8 +503,17 @@ def step(state: TSNEState, graph_or_affinities, *, learning_rate, exaggeration, 
     graph = graph_or_affinities
     if isinstance(graph, Affinities):
         graph = _graph(graph, state.embedding.shape[0])
-    return _step(state, graph, learning_rate, exaggeration, momentum, min_gain,
-                 jnp.inf if max_step_norm is None else max_step_norm, method=method, num_boxes=num_boxes)
+    return _step(
+        state,
+        graph,
+        learning_rate,
+        exaggeration,
+        momentum,
+        min_gain,
+        jnp.inf if max_step_norm is None else max_step_norm,
+        method=method,
+        num_boxes=num_boxes,
+    )
 
 
 def _update(state, grad, learning_rate, momentum, min_gain, max_step_norm):
@@ -497,7 +528,9 @@ def _update(state, grad, learning_rate, momentum, min_gain, max_step_norm):
     return TSNEState(y, update, gains, it + 1)
 
 
-def _step_body(state, graph, learning_rate, exaggeration, momentum, min_gain, max_step_norm, *, method, num_boxes):
+def _step_body(
+    state, graph, learning_rate, exaggeration, momentum, min_gain, max_step_norm, *, method, num_boxes
+):
     if method == "fft":
         rep, z = _repulsion_fft(state.embedding, num_boxes=num_boxes)
     else:
@@ -510,20 +543,44 @@ _step = jax.jit(_step_body, static_argnames=("method", "num_boxes"))
 
 
 @functools.partial(jax.jit, static_argnames=("method", "num_boxes", "length"), donate_argnums=(0,))
-def _chunk(state, graph, learning_rate, exaggeration, momentum, min_gain, max_step_norm, *, method,
-           num_boxes, length):
+def _chunk(
+    state, graph, learning_rate, exaggeration, momentum, min_gain, max_step_norm, *, method, num_boxes, length
+):
     def body(_, s):
-        return _step_body(s, graph, learning_rate, exaggeration, momentum, min_gain, max_step_norm,
-                          method=method, num_boxes=num_boxes)
+        return _step_body(
+            s,
+            graph,
+            learning_rate,
+            exaggeration,
+            momentum,
+            min_gain,
+            max_step_norm,
+            method=method,
+            num_boxes=num_boxes,
+        )
 
     return jax.lax.fori_loop(0, length, body, state)
 
 
-def optimize(affinities: Affinities, y0: ArrayLike, *, n_iter: int = 750, early_exaggeration_iter: int = 250,
-             early_exaggeration: float = 12.0, exaggeration: float = 1.0, learning_rate="auto",
-             initial_momentum: float = 0.8, final_momentum: float = 0.8, min_gain: float = 0.01,
-             max_step_norm: float | None = 5.0, method: str = "fft", chunk_size: int = 50,
-             min_num_intervals: int = 50, ints_in_interval: float = 1.0, state: TSNEState | None = None) -> TSNEState:
+def optimize(
+    affinities: Affinities,
+    y0: ArrayLike,
+    *,
+    n_iter: int = 750,
+    early_exaggeration_iter: int = 250,
+    early_exaggeration: float = 12.0,
+    exaggeration: float = 1.0,
+    learning_rate="auto",
+    initial_momentum: float = 0.8,
+    final_momentum: float = 0.8,
+    min_gain: float = 0.01,
+    max_step_norm: float | None = 5.0,
+    method: str = "fft",
+    chunk_size: int = 50,
+    min_num_intervals: int = 50,
+    ints_in_interval: float = 1.0,
+    state: TSNEState | None = None,
+) -> TSNEState:
     """Run t-SNE's gradient descent: early exaggeration, then the normal phase.
 
     The loop runs on device in chunks of ``chunk_size`` iterations (one ``fori_loop`` each);
@@ -570,7 +627,9 @@ def optimize(affinities: Affinities, y0: ArrayLike, *, n_iter: int = 750, early_
     if method == "fft" and dim != 2:
         raise TSNEError(f"tsne.optimize: method='fft' needs a 2-D embedding, got shape {st.embedding.shape}")
     if not 0 <= early_exaggeration_iter <= n_iter:
-        raise TSNEError(f"tsne.optimize: early_exaggeration_iter={early_exaggeration_iter} not in [0, n_iter={n_iter}]")
+        raise TSNEError(
+            f"tsne.optimize: early_exaggeration_iter={early_exaggeration_iter} not in [0, n_iter={n_iter}]"
+        )
     graph = _graph(affinities, n)
     max_norm = jnp.float32(jnp.inf if max_step_norm is None else max_step_norm)
 
@@ -585,11 +644,22 @@ def optimize(affinities: Affinities, y0: ArrayLike, *, n_iter: int = 750, early_
                 extent = float(lo_hi[1] - lo_hi[0])
                 # Aim at the extent expected by the chunk's end (growth as in the last chunk).
                 growth = 1.0 if not prev_extent else min(max(extent / prev_extent, 1.0), _MAX_GROWTH)
-                num_boxes = _bucket(extent * growth, min_num_intervals=min_num_intervals,
-                                    ints_in_interval=ints_in_interval)
+                num_boxes = _bucket(
+                    extent * growth, min_num_intervals=min_num_intervals, ints_in_interval=ints_in_interval
+                )
                 prev_extent = extent
-            st = _chunk(st, graph, jnp.float32(lr), jnp.float32(exag), jnp.float32(momentum), jnp.float32(min_gain),
-                        max_norm, method=method, num_boxes=num_boxes, length=length)
+            st = _chunk(
+                st,
+                graph,
+                jnp.float32(lr),
+                jnp.float32(exag),
+                jnp.float32(momentum),
+                jnp.float32(min_gain),
+                max_norm,
+                method=method,
+                num_boxes=num_boxes,
+                length=length,
+            )
             done += length
         return st
 
@@ -597,8 +667,16 @@ def optimize(affinities: Affinities, y0: ArrayLike, *, n_iter: int = 750, early_
     return phase(st, n_iter - early_exaggeration_iter, exaggeration, final_momentum)
 
 
-def embed(key: jax.Array, x: ArrayLike, *, perplexity: float = 30.0, n_iter: int = 750, method: str = "fft",
-          init: str = "pca", **optimize_kwargs) -> jax.Array:
+def embed(
+    key: jax.Array,
+    x: ArrayLike,
+    *,
+    perplexity: float = 30.0,
+    n_iter: int = 750,
+    method: str = "fft",
+    init: str = "pca",
+    **optimize_kwargs,
+) -> jax.Array:
     """t-SNE of ``x`` into 2-D: ``affinities`` -> ``initialize`` -> ``optimize``.
 
     Args:
@@ -625,7 +703,9 @@ def embed(key: jax.Array, x: ArrayLike, *, perplexity: float = 30.0, n_iter: int
     p = affinities(x, perplexity=perplexity)
     y0 = initialize(x, key=key, method=init)
     eei = optimize_kwargs.pop("early_exaggeration_iter", min(250, n_iter))
-    return optimize(p, y0, n_iter=n_iter, early_exaggeration_iter=eei, method=method, **optimize_kwargs).embedding
+    return optimize(
+        p, y0, n_iter=n_iter, early_exaggeration_iter=eei, method=method, **optimize_kwargs
+    ).embedding
 
 
 def kl_divergence(affinities: Affinities, y: ArrayLike) -> jax.Array:

@@ -17,8 +17,8 @@ import scipy.sparse.csgraph
 import scipy.sparse.linalg
 from jax.typing import ArrayLike
 
-from latentjax.look import neighbors
 from latentjax.errors import LatentJaxError
+from latentjax.look import neighbors
 
 # umap-learn's constants (umap/umap_.py): calibration tolerance and the sigma floor.
 _SMOOTH_K_TOLERANCE = 1e-5
@@ -100,9 +100,7 @@ def _smooth_knn_dist(distances, mean_all, *, target, n_neighbors, n_iter=64):
         too_big = s > target
         new_hi = jnp.where(too_big, mid, hi)
         new_lo = jnp.where(too_big, lo, mid)
-        new_mid = jnp.where(
-            too_big | (hi < jnp.finfo(jnp.float32).max), (new_lo + new_hi) / 2.0, mid * 2.0
-        )
+        new_mid = jnp.where(too_big | (hi < jnp.finfo(jnp.float32).max), (new_lo + new_hi) / 2.0, mid * 2.0)
         keep = lambda old, new: jnp.where(done, old, new)  # noqa: E731
         return keep(lo, new_lo), keep(hi, new_hi), keep(mid, new_mid), done
 
@@ -229,8 +227,13 @@ def _spectral(graph: Graph, dim: int) -> np.ndarray | None:
     k = dim + 1
     try:
         vals, vecs = scipy.sparse.linalg.eigsh(
-            m, k, which="LA", ncv=max(2 * k + 1, int(np.sqrt(n))), tol=1e-4,
-            v0=np.ones(n), maxiter=5 * n,
+            m,
+            k,
+            which="LA",
+            ncv=max(2 * k + 1, int(np.sqrt(n))),
+            tol=1e-4,
+            v0=np.ones(n),
+            maxiter=5 * n,
         )
     except scipy.sparse.linalg.ArpackError:
         return None
@@ -412,16 +415,16 @@ def step(
     other = _uniform_ints(seed, n * m, n).reshape(n, m)
     ndiff = [yt[c][:, None] - yt[c][other] for c in range(dim)]
     nd2 = sum(dc * dc for dc in ndiff)
-    rep = jnp.where(
-        nd2 > 0, 2.0 * gamma * b / ((1e-3 + nd2) * (1.0 + a * _d2_pow_b(nd2, b))), 0.0
-    )
+    rep = jnp.where(nd2 > 0, 2.0 * gamma * b / ((1e-3 + nd2) * (1.0 + a * _d2_pow_b(nd2, b))), 0.0)
     # A vertex's samples share one weight: apply it after the sum.
     rep_scale = jnp.where(epoch >= 1, alpha, 0.0) * sched.negative_weight[:, 0]
-    update = jnp.stack([
-        (2.0 * alpha) * att_update[:, c]
-        + rep_scale * jnp.sum(jnp.clip(rep * ndiff[c], -_CLIP, _CLIP), axis=1)
-        for c in range(dim)
-    ])
+    update = jnp.stack(
+        [
+            (2.0 * alpha) * att_update[:, c]
+            + rep_scale * jnp.sum(jnp.clip(rep * ndiff[c], -_CLIP, _CLIP), axis=1)
+            for c in range(dim)
+        ]
+    )
     return LayoutState(yt + update, epoch + 1)
 
 
@@ -481,8 +484,14 @@ def optimize(
         )
     sched = schedule(graph, n_epochs=n_epochs, negative_sample_rate=negative_sample_rate)
     return _optimize(
-        y0, sched, key, jnp.float32(a), jnp.float32(b), jnp.float32(gamma),
-        jnp.float32(learning_rate), n_epochs=int(n_epochs),
+        y0,
+        sched,
+        key,
+        jnp.float32(a),
+        jnp.float32(b),
+        jnp.float32(gamma),
+        jnp.float32(learning_rate),
+        n_epochs=int(n_epochs),
     )
 
 

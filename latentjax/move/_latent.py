@@ -146,7 +146,9 @@ def grid_2d(
     steps = jnp.linspace(-span, span, num)
     if latents is None:
         if latent_dim != 2:
-            raise LatentError(f"grid_2d: without latents the latent space must be 2-D, got latent_dim={latent_dim}")
+            raise LatentError(
+                f"grid_2d: without latents the latent space must be 2-D, got latent_dim={latent_dim}"
+            )
         center = jnp.zeros(2)
         axes = jnp.eye(2)
     else:
@@ -207,7 +209,13 @@ def slerp(z0: Float[ArrayLike, " d"], z1: Float[ArrayLike, " d"], t: ArrayLike) 
     degenerate = (jnp.sum(z0 * z0) == 0) | (jnp.sum(z1 * z1) == 0)
     # Double where: the angle (and its gradient) is only evaluated on well-separated inputs.
     angle_raw = 2.0 * jnp.arctan2(jnp.sqrt(jnp.where(dd > 0, dd, 1.0)), jnp.sqrt(jnp.where(ss > 0, ss, 1.0)))
-    use_lerp = degenerate | (dd <= 0) | (ss <= 0) | (angle_raw < _SLERP_MIN_ANGLE) | (angle_raw > jnp.pi - _SLERP_MIN_ANGLE)
+    use_lerp = (
+        degenerate
+        | (dd <= 0)
+        | (ss <= 0)
+        | (angle_raw < _SLERP_MIN_ANGLE)
+        | (angle_raw > jnp.pi - _SLERP_MIN_ANGLE)
+    )
     angle = jnp.where(use_lerp, jnp.pi / 2, angle_raw)
     s = jnp.sin(angle)
     w0 = jnp.sin((1.0 - t) * angle) / s
@@ -332,7 +340,9 @@ def geodesic(
     z0, z1 = jnp.asarray(z0, jnp.float32), jnp.asarray(z1, jnp.float32)
     _check_same_shape(z0, z1, "geodesic")
     if num_points < 3:
-        raise LatentError(f"geodesic: num_points must be >= 3 (two endpoints and an interior), got {num_points}")
+        raise LatentError(
+            f"geodesic: num_points must be >= 3 (two endpoints and an interior), got {num_points}"
+        )
     if init_noise > 0 and key is None:
         raise LatentError("geodesic: init_noise > 0 needs a key")
     ts = jnp.linspace(0.0, 1.0, num_points)[1:-1]
@@ -438,7 +448,9 @@ def attribute_vector(z: Float[ArrayLike, "n d"], labels: Bool[ArrayLike, " n"]) 
     _check_latents(z, labels.shape[0], "attribute_vector")
     concrete = _concrete(labels)
     if concrete is not None and (concrete.all() or not concrete.any()):
-        raise LatentError(f"attribute_vector: labels need both positives and negatives, got {int(concrete.sum())} of {concrete.size} positive")
+        raise LatentError(
+            f"attribute_vector: labels need both positives and negatives, got {int(concrete.sum())} of {concrete.size} positive"
+        )
     return _masked_mean(z, labels) - _masked_mean(z, ~labels)
 
 
@@ -488,7 +500,9 @@ def regression_vector(
     raise LatentError(f"regression_vector: kind must be 'mean_shift' or 'predictor', got {kind!r}")
 
 
-def class_vector(z: Float[ArrayLike, "n d"], labels: Int[ArrayLike, " n"], source: int, target: int) -> Float[Array, " d"]:
+def class_vector(
+    z: Float[ArrayLike, "n d"], labels: Int[ArrayLike, " n"], source: int, target: int
+) -> Float[Array, " d"]:
     """Mean latent of class ``target`` minus mean latent of class ``source`` (e.g. sandal -> ankle boot).
 
     Examples:
@@ -509,7 +523,9 @@ def class_vector(z: Float[ArrayLike, "n d"], labels: Int[ArrayLike, " n"], sourc
     return _masked_mean(z, labels == target) - _masked_mean(z, labels == source)
 
 
-def apply(z: Float[ArrayLike, " d"], vector: Float[ArrayLike, " d"], strength: ArrayLike) -> Float[Array, " d"]:
+def apply(
+    z: Float[ArrayLike, " d"], vector: Float[ArrayLike, " d"], strength: ArrayLike
+) -> Float[Array, " d"]:
     """``z + strength * vector`` for one latent and a scalar strength.
 
     Sweep with ``jax.vmap(apply, in_axes=(None, None, 0))(z, v, strengths)``; over inputs and
@@ -585,7 +601,9 @@ def chain(
 # Traversals -----------------------------------------------------------------------------------
 
 
-def traverse(z: Float[ArrayLike, " d"], dim_or_direction: int | ArrayLike, values: Float[ArrayLike, " m"]) -> Float[Array, "m d"]:
+def traverse(
+    z: Float[ArrayLike, " d"], dim_or_direction: int | ArrayLike, values: Float[ArrayLike, " m"]
+) -> Float[Array, "m d"]:
     """Latents ``z + values[i] * direction`` around one point (one latent dimension or a direction).
 
     Args:
@@ -609,12 +627,16 @@ def traverse(z: Float[ArrayLike, " d"], dim_or_direction: int | ArrayLike, value
     values = jnp.asarray(values, jnp.float32)
     if isinstance(dim_or_direction, int):
         if not -z.shape[0] <= dim_or_direction < z.shape[0]:
-            raise LatentError(f"traverse: dimension {dim_or_direction} out of range for a latent of size {z.shape[0]}")
+            raise LatentError(
+                f"traverse: dimension {dim_or_direction} out of range for a latent of size {z.shape[0]}"
+            )
         direction = jax.nn.one_hot(dim_or_direction % z.shape[0], z.shape[0], dtype=jnp.float32)
     else:
         direction = jnp.asarray(dim_or_direction, jnp.float32)
         if direction.shape != z.shape:
-            raise LatentError(f"traverse: direction shape {direction.shape} differs from latent shape {z.shape}")
+            raise LatentError(
+                f"traverse: direction shape {direction.shape} differs from latent shape {z.shape}"
+            )
     return jax.vmap(apply, in_axes=(None, None, 0))(z, direction, values)
 
 

@@ -54,15 +54,24 @@ class Decoder(nnx.Module):
         Representation", CVPR 2019, Sec. 4 and supplementary (architecture).
     """
 
-    def __init__(self, latent_dim: int, *, width: int = 512, depth: int = 8, skip: int = 4,
-                 weight_norm: bool = False, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        latent_dim: int,
+        *,
+        width: int = 512,
+        depth: int = 8,
+        skip: int = 4,
+        weight_norm: bool = False,
+        rngs: nnx.Rngs,
+    ):
         din = latent_dim + 3
         if not 0 < skip < depth or width <= din:
-            raise DataError(f"need 0 < skip < depth and width > latent_dim + 3; got skip={skip}, "
-                            f"depth={depth}, width={width}, latent_dim={latent_dim}")
+            raise DataError(
+                f"need 0 < skip < depth and width > latent_dim + 3; got skip={skip}, "
+                f"depth={depth}, width={width}, latent_dim={latent_dim}"
+            )
         layer = _WNLinear if weight_norm else nnx.Linear
-        sizes = [(din if i == 0 else width, width - din if i + 1 == skip else width)
-                 for i in range(depth)]
+        sizes = [(din if i == 0 else width, width - din if i + 1 == skip else width) for i in range(depth)]
         self.hidden = nnx.List([layer(a, b, rngs=rngs) for a, b in sizes])
         self.out = layer(width, 1, rngs=rngs)
         self.skip = skip
@@ -93,8 +102,15 @@ def clamped_l1(pred: ArrayLike, target: ArrayLike, *, delta: float = 0.1) -> jax
     return jnp.abs(jnp.clip(pred, -delta, delta) - jnp.clip(target, -delta, delta))
 
 
-def shape_loss(model: Decoder, z: ArrayLike, samples: ArrayLike, *, delta: float = 0.1,
-               code_weight: float = 1e-4, weights: ArrayLike | None = None) -> jax.Array:
+def shape_loss(
+    model: Decoder,
+    z: ArrayLike,
+    samples: ArrayLike,
+    *,
+    delta: float = 0.1,
+    code_weight: float = 1e-4,
+    weights: ArrayLike | None = None,
+) -> jax.Array:
     """Loss of one shape: mean clamped L1 over its samples ``(n, 4)`` plus ``code_weight ||z||^2``.
 
     ``code_weight = 1 / (sigma^2 N)`` reproduces DeepSDF's objective (Eq. 9: the sum over a shape's
@@ -135,17 +151,24 @@ class FitState(NamedTuple):
     step: jax.Array
 
 
-def init(key: jax.Array, model: Decoder, num_shapes: int, *,
-         optimizer: optax.GradientTransformation) -> tuple[nnx.GraphDef, FitState]:
+def init(
+    key: jax.Array, model: Decoder, num_shapes: int, *, optimizer: optax.GradientTransformation
+) -> tuple[nnx.GraphDef, FitState]:
     """Split the model and start training: ``(graphdef, FitState)`` with fresh codes."""
     graphdef, params = nnx.split(model)
     codes = init_codes(key, num_shapes, model.latent_dim)
     return graphdef, FitState(params, codes, optimizer.init((params, codes)), jnp.zeros((), jnp.int32))
 
 
-def make_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, *,
-              shapes_per_batch: int, points_per_shape: int, delta: float = 0.1,
-              code_weight: float = 1e-4):
+def make_step(
+    graphdef: nnx.GraphDef,
+    optimizer: optax.GradientTransformation,
+    *,
+    shapes_per_batch: int,
+    points_per_shape: int,
+    delta: float = 0.1,
+    code_weight: float = 1e-4,
+):
     """One training step ``step(state, key, data) -> (state, loss)`` on ``data (S, N, 4)``.
 
     Each step draws ``shapes_per_batch`` shapes and ``points_per_shape`` samples of each, using
@@ -155,8 +178,9 @@ def make_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, *
     def loss_fn(trainable, idx, batch):
         params, codes = trainable
         model = nnx.merge(graphdef, params)
-        per_shape = jax.vmap(lambda z, s: shape_loss(model, z, s, delta=delta,
-                                                     code_weight=code_weight))(codes[idx], batch)
+        per_shape = jax.vmap(lambda z, s: shape_loss(model, z, s, delta=delta, code_weight=code_weight))(
+            codes[idx], batch
+        )
         return jnp.mean(per_shape)
 
     def step(state: FitState, key: jax.Array, data: jax.Array):
@@ -175,10 +199,20 @@ def make_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, *
     return step
 
 
-def fit(key: jax.Array, model: Decoder, data: ArrayLike, *, num_steps: int,
-        shapes_per_batch: int = 16, points_per_shape: int = 1024, learning_rate: float = 1e-3,
-        delta: float = 0.1, code_sigma: float = 0.01, steps_per_call: int = 100,
-        callback=None) -> tuple[Decoder, jax.Array, np.ndarray]:
+def fit(
+    key: jax.Array,
+    model: Decoder,
+    data: ArrayLike,
+    *,
+    num_steps: int,
+    shapes_per_batch: int = 16,
+    points_per_shape: int = 1024,
+    learning_rate: float = 1e-3,
+    delta: float = 0.1,
+    code_sigma: float = 0.01,
+    steps_per_call: int = 100,
+    callback=None,
+) -> tuple[Decoder, jax.Array, np.ndarray]:
     """Train an auto-decoder on SDF samples of many shapes.
 
     Runs ``steps_per_call`` jitted steps per call as one ``lax.scan``.
@@ -216,9 +250,14 @@ def fit(key: jax.Array, model: Decoder, data: ArrayLike, *, num_steps: int,
     optimizer = optax.adam(learning_rate)
     kc, kt = jax.random.split(key)
     graphdef, state = init(kc, model, data.shape[0], optimizer=optimizer)
-    step = make_step(graphdef, optimizer, shapes_per_batch=shapes_per_batch,
-                     points_per_shape=points_per_shape, delta=delta,
-                     code_weight=1.0 / (code_sigma**2 * data.shape[1]))
+    step = make_step(
+        graphdef,
+        optimizer,
+        shapes_per_batch=shapes_per_batch,
+        points_per_shape=points_per_shape,
+        delta=delta,
+        code_weight=1.0 / (code_sigma**2 * data.shape[1]),
+    )
 
     @jax.jit
     def run(state, data, length_mask):
@@ -226,6 +265,7 @@ def fit(key: jax.Array, model: Decoder, data: ArrayLike, *, num_steps: int,
             s2, loss = step(s, kt, data)
             # The last call may be shorter: masked steps keep the state (one compiled length).
             return jax.tree.map(lambda a, b: jnp.where(m, a, b), s2, s), loss
+
         return jax.lax.scan(body, state, length_mask)
 
     losses = []
@@ -242,10 +282,19 @@ def fit(key: jax.Array, model: Decoder, data: ArrayLike, *, num_steps: int,
     return model, state.codes, np.concatenate(losses)
 
 
-def reconstruct(model: Decoder, key: jax.Array, samples: ArrayLike, *,
-                weights: ArrayLike | None = None, num_steps: int = 800,
-                learning_rate: float = 5e-3, points_per_step: int = 2048, delta: float = 0.1,
-                code_sigma: float = 0.01, init_std: float = 0.01) -> jax.Array:
+def reconstruct(
+    model: Decoder,
+    key: jax.Array,
+    samples: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    num_steps: int = 800,
+    learning_rate: float = 5e-3,
+    points_per_step: int = 2048,
+    delta: float = 0.1,
+    code_sigma: float = 0.01,
+    init_std: float = 0.01,
+) -> jax.Array:
     """Codes of unseen shapes by optimising fresh codes against their SDF samples (network fixed).
 
     Vectorised over shapes (vmap of a scanned Adam loop). Partial observations (shape completion):
@@ -288,8 +337,11 @@ def reconstruct(model: Decoder, key: jax.Array, samples: ArrayLike, *,
             z, opt_state = carry
             # With replacement: a permutation of all n samples per step would cost more than the step.
             idx = jax.random.randint(jax.random.fold_in(kl, t), (k,), 0, n)
-            g = jax.grad(lambda z: shape_loss(model, z, smp[idx], delta=delta,
-                                              code_weight=code_weight, weights=wts[idx]))(z)
+            g = jax.grad(
+                lambda z: shape_loss(
+                    model, z, smp[idx], delta=delta, code_weight=code_weight, weights=wts[idx]
+                )
+            )(z)
             upd, opt_state = opt.update(g, opt_state, z)
             return (optax.apply_updates(z, upd), opt_state), None
 

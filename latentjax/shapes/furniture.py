@@ -126,8 +126,7 @@ def part_sdf(p: ArrayLike, kind, center, size, radius) -> jax.Array:
 
 def part_sdfs(shape: Shape, p: ArrayLike) -> jax.Array:
     """``(MAX_PARTS,)`` signed distances to every part (``+inf`` for absent parts)."""
-    d = jax.vmap(part_sdf, in_axes=(None, 0, 0, 0, 0))(p, shape.kind, shape.center, shape.size,
-                                                       shape.radius)
+    d = jax.vmap(part_sdf, in_axes=(None, 0, 0, 0, 0))(p, shape.kind, shape.center, shape.size, shape.radius)
     return jnp.where(shape.mask, d, jnp.inf)
 
 
@@ -144,6 +143,7 @@ def sdf(shape: Shape, p: ArrayLike) -> jax.Array:
 
 # ---------------------------------------------------------------- procedural generator
 
+
 def _parts(rng, label):
     """Part list ``[(kind, center, size, radius)]`` of one random chair, table or sofa (metres)."""
     u = rng.uniform
@@ -153,8 +153,14 @@ def _parts(rng, label):
         seat_h, seat_t = u(0.40, 0.50), u(0.03, 0.08)
         back_h = u(0.30, 0.55)
         rounded = u() < 0.5
-        parts.append((ROUNDED_BOX if rounded else BOX, (0, seat_h - seat_t / 2, 0),
-                      (w / 2, seat_t / 2, d / 2), min(0.02, seat_t / 2.5) if rounded else 0.0))
+        parts.append(
+            (
+                ROUNDED_BOX if rounded else BOX,
+                (0, seat_h - seat_t / 2, 0),
+                (w / 2, seat_t / 2, d / 2),
+                min(0.02, seat_t / 2.5) if rounded else 0.0,
+            )
+        )
         bt = u(0.025, 0.07)
         tilt_z = -d / 2 + bt / 2
         parts.append((BOX, (0, seat_h + back_h / 2, tilt_z), (w / 2, back_h / 2, bt / 2), 0.0))
@@ -168,8 +174,9 @@ def _parts(rng, label):
             for sx in (-1, 1):
                 for sz in (-1, 1):
                     c = (sx * (w / 2 - r), leg_h / 2, sz * (d / 2 - r))
-                    parts.append((CYLINDER, c, (r, leg_h / 2, 0), 0.0) if cyl
-                                 else (BOX, c, (r, leg_h / 2, r), 0.0))
+                    parts.append(
+                        (CYLINDER, c, (r, leg_h / 2, 0), 0.0) if cyl else (BOX, c, (r, leg_h / 2, r), 0.0)
+                    )
         if u() < 0.4:  # arms: a rest and a support on each side
             ah, at = u(0.18, 0.26), u(0.025, 0.05)
             for sx in (-1, 1):
@@ -186,8 +193,14 @@ def _parts(rng, label):
             w = d = rad * 1.4
         else:
             rounded = u() < 0.5
-            parts.append((ROUNDED_BOX if rounded else BOX, (0, h - top_t / 2, 0),
-                          (w / 2, top_t / 2, d / 2), top_t / 2.5 if rounded else 0.0))
+            parts.append(
+                (
+                    ROUNDED_BOX if rounded else BOX,
+                    (0, h - top_t / 2, 0),
+                    (w / 2, top_t / 2, d / 2),
+                    top_t / 2.5 if rounded else 0.0,
+                )
+            )
         leg_h = h - top_t
         if round_top or u() < 0.2:  # pedestal table
             parts.append((CYLINDER, (0, leg_h / 2, 0), (u(0.04, 0.09), leg_h / 2, 0), 0.0))
@@ -199,11 +212,13 @@ def _parts(rng, label):
             for sx in (-1, 1):
                 for sz in (-1, 1):
                     c = (sx * (w / 2 - r - inset), leg_h / 2, sz * (d / 2 - r - inset))
-                    parts.append((CYLINDER, c, (r, leg_h / 2, 0), 0.0) if cyl
-                                 else (BOX, c, (r, leg_h / 2, r), 0.0))
+                    parts.append(
+                        (CYLINDER, c, (r, leg_h / 2, 0), 0.0) if cyl else (BOX, c, (r, leg_h / 2, r), 0.0)
+                    )
             if u() < 0.4:  # lower shelf
-                parts.append((BOX, (0, leg_h * u(0.2, 0.35), 0),
-                              (w / 2 - r - inset, 0.015, d / 2 - r - inset), 0.0))
+                parts.append(
+                    (BOX, (0, leg_h * u(0.2, 0.35), 0), (w / 2 - r - inset, 0.015, d / 2 - r - inset), 0.0)
+                )
     else:  # sofa
         w, d = u(1.4, 2.2), u(0.75, 1.0)
         leg = u(0.0, 0.12)
@@ -211,24 +226,43 @@ def _parts(rng, label):
         rr = u(0.02, 0.06)
         parts.append((ROUNDED_BOX, (0, leg + base_h / 2, 0), (w / 2, base_h / 2, d / 2), rr))
         back_h, back_t = u(0.35, 0.55), u(0.15, 0.25)
-        parts.append((ROUNDED_BOX, (0, leg + base_h + back_h / 2 - 0.05, -d / 2 + back_t / 2),
-                      (w / 2, back_h / 2 + 0.05, back_t / 2), rr))
+        parts.append(
+            (
+                ROUNDED_BOX,
+                (0, leg + base_h + back_h / 2 - 0.05, -d / 2 + back_t / 2),
+                (w / 2, back_h / 2 + 0.05, back_t / 2),
+                rr,
+            )
+        )
         arm_w, arm_h = u(0.12, 0.25), u(0.15, 0.3)
         for sx in (-1, 1):
-            parts.append((ROUNDED_BOX, (sx * (w / 2 - arm_w / 2), leg + base_h + arm_h / 2 - 0.05, 0),
-                          (arm_w / 2, arm_h / 2 + 0.05, d / 2), rr))
+            parts.append(
+                (
+                    ROUNDED_BOX,
+                    (sx * (w / 2 - arm_w / 2), leg + base_h + arm_h / 2 - 0.05, 0),
+                    (arm_w / 2, arm_h / 2 + 0.05, d / 2),
+                    rr,
+                )
+            )
         cush = int(rng.integers(0, 4))  # seat cushions
         inner = w - 2 * arm_w
         for i in range(cush):
             cx = -inner / 2 + inner * (i + 0.5) / cush
-            parts.append((ROUNDED_BOX, (cx, leg + base_h + 0.04, back_t / 2),
-                          (inner / cush / 2 - 0.01, 0.05, (d - back_t) / 2), 0.04))
+            parts.append(
+                (
+                    ROUNDED_BOX,
+                    (cx, leg + base_h + 0.04, back_t / 2),
+                    (inner / cush / 2 - 0.01, 0.05, (d - back_t) / 2),
+                    0.04,
+                )
+            )
         if leg > 0.02:
             r = u(0.02, 0.035)
             for sx in (-1, 1):
                 for sz in (-1, 1):
-                    parts.append((CYLINDER, (sx * (w / 2 - 0.08), leg / 2, sz * (d / 2 - 0.08)),
-                                  (r, leg / 2, 0), 0.0))
+                    parts.append(
+                        (CYLINDER, (sx * (w / 2 - 0.08), leg / 2, sz * (d / 2 - 0.08)), (r, leg / 2, 0), 0.0)
+                    )
     return parts[:MAX_PARTS]
 
 
@@ -294,6 +328,7 @@ def take(shapes: Shape, index) -> Shape:
 
 # ---------------------------------------------------------------- sampling
 
+
 # Surface samplers take their uniforms as an argument: one random draw for all candidates compiles
 # much faster than several threefry calls inside the vmapped body.
 def _box_surface(u, half):
@@ -323,8 +358,9 @@ def _part_area(kind, size):
     return jnp.where(kind == CYLINDER, cyl_area, box_area)
 
 
-def surface_points(key: jax.Array, shape: Shape, *, num_points: int,
-                   oversample: int = 3) -> tuple[jax.Array, jax.Array]:
+def surface_points(
+    key: jax.Array, shape: Shape, *, num_points: int, oversample: int = 3
+) -> tuple[jax.Array, jax.Array]:
     """Points uniform (by area) on the surface of one shape, with outward unit normals.
 
     Samples every part's surface by area, projects rounded boxes onto their rounded surface, and
@@ -360,9 +396,16 @@ def surface_points(key: jax.Array, shape: Shape, *, num_points: int,
     return x[pick], n[pick]
 
 
-def deepsdf_samples(key: jax.Array, points: ArrayLike, sdf_fn, *, num_samples: int,
-                    sigmas=(0.0707, 0.0224), uniform_fraction: float = 0.06,
-                    bound: float = 1.0) -> jax.Array:
+def deepsdf_samples(
+    key: jax.Array,
+    points: ArrayLike,
+    sdf_fn,
+    *,
+    num_samples: int,
+    sigmas=(0.0707, 0.0224),
+    uniform_fraction: float = 0.06,
+    bound: float = 1.0,
+) -> jax.Array:
     """DeepSDF-style SDF samples: Gaussian perturbations of surface points plus uniform ones.
 
     Args:
@@ -411,8 +454,10 @@ def shape_samples(key: jax.Array, shape: Shape, *, num_samples: int, **kwargs) -
 
 # ---------------------------------------------------------------- oriented point clouds
 
-def oriented_sdf(points: ArrayLike, normals: ArrayLike, queries: ArrayLike, *,
-                 block: int = 2048) -> jax.Array:
+
+def oriented_sdf(
+    points: ArrayLike, normals: ArrayLike, queries: ArrayLike, *, block: int = 2048
+) -> jax.Array:
     """Signed distances from oriented points: distance to the nearest point, signed by its normal.
 
     Exact nearest neighbours in blocks of queries (memory ``block x n``).
@@ -468,7 +513,7 @@ def read_point_clouds(data_dir, *, category: str | None = None) -> dict[str, tup
             end = next((i for i, line in enumerate(lines) if line.strip() == "end_header"), None)
             if end is None:
                 raise DataError(f"{path}:{name}: not a PLY file (no end_header)")
-            a = np.loadtxt(lines[end + 1:], dtype=np.float32, ndmin=2)
+            a = np.loadtxt(lines[end + 1 :], dtype=np.float32, ndmin=2)
             if a.ndim != 2 or a.shape[1] != 9:
                 raise DataError(f"{path}:{name}: expected 9 columns (x y z r g b nx ny nz), got {a.shape}")
             n = a[:, 6:9]
@@ -477,8 +522,9 @@ def read_point_clouds(data_dir, *, category: str | None = None) -> dict[str, tup
     return out
 
 
-def point_cloud_samples(key: jax.Array, points: ArrayLike, normals: ArrayLike, *,
-                        num_samples: int, **kwargs) -> jax.Array:
+def point_cloud_samples(
+    key: jax.Array, points: ArrayLike, normals: ArrayLike, *, num_samples: int, **kwargs
+) -> jax.Array:
     """DeepSDF samples ``(num_samples, 4)`` of a real shape from its oriented point cloud."""
     points, normals = jnp.asarray(points), jnp.asarray(normals)
     s = deepsdf_samples(key, points, lambda p: p[0], num_samples=num_samples, **kwargs)

@@ -17,8 +17,15 @@ from jax.typing import ArrayLike
 from latentjax.errors import DataError
 
 
-def camera_rays(*, eye: ArrayLike, target: ArrayLike = (0.0, 0.0, 0.0), up: ArrayLike = (0.0, 1.0, 0.0),
-                fov_deg: float = 40.0, width: int = 64, height: int = 64) -> tuple[jax.Array, jax.Array]:
+def camera_rays(
+    *,
+    eye: ArrayLike,
+    target: ArrayLike = (0.0, 0.0, 0.0),
+    up: ArrayLike = (0.0, 1.0, 0.0),
+    fov_deg: float = 40.0,
+    width: int = 64,
+    height: int = 64,
+) -> tuple[jax.Array, jax.Array]:
     """Pinhole camera rays through pixel centres.
 
     Returns:
@@ -34,7 +41,11 @@ def camera_rays(*, eye: ArrayLike, target: ArrayLike = (0.0, 0.0, 0.0), up: Arra
     aspect = width / height
     u = ((jnp.arange(width) + 0.5) / width * 2 - 1) * half * aspect
     v = (1 - (jnp.arange(height) + 0.5) / height * 2) * half
-    d = fwd[None, None, :] + u[None, :, None] * right[None, None, :] + v[:, None, None] * true_up[None, None, :]
+    d = (
+        fwd[None, None, :]
+        + u[None, :, None] * right[None, None, :]
+        + v[:, None, None] * true_up[None, None, :]
+    )
     d = d / jnp.linalg.norm(d, axis=-1, keepdims=True)
     return jnp.broadcast_to(eye[None, None, :], d.shape), d
 
@@ -46,8 +57,16 @@ def _box_interval(o, d, bound):
     return jnp.max(jnp.minimum(t0, t1)), jnp.min(jnp.maximum(t0, t1))
 
 
-def sphere_trace(sdf_fn, origin: ArrayLike, direction: ArrayLike, *, num_steps: int = 64,
-                 eps: float = 1e-3, bound: float = 1.0, step_scale: float = 1.0) -> tuple[jax.Array, jax.Array]:
+def sphere_trace(
+    sdf_fn,
+    origin: ArrayLike,
+    direction: ArrayLike,
+    *,
+    num_steps: int = 64,
+    eps: float = 1e-3,
+    bound: float = 1.0,
+    step_scale: float = 1.0,
+) -> tuple[jax.Array, jax.Array]:
     """March one ray by the SDF value until it hits the surface or leaves the box.
 
     Args:
@@ -86,10 +105,21 @@ def normal(sdf_fn, x: ArrayLike) -> jax.Array:
     return g / jnp.maximum(jnp.linalg.norm(g), 1e-12)
 
 
-def render(sdf_fn, *, eye: ArrayLike = (1.6, 1.2, 2.4), width: int = 64, height: int = 64,
-           fov_deg: float = 40.0, light: ArrayLike = (0.5, 1.0, 0.8), color: ArrayLike = (0.55, 0.65, 0.85),
-           background: float = 1.0, num_steps: int = 64, eps: float = 1e-3, bound: float = 1.0,
-           step_scale: float = 1.0) -> tuple[jax.Array, jax.Array]:
+def render(
+    sdf_fn,
+    *,
+    eye: ArrayLike = (1.6, 1.2, 2.4),
+    width: int = 64,
+    height: int = 64,
+    fov_deg: float = 40.0,
+    light: ArrayLike = (0.5, 1.0, 0.8),
+    color: ArrayLike = (0.55, 0.65, 0.85),
+    background: float = 1.0,
+    num_steps: int = 64,
+    eps: float = 1e-3,
+    bound: float = 1.0,
+    step_scale: float = 1.0,
+) -> tuple[jax.Array, jax.Array]:
     """Sphere-traced, Lambert-shaded image of an SDF (vmapped over pixels).
 
     Returns:
@@ -106,8 +136,7 @@ def render(sdf_fn, *, eye: ArrayLike = (1.6, 1.2, 2.4), width: int = 64, height:
     color = jnp.asarray(color, jnp.float32)
 
     def pixel(o, d):
-        t, hit = sphere_trace(sdf_fn, o, d, num_steps=num_steps, eps=eps, bound=bound,
-                              step_scale=step_scale)
+        t, hit = sphere_trace(sdf_fn, o, d, num_steps=num_steps, eps=eps, bound=bound, step_scale=step_scale)
         n = normal(sdf_fn, o + t * d)
         shade = 0.25 + 0.75 * jnp.clip(jnp.dot(n, light), 0.0, 1.0)
         return jnp.where(hit, shade * color, background), hit
@@ -166,7 +195,9 @@ def marching_cubes(sdf_fn, *, resolution: int = 64, bound: float = 1.0) -> tuple
     return mesh_from_values(grid_values(sdf_fn, resolution=resolution, bound=bound), bound=bound)
 
 
-def sample_surface(key: jax.Array, vertices: ArrayLike, faces: ArrayLike, *, num_points: int = 30000) -> np.ndarray:
+def sample_surface(
+    key: jax.Array, vertices: ArrayLike, faces: ArrayLike, *, num_points: int = 30000
+) -> np.ndarray:
     """Points uniform by area on a triangle mesh (DeepSDF samples 30,000 for Chamfer)."""
     v = np.asarray(vertices, np.float32)[np.asarray(faces)]
     area = 0.5 * np.linalg.norm(np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), axis=1)
@@ -196,8 +227,10 @@ def write_ply(path, vertices: ArrayLike, faces: ArrayLike) -> pathlib.Path:
     path = pathlib.Path(path)
     v, f = np.asarray(vertices), np.asarray(faces)
     with open(path, "w") as fh:
-        fh.write(f"ply\nformat ascii 1.0\nelement vertex {len(v)}\nproperty float x\nproperty float y\n"
-                 f"property float z\nelement face {len(f)}\nproperty list uchar int vertex_indices\nend_header\n")
+        fh.write(
+            f"ply\nformat ascii 1.0\nelement vertex {len(v)}\nproperty float x\nproperty float y\n"
+            f"property float z\nelement face {len(f)}\nproperty list uchar int vertex_indices\nend_header\n"
+        )
         np.savetxt(fh, v, fmt="%.6f %.6f %.6f")
         np.savetxt(fh, np.column_stack([np.full(len(f), 3), f]), fmt="%d %d %d %d")
     return path

@@ -27,8 +27,9 @@ _DTYPES = ("float64", "float32")
 
 
 def _ott_broadcasting():
-    """ott's Sinkhorn error checks rely on NumPy rank promotion; allow it inside ott calls only
-    (tests, and careful users, set ``jax_numpy_rank_promotion="raise"`` globally)."""
+    """Ott's Sinkhorn error checks rely on NumPy rank promotion; allow it inside ott calls only
+    (tests, and careful users, set ``jax_numpy_rank_promotion="raise"`` globally).
+    """
     return jax.numpy_rank_promotion("allow")
 
 
@@ -103,7 +104,9 @@ def _as_weights(weights: ArrayLike, k: int) -> np.ndarray:
     if w.ndim == 1:
         w = w[None]
     if w.ndim != 2 or w.shape[1] != k:
-        raise TransportError(f"weights must have shape (m, {k}) (one weight per image), got {np.shape(weights)}")
+        raise TransportError(
+            f"weights must have shape (m, {k}) (one weight per image), got {np.shape(weights)}"
+        )
     if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w.sum(axis=1) <= 0):
         raise TransportError("weights must be finite, non-negative and not all zero in a row")
     return w / w.sum(axis=1, keepdims=True)
@@ -127,7 +130,9 @@ class _LogState(NamedTuple):
     error: jax.Array
 
 
-def _kernel_barycenter(a, w, *, shape, epsilon, debiased, debias_steps, threshold, max_iterations, check_every):
+def _kernel_barycenter(
+    a, w, *, shape, epsilon, debiased, debias_steps, threshold, max_iterations, check_every
+):
     """Debiased fixed-support barycenter with scalings (Janati et al. 2020, Algorithm 1).
 
     Written on ``Grid.apply_kernel`` rather than calling ott's ``FixedBarycenter``: in ott-jax
@@ -168,8 +173,14 @@ def _kernel_barycenter(a, w, *, shape, epsilon, debiased, debias_steps, threshol
     # Start from the uniform barycenter (v = b0 / K 1), as POT does, so both agree step by step.
     b0 = jnp.full((n,), 1.0 / n, a.dtype)
     v0 = jnp.broadcast_to(b0 / geom.apply_kernel(jnp.ones((n,), a.dtype)), a.shape)
-    init = _KernelState(v0, jnp.ones((n,), a.dtype), b0, jnp.ones_like(a), jnp.zeros((), jnp.int32),
-                        jnp.array(jnp.inf, a.dtype))
+    init = _KernelState(
+        v0,
+        jnp.ones((n,), a.dtype),
+        b0,
+        jnp.ones_like(a),
+        jnp.zeros((), jnp.int32),
+        jnp.array(jnp.inf, a.dtype),
+    )
     s = jax.lax.while_loop(cond, body, init)
     b = s.b
     return b, s.error, s.iteration
@@ -200,7 +211,9 @@ def _log_barycenter(a, w, *, shape, epsilon, debiased, debias_steps, threshold, 
         g, d, log_b, f = jax.lax.fori_loop(0, check_every, one, (s.g, s.d, s.b, s.f))
         marg = jnp.exp((f + lse_k(g)) / epsilon)
         err = jnp.sum(w * jnp.sum(jnp.abs(marg - a), axis=1))
-        return _LogState(g, d, log_b, f, s.iteration + check_every, jnp.where(jnp.isfinite(err), err, jnp.inf))
+        return _LogState(
+            g, d, log_b, f, s.iteration + check_every, jnp.where(jnp.isfinite(err), err, jnp.inf)
+        )
 
     def cond(s):
         return (s.iteration < max_iterations) & (s.error > threshold)
@@ -208,30 +221,56 @@ def _log_barycenter(a, w, *, shape, epsilon, debiased, debias_steps, threshold, 
     n = a.shape[1]
     log_b0 = jnp.full((n,), -epsilon * jnp.log(n), a.dtype)
     g0 = jnp.broadcast_to(log_b0 - lse(jnp.zeros((n,), a.dtype)), a.shape)
-    init = _LogState(g0, jnp.zeros((n,), a.dtype), log_b0, jnp.zeros_like(a), jnp.zeros((), jnp.int32),
-                     jnp.array(jnp.inf, a.dtype))
+    init = _LogState(
+        g0,
+        jnp.zeros((n,), a.dtype),
+        log_b0,
+        jnp.zeros_like(a),
+        jnp.zeros((), jnp.int32),
+        jnp.array(jnp.inf, a.dtype),
+    )
     s = jax.lax.while_loop(cond, body, init)
     log_b = s.b
     return jnp.exp(log_b / epsilon), s.error, s.iteration
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "shape", "epsilon", "debiased", "debias_steps",
-                                             "max_iterations", "check_every"))
-def _solve_batch(a, weights, threshold, *, mode, shape, epsilon, debiased, debias_steps, max_iterations,
-                 check_every):
+@functools.partial(
+    jax.jit,
+    static_argnames=("mode", "shape", "epsilon", "debiased", "debias_steps", "max_iterations", "check_every"),
+)
+def _solve_batch(
+    a, weights, threshold, *, mode, shape, epsilon, debiased, debias_steps, max_iterations, check_every
+):
     solve = _kernel_barycenter if mode == "kernel" else _log_barycenter
-    one = functools.partial(solve, shape=shape, epsilon=epsilon, debiased=debiased, debias_steps=debias_steps,
-                            threshold=threshold, max_iterations=max_iterations, check_every=check_every)
+    one = functools.partial(
+        solve,
+        shape=shape,
+        epsilon=epsilon,
+        debiased=debiased,
+        debias_steps=debias_steps,
+        threshold=threshold,
+        max_iterations=max_iterations,
+        check_every=check_every,
+    )
     # The one vmap of this pipeline: every weight vector (a path, a square) in one call.
     return jax.vmap(one, in_axes=(None, 0))(a, weights)
 
 
-def _run(a, w, *, mode, dtype, shape, epsilon, debiased, debias_steps, threshold, max_iterations, check_every):
+def _run(
+    a, w, *, mode, dtype, shape, epsilon, debiased, debias_steps, threshold, max_iterations, check_every
+):
     with jax.enable_x64(dtype == "float64"):
         b, err, its = _solve_batch(
-            jnp.asarray(a, dtype), jnp.asarray(w, dtype), jnp.asarray(threshold, dtype), mode=mode, shape=shape,
-            epsilon=float(epsilon), debiased=debiased, debias_steps=debias_steps,
-            max_iterations=max_iterations, check_every=check_every,
+            jnp.asarray(a, dtype),
+            jnp.asarray(w, dtype),
+            jnp.asarray(threshold, dtype),
+            mode=mode,
+            shape=shape,
+            epsilon=float(epsilon),
+            debiased=debiased,
+            debias_steps=debias_steps,
+            max_iterations=max_iterations,
+            check_every=check_every,
         )
         return np.array(b, np.float64), np.array(err, np.float64), np.array(its)
 
@@ -306,10 +345,20 @@ def wasserstein_interpolate(
     if not eps > 0:
         raise TransportError(f"epsilon must be positive, got {epsilon}")
     a = _histograms(x)
-    run = functools.partial(_run, dtype=dtype, shape=(h, wd), epsilon=eps, debiased=debiased,
-                            debias_steps=int(debias_steps), threshold=threshold,
-                            max_iterations=int(max_iterations), check_every=int(check_every))
-    b, err, its = (np.array(v) for v in run(a, w, mode="log" if mode == "log" else "kernel"))  # writable copies
+    run = functools.partial(
+        _run,
+        dtype=dtype,
+        shape=(h, wd),
+        epsilon=eps,
+        debiased=debiased,
+        debias_steps=int(debias_steps),
+        threshold=threshold,
+        max_iterations=int(max_iterations),
+        check_every=int(check_every),
+    )
+    b, err, its = (
+        np.array(v) for v in run(a, w, mode="log" if mode == "log" else "kernel")
+    )  # writable copies
     if mode == "auto":
         # The plan's mass is 1 up to its marginal error; more lost mass means under/overflow.
         mass_off = np.abs(b.sum(axis=1) - 1.0)
@@ -334,7 +383,8 @@ def path_weights(num_points: int) -> np.ndarray:
 
 def square_weights(size: int) -> np.ndarray:
     """``(size * size, 4)`` bilinear weights of the 4 corners (top-left, top-right, bottom-left,
-    bottom-right) on a ``size x size`` grid, row-major: the classic barycenter square."""
+    bottom-right) on a ``size x size`` grid, row-major: the classic barycenter square.
+    """
     s = np.linspace(0.0, 1.0, size)
     r, c = np.meshgrid(s, s, indexing="ij")
     r, c = r.ravel(), c.ravel()
@@ -377,7 +427,8 @@ def _displace(t, plan, x_px, y_px, *, shape):
 
 def _support(hist: np.ndarray, bucket: int = 128):
     """Pixel coordinates and masses of the non-zero pixels, padded to a multiple of ``bucket``
-    with zero-mass points so that images of similar support share one compiled plan."""
+    with zero-mass points so that images of similar support share one compiled plan.
+    """
     rows, cols = np.nonzero(hist)
     n = rows.size
     size = -(-n // bucket) * bucket
@@ -437,10 +488,19 @@ def displacement_interpolate(
     eps = default_epsilon((h, w), blur_px=0.5) if epsilon is None else float(epsilon)
     scale = np.float32(max(h, w) - 1)
     (px0, m0), (px1, m1) = _support(hist[0]), _support(hist[1])
-    plan, err, its = _plan_jit(jnp.asarray(px0 / scale), jnp.asarray(px1 / scale), jnp.asarray(m0),
-                               jnp.asarray(m1), epsilon=eps, threshold=threshold, max_iterations=int(max_iterations))
+    plan, err, its = _plan_jit(
+        jnp.asarray(px0 / scale),
+        jnp.asarray(px1 / scale),
+        jnp.asarray(m0),
+        jnp.asarray(m1),
+        epsilon=eps,
+        threshold=threshold,
+        max_iterations=int(max_iterations),
+    )
     # Zero-mass padding points carry no plan mass, so their positions never matter.
-    frames = jax.vmap(lambda s: _displace(s, plan, jnp.asarray(px0), jnp.asarray(px1), shape=(h, w)))(jnp.asarray(tt))
+    frames = jax.vmap(lambda s: _displace(s, plan, jnp.asarray(px0), jnp.asarray(px1), shape=(h, w)))(
+        jnp.asarray(tt)
+    )
     masses = x.sum(axis=(1, 2))
     scale_t = (1.0 - tt) * masses[0] + tt * masses[1]
     m = tt.shape[0]
@@ -582,8 +642,9 @@ def point_cloud_barycenter(
     w = jnp.full((k,), 1.0 / k) if weights is None else jnp.asarray(_as_weights(weights, k)[0], jnp.float32)
     if num_points > k * n:
         raise TransportError(f"num_points={num_points} exceeds the {k * n} input points")
-    return _free_barycenter(key, y, w, epsilon=float(epsilon), num_points=int(num_points),
-                            max_iterations=int(max_iterations))
+    return _free_barycenter(
+        key, y, w, epsilon=float(epsilon), num_points=int(num_points), max_iterations=int(max_iterations)
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("epsilon", "num_points", "max_iterations"))

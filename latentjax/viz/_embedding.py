@@ -104,10 +104,19 @@ def scatter(
     if images is not None and num_thumbnails > 0:
         zoom = 0.7 * 28.0 / max(np.asarray(images[0]).shape[:2])
         for i in spread_points(y, num_thumbnails):
-            box = OffsetImage(_thumb(images[i]), zoom=zoom, cmap="gray_r" if np.ndim(_thumb(images[i])) == 2 else None)
+            box = OffsetImage(
+                _thumb(images[i]), zoom=zoom, cmap="gray_r" if np.ndim(_thumb(images[i])) == 2 else None
+            )
             colour = cmap(int(np.searchsorted(classes, labels[i])) % cmap.N)
-            ax.add_artist(AnnotationBbox(box, (y[i, 0], y[i, 1]), frameon=True, pad=0.1,
-                                         bboxprops={"edgecolor": colour, "linewidth": 1.2}))
+            ax.add_artist(
+                AnnotationBbox(
+                    box,
+                    (y[i, 0], y[i, 1]),
+                    frameon=True,
+                    pad=0.1,
+                    bboxprops={"edgecolor": colour, "linewidth": 1.2},
+                )
+            )
     ax.legend(loc="best", fontsize=7, markerscale=max(1.0, 12.0 / size), framealpha=0.85)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -152,7 +161,14 @@ def embedding_panels(
     k = len(embeddings)
     fig, axes = plt.subplots(1, k, figsize=(5.2 * k, 5.2), squeeze=False)
     for ax, (name, y) in zip(axes[0], embeddings.items()):
-        scatter(y, labels, label_names=label_names, images=images, num_thumbnails=num_thumbnails,
-                ax=ax, title=(titles or {}).get(name, name))
+        scatter(
+            y,
+            labels,
+            label_names=label_names,
+            images=images,
+            num_thumbnails=num_thumbnails,
+            ax=ax,
+            title=(titles or {}).get(name, name),
+        )
     fig.tight_layout()
     return save_figure(fig, path)

@@ -35,7 +35,9 @@ def tile(images, *, rows: int | None = None, pad: int = 1) -> np.ndarray:
     out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
     for i in range(n):
         r, q = divmod(i, cols)
-        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = x[i]
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = x[
+            i
+        ]
     return out
 
 
@@ -47,8 +49,15 @@ def _show(ax, img):
     ax.set_axis_off()
 
 
-def image_grid(images, path: str | os.PathLike, *, rows: int | None = None, title: str | None = None,
-               row_labels: list[str] | None = None, scale: float = 0.35) -> pathlib.Path:
+def image_grid(
+    images,
+    path: str | os.PathLike,
+    *,
+    rows: int | None = None,
+    title: str | None = None,
+    row_labels: list[str] | None = None,
+    scale: float = 0.35,
+) -> pathlib.Path:
     """Writes a grid of images (uint8 or floats in [0, 1]) to ``path``.
 
     With ``rows`` and ``row_labels``, each row is labelled on the left (e.g. "input",
@@ -69,8 +78,14 @@ def image_grid(images, path: str | os.PathLike, *, rows: int | None = None, titl
     return save_figure(fig, path)
 
 
-def decoded_grid(images, path: str | os.PathLike, *, extent: tuple[float, float] | None = None,
-                 axis_labels: tuple[str, str] = ("z1", "z2"), title: str | None = None) -> pathlib.Path:
+def decoded_grid(
+    images,
+    path: str | os.PathLike,
+    *,
+    extent: tuple[float, float] | None = None,
+    axis_labels: tuple[str, str] = ("z1", "z2"),
+    title: str | None = None,
+) -> pathlib.Path:
     """Shows images decoded on a regular 2-D latent grid ``(rows, cols, h, w, c)``.
 
     Row 0 is the top of the figure, i.e. the largest value of the second coordinate.
@@ -82,15 +97,26 @@ def decoded_grid(images, path: str | os.PathLike, *, extent: tuple[float, float]
     _show(ax, grid)
     ax.set_axis_off()
     if extent is not None:
-        ax.set_title(f"{title + ': ' if title else ''}{axis_labels[0]} → right, {axis_labels[1]} ↑ up, "
-                     f"each in [{extent[0]:.2g}, {extent[1]:.2g}]", fontsize=9)
+        ax.set_title(
+            f"{title + ': ' if title else ''}{axis_labels[0]} → right, {axis_labels[1]} ↑ up, "
+            f"each in [{extent[0]:.2g}, {extent[1]:.2g}]",
+            fontsize=9,
+        )
     elif title:
         ax.set_title(title, fontsize=10)
     return save_figure(fig, path)
 
 
-def latent_scatter(points, labels, path: str | os.PathLike, *, label_names=None, title: str | None = None,
-                   axis_labels: tuple[str, str] = ("PC 1", "PC 2"), continuous: bool | None = None) -> pathlib.Path:
+def latent_scatter(
+    points,
+    labels,
+    path: str | os.PathLike,
+    *,
+    label_names=None,
+    title: str | None = None,
+    axis_labels: tuple[str, str] = ("PC 1", "PC 2"),
+    continuous: bool | None = None,
+) -> pathlib.Path:
     """A 2-D scatter of latents coloured by a class label (legend) or a continuous factor (colour bar)."""
     p = np.asarray(points)
     lab = np.asarray(labels)

@@ -15,8 +15,9 @@ from matplotlib import animation  # noqa: E402
 from latentjax.viz._images import _as_float, save_figure  # noqa: E402
 
 
-def _labelled_grid(x: np.ndarray, path, *, row_labels=None, col_labels=None, title=None,
-                   row_titles=None, size: float = 0.8) -> pathlib.Path:
+def _labelled_grid(
+    x: np.ndarray, path, *, row_labels=None, col_labels=None, title=None, row_titles=None, size: float = 0.8
+) -> pathlib.Path:
     # One tiled imshow plus text, not one Axes per cell: a 10x7 grid of Axes takes seconds to build.
     rows, cols, h, w, c = x.shape
     gap = max(1, h // 14)
@@ -26,11 +27,16 @@ def _labelled_grid(x: np.ndarray, path, *, row_labels=None, col_labels=None, tit
     for i in range(rows):
         for j in range(cols):
             top = i * cell_h + band
-            canvas[top:top + h, j * (w + gap):j * (w + gap) + w] = x[i, j]
+            canvas[top : top + h, j * (w + gap) : j * (w + gap) + w] = x[i, j]
     height = rows * size * cell_h / h
     fig, ax = plt.subplots(figsize=(cols * size * (w + gap) / w + (1.2 if row_labels else 0.3), height + 0.6))
-    ax.imshow(canvas[..., 0] if c == 1 else canvas, cmap="gray" if c == 1 else None, vmin=0, vmax=1,
-              interpolation="nearest")
+    ax.imshow(
+        canvas[..., 0] if c == 1 else canvas,
+        cmap="gray" if c == 1 else None,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -48,8 +54,9 @@ def _labelled_grid(x: np.ndarray, path, *, row_labels=None, col_labels=None, tit
     return save_figure(fig, path)
 
 
-def path_strips(strips: dict, path: str | os.PathLike, *, diagnostics: dict | None = None,
-                title: str | None = None) -> pathlib.Path:
+def path_strips(
+    strips: dict, path: str | os.PathLike, *, diagnostics: dict | None = None, title: str | None = None
+) -> pathlib.Path:
     """One row of decoded frames per path (e.g. lerp, slerp, geodesic), each titled with its
     diagnostics, so the smoother path is visible and measurable side by side.
 
@@ -72,14 +79,24 @@ def path_strips(strips: dict, path: str | os.PathLike, *, diagnostics: dict | No
             if d is None:
                 titles.append(k)
                 continue
-            titles.append(f"{k}: latent length {float(d.latent_length):.2f}, decoded length "
-                          f"{float(d.decoded_length):.2f}, energy {float(d.decoded_energy):.2f}, "
-                          f"max step {float(d.max_step):.2f}")
+            titles.append(
+                f"{k}: latent length {float(d.latent_length):.2f}, decoded length "
+                f"{float(d.decoded_length):.2f}, energy {float(d.decoded_energy):.2f}, "
+                f"max step {float(d.max_step):.2f}"
+            )
     return _labelled_grid(x, path, row_labels=None if titles else names, row_titles=titles, title=title)
 
 
-def strength_sweep(images, strengths, path: str | os.PathLike, *, row_labels=None, title: str | None = None,
-                   values=None, value_name: str = "") -> pathlib.Path:
+def strength_sweep(
+    images,
+    strengths,
+    path: str | os.PathLike,
+    *,
+    row_labels=None,
+    title: str | None = None,
+    values=None,
+    value_name: str = "",
+) -> pathlib.Path:
     """Decoded edits ``(rows, len(strengths), h, w, c)``: one input per row, one strength per column.
 
     ``values`` (same leading shape, optional) are printed under each column as the column mean,
@@ -94,16 +111,19 @@ def strength_sweep(images, strengths, path: str | os.PathLike, *, row_labels=Non
     return _labelled_grid(x, path, row_labels=row_labels, col_labels=cols, title=title)
 
 
-def traversal_grid(images, values, path: str | os.PathLike, *, row_labels=None, title: str | None = None
-                   ) -> pathlib.Path:
+def traversal_grid(
+    images, values, path: str | os.PathLike, *, row_labels=None, title: str | None = None
+) -> pathlib.Path:
     """Latent traversals ``(dims, len(values), h, w, c)``: one latent dimension (or direction) per row."""
     x = _as_float(images)
-    return _labelled_grid(x, path, row_labels=row_labels, col_labels=[f"{v:+.3g}" for v in np.asarray(values)],
-                          title=title)
+    return _labelled_grid(
+        x, path, row_labels=row_labels, col_labels=[f"{v:+.3g}" for v in np.asarray(values)], title=title
+    )
 
 
-def sensitivity_heatmap(correlation, factor_names, path: str | os.PathLike, *, title: str | None = None
-                        ) -> pathlib.Path:
+def sensitivity_heatmap(
+    correlation, factor_names, path: str | os.PathLike, *, title: str | None = None
+) -> pathlib.Path:
     """Heat map of ``|corr|`` between latent dimensions (rows) and known factors (columns)."""
     c = np.asarray(correlation, np.float64)
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * c.shape[1], 0.8 + 0.32 * c.shape[0]))
@@ -112,15 +132,29 @@ def sensitivity_heatmap(correlation, factor_names, path: str | os.PathLike, *, t
     ax.set_yticks(range(c.shape[0]), [f"z{i}" for i in range(c.shape[0])], fontsize=8)
     for i in range(c.shape[0]):
         for j in range(c.shape[1]):
-            ax.text(j, i, f"{c[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                    color="black" if c[i, j] > 0.5 else "white")
+            ax.text(
+                j,
+                i,
+                f"{c[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="black" if c[i, j] > 0.5 else "white",
+            )
     fig.colorbar(im, ax=ax, fraction=0.05)
     ax.set_title(title or "|correlation| latent dim vs factor", fontsize=9)
     return save_figure(fig, path)
 
 
-def path_gif(frames, path: str | os.PathLike, *, fps: int = 12, boomerang: bool = True, scale: float = 2.0,
-             title: str | None = None) -> pathlib.Path:
+def path_gif(
+    frames,
+    path: str | os.PathLike,
+    *,
+    fps: int = 12,
+    boomerang: bool = True,
+    scale: float = 2.0,
+    title: str | None = None,
+) -> pathlib.Path:
     """An animated GIF of decoded frames ``(n, h, w, c)`` along a path (there and back by default).
 
     Written with matplotlib's animation module and its Pillow writer.
@@ -132,8 +166,13 @@ def path_gif(frames, path: str | os.PathLike, *, fps: int = 12, boomerang: bool 
     ax = fig.add_axes((0, 0, 1, 0.88 if title else 1))
     ax.set_axis_off()
     gray = x.shape[-1] == 1
-    img = ax.imshow(seq[0][..., 0] if gray else seq[0], cmap="gray" if gray else None, vmin=0, vmax=1,
-                    interpolation="nearest")
+    img = ax.imshow(
+        seq[0][..., 0] if gray else seq[0],
+        cmap="gray" if gray else None,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
     if title:
         fig.suptitle(title, fontsize=8)
 

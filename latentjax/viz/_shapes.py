@@ -26,8 +26,9 @@ def _scatter(ax, xy, labels, class_names):
     return ax
 
 
-def shape_code_map(xy, labels, path: str | os.PathLike, *, class_names=None, path_xy=None,
-                   title: str = "shape codes") -> pathlib.Path:
+def shape_code_map(
+    xy, labels, path: str | os.PathLike, *, class_names=None, path_xy=None, title: str = "shape codes"
+) -> pathlib.Path:
     """2-D map of shape codes coloured by class, optionally with a path drawn through it.
 
     Args:
@@ -71,8 +72,17 @@ def shape_strip(images, path: str | os.PathLike, *, titles=None, rows: int = 1) 
     return path
 
 
-def shape_path_gif(frames, xy, labels, path_xy, path: str | os.PathLike, *, class_names=None,
-                   fps: int = 8, title: str = "shape codes") -> pathlib.Path:
+def shape_path_gif(
+    frames,
+    xy,
+    labels,
+    path_xy,
+    path: str | os.PathLike,
+    *,
+    class_names=None,
+    fps: int = 8,
+    title: str = "shape codes",
+) -> pathlib.Path:
     """GIF: the code map with a point moving along a path, beside the shape rendered there.
 
     Args:

@@ -14,7 +14,8 @@ from latentjax.viz._images import save_figure
 
 def _gray(x) -> np.ndarray:
     """``(m, h, w)`` floats from ``(m, h, w[, 1])``, each image scaled to max 1: OT outputs are
-    distributions whose peak height depends on the spread, so only shapes are comparable."""
+    distributions whose peak height depends on the spread, so only shapes are comparable.
+    """
     x = np.asarray(x, np.float32)
     if x.ndim == 4:
         x = x[..., 0]
@@ -22,8 +23,9 @@ def _gray(x) -> np.ndarray:
     return x / np.where(peak > 0, peak, 1.0)[:, None, None]
 
 
-def transport_contrast(rows: dict, path: str | os.PathLike, *, title: str | None = None,
-                       col_labels=None) -> pathlib.Path:
+def transport_contrast(
+    rows: dict, path: str | os.PathLike, *, title: str | None = None, col_labels=None
+) -> pathlib.Path:
     """One row per interpolation method (name -> ``(m, h, w[, 1])`` frames), one column per step.
 
     Args:
@@ -49,7 +51,7 @@ def transport_contrast(rows: dict, path: str | os.PathLike, *, title: str | None
     canvas = np.ones((len(names) * (h + gap) - gap, cols * (w + gap) - gap), np.float32)
     for i, f in enumerate(frames):
         for j in range(f.shape[0]):
-            canvas[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = f[j]
+            canvas[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = f[j]
     fig, ax = plt.subplots(figsize=(0.8 * cols + 1.6, 0.8 * len(names) + 0.6))
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([] if col_labels is None else [j * (w + gap) + w / 2 for j in range(cols)])
@@ -64,7 +66,9 @@ def transport_contrast(rows: dict, path: str | os.PathLike, *, title: str | None
     return save_figure(fig, path)
 
 
-def barycenter_square(images, size: int, path: str | os.PathLike, *, title: str | None = None) -> pathlib.Path:
+def barycenter_square(
+    images, size: int, path: str | os.PathLike, *, title: str | None = None
+) -> pathlib.Path:
     """The ``size x size`` grid of 4-image barycenters (row-major, corners are the inputs).
 
     Args:
@@ -78,4 +82,6 @@ def barycenter_square(images, size: int, path: str | os.PathLike, *, title: str 
       The path written.
     """
     x = _gray(images)
-    return transport_contrast({f"row {i}": x[i * size:(i + 1) * size] for i in range(size)}, path, title=title)
+    return transport_contrast(
+        {f"row {i}": x[i * size : (i + 1) * size] for i in range(size)}, path, title=title
+    )

@@ -10,19 +10,43 @@ import pytest
 
 from latentjax.app import cli
 
-DEMO_FILES = ["metrics.json", "report.html", "checkpoint", "config.json", "metrics.jsonl",
-              "figures/reconstructions.png", "figures/samples.png", "figures/latent_scatter.png",
-              "figures/decoded_grid.png"]
-DEMO_KEYS = ["dataset", "model", "latent_dim", "epochs", "test_elbo", "test_recon_mse", "pca_recon_mse",
-             "train_images_per_s", "jax_version", "device"]
+DEMO_FILES = [
+    "metrics.json",
+    "report.html",
+    "checkpoint",
+    "config.json",
+    "metrics.jsonl",
+    "figures/reconstructions.png",
+    "figures/samples.png",
+    "figures/latent_scatter.png",
+    "figures/decoded_grid.png",
+]
+DEMO_KEYS = [
+    "dataset",
+    "model",
+    "latent_dim",
+    "epochs",
+    "test_elbo",
+    "test_recon_mse",
+    "pca_recon_mse",
+    "train_images_per_s",
+    "jax_version",
+    "device",
+]
 
 
 @pytest.mark.slow
 def test_demo_quick_writes_everything(tmp_path):
     env = dict(os.environ)
     env.pop("LATENTJAX_DATA_DIR", None)  # the default demo needs no files
-    r = subprocess.run([sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet"], cwd=tmp_path,
-                       env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "latentjax-demo"
     for f in DEMO_FILES:
@@ -39,8 +63,14 @@ def test_demo_quick_writes_everything(tmp_path):
     assert "missing figure" not in html
     # A second demo into the same folder is refused and leaves the first intact.
     before = (out / "metrics.json").read_text()
-    r2 = subprocess.run([sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet"], cwd=tmp_path,
-                        env=env, capture_output=True, text=True, timeout=600)
+    r2 = subprocess.run(
+        [sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r2.returncode == 2 and "not empty" in r2.stderr
     assert (out / "metrics.json").read_text() == before
 
@@ -58,16 +88,40 @@ def test_unknown_dataset_exits_2(capsys, tmp_path):
 
 
 def test_missing_data_names_both_options(capsys, tmp_path):
-    code, err = _run(capsys, "train", "--dataset", "fashion_mnist", "--data-dir", str(tmp_path),
-                     "--out", str(tmp_path / "r"))
+    code, err = _run(
+        capsys,
+        "train",
+        "--dataset",
+        "fashion_mnist",
+        "--data-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert code == 2 and len(err) == 1
     assert "tfds" in err[0].lower() and "idx" in err[0].lower()
 
 
 def test_resume_with_another_architecture_exits_2(capsys, tmp_path):
     out = str(tmp_path / "r")
-    base = ["train", "--dataset", "sprites", "--limit", "256", "--latent-dim", "3", "--hidden", "16",
-            "--epochs", "1", "--batch-size", "64", "--out", out, "--quiet"]
+    base = [
+        "train",
+        "--dataset",
+        "sprites",
+        "--limit",
+        "256",
+        "--latent-dim",
+        "3",
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--out",
+        out,
+        "--quiet",
+    ]
     assert cli.main(base) == 0
     capsys.readouterr()
     code, err = _run(capsys, *base[:-3], "--arch", "conv", "--out", out, "--quiet", "--resume")
@@ -79,16 +133,42 @@ def test_resume_with_another_architecture_exits_2(capsys, tmp_path):
 def test_corrupt_idx_exits_2(capsys, tmp_path):
     d = tmp_path / "fashion_mnist"
     d.mkdir()
-    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
         (d / name).write_bytes(b"not an idx file")
-    code, err = _run(capsys, "train", "--dataset", "fashion_mnist", "--data-dir", str(tmp_path),
-                     "--out", str(tmp_path / "r"))
+    code, err = _run(
+        capsys,
+        "train",
+        "--dataset",
+        "fashion_mnist",
+        "--data-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert code == 2 and len(err) == 1 and "idx" in err[0].lower()
 
 
-SMALL_TRAIN = ["train", "--dataset", "sprites", "--limit", "1024", "--latent-dim", "3", "--hidden", "32",
-               "--epochs", "2", "--batch-size", "64", "--quiet"]
+SMALL_TRAIN = [
+    "train",
+    "--dataset",
+    "sprites",
+    "--limit",
+    "1024",
+    "--latent-dim",
+    "3",
+    "--hidden",
+    "32",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--quiet",
+]
 
 
 def _final_loss(run_dir):
@@ -100,18 +180,29 @@ def test_population_and_data_parallel_cli_runs_are_loadable(capsys, tmp_path):
 
     assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "single")]) == 0
     assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "dp"), "--devices", "all"]) == 0
-    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "pm"), "--devices", "2", "--parallel", "pmap"]) == 0
-    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "pop"), "--population", "2", "--beta-grid", "1,4"]) == 0
+    assert (
+        cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "pm"), "--devices", "2", "--parallel", "pmap"]) == 0
+    )
+    assert (
+        cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "pop"), "--population", "2", "--beta-grid", "1,4"])
+        == 0
+    )
     capsys.readouterr()
     ref = _final_loss(tmp_path / "single")
     for d in ("dp", "pm"):
         assert abs(_final_loss(tmp_path / d) - ref) < 1e-4 * abs(ref), d
         checkpoint.load_model(tmp_path / d)
     members = sorted(p for p in (tmp_path / "pop").iterdir() if p.is_dir())
-    assert json.loads((tmp_path / "pop" / "population.json").read_text()) == {"seeds": [0, 1, 0, 1],
-                                                                              "betas": [1.0, 1.0, 4.0, 4.0]}
-    assert [m.name for m in members] == ["member00_seed0_beta1", "member01_seed1_beta1", "member02_seed0_beta4",
-                                        "member03_seed1_beta4"]
+    assert json.loads((tmp_path / "pop" / "population.json").read_text()) == {
+        "seeds": [0, 1, 0, 1],
+        "betas": [1.0, 1.0, 4.0, 4.0],
+    }
+    assert [m.name for m in members] == [
+        "member00_seed0_beta1",
+        "member01_seed1_beta1",
+        "member02_seed0_beta4",
+        "member03_seed1_beta4",
+    ]
     assert abs(_final_loss(members[0]) - ref) < 1e-4 * abs(ref)  # seed 0, beta 1 is the single run
     for m in members:
         checkpoint.load_model(m)
@@ -122,15 +213,32 @@ def test_population_and_data_parallel_cli_runs_are_loadable(capsys, tmp_path):
 
 
 def _metrics(run_dir):
-    return [(r["step"], r["loss"]) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+    return [
+        (r["step"], r["loss"]) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+    ]
 
 
 @pytest.mark.parametrize("scale", [["--devices", "2"], ["--population", "2"]], ids=["devices", "population"])
 def test_data_parallel_and_population_cli_runs_resume(capsys, tmp_path, scale):
     from latentjax.learn import checkpoint
 
-    base = ["train", "--dataset", "sprites", "--limit", "256", "--latent-dim", "3", "--hidden", "32",
-            "--batch-size", "64", "--checkpoint-every", "3", "--quiet", *scale]
+    base = [
+        "train",
+        "--dataset",
+        "sprites",
+        "--limit",
+        "256",
+        "--latent-dim",
+        "3",
+        "--hidden",
+        "32",
+        "--batch-size",
+        "64",
+        "--checkpoint-every",
+        "3",
+        "--quiet",
+        *scale,
+    ]
 
     def train(out, epochs, *extra):
         return cli.main([*base, "--epochs", str(epochs), "--out", str(out), *extra])
@@ -140,8 +248,11 @@ def test_data_parallel_and_population_cli_runs_resume(capsys, tmp_path, scale):
     assert train(tmp_path / "run", 2, "--resume") == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["step"] == 8  # 256 images, batch 64: 4 steps an epoch
-    runs = [("ref", "run")] if scale[0] == "--devices" else \
-        [(f"ref/{m}", f"run/{m}") for m in ("member00_seed0_beta1", "member01_seed1_beta1")]
+    runs = (
+        [("ref", "run")]
+        if scale[0] == "--devices"
+        else [(f"ref/{m}", f"run/{m}") for m in ("member00_seed0_beta1", "member01_seed1_beta1")]
+    )
     for ref, run in runs:
         assert _metrics(tmp_path / run) == _metrics(tmp_path / ref)  # bit-equal losses, each step once
         a, _ = checkpoint.load_model(tmp_path / ref)
@@ -157,18 +268,42 @@ def test_two_process_cli_run_equals_single_process(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    procs = [subprocess.Popen([sys.executable, "-m", "latentjax.app.cli", *SMALL_TRAIN, "--out", str(tmp_path / "mh"),
-                               "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "latentjax.app.cli",
+                *SMALL_TRAIN,
+                "--out",
+                str(tmp_path / "mh"),
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     try:
         codes = [p.wait(timeout=240) for p in procs]
     finally:
         for p in procs:
             p.kill()
     assert codes == [0, 0], [p.stderr.read()[-2000:] for p in procs]
-    single = subprocess.run([sys.executable, "-m", "latentjax.app.cli", *SMALL_TRAIN, "--out", str(tmp_path / "one")],
-                            env=env, capture_output=True, text=True, timeout=240)
+    single = subprocess.run(
+        [sys.executable, "-m", "latentjax.app.cli", *SMALL_TRAIN, "--out", str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
     ref = _final_loss(tmp_path / "one")
     assert abs(_final_loss(tmp_path / "mh") - ref) < 1e-4 * abs(ref)
@@ -179,14 +314,24 @@ def test_embed_command_writes_viewer_and_projector(capsys, tmp_path):
     assert cli.main(SMALL_TRAIN + ["--out", str(run)]) == 0
     capsys.readouterr()
     out = tmp_path / "emb"
-    assert cli.main(["embed", "--checkpoint", str(run), "--method", "pca", "--out", str(out), "--n", "300"]) == 0
+    assert (
+        cli.main(["embed", "--checkpoint", str(run), "--method", "pca", "--out", str(out), "--n", "300"]) == 0
+    )
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["method"] == "pca" and res["n"] == 300 and res["latent_dim"] == 3
     assert 0.5 < res["trustworthiness"] <= 1.0
     for f in ("scatter.png", "viewer.html", "projector/projector_config.pbtxt"):
         assert (out / f).exists(), f
-    code, err = _run(capsys, "embed", "--checkpoint", str(tmp_path / "nothing"), "--method", "pca",
-                     "--out", str(tmp_path / "e2"))
+    code, err = _run(
+        capsys,
+        "embed",
+        "--checkpoint",
+        str(tmp_path / "nothing"),
+        "--method",
+        "pca",
+        "--out",
+        str(tmp_path / "e2"),
+    )
     assert code == 2 and len(err) == 1
 
 
@@ -195,11 +340,21 @@ def test_microbatches_flag(capsys, tmp_path):
     # --mode host (they have no host-fed mode) with exit code 2, before writing anything.
     assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "mb"), "--microbatches", "2"]) == 0
     assert json.loads((tmp_path / "mb" / "config.json").read_text())["train"]["microbatches"] == 2
-    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "dp"), "--devices", "all", "--microbatches", "2"]) == 2
+    assert (
+        cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "dp"), "--devices", "all", "--microbatches", "2"])
+        == 2
+    )
     assert "--microbatches applies to single-device training" in capsys.readouterr().err
-    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "pop"), "--population", "2", "--mode", "host"]) == 2
+    assert (
+        cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "pop"), "--population", "2", "--mode", "host"]) == 2
+    )
     assert "--mode host applies to single-device training" in capsys.readouterr().err
-    assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "dp"), "--devices", "all", "--conv-kernels", "onednn"]) == 2
+    assert (
+        cli.main(
+            SMALL_TRAIN + ["--out", str(tmp_path / "dp"), "--devices", "all", "--conv-kernels", "onednn"]
+        )
+        == 2
+    )
     assert "--conv-kernels onednn applies to single-device training" in capsys.readouterr().err
     assert not (tmp_path / "dp").exists() and not (tmp_path / "pop").exists()
     assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "xk"), "--conv-kernels", "xla"]) == 0

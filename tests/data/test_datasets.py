@@ -25,8 +25,14 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 def _write_idx(path, a, *, compress=True):
     """An IDX writer independent of the reader: magic, big-endian dims, big-endian data."""
-    code = {np.dtype("u1"): 0x08, np.dtype("i1"): 0x09, np.dtype("i2"): 0x0B,
-            np.dtype("i4"): 0x0C, np.dtype("f4"): 0x0D, np.dtype("f8"): 0x0E}[a.dtype]
+    code = {
+        np.dtype("u1"): 0x08,
+        np.dtype("i1"): 0x09,
+        np.dtype("i2"): 0x0B,
+        np.dtype("i4"): 0x0C,
+        np.dtype("f4"): 0x0D,
+        np.dtype("f8"): 0x0E,
+    }[a.dtype]
     raw = bytes([0, 0, code, a.ndim]) + b"".join(d.to_bytes(4, "big") for d in a.shape)
     raw += a.astype(a.dtype.newbyteorder(">")).tobytes()
     path.write_bytes(gzip.compress(raw) if compress else raw)
@@ -34,6 +40,7 @@ def _write_idx(path, a, *, compress=True):
 
 
 # IDX files: the real ones --------------------------------------------------------------------
+
 
 @pytest.mark.data
 def test_read_idx_mnist_matches_published_counts(data_dir):
@@ -77,6 +84,7 @@ def test_load_limit_and_env_var(data_dir, monkeypatch):
 
 # IDX files: format, corrupt and truncated copies ---------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", ["u1", "i1", "i2", "i4", "f4", "f8"])
 @pytest.mark.parametrize("compress", [True, False])
 def test_read_idx_round_trips_every_type(tmp_path, dtype, compress):
@@ -87,8 +95,11 @@ def test_read_idx_round_trips_every_type(tmp_path, dtype, compress):
 
 
 @settings(max_examples=25, deadline=None)
-@given(shape=st.lists(st.integers(0, 4), min_size=1, max_size=4),
-       dtype=st.sampled_from(["u1", "i1", "i2", "i4", "f4", "f8"]), seed=st.integers(0, 99))
+@given(
+    shape=st.lists(st.integers(0, 4), min_size=1, max_size=4),
+    dtype=st.sampled_from(["u1", "i1", "i2", "i4", "f4", "f8"]),
+    seed=st.integers(0, 99),
+)
 def test_read_idx_round_trips_any_shape(tmp_path_factory, shape, dtype, seed):
     a = np.random.default_rng(seed).uniform(0, 100, shape).astype(dtype)
     path = _write_idx(tmp_path_factory.mktemp("idx") / "a-idx", a)
@@ -100,13 +111,25 @@ def test_read_idx_round_trips_any_shape(tmp_path_factory, shape, dtype, seed):
 @pytest.fixture
 def small_idx(tmp_path):
     rng = np.random.default_rng(1)
-    return _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz",
-                      rng.integers(0, 256, (7, 28, 28), dtype=np.uint8))
+    return _write_idx(
+        tmp_path / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    )
 
 
-@pytest.mark.parametrize("corruption", [
-    "empty", "bad_type", "bad_zero_bytes", "zero_ndim", "short_header", "truncated_data",
-    "extra_data", "truncated_gzip", "garbled_gzip"])
+@pytest.mark.parametrize(
+    "corruption",
+    [
+        "empty",
+        "bad_type",
+        "bad_zero_bytes",
+        "zero_ndim",
+        "short_header",
+        "truncated_data",
+        "extra_data",
+        "truncated_gzip",
+        "garbled_gzip",
+    ],
+)
 def test_read_idx_rejects_corrupt_files_naming_them(small_idx, tmp_path, corruption):
     raw = gzip.decompress(small_idx.read_bytes())
     bad = tmp_path / f"{corruption}-idx3-ubyte.gz"
@@ -126,7 +149,7 @@ def test_read_idx_rejects_corrupt_files_naming_them(small_idx, tmp_path, corrupt
         bad.write_bytes(gz[: len(gz) // 2])
     else:
         gz = bytearray(small_idx.read_bytes())
-        gz[len(gz) // 2: len(gz) // 2 + 16] = bytes(16)
+        gz[len(gz) // 2 : len(gz) // 2 + 16] = bytes(16)
         bad.write_bytes(bytes(gz))
     with pytest.raises(DataError, match=bad.name) as e:
         data.read_idx(bad)
@@ -148,10 +171,12 @@ def test_read_idx_missing_file(tmp_path):
 def _fake_idx_set(folder, n_train=6, n_test=4, *, compress=True):
     rng = np.random.default_rng(2)
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {"train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-              "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
-              "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-              "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
     for k, a in arrays.items():
         stem = _datasets._IDX_FILES[k]
         _write_idx(folder / (f"{stem}.gz" if compress else stem), a, compress=compress)
@@ -202,6 +227,7 @@ def test_unknown_name_and_bad_limit():
 
 # tfds data source ----------------------------------------------------------------------------
 
+
 def test_load_from_a_prepared_tfds_data_source(tmp_path):
     """Prepares a tiny array_record data set with a builder of Tensor features (no TensorFlow)."""
     tfds = pytest.importorskip("tensorflow_datasets")
@@ -213,20 +239,29 @@ def test_load_from_a_prepared_tfds_data_source(tmp_path):
         VERSION = tfds.core.Version("3.0.1")
 
         def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-                "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
-                "label": tfds.features.ClassLabel(num_classes=10)}))
+            return tfds.core.DatasetInfo(
+                builder=self,
+                features=tfds.features.FeaturesDict(
+                    {
+                        "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+                        "label": tfds.features.ClassLabel(num_classes=10),
+                    }
+                ),
+            )
 
         def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(range(12)),
-                    "test": self._generate_examples(range(100, 105))}
+            return {
+                "train": self._generate_examples(range(12)),
+                "test": self._generate_examples(range(100, 105)),
+            }
 
         def _generate_examples(self, ids):
             for i in ids:
                 yield i, example(i)
 
     Mnist(data_dir=str(tmp_path), file_format="array_record").download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual")))
+        download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual"))
+    )
     assert (tmp_path / "mnist" / "3.0.1" / "dataset_info.json").is_file()
 
     ds = data.load("mnist", data_dir=tmp_path)  # no IDX files there: the tfds path
@@ -235,12 +270,12 @@ def test_load_from_a_prepared_tfds_data_source(tmp_path):
     got = sorted(zip(ds.train_images[:, 0, 0, 0].tolist(), ds.train_labels.tolist(), strict=True))
     assert got == [(i, i % 10) for i in range(12)]
     np.testing.assert_array_equal(ds.test_images[:, 5, 7, 0] % 10, ds.test_labels)
-    assert len(data.load("mnist", tfds_data_dir=tmp_path, data_dir=tmp_path / "x", limit=3)
-               .train_images) == 3
+    assert len(data.load("mnist", tfds_data_dir=tmp_path, data_dir=tmp_path / "x", limit=3).train_images) == 3
     assert "tensorflow" not in sys.modules
 
 
 # validate_images -----------------------------------------------------------------------------
+
 
 def test_validate_images():
     ok = np.zeros((2, 4, 4, 1), np.float32)
@@ -265,11 +300,11 @@ def test_validate_images():
 
 # Sprites -------------------------------------------------------------------------------------
 
+
 def _factors(shape, *, scale=1.0, rotation=0.0, x=0.5, y=0.5):
     shape = np.atleast_1d(shape)
     full = lambda v: np.broadcast_to(np.asarray(v, np.float32), shape.shape)  # noqa: E731
-    return {"shape": shape, "scale": full(scale), "rotation": full(rotation), "x": full(x),
-            "y": full(y)}
+    return {"shape": shape, "scale": full(scale), "rotation": full(rotation), "x": full(x), "y": full(y)}
 
 
 def test_sprites_deterministic_and_in_range():
@@ -296,16 +331,20 @@ def test_sprites_stay_whole_at_extreme_factors():
     corners = np.array([(x, y) for x in (0.3, 0.7) for y in (0.3, 0.7)], np.float32)
     rot = np.linspace(0, 2 * np.pi, 24, endpoint=False, dtype=np.float32)
     shape, c, r = np.meshgrid(np.arange(4), np.arange(4), rot, indexing="ij")
-    imgs = data.render_sprites(_factors(shape.ravel(), rotation=r.ravel(),
-                                        x=corners[c.ravel(), 0], y=corners[c.ravel(), 1]), size=32)
+    imgs = data.render_sprites(
+        _factors(shape.ravel(), rotation=r.ravel(), x=corners[c.ravel(), 0], y=corners[c.ravel(), 1]), size=32
+    )
     assert imgs[:, [0, -1], :].max() == 0 and imgs[:, :, [0, -1]].max() == 0
 
 
-@pytest.mark.parametrize("shape, area", [
-    (0, (2 * _datasets._SQUARE_HALF_SIDE) ** 2),
-    (1, math.pi * _datasets._ELLIPSE_AXES[0] * _datasets._ELLIPSE_AXES[1]),
-    (2, 3 * math.sqrt(3) / 4),  # equilateral triangle of circumradius 1
-])
+@pytest.mark.parametrize(
+    "shape, area",
+    [
+        (0, (2 * _datasets._SQUARE_HALF_SIDE) ** 2),
+        (1, math.pi * _datasets._ELLIPSE_AXES[0] * _datasets._ELLIPSE_AXES[1]),
+        (2, 3 * math.sqrt(3) / 4),  # equilateral triangle of circumradius 1
+    ],
+)
 def test_sprite_area_matches_closed_form(shape, area):
     size, rot = 64, np.linspace(0, 2 * np.pi, 7, dtype=np.float32)
     imgs = data.render_sprites(_factors(np.full(7, shape), rotation=rot, x=0.47, y=0.52), size=size)
@@ -318,8 +357,9 @@ def test_sprite_position_and_rotation_factors_mean_what_they_say():
     """Centroid = (x, y) (symmetric shapes); the ellipse's long axis points along `rotation`."""
     size = 64
     rot = np.array([0.3, 1.0, 2.0, 2.8], np.float32)
-    f = _factors(np.array([1, 1, 0, 0]), rotation=rot, x=[0.4, 0.55, 0.6, 0.35],
-                 y=[0.45, 0.62, 0.38, 0.5], scale=0.8)
+    f = _factors(
+        np.array([1, 1, 0, 0]), rotation=rot, x=[0.4, 0.55, 0.6, 0.35], y=[0.45, 0.62, 0.38, 0.5], scale=0.8
+    )
     w = data.render_sprites(f, size=size)[..., 0].astype(np.float64)
     rows, cols = np.mgrid[:size, :size] + 0.5
     m = w.sum(axis=(1, 2))
@@ -329,8 +369,12 @@ def test_sprite_position_and_rotation_factors_mean_what_they_say():
     # Second moments of the ellipses: principal axis angle, measured with y pointing up.
     for i in (0, 1):
         du, dv = cols - cx[i], -(rows - cy[i])
-        cov = np.array([[(w[i] * du * du).sum(), (w[i] * du * dv).sum()],
-                        [(w[i] * du * dv).sum(), (w[i] * dv * dv).sum()]])
+        cov = np.array(
+            [
+                [(w[i] * du * du).sum(), (w[i] * du * dv).sum()],
+                [(w[i] * du * dv).sum(), (w[i] * dv * dv).sum()],
+            ]
+        )
         evals, evecs = np.linalg.eigh(cov)
         angle = math.atan2(evecs[1, -1], evecs[0, -1]) % math.pi
         assert angle == pytest.approx(rot[i] % math.pi, abs=0.02)
@@ -342,9 +386,9 @@ def test_sprite_coverage_equals_supersampled_reference():
     fast = data.render_sprites(f, size=32).astype(np.float64)
     ref = data.render_sprites(f, size=32, supersample=8).astype(np.float64)
     edge = (ref > 0) & (ref < 255)
-    assert np.abs(fast - ref).mean() < 0.5             # grey levels, out of 255
-    assert np.abs(fast - ref)[edge].mean() < 10.0      # on the anti-aliased edge pixels
-    assert edge.mean() > 0.02                         # there are grey edge pixels at all
+    assert np.abs(fast - ref).mean() < 0.5  # grey levels, out of 255
+    assert np.abs(fast - ref)[edge].mean() < 10.0  # on the anti-aliased edge pixels
+    assert edge.mean() > 0.02  # there are grey edge pixels at all
     np.testing.assert_allclose(fast.sum(axis=(1, 2, 3)), ref.sum(axis=(1, 2, 3)), rtol=0.02)
 
 
@@ -386,6 +430,7 @@ def test_sprites_20k_in_under_two_cpu_seconds():
 
 # Batching ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n, batch_size", [(10, 3), (12, 4), (7, 7), (5, 1)])
 def test_batches_cover_each_index_once_in_permutation_order(n, batch_size):
     key = jax.random.key(3)
@@ -398,8 +443,9 @@ def test_batches_cover_each_index_once_in_permutation_order(n, batch_size):
         got = list(data.batches(key, x, y, batch_size=batch_size, drop_last=drop_last))
         full = n - n % batch_size
         sizes = [len(b[0]) for b in got]
-        expect = [batch_size] * (n // batch_size) + ([] if drop_last or n % batch_size == 0
-                                                     else [n % batch_size])
+        expect = [batch_size] * (n // batch_size) + (
+            [] if drop_last or n % batch_size == 0 else [n % batch_size]
+        )
         assert sizes == expect
         seen = np.concatenate([b[0][:, 0, 0, 0] for b in got])
         np.testing.assert_array_equal(seen, order[: full if drop_last else n])
@@ -429,6 +475,7 @@ def test_batches_rejects_bad_arguments_at_the_call():
 
 
 # Image folders and face sets -----------------------------------------------------------------
+
 
 def _png(a):
     buf = io.BytesIO()
@@ -512,7 +559,9 @@ def test_face_limit_decodes_only_what_it_returns(data_dir, monkeypatch):
     full = data.load("genki4k", data_dir=data_dir, seed=3)
     decoded = []
     real = _datasets._decode_all
-    monkeypatch.setattr(_datasets, "_decode_all", lambda src, paths: decoded.extend(paths) or real(src, paths))
+    monkeypatch.setattr(
+        _datasets, "_decode_all", lambda src, paths: decoded.extend(paths) or real(src, paths)
+    )
     small = data.load("genki4k", data_dir=data_dir, seed=3, limit=50)
     assert len(decoded) == 100  # 50 train + 50 test, not all 4000
     np.testing.assert_array_equal(small.train_images, full.train_images[:50])

@@ -9,13 +9,17 @@ from PIL import Image
 from latentjax.app import report
 
 
-
-
-
 def test_deepsdf_furniture_quick_format(tmp_path, load_script):
-    res = load_script("deepsdf_furniture").main(["--quick", "--out", str(tmp_path), "--json", str(tmp_path / "r.json")])
+    res = load_script("deepsdf_furniture").main(
+        ["--quick", "--out", str(tmp_path), "--json", str(tmp_path / "r.json")]
+    )
     saved = json.loads((tmp_path / "r.json").read_text())
-    for k in ("chamfer_reconstruction", "chamfer_nearest_training", "chamfer_mean_shape", "train_samples_per_s"):
+    for k in (
+        "chamfer_reconstruction",
+        "chamfer_nearest_training",
+        "chamfer_mean_shape",
+        "train_samples_per_s",
+    ):
         assert isinstance(saved[k], float) and saved[k] >= 0, k
     assert saved["num_test_shapes"] == res["num_test_shapes"] == 3
     assert res["config"]["num_steps"] == 2

@@ -14,12 +14,11 @@ from latentjax.learn import models
 pytest.importorskip("ot")
 
 
-
-
 @pytest.mark.slow
 def test_ot_contrast_quick(data_dir, tmp_path, load_script):
     res = load_script("ot_contrast").main(
-        ["--quick", "--datasets", "fashion_mnist", "--data-dir", str(data_dir), "--out", str(tmp_path)])
+        ["--quick", "--datasets", "fashion_mnist", "--data-dir", str(data_dir), "--out", str(tmp_path)]
+    )
     saved = json.loads((tmp_path / "result.json").read_text())
     pairs = saved["fashion_mnist"]["pairs"]
     assert len(pairs) == 2 and (tmp_path / "square_fashion_mnist.png").is_file()
@@ -47,12 +46,25 @@ def test_barycenter_benchmark_quick(tmp_path, load_script):
 
 def test_section_quick(tmp_path):
     ds = data.load("sprites", limit=64)
-    cfg = models.Config(kind="vae", arch="mlp", image_shape=ds.test_images.shape[1:], latent_dim=4,
-                        likelihood="bernoulli")
+    cfg = models.Config(
+        kind="vae", arch="mlp", image_shape=ds.test_images.shape[1:], latent_dim=4, likelihood="bernoulli"
+    )
     model = models.create(jax.random.key(0), cfg)
     (tmp_path / "fig").mkdir()
-    run = demo.DemoRun(model, cfg, tmp_path, tmp_path / "fig", ds.train_images, ds.test_images, ds.train_labels,
-                       ds.test_labels, ds.label_names, "sprites", None, jax.random.key(1))
+    run = demo.DemoRun(
+        model,
+        cfg,
+        tmp_path,
+        tmp_path / "fig",
+        ds.train_images,
+        ds.test_images,
+        ds.train_labels,
+        ds.test_labels,
+        ds.label_names,
+        "sprites",
+        None,
+        jax.random.key(1),
+    )
     from latentjax.app.sections import transport as section
 
     s = section.section(run, quick=True)

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from latentjax.learn import models, train
 from latentjax.errors import LatentJaxError
+from latentjax.learn import models, train
 
 SMALL = {
     "mlp": models.Config(arch="mlp", image_shape=(8, 8, 1), latent_dim=3, hidden=16),
     "conv": models.Config(arch="conv", image_shape=(8, 8, 1), latent_dim=3, hidden=16, channels=4),
-    "conv_rgb_gauss": models.Config(arch="conv", image_shape=(16, 16, 3), latent_dim=4, hidden=16, channels=4,
-                                    likelihood="gaussian"),
+    "conv_rgb_gauss": models.Config(
+        arch="conv", image_shape=(16, 16, 3), latent_dim=4, hidden=16, channels=4, likelihood="gaussian"
+    ),
     "ae": models.Config(kind="ae", arch="mlp", image_shape=(8, 8, 1), latent_dim=3, hidden=16),
 }
 
@@ -64,7 +65,9 @@ def test_check_grads_elbo(key):
     x = _images(jax.random.key(1), cfg, 1)[0]
     k = jax.random.key(2)
     # With respect to the image and to the latent mean path: elbo is a smooth function of both.
-    check_grads(lambda xi: models.elbo(model, k, xi), (x,), order=1, modes=["rev"], eps=1e-2, rtol=2e-2, atol=2e-2)
+    check_grads(
+        lambda xi: models.elbo(model, k, xi), (x,), order=1, modes=["rev"], eps=1e-2, rtol=2e-2, atol=2e-2
+    )
 
     leaves, treedef = jax.tree.flatten(model)
     w_index = max(range(len(leaves)), key=lambda i: leaves[i].size)
@@ -90,10 +93,13 @@ def test_gaussian_kl_closed_form():
     # and by Monte Carlo: E_q[log q - log p]
     mean, log_var = jnp.array([0.3, -1.0]), jnp.array([-0.5, 0.4])
     z = mean[None] + jnp.exp(0.5 * log_var)[None] * jax.random.normal(jax.random.key(0), (200000, 2))
-    logq = jnp.sum(-0.5 * (jnp.log(2 * jnp.pi) + log_var[None] + (z - mean[None]) ** 2 / jnp.exp(log_var)[None]), -1)
+    logq = jnp.sum(
+        -0.5 * (jnp.log(2 * jnp.pi) + log_var[None] + (z - mean[None]) ** 2 / jnp.exp(log_var)[None]), -1
+    )
     logp = jnp.sum(-0.5 * (jnp.log(2 * jnp.pi) + z**2), -1)
-    np.testing.assert_allclose(float(jnp.mean(logq - logp)),
-                               float(models.kl_divergence(models.Gaussian(mean, log_var))), rtol=2e-2)
+    np.testing.assert_allclose(
+        float(jnp.mean(logq - logp)), float(models.kl_divergence(models.Gaussian(mean, log_var))), rtol=2e-2
+    )
 
 
 def test_elbo_is_likelihood_minus_kl(key):
@@ -128,7 +134,9 @@ def test_iwae_increases_with_samples_on_trained_model(key):
 
     def mean_bound(k, num):
         keys = jax.random.split(jax.random.fold_in(jax.random.key(11), num), (64, len(x)))
-        f = jax.vmap(jax.vmap(lambda kk, xi: models.iwae_bound(model, kk, xi, num_samples=num)), in_axes=(0, None))
+        f = jax.vmap(
+            jax.vmap(lambda kk, xi: models.iwae_bound(model, kk, xi, num_samples=num)), in_axes=(0, None)
+        )
         return float(jnp.mean(f(keys, x)))
 
     l1, l8, l64 = mean_bound(key, 1), mean_bound(key, 8), mean_bound(key, 64)
@@ -197,16 +205,23 @@ def test_fast_conv_layers_equal_nnx_conv(shape, channels, key):
     @jax.jit
     def outputs(m):
         dec, enc = m.decoder, m.encoder
-        return (jax.vmap(dec)(z), jax.vmap(lambda v: _reference_conv_decoder(dec, v))(z),
-                jax.vmap(enc)(x), jax.vmap(lambda v: _reference_conv_encoder(enc, v))(x),
-                jax.jacfwd(dec)(z[0]), jax.jacrev(lambda v: _reference_conv_decoder(dec, v))(z[0]))
+        return (
+            jax.vmap(dec)(z),
+            jax.vmap(lambda v: _reference_conv_decoder(dec, v))(z),
+            jax.vmap(enc)(x),
+            jax.vmap(lambda v: _reference_conv_encoder(enc, v))(x),
+            jax.jacfwd(dec)(z[0]),
+            jax.jacrev(lambda v: _reference_conv_decoder(dec, v))(z[0]),
+        )
 
     def loss(m, fast):
         d = (lambda v: m.decoder(v)) if fast else (lambda v: _reference_conv_decoder(m.decoder, v))
         e = (lambda v: m.encoder(v)) if fast else (lambda v: _reference_conv_encoder(m.encoder, v))
         return jnp.sum(jnp.sin(jax.vmap(d)(z))) + jnp.sum(jnp.cos(jax.vmap(e)(x)))
 
-    grads = jax.jit(lambda m: [nnx.state(nnx.grad(lambda mm, f=f: loss(mm, f))(m), nnx.Param) for f in (True, False)])
+    grads = jax.jit(
+        lambda m: [nnx.state(nnx.grad(lambda mm, f=f: loss(mm, f))(m), nnx.Param) for f in (True, False)]
+    )
     dec_fast, dec_ref, enc_fast, enc_ref, jac_fwd, jac_rev = outputs(model)
     np.testing.assert_allclose(dec_fast, dec_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(enc_fast, enc_ref, rtol=1e-5, atol=1e-6)

@@ -1,4 +1,5 @@
 """The oneDNN conv kernels (latentjax.onednn) against lax.conv_general_dilated and the XLA step."""
+
 import os
 
 import jax
@@ -8,10 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latentjax.learn import _onednn as onednn, models, parallel, train
 from latentjax.errors import LatentJaxError
+from latentjax.learn import _onednn as onednn
+from latentjax.learn import models, parallel, train
 
-needs_onednn = pytest.mark.skipif(not onednn.available(), reason=f"oneDNN kernels: {onednn.unavailable_reason()}")
+needs_onednn = pytest.mark.skipif(
+    not onednn.available(), reason=f"oneDNN kernels: {onednn.unavailable_reason()}"
+)
 DN = ("NHWC", "HWIO", "NHWC")
 
 
@@ -39,8 +43,17 @@ def _check_batch(n, h, w, ci, co, s, seed=0):
 
 
 @needs_onednn
-@pytest.mark.parametrize("shape", [(256, 28, 28, 1, 32, 2), (256, 14, 14, 32, 64, 2), (256, 7, 7, 64, 128, 1),
-                                   (64, 14, 14, 32, 128, 1), (37, 9, 9, 4, 5, 1), (3, 5, 7, 2, 3, 2)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (256, 28, 28, 1, 32, 2),
+        (256, 14, 14, 32, 64, 2),
+        (256, 7, 7, 64, 128, 1),
+        (64, 14, 14, 32, 128, 1),
+        (37, 9, 9, 4, 5, 1),
+        (3, 5, 7, 2, 3, 2),
+    ],
+)
 def test_conv_batch_equals_lax(shape):
     # forward, input gradient and weight gradient (the batch cut into chunks across threads)
     _check_batch(*shape)
@@ -48,8 +61,14 @@ def test_conv_batch_equals_lax(shape):
 
 @needs_onednn
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 40), h=st.integers(1, 9), w=st.integers(1, 9), ci=st.integers(1, 6),
-       co=st.integers(1, 6), s=st.sampled_from([1, 2]))
+@given(
+    n=st.integers(1, 40),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    ci=st.integers(1, 6),
+    co=st.integers(1, 6),
+    s=st.sampled_from([1, 2]),
+)
 def test_conv_batch_equals_lax_any_shape(n, h, w, ci, co, s):
     # odd sizes (SAME padding is asymmetric for stride 2), one-pixel images, single channels
     _check_batch(n, h, w, ci, co, s)

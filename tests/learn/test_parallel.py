@@ -19,8 +19,8 @@ import optax
 import pytest
 from flax import nnx
 
-from latentjax.learn import checkpoint, models, parallel, population, runs, train
 from latentjax.errors import LatentJaxError, TrainingDiverged
+from latentjax.learn import checkpoint, models, parallel, population, runs, train
 
 CFG = models.Config(latent_dim=4, hidden=32, activation="relu")
 CONV = models.Config(arch="conv", image_shape=(8, 8, 1), latent_dim=3, hidden=16, channels=4)
@@ -84,8 +84,10 @@ def test_sharded_step_compiles_once():
     step = parallel.make_sharded_step(graphdef, tx, mesh)
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, secs, **kw: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration"
-        else None)
+        lambda event, secs, **kw: (
+            compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None
+        )
+    )
     st = parallel.replicate(state, mesh)
     for s in range(4):
         st, _ = step(st, parallel.shard_batch(_images(8, seed=s), mesh, global_batch=8))
@@ -95,10 +97,27 @@ def test_sharded_step_compiles_once():
 @pytest.mark.parametrize("par,mode", [("jit", "scan"), ("jit", "loop"), ("pmap", "loop")])
 def test_fit_data_parallel_equals_fit(par, mode):
     images, held_out = _images(96), _images(40, seed=9)
-    ref = train.fit(jax.random.key(3), CFG, images, epochs=2, batch_size=32, progress=False, mode="scan",
-                    eval_images=held_out)
-    res = parallel.fit_data_parallel(jax.random.key(3), CFG, images, epochs=2, batch_size=32, devices=4,
-                                     parallel=par, mode=mode, eval_images=held_out)
+    ref = train.fit(
+        jax.random.key(3),
+        CFG,
+        images,
+        epochs=2,
+        batch_size=32,
+        progress=False,
+        mode="scan",
+        eval_images=held_out,
+    )
+    res = parallel.fit_data_parallel(
+        jax.random.key(3),
+        CFG,
+        images,
+        epochs=2,
+        batch_size=32,
+        devices=4,
+        parallel=par,
+        mode=mode,
+        eval_images=held_out,
+    )
     np.testing.assert_allclose([h["loss"] for h in res.history], [h["loss"] for h in ref.history], rtol=1e-5)
     # the same per-epoch evaluation as train.fit logs
     for key in ("eval_elbo", "eval_recon_mse"):
@@ -152,9 +171,24 @@ def test_two_process_run_equals_single_process(tmp_path, mode):
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2])}
     env.pop("XLA_FLAGS", None)
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, f"127.0.0.1:{port}", str(i),
-                               str(tmp_path / f"p{i}.json"), mode, str(tmp_path / "run")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _WORKER,
+                f"127.0.0.1:{port}",
+                str(i),
+                str(tmp_path / f"p{i}.json"),
+                mode,
+                str(tmp_path / "run"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
     try:
         outs = [p.communicate(timeout=240)[0].decode() for p in procs]
     finally:
@@ -183,16 +217,24 @@ def test_population_equals_separate_runs():
     seeds, betas = parallel.population_grid(size=2, beta_grid=[1.0, 4.0])
     assert (seeds, betas) == ((0, 1, 0, 1), (1.0, 1.0, 4.0, 4.0))
     seeds, betas = seeds[:3], betas[:3]  # two seeds at one beta, two betas at one seed
-    graphdef, pop, hist = parallel.fit_population(CFG, images, seeds=seeds, betas=betas, epochs=2, batch_size=32)
+    graphdef, pop, hist = parallel.fit_population(
+        CFG, images, seeds=seeds, betas=betas, epochs=2, batch_size=32
+    )
     assert pop.states.step.tolist() == [6] * 3
     for k, (seed, beta) in enumerate(zip(seeds, betas)):
-        ref = train.fit(jax.random.key(seed), CFG, images, epochs=2, batch_size=32, beta=beta, progress=False,
-                        mode="scan")
-        np.testing.assert_allclose([h["losses"][k] for h in hist], [h["loss"] for h in ref.history], rtol=1e-6)
+        ref = train.fit(
+            jax.random.key(seed), CFG, images, epochs=2, batch_size=32, beta=beta, progress=False, mode="scan"
+        )
+        np.testing.assert_allclose(
+            [h["losses"][k] for h in hist], [h["loss"] for h in ref.history], rtol=1e-6
+        )
         assert _max_diff(parallel.member_state(pop, k).params, ref.state.params) < 1e-6
         x = models.to_float(images[:4])
-        np.testing.assert_allclose(jax.vmap(models.reconstruct, in_axes=(None, 0))(parallel.member(graphdef, pop, k), x),
-                                   jax.vmap(models.reconstruct, in_axes=(None, 0))(ref.model, x), atol=1e-5)
+        np.testing.assert_allclose(
+            jax.vmap(models.reconstruct, in_axes=(None, 0))(parallel.member(graphdef, pop, k), x),
+            jax.vmap(models.reconstruct, in_axes=(None, 0))(ref.model, x),
+            atol=1e-5,
+        )
 
 
 def test_population_loop_mode_and_one_compilation_for_any_betas():
@@ -205,9 +247,11 @@ def test_population_loop_mode_and_one_compilation_for_any_betas():
     assert step._cache_size() == 1 and m2["loss"].shape == (2,)
     for k, (seed, beta) in enumerate([(5, 0.5), (6, 2.0)]):
         g, s, t = train.init(jax.random.key(seed), CFG, learning_rate=1e-3)
-        _, ref = jax.jit(train.make_step(g, t, beta=beta))(s, images[8 * k:8 * k + 8])
+        _, ref = jax.jit(train.make_step(g, t, beta=beta))(s, images[8 * k : 8 * k + 8])
         np.testing.assert_allclose(m["loss"][k], ref["loss"], rtol=1e-6)
-    _, pop2, hist = parallel.fit_population(CFG, images, seeds=[5], betas=1.0, epochs=1, batch_size=8, mode="loop")
+    _, pop2, hist = parallel.fit_population(
+        CFG, images, seeds=[5], betas=1.0, epochs=1, batch_size=8, mode="loop"
+    )
     ref = train.fit(jax.random.key(5), CFG, images, epochs=1, batch_size=8, progress=False, mode="loop")
     np.testing.assert_allclose(hist[0]["losses"][0], ref.history[0]["loss"], rtol=1e-6)
     with pytest.raises(LatentJaxError, match="beta-grid"):
@@ -229,8 +273,11 @@ def test_bf16_compute_keeps_fp32_params_and_tracks_fp32_loss():
         new, m = jax.jit(step)(state, images)
         losses[dt] = float(m["loss"])
         assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(new.params))
-        assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(new.opt_state) if hasattr(x, "dtype")
-                   and jnp.issubdtype(x.dtype, jnp.floating))
+        assert all(
+            x.dtype == jnp.float32
+            for x in jax.tree.leaves(new.opt_state)
+            if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
+        )
         # the matmuls (forward and backward) run in the compute dtype
         assert ("bf16[" in jaxpr and "dot_general" in jaxpr) == (dt == "bfloat16")
     np.testing.assert_allclose(losses["bfloat16"], losses["float32"], rtol=2e-2)
@@ -253,12 +300,17 @@ def _kill_after_save(monkeypatch, step):
 
 
 def _logged(run_dir):
-    return [(r["step"], r["loss"]) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+    return [
+        (r["step"], r["loss"]) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+    ]
 
 
 def _raw_leaves(tree):
-    return jax.tree.leaves(jax.tree.map(
-        lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree))
+    return jax.tree.leaves(
+        jax.tree.map(
+            lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree
+        )
+    )
 
 
 def _leaves_equal(a, b):
@@ -269,8 +321,15 @@ def _leaves_equal(a, b):
 @pytest.mark.parametrize("par,mode", [("jit", "scan"), ("jit", "loop"), ("pmap", "loop")])
 def test_data_parallel_resume_is_bitwise_exact(tmp_path, monkeypatch, par, mode):
     images = _images(96)  # 3 steps an epoch; checkpoints every 2 steps: segments 0-2, 2-3, 3-4, 4-6
-    kw = {"epochs": 2, "batch_size": 32, "devices": 4, "parallel": par, "mode": mode, "checkpoint_every": 2,
-          "keep": 5}
+    kw = {
+        "epochs": 2,
+        "batch_size": 32,
+        "devices": 4,
+        "parallel": par,
+        "mode": mode,
+        "checkpoint_every": 2,
+        "keep": 5,
+    }
     ref = parallel.fit_data_parallel(jax.random.key(3), CFG, images, out_dir=tmp_path / "ref", **kw)
     _kill_after_save(monkeypatch, 4)  # mid-epoch 2
     with pytest.raises(_Killed):
@@ -278,7 +337,9 @@ def test_data_parallel_resume_is_bitwise_exact(tmp_path, monkeypatch, par, mode)
     monkeypatch.undo()
     with pytest.raises(LatentJaxError, match="already holds a run"):
         parallel.fit_data_parallel(jax.random.key(3), CFG, images, out_dir=tmp_path / "run", **kw)
-    res = parallel.fit_data_parallel(jax.random.key(3), CFG, images, out_dir=tmp_path / "run", resume=True, **kw)
+    res = parallel.fit_data_parallel(
+        jax.random.key(3), CFG, images, out_dir=tmp_path / "run", resume=True, **kw
+    )
     assert [h["step"] for h in res.history] == [6]
     assert _leaves_equal(res.state, ref.state)
     assert _logged(tmp_path / "run") == _logged(tmp_path / "ref")
@@ -287,14 +348,24 @@ def test_data_parallel_resume_is_bitwise_exact(tmp_path, monkeypatch, par, mode)
 
 def test_data_parallel_checkpoint_is_a_single_device_run(tmp_path):
     images = _images(96)
-    res = parallel.fit_data_parallel(jax.random.key(3), CFG, images, epochs=1, batch_size=32, devices=4,
-                                     out_dir=tmp_path / "run")
+    res = parallel.fit_data_parallel(
+        jax.random.key(3), CFG, images, epochs=1, batch_size=32, devices=4, out_dir=tmp_path / "run"
+    )
     model, cfg = checkpoint.load_model(tmp_path / "run")
     assert cfg == CFG and _leaves_equal(nnx.state(model), nnx.state(res.model))
     # train.fit continues it on one device: the two-epoch single-device run up to summation order
     ref = train.fit(jax.random.key(3), CFG, images, epochs=2, batch_size=32, progress=False, mode="scan")
-    cont = train.fit(jax.random.key(3), CFG, images, epochs=2, batch_size=32, progress=False, mode="scan",
-                     out_dir=tmp_path / "run", resume=True)
+    cont = train.fit(
+        jax.random.key(3),
+        CFG,
+        images,
+        epochs=2,
+        batch_size=32,
+        progress=False,
+        mode="scan",
+        out_dir=tmp_path / "run",
+        resume=True,
+    )
     assert [h["step"] for h in cont.history] == [6]
     np.testing.assert_allclose(cont.history[0]["loss"], ref.history[1]["loss"], rtol=1e-5)
     assert _max_diff(cont.state.params, ref.state.params) < 1e-4
@@ -302,7 +373,14 @@ def test_data_parallel_checkpoint_is_a_single_device_run(tmp_path):
 
 def test_population_resume_is_bitwise_exact(tmp_path, monkeypatch):
     images = _images(96)
-    kw = {"seeds": [0, 1], "betas": [1.0, 4.0], "epochs": 2, "batch_size": 32, "checkpoint_every": 2, "keep": 5}
+    kw = {
+        "seeds": [0, 1],
+        "betas": [1.0, 4.0],
+        "epochs": 2,
+        "batch_size": 32,
+        "checkpoint_every": 2,
+        "keep": 5,
+    }
     _, ref, _ = population.fit(CFG, images, out_dir=tmp_path / "ref", **kw)
     # killed between the two members' saves of step 4: member 0 holds steps 2 and 4, member 1 only 2
     _kill_after_save(monkeypatch, 4)
@@ -328,12 +406,22 @@ def test_population_nan_names_the_member_and_keeps_last_good_checkpoint(tmp_path
     orig = train.loss_fn
 
     def poisoned(params, graphdef, k, batch, *, beta=1.0):
-        return jnp.where((jnp.max(batch) == 255) & (beta > 2), jnp.nan, orig(params, graphdef, k, batch, beta=beta))
+        return jnp.where(
+            (jnp.max(batch) == 255) & (beta > 2), jnp.nan, orig(params, graphdef, k, batch, beta=beta)
+        )
 
     monkeypatch.setattr(train, "loss_fn", poisoned)
     with pytest.raises(TrainingDiverged, match=r"population members \[1\].*last good checkpoint") as err:
-        population.fit(CFG, images, seeds=[0, 0], betas=[1.0, 4.0], epochs=2, batch_size=32, checkpoint_every=1,
-                       out_dir=tmp_path / "pop")
+        population.fit(
+            CFG,
+            images,
+            seeds=[0, 0],
+            betas=[1.0, 4.0],
+            epochs=2,
+            batch_size=32,
+            checkpoint_every=1,
+            out_dir=tmp_path / "pop",
+        )
     bad = int(str(err.value).split("at step ")[1].split()[0])
     for m in ("member00_seed0_beta1", "member01_seed0_beta4"):
         assert checkpoint.Manager(tmp_path / "pop" / m).latest_step() == bad

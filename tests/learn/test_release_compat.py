@@ -38,8 +38,18 @@ def test_a_0_1_0_run_resumes_to_the_uninterrupted_result(tmp_path, expected):
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / "run_v0_1_0", run)
     cfg = models.Config(image_shape=(12, 12, 1), latent_dim=2, hidden=8)
-    res = train.fit(jax.random.key(0), cfg, _images(), epochs=4, batch_size=16, out_dir=run,
-                    checkpoint_every=8, keep=1, resume=True, progress=False)
+    res = train.fit(
+        jax.random.key(0),
+        cfg,
+        _images(),
+        epochs=4,
+        batch_size=16,
+        out_dir=run,
+        checkpoint_every=8,
+        keep=1,
+        resume=True,
+        progress=False,
+    )
     assert int(res.state.step) == 16
     np.testing.assert_array_equal(_flat(res.state.params), expected["params_step16"])
     np.testing.assert_allclose([r["loss"] for r in res.history], expected["losses"][2:], rtol=0)

@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latentjax.learn import checkpoint, models, runs, train
 from latentjax import data
 from latentjax.app import demo
 from latentjax.errors import CheckpointError, DataError, LatentJaxError, TrainingDiverged
+from latentjax.learn import checkpoint, models, runs, train
 
 CFG = models.Config(arch="mlp", image_shape=(16, 16, 1), latent_dim=3, hidden=32)
 
@@ -41,15 +41,17 @@ def test_step_compiles_once(sprites16, key):
 
     step = jax.jit(counted, donate_argnums=0)
     for i in range(12):
-        state, m = step(state, sprites16[i * 64:(i + 1) * 64])
+        state, m = step(state, sprites16[i * 64 : (i + 1) * 64])
     assert len(traces) == 1
     assert step._cache_size() == 1
     assert int(state.step) == 12 and np.isfinite(float(m["loss"]))
 
 
 def test_fit_learns_and_paths_agree(sprites16, key):
-    runs = {mode: train.fit(key, CFG, sprites16, epochs=3, batch_size=64, progress=False, mode=mode)
-            for mode in ("scan", "loop", "host")}
+    runs = {
+        mode: train.fit(key, CFG, sprites16, epochs=3, batch_size=64, progress=False, mode=mode)
+        for mode in ("scan", "loop", "host")
+    }
     hist = runs["scan"].history
     assert hist[-1]["loss"] < hist[0]["loss"]
     # The scan, on-device loop and host-fed paths run the same steps on the same batches.
@@ -78,7 +80,8 @@ def test_compiler_options_can_be_turned_off(monkeypatch):
     assert train.compiler_options("cpu") is None
     monkeypatch.setenv("LATENTJAX_XLA_YNN", "1")
     assert train.compiler_options("cpu") == {
-        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+    }
 
 
 def test_epoch_order_is_a_permutation_and_matches_data_permutation(key):
@@ -108,8 +111,17 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, sprites16, key, monk
 
     monkeypatch.setattr(train, "loss_fn", poisoned)
     with pytest.raises(TrainingDiverged, match="last good checkpoint") as err:
-        train.fit(key, CFG, images, epochs=3, batch_size=32, progress=False, out_dir=tmp_path / "run",
-                  checkpoint_every=1, mode="loop")
+        train.fit(
+            key,
+            CFG,
+            images,
+            epochs=3,
+            batch_size=32,
+            progress=False,
+            out_dir=tmp_path / "run",
+            checkpoint_every=1,
+            mode="loop",
+        )
     bad_step = int(str(err.value).split("at step ")[1].split()[0])
     mngr = checkpoint.Manager(tmp_path / "run")
     assert mngr.latest_step() == bad_step  # every step before the NaN one was saved
@@ -152,13 +164,37 @@ def test_bad_images_raise(key):
 
 def _cli(*args, **kw):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.Popen([sys.executable, "-m", "latentjax.app.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "latentjax.app.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_kill_and_resume_is_bitwise_exact(tmp_path):
-    common = ["train", "--dataset", "sprites", "--limit", "1024", "--latent-dim", "3", "--hidden", "32",
-              "--epochs", "40", "--batch-size", "32", "--checkpoint-every", "25", "--keep", "2", "--quiet"]
+    common = [
+        "train",
+        "--dataset",
+        "sprites",
+        "--limit",
+        "1024",
+        "--latent-dim",
+        "3",
+        "--hidden",
+        "32",
+        "--epochs",
+        "40",
+        "--batch-size",
+        "32",
+        "--checkpoint-every",
+        "25",
+        "--keep",
+        "2",
+        "--quiet",
+    ]
     ref = _cli(*common, "--out", str(tmp_path / "ref"))
     victim = _cli(*common, "--out", str(tmp_path / "victim"))
     ckpt = tmp_path / "victim" / "checkpoint"
@@ -243,7 +279,9 @@ def test_open_run_failure_on_process_0_reaches_every_process(monkeypatch, proces
         raise PermissionError("run folder is read-only")
 
     state = train.init(jax.random.key(0), CFG, learning_rate=1e-3)[1]
-    expected = (PermissionError, "read-only") if process == 0 else (LatentJaxError, "process 0 could not open")
+    expected = (
+        (PermissionError, "read-only") if process == 0 else (LatentJaxError, "process 0 could not open")
+    )
     with pytest.raises(expected[0], match=expected[1]):
         runs.open_run(opener, state, resume=False)
     assert len(sent) == 1 and (process == 1 or int(sent[0][0]) == 1)

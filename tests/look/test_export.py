@@ -44,7 +44,7 @@ def test_projector_round_trip_tsv(tmp_path, n):
     assert sheet.shape[:2] == (side * 28, side * 28)
     assert f["single_image_dim"] == [28, 28]
     r, c = divmod(n - 1, side)
-    np.testing.assert_array_equal(sheet[r * 28:(r + 1) * 28, c * 28:(c + 1) * 28, 0], images[n - 1])
+    np.testing.assert_array_equal(sheet[r * 28 : (r + 1) * 28, c * 28 : (c + 1) * 28, 0], images[n - 1])
 
 
 def test_projector_binary_and_header_rule(tmp_path):
@@ -85,9 +85,14 @@ def _viewer(tmp_path):
     labels = rng.integers(0, 3, n)
     y = rng.normal(size=(n, 2)) + 4.0 * np.stack([labels, labels % 2], axis=1)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    return export.html_viewer(tmp_path / "viewer.html", y, labels=labels,
-                              label_names=["shirt", XSS, "bag & <b>boots</b>"], images=images,
-                              title="</title><script>alert(2)</script>")
+    return export.html_viewer(
+        tmp_path / "viewer.html",
+        y,
+        labels=labels,
+        label_names=["shirt", XSS, "bag & <b>boots</b>"],
+        images=images,
+        title="</title><script>alert(2)</script>",
+    )
 
 
 def test_html_viewer_is_self_contained_and_escaped(tmp_path):
@@ -103,9 +108,19 @@ def test_html_viewer_is_self_contained_and_escaped(tmp_path):
 def _chromium(tmp_path, *args):
     if not CHROMIUM.exists():
         pytest.skip("headless Chromium not installed (apt-get install chromium)")
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run",
-           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=800,600", *args]
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=800,600",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -118,7 +133,7 @@ def test_html_viewer_renders_in_chromium(tmp_path):
     colours, counts = np.unique(pixels, axis=0, return_counts=True)
     # The three label colours of the scatter appear, each on many pixels.
     for hex_colour in ["#1f77b4", "#ff7f0e", "#2ca02c"]:
-        rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+        rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
         assert counts[np.all(colours == rgb, axis=1)].sum() > 30, hex_colour
     assert len(colours) > 10
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 
-from latentjax.look import metrics
 from latentjax.errors import LatentJaxError
+from latentjax.look import metrics
 
 
 def _xy(n=400, seed=0):
@@ -46,7 +46,9 @@ def test_knn_accuracy_equals_leave_one_out_majority_vote():
     labels = (x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0.5).astype(int)
     nn = _brute_knn(y, 7)
     pred = np.array([np.bincount(labels[nn[i]], minlength=4).argmax() for i in range(300)])
-    np.testing.assert_allclose(float(metrics.knn_accuracy(y, labels, k=7)), np.mean(pred == labels), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(metrics.knn_accuracy(y, labels, k=7)), np.mean(pred == labels), rtol=1e-6
+    )
 
 
 def test_knn_accuracy_ties_go_to_smallest_label():
@@ -59,10 +61,12 @@ def test_knn_accuracy_ties_go_to_smallest_label():
 
 @pytest.mark.parametrize(
     "call",
-    [lambda: metrics.trustworthiness(np.zeros((10, 3)), np.zeros((9, 2))),
-     lambda: metrics.trustworthiness(np.zeros((10, 3)), np.zeros((10, 2)), k=5),
-     lambda: metrics.knn_recall(np.zeros(10), np.zeros((10, 2))),
-     lambda: metrics.knn_accuracy(np.zeros((10, 2)), np.zeros(9))],
+    [
+        lambda: metrics.trustworthiness(np.zeros((10, 3)), np.zeros((9, 2))),
+        lambda: metrics.trustworthiness(np.zeros((10, 3)), np.zeros((10, 2)), k=5),
+        lambda: metrics.knn_recall(np.zeros(10), np.zeros((10, 2))),
+        lambda: metrics.knn_accuracy(np.zeros((10, 2)), np.zeros(9)),
+    ],
 )
 def test_bad_input(call):
     with pytest.raises(LatentJaxError, match="metrics"):

@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 from skimage import morphology, transform
 
-from latentjax.look import morpho
 from latentjax.errors import LatentJaxError
+from latentjax.look import morpho
 
 
 def capsule(width, angle_deg, *, half_length=8.0, size=28, shear=0.0, supersample=8):

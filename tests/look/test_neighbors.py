@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latentjax.look import neighbors
 from latentjax.errors import LatentJaxError
+from latentjax.look import neighbors
 
 
 def _brute(x, q=None, k=5):
@@ -55,8 +55,12 @@ def test_knn_doctest_example():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(x=np.zeros((5, 2)), k=5), dict(x=np.zeros((5, 2)), k=0), dict(x=np.zeros(5), k=1),
-     dict(x=np.zeros((5, 2)), k=1, queries=np.zeros((3, 3)))],
+    [
+        dict(x=np.zeros((5, 2)), k=5),
+        dict(x=np.zeros((5, 2)), k=0),
+        dict(x=np.zeros(5), k=1),
+        dict(x=np.zeros((5, 2)), k=1, queries=np.zeros((3, 3))),
+    ],
 )
 def test_knn_bad_input(kwargs):
     with pytest.raises(LatentJaxError, match="knn"):

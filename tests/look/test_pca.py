@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA as SkPCA
 
-from latentjax.look import pca
 from latentjax.errors import LatentJaxError
+from latentjax.look import pca
 
 
 def _data(n=300, d=20, seed=0):
     rng = np.random.default_rng(seed)
     scales = np.linspace(5.0, 0.1, d)
-    return (rng.normal(size=(n, d)) * scales @ np.linalg.qr(rng.normal(size=(d, d)))[0] + 3.0).astype(np.float32)
+    return (rng.normal(size=(n, d)) * scales @ np.linalg.qr(rng.normal(size=(d, d)))[0] + 3.0).astype(
+        np.float32
+    )
 
 
 def _match_signs(a, b):
@@ -29,7 +31,9 @@ def test_pca_equals_sklearn_up_to_sign(method, key):
     comps = np.asarray(ours.components)
     np.testing.assert_allclose(_match_signs(comps, ref.components_), ref.components_, atol=2e-4)
     np.testing.assert_allclose(np.asarray(ours.explained_variance), ref.explained_variance_, rtol=1e-4)
-    np.testing.assert_allclose(np.asarray(ours.explained_variance_ratio), ref.explained_variance_ratio_, rtol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(ours.explained_variance_ratio), ref.explained_variance_ratio_, rtol=1e-4
+    )
     np.testing.assert_allclose(np.asarray(ours.singular_values), ref.singular_values_, rtol=1e-4)
     z = np.asarray(pca.transform(ours, x))
     z_ref = ref.transform(x.astype(np.float64))
@@ -70,9 +74,12 @@ def test_doctest_examples():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(x=np.zeros((10, 3)), num_components=4), dict(x=np.zeros(10), num_components=1),
-     dict(x=np.zeros((10, 3)), num_components=2, method="qr"),
-     dict(x=np.zeros((10, 3)), num_components=2, method="randomized")],
+    [
+        dict(x=np.zeros((10, 3)), num_components=4),
+        dict(x=np.zeros(10), num_components=1),
+        dict(x=np.zeros((10, 3)), num_components=2, method="qr"),
+        dict(x=np.zeros((10, 3)), num_components=2, method="randomized"),
+    ],
 )
 def test_bad_input(kwargs):
     with pytest.raises(LatentJaxError, match="pca"):

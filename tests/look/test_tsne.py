@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latentjax.look import metrics, neighbors, tsne
 from latentjax.errors import LatentJaxError
+from latentjax.look import metrics, neighbors, tsne
 
 
 def _blobs(n=300, d=10, seed=0):
@@ -49,7 +49,11 @@ def _dense_kl(y, p_dense):
     w = jnp.where(jnp.eye(y.shape[0], dtype=bool), 0.0, 1.0 / (1.0 + d2))
     q = w / jnp.sum(w)
     mask = p_dense > 0
-    return jnp.sum(jnp.where(mask, p_dense * (jnp.log(jnp.where(mask, p_dense, 1.0)) - jnp.log(jnp.where(mask, q, 1.0))), 0.0))
+    return jnp.sum(
+        jnp.where(
+            mask, p_dense * (jnp.log(jnp.where(mask, p_dense, 1.0)) - jnp.log(jnp.where(mask, q, 1.0))), 0.0
+        )
+    )
 
 
 def test_gradient_and_kl_equal_autodiff_of_dense_kl():
@@ -87,7 +91,9 @@ def test_optimize_chunks_equal_a_loop_of_steps():
     s = tsne.init_state(y0)
     for i in range(30):
         exag = 12.0 if i < 10 else 1.0
-        s = tsne.step(s, p, learning_rate=max(150 / exag, 50.0), exaggeration=exag, momentum=0.8, method="exact")
+        s = tsne.step(
+            s, p, learning_rate=max(150 / exag, 50.0), exaggeration=exag, momentum=0.8, method="exact"
+        )
     assert int(got.iteration) == 30
     np.testing.assert_allclose(np.asarray(got.embedding), np.asarray(s.embedding), rtol=1e-4, atol=1e-5)
 
@@ -112,11 +118,13 @@ def test_embed_separates_blobs():
 
 @pytest.mark.parametrize(
     "call",
-    [lambda: tsne.affinities(np.zeros((10, 3)), perplexity=30.0),
-     lambda: tsne.affinities(np.zeros(10), perplexity=3.0),
-     lambda: tsne.calibrate(np.ones((5, 4)), perplexity=9.0),
-     lambda: tsne.initialize(np.zeros((10, 3)), key=jax.random.key(0), method="umap"),
-     lambda: tsne.optimize(tsne.affinities(_blobs(40), perplexity=5.0), np.zeros((40, 2)), method="bh")],
+    [
+        lambda: tsne.affinities(np.zeros((10, 3)), perplexity=30.0),
+        lambda: tsne.affinities(np.zeros(10), perplexity=3.0),
+        lambda: tsne.calibrate(np.ones((5, 4)), perplexity=9.0),
+        lambda: tsne.initialize(np.zeros((10, 3)), key=jax.random.key(0), method="umap"),
+        lambda: tsne.optimize(tsne.affinities(_blobs(40), perplexity=5.0), np.zeros((40, 2)), method="bh"),
+    ],
 )
 def test_bad_input(call):
     with pytest.raises(LatentJaxError, match="tsne"):

@@ -39,7 +39,8 @@ def _umap_learn_graph(x, nb, n_neighbors):
     idx = np.concatenate([np.arange(n)[:, None], np.asarray(nb.indices)], axis=1).astype(np.int64)
     dist = np.concatenate([np.zeros((n, 1)), np.asarray(nb.distances)], axis=1).astype(np.float32)
     graph, sigmas, rhos = umap_learn.fuzzy_simplicial_set(
-        x, n_neighbors, np.random.RandomState(0), "euclidean", knn_indices=idx, knn_dists=dist)
+        x, n_neighbors, np.random.RandomState(0), "euclidean", knn_indices=idx, knn_dists=dist
+    )
     return graph.tocsr(), sigmas, rhos
 
 
@@ -52,7 +53,9 @@ def test_fuzzy_graph_matches_umap_learn():
     ref, sigmas, rhos = _umap_learn_graph(x, nb, k)
     np.testing.assert_allclose(g.rho, rhos, rtol=1e-6)
     np.testing.assert_allclose(g.sigma, sigmas, rtol=1e-4)
-    ours = scipy.sparse.csr_matrix((np.asarray(g.weight), (np.asarray(g.head), np.asarray(g.tail))), shape=ref.shape)
+    ours = scipy.sparse.csr_matrix(
+        (np.asarray(g.weight), (np.asarray(g.head), np.asarray(g.tail))), shape=ref.shape
+    )
     assert ours.nnz == ref.nnz
     np.testing.assert_allclose(ours.toarray(), ref.toarray(), atol=1e-5)
     assert np.all(np.diff(np.asarray(g.head)) >= 0)
@@ -68,9 +71,13 @@ def test_calibration_hits_log2_k_and_vmap_equals_loop():
     d = jnp.asarray(nb.distances)
     mean_all = jnp.sum(d) / (d.shape[0] * k)
     g = umap.fuzzy_graph_from_knn(nb.indices, nb.distances, n_neighbors=k)
-    psum = np.sum(np.where(d - g.rho[:, None] > 0, np.exp(-(d - g.rho[:, None]) / g.sigma[:, None]), 1.0), axis=1)
+    psum = np.sum(
+        np.where(d - g.rho[:, None] > 0, np.exp(-(d - g.rho[:, None]) / g.sigma[:, None]), 1.0), axis=1
+    )
     np.testing.assert_allclose(psum, np.log2(k), atol=1e-3)
-    one = jax.jit(lambda row: umap._smooth_knn_dist(row, mean_all, target=jnp.log2(jnp.float32(k)), n_neighbors=k))
+    one = jax.jit(
+        lambda row: umap._smooth_knn_dist(row, mean_all, target=jnp.log2(jnp.float32(k)), n_neighbors=k)
+    )
     loop = np.array([one(d[i]) for i in range(5)])
     batched = np.array(jax.vmap(one)(d[:5])).T
     np.testing.assert_allclose(batched, loop, rtol=1e-6)
@@ -149,7 +156,9 @@ def test_spectral_init_matches_scipy_dense():
     x, _ = _blobs(n=150, d=5, centers=1)
     g = umap.fuzzy_graph(x, n_neighbors=10)
     y = np.asarray(umap._spectral(g, 2))
-    w = scipy.sparse.csr_matrix((np.asarray(g.weight), (np.asarray(g.head), np.asarray(g.tail))), shape=(150, 150))
+    w = scipy.sparse.csr_matrix(
+        (np.asarray(g.weight), (np.asarray(g.head), np.asarray(g.tail))), shape=(150, 150)
+    )
     dinv = 1 / np.sqrt(np.asarray(w.sum(1)).ravel())
     lap = np.eye(150) - dinv[:, None] * w.toarray() * dinv[None, :]
     vals, vecs = np.linalg.eigh(lap)

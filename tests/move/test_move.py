@@ -209,7 +209,9 @@ def test_geodesic_beats_straight_line_on_trained_decoder(key):
     decode = _trained_ring_decoder(key)
     z0 = jnp.array([1.0, 0.0])
     z1 = jnp.array([np.cos(2.4), np.sin(2.4)])
-    p = jax.jit(lambda a, b: move.geodesic(decode, a, b, num_points=12, steps=400, learning_rate=2e-2))(z0, z1)
+    p = jax.jit(lambda a, b: move.geodesic(decode, a, b, num_points=12, steps=400, learning_rate=2e-2))(
+        z0, z1
+    )
     line = move.path(jnp.stack([z0, z1]), 12)
     geo_d = move.path_diagnostics(decode, p.points)
     line_d = move.path_diagnostics(decode, line)
@@ -234,7 +236,9 @@ def test_attribute_vector_recovers_planted_direction(key):
     z = jax.random.normal(jax.random.fold_in(key, 2), (2000, d)) + 2.0 * labels[:, None] * direction[None, :]
     v = move.attribute_vector(z, labels)
     assert _cos(v, direction) > 0.99
-    np.testing.assert_allclose(v, z[np.asarray(labels)].mean(0) - z[~np.asarray(labels)].mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        v, z[np.asarray(labels)].mean(0) - z[~np.asarray(labels)].mean(0), rtol=1e-4, atol=1e-5
+    )
     # The 0/1 regression (mean shift) is exactly the same vector.
     np.testing.assert_allclose(move.regression_vector(z, labels.astype(jnp.float32)), v, atol=1e-4)
 
@@ -261,7 +265,9 @@ def test_class_vector_and_apply_sweep(key):
     v = move.class_vector(z, labels, 0, 2)
     np.testing.assert_allclose(v, z[2::3].mean(0) - z[0::3].mean(0), atol=1e-6)
     strengths = jnp.array([-1.0, 0.0, 0.5, 2.0])
-    sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))(z[:4], v, strengths)
+    sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))(
+        z[:4], v, strengths
+    )
     assert sweep.shape == (4, 4, 3)
     for i in range(4):
         for j, s in enumerate(strengths):

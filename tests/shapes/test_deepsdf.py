@@ -8,13 +8,19 @@ from flax import nnx
 from jax.test_util import check_grads
 from scipy.spatial.distance import cdist
 
-from latentjax.shapes import deepsdf, furniture
 from latentjax.errors import DataError
+from latentjax.shapes import deepsdf, furniture
 
 
 def _small(latent_dim=8, **kw):
-    return deepsdf.Decoder(latent_dim, width=kw.pop("width", 32), depth=kw.pop("depth", 4), skip=kw.pop("skip", 2),
-                       rngs=nnx.Rngs(0), **kw)
+    return deepsdf.Decoder(
+        latent_dim,
+        width=kw.pop("width", 32),
+        depth=kw.pop("depth", 4),
+        skip=kw.pop("skip", 2),
+        rngs=nnx.Rngs(0),
+        **kw,
+    )
 
 
 def test_decoder_layers_and_skip():
@@ -52,22 +58,33 @@ def test_decode_vmap_equals_loop(key):
 def test_clamped_l1_closed_form():
     pred = jnp.array([0.05, 0.3, -0.5, 0.0])
     target = jnp.array([0.0, 0.2, 0.05, -0.02])
-    np.testing.assert_allclose(deepsdf.clamped_l1(pred, target, delta=0.1), [0.05, 0.0, 0.15, 0.02], atol=1e-7)
+    np.testing.assert_allclose(
+        deepsdf.clamped_l1(pred, target, delta=0.1), [0.05, 0.0, 0.15, 0.02], atol=1e-7
+    )
 
 
 def test_shape_loss_gradients_and_weights(key):
     model = _small()
     samples = jnp.concatenate([jax.random.uniform(key, (32, 3), minval=-1), 0.05 * jnp.ones((32, 1))], 1)
     z = 0.1 * jax.random.normal(jax.random.key(2), (8,))
-    check_grads(lambda z: deepsdf.shape_loss(model, z, samples, delta=10.0, code_weight=0.5), (z,), order=1,
-                modes=["rev"], atol=1e-2, rtol=1e-2)
+    check_grads(
+        lambda z: deepsdf.shape_loss(model, z, samples, delta=10.0, code_weight=0.5),
+        (z,),
+        order=1,
+        modes=["rev"],
+        atol=1e-2,
+        rtol=1e-2,
+    )
     # Prior term: exactly code_weight * ||z||^2.
-    diff = deepsdf.shape_loss(model, z, samples, code_weight=0.3) - deepsdf.shape_loss(model, z, samples, code_weight=0.0)
+    diff = deepsdf.shape_loss(model, z, samples, code_weight=0.3) - deepsdf.shape_loss(
+        model, z, samples, code_weight=0.0
+    )
     assert float(diff) == pytest.approx(0.3 * float(jnp.sum(z**2)), rel=1e-5)
     # Zero weights drop samples: the weighted loss equals the loss of the kept samples.
     w = (jnp.arange(32) < 10).astype(jnp.float32)
     assert float(deepsdf.shape_loss(model, z, samples, weights=w, code_weight=0.0)) == pytest.approx(
-        float(deepsdf.shape_loss(model, z, samples[:10], code_weight=0.0)), rel=1e-5)
+        float(deepsdf.shape_loss(model, z, samples[:10], code_weight=0.0)), rel=1e-5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +93,21 @@ def four_shapes():
     shapes, labels = furniture.generate(jax.random.key(7), num_per_class=2)
     pick = np.array([0, 1, 2, 4])
     shapes, labels = furniture.take(shapes, pick), labels[pick]
-    data = jax.jit(jax.vmap(lambda k, s: furniture.shape_samples(k, s, num_samples=2048, uniform_fraction=0.2)))(
-        jax.random.split(jax.random.key(8), 4), shapes)
+    data = jax.jit(
+        jax.vmap(lambda k, s: furniture.shape_samples(k, s, num_samples=2048, uniform_fraction=0.2))
+    )(jax.random.split(jax.random.key(8), 4), shapes)
     model = deepsdf.Decoder(16, width=64, depth=4, skip=2, rngs=nnx.Rngs(0))
-    model, codes, losses = deepsdf.fit(jax.random.key(9), model, data, num_steps=600, shapes_per_batch=4,
-                                   points_per_shape=256, learning_rate=2e-3, code_sigma=0.1, steps_per_call=200)
+    model, codes, losses = deepsdf.fit(
+        jax.random.key(9),
+        model,
+        data,
+        num_steps=600,
+        shapes_per_batch=4,
+        points_per_shape=256,
+        learning_rate=2e-3,
+        code_sigma=0.1,
+        steps_per_call=200,
+    )
     return dict(shapes=shapes, labels=labels, data=data, model=model, codes=codes, losses=losses)
 
 
@@ -91,7 +118,9 @@ def test_overfits_four_shapes(four_shapes):
     assert np.mean(losses[-50:]) < 0.012  # clamped L1 + prior, delta 0.1
     # The fitted SDF has the right sign away from the surface.
     model, codes, data = four_shapes["model"], four_shapes["codes"], four_shapes["data"]
-    pred = jax.vmap(lambda z, s: jax.vmap(deepsdf.decode, in_axes=(None, None, 0))(model, z, s[:, :3]))(codes, data)
+    pred = jax.vmap(lambda z, s: jax.vmap(deepsdf.decode, in_axes=(None, None, 0))(model, z, s[:, :3]))(
+        codes, data
+    )
     far = np.abs(np.asarray(data[..., 3])) > 0.03
     assert np.mean(np.sign(np.asarray(pred))[far] == np.sign(np.asarray(data[..., 3]))[far]) > 0.95
 
@@ -99,12 +128,20 @@ def test_overfits_four_shapes(four_shapes):
 def test_completion_recovers_code_neighbourhood(four_shapes):
     model, codes = four_shapes["model"], four_shapes["codes"]
     # Fresh samples of the same shapes; only the half x > 0 is observed (shape completion).
-    fresh = jax.jit(jax.vmap(lambda k, s: furniture.shape_samples(k, s, num_samples=1024, uniform_fraction=0.2)))(
-        jax.random.split(jax.random.key(11), 4), four_shapes["shapes"])
+    fresh = jax.jit(
+        jax.vmap(lambda k, s: furniture.shape_samples(k, s, num_samples=1024, uniform_fraction=0.2))
+    )(jax.random.split(jax.random.key(11), 4), four_shapes["shapes"])
     observed = (fresh[:, :, 0] > 0).astype(jnp.float32)
     for weights in (None, observed):
-        z = deepsdf.reconstruct(model, jax.random.key(12), fresh, weights=weights, num_steps=200, points_per_step=512,
-                            code_sigma=0.1)
+        z = deepsdf.reconstruct(
+            model,
+            jax.random.key(12),
+            fresh,
+            weights=weights,
+            num_steps=200,
+            points_per_step=512,
+            code_sigma=0.1,
+        )
         d = cdist(np.asarray(z), np.asarray(codes))
         assert np.array_equal(d.argmin(1), np.arange(4)), d
 
@@ -116,10 +153,24 @@ def test_fit_rejects_bad_data():
 
 def test_fit_partial_last_call_and_reproducible():
     data = jax.random.uniform(jax.random.key(0), (3, 64, 4), minval=-0.1, maxval=0.1)
-    a = deepsdf.fit(jax.random.key(1), _small(), data, num_steps=5, shapes_per_batch=2, points_per_shape=8,
-                steps_per_call=3)
-    b = deepsdf.fit(jax.random.key(1), _small(), data, num_steps=5, shapes_per_batch=2, points_per_shape=8,
-                steps_per_call=5)
+    a = deepsdf.fit(
+        jax.random.key(1),
+        _small(),
+        data,
+        num_steps=5,
+        shapes_per_batch=2,
+        points_per_shape=8,
+        steps_per_call=3,
+    )
+    b = deepsdf.fit(
+        jax.random.key(1),
+        _small(),
+        data,
+        num_steps=5,
+        shapes_per_batch=2,
+        points_per_shape=8,
+        steps_per_call=5,
+    )
     assert a[2].shape == (5,)
     np.testing.assert_allclose(a[2], b[2], rtol=1e-5)
     np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-7)

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latentjax.shapes import furniture
 from latentjax.errors import DataError
+from latentjax.shapes import furniture
 
 
 def _points(key, n=4000, scale=2.0):
@@ -18,8 +18,11 @@ PRIMITIVES = {
     "rounded_box": lambda p: furniture.rounded_box(p, jnp.array([0.5, 0.3, 0.8]), 0.2),
     "cylinder": lambda p: furniture.cylinder(p, 0.4, 0.7),
     "translated_union": lambda p: furniture.union(
-        furniture.translate(lambda q: furniture.box(q, jnp.array([0.3, 0.3, 0.3])), jnp.array([0.5, 0.0, 0.0]))(p),
-        furniture.translate(lambda q: furniture.cylinder(q, 0.3, 0.5), jnp.array([-0.4, 0.2, 0.1]))(p)),
+        furniture.translate(
+            lambda q: furniture.box(q, jnp.array([0.3, 0.3, 0.3])), jnp.array([0.5, 0.0, 0.0])
+        )(p),
+        furniture.translate(lambda q: furniture.cylinder(q, 0.3, 0.5), jnp.array([-0.4, 0.2, 0.1]))(p),
+    ),
 }
 
 
@@ -60,7 +63,9 @@ def test_primitive_closed_forms():
     assert float(furniture.cylinder(jnp.array([2.0, 2.0, 0.0]), 1.0, 1.0)) == pytest.approx(np.sqrt(2))
     # Rounded box corner: distance to the rounding sphere.
     p = jnp.array([2.0, 2.0, 2.0])
-    assert float(furniture.rounded_box(p, jnp.ones(3), 0.5)) == pytest.approx(np.sqrt(3 * 1.5**2) - 0.5, rel=1e-5)
+    assert float(furniture.rounded_box(p, jnp.ones(3), 0.5)) == pytest.approx(
+        np.sqrt(3 * 1.5**2) - 0.5, rel=1e-5
+    )
 
 
 def test_generate_reproducible_and_balanced():
@@ -91,7 +96,9 @@ def test_shape_sdf_vmap_equals_loop(key):
     batched = jax.vmap(jax.vmap(furniture.sdf, in_axes=(None, 0)), in_axes=(0, None))(shapes, p)
     for i in range(6):
         for j in range(5):
-            assert float(batched[i, j]) == pytest.approx(float(furniture.sdf(furniture.take(shapes, i), p[j])), abs=1e-6)
+            assert float(batched[i, j]) == pytest.approx(
+                float(furniture.sdf(furniture.take(shapes, i), p[j])), abs=1e-6
+            )
 
 
 def test_surface_points_on_surface_with_normals(key):
@@ -109,9 +116,12 @@ def test_surface_points_on_surface_with_normals(key):
 def test_surface_points_uniform_by_area():
     # A lone box 1 x 0.5 x 0.25 (half extents): the share of points on each face pair = area share.
     shape = furniture.Shape(
-        kind=jnp.zeros(furniture.MAX_PARTS, jnp.int32), center=jnp.zeros((furniture.MAX_PARTS, 3)),
+        kind=jnp.zeros(furniture.MAX_PARTS, jnp.int32),
+        center=jnp.zeros((furniture.MAX_PARTS, 3)),
         size=jnp.tile(jnp.array([1.0, 0.5, 0.25]), (furniture.MAX_PARTS, 1)),
-        radius=jnp.zeros(furniture.MAX_PARTS), mask=jnp.arange(furniture.MAX_PARTS) == 0)
+        radius=jnp.zeros(furniture.MAX_PARTS),
+        mask=jnp.arange(furniture.MAX_PARTS) == 0,
+    )
     x, _ = jax.jit(lambda k, s: furniture.surface_points(k, s, num_points=20000))(jax.random.key(0), shape)
     on = np.isclose(np.abs(np.asarray(x)), [1.0, 0.5, 0.25], atol=1e-6)
     areas = np.array([0.5 * 0.25, 1.0 * 0.25, 1.0 * 0.5])
@@ -121,11 +131,16 @@ def test_surface_points_uniform_by_area():
 def test_deepsdf_samples_distribution(key):
     shapes, _ = furniture.generate(key, num_per_class=1)
     shape = furniture.take(shapes, 0)
-    s = jax.jit(lambda k, s: furniture.shape_samples(k, s, num_samples=10000, uniform_fraction=0.1,
-                                                     sigmas=(0.05, 0.01)))(jax.random.key(1), shape)
+    s = jax.jit(
+        lambda k, s: furniture.shape_samples(
+            k, s, num_samples=10000, uniform_fraction=0.1, sigmas=(0.05, 0.01)
+        )
+    )(jax.random.key(1), shape)
     assert s.shape == (10000, 4)
     d = np.asarray(s[:, 3])
-    np.testing.assert_allclose(d, np.asarray(jax.vmap(furniture.sdf, in_axes=(None, 0))(shape, s[:, :3])), atol=1e-6)
+    np.testing.assert_allclose(
+        d, np.asarray(jax.vmap(furniture.sdf, in_axes=(None, 0))(shape, s[:, :3])), atol=1e-6
+    )
     near = np.abs(d[:9000])
     assert np.median(near) < 0.03 and np.mean(near < 0.1) > 0.95
     uni = np.asarray(s[9000:, :3])
@@ -135,8 +150,11 @@ def test_deepsdf_samples_distribution(key):
 def test_oriented_points_sdf_matches_exact_near_surface(key):
     shapes, _ = furniture.generate(key, num_per_class=1)
     surface = jax.jit(lambda k, s: furniture.surface_points(k, s, num_points=15000))
-    samples = jax.jit(lambda k, s: furniture.shape_samples(k, s, num_samples=2000, uniform_fraction=0.0,
-                                                           sigmas=(0.02, 0.005)))
+    samples = jax.jit(
+        lambda k, s: furniture.shape_samples(
+            k, s, num_samples=2000, uniform_fraction=0.0, sigmas=(0.02, 0.005)
+        )
+    )
     for i in range(3):
         shape = furniture.take(shapes, i)
         pts, normals = surface(jax.random.key(10 + i), shape)

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latentjax.shapes import render
 from latentjax.errors import DataError
+from latentjax.shapes import render
 
 
 def sphere(x):
@@ -16,8 +16,9 @@ def sphere(x):
 def test_sphere_silhouette_within_a_pixel():
     eye = jnp.array([0.0, 0.0, 4.0])
     size, fov = 64, 40.0
-    img, hit = jax.jit(lambda: render.render(sphere, eye=eye, width=size, height=size, fov_deg=fov,
-                                             bound=1.5, num_steps=96))()
+    img, hit = jax.jit(
+        lambda: render.render(sphere, eye=eye, width=size, height=size, fov_deg=fov, bound=1.5, num_steps=96)
+    )()
     o, d = render.camera_rays(eye=eye, fov_deg=fov, width=size, height=size)
     # Analytic: a ray hits the unit sphere iff its distance to the centre is below 1.
     t = -jnp.sum(o * d, axis=-1)
@@ -86,5 +87,5 @@ def test_obj_and_ply_round_trip(tmp_path):
     ply = render.write_ply(tmp_path / "m.ply", v, f).read_text().splitlines()
     start = ply.index("end_header") + 1
     assert f"element vertex {len(v)}" in ply and f"element face {len(f)}" in ply
-    np.testing.assert_allclose(np.loadtxt(ply[start:start + len(v)]), v, atol=1e-5)
-    np.testing.assert_array_equal(np.loadtxt(ply[start + len(v):], dtype=int)[:, 1:], f)
+    np.testing.assert_allclose(np.loadtxt(ply[start : start + len(v)]), v, atol=1e-5)
+    np.testing.assert_array_equal(np.loadtxt(ply[start + len(v) :], dtype=int)[:, 1:], f)

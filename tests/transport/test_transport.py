@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from latentjax import transport
-from latentjax.transport import _transport
 from latentjax.errors import LatentJaxError
+from latentjax.transport import _transport
 
 ot = pytest.importorskip("ot")
 
@@ -86,7 +86,8 @@ def test_agrees_with_pot(blobs):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref = ot.bregman.convolutional_barycenter2d_debiased(
-                hists, eps, weights=wi, numItermax=50, stopThr=0.0, stabThr=1e-300, warn=False)
+                hists, eps, weights=wi, numItermax=50, stopThr=0.0, stabThr=1e-300, warn=False
+            )
         assert np.abs(np.asarray(out.histogram[i], np.float64) - ref).sum() < 1e-5
 
 

@@ -54,8 +54,14 @@ def test_spread_points_are_well_separated():
 
 def test_embedding_panels_writes_one_panel_per_method(tmp_path):
     y, labels, images = _data()
-    path = viz.embedding_panels({"PCA": y, "t-SNE": y[:, ::-1], "UMAP": -y}, labels, tmp_path / "p.png",
-                                label_names=list("abcd"), images=images, num_thumbnails=4)
+    path = viz.embedding_panels(
+        {"PCA": y, "t-SNE": y[:, ::-1], "UMAP": -y},
+        labels,
+        tmp_path / "p.png",
+        label_names=list("abcd"),
+        images=images,
+        num_thumbnails=4,
+    )
     w, h = Image.open(path).size
     assert 2.3 < w / h < 3.7
     one = viz.embedding_panels({"PCA": y}, labels, tmp_path / "one.png")

@@ -7,10 +7,10 @@ import time
 import jax
 import numpy as np
 
-from latentjax.app import embed, report
-from latentjax.look import export
-from latentjax.learn import models
 from latentjax import viz
+from latentjax.app import embed, report
+from latentjax.learn import models
+from latentjax.look import export
 
 
 def section(run, *, quick: bool) -> report.Section:
@@ -38,12 +38,21 @@ def section(run, *, quick: bool) -> report.Section:
         table[f"{name} trustworthiness@10"] = round(float(metrics.trustworthiness(z, ys[name], k=10)), 4)
         table[f"{name} seconds"] = round(seconds, 2)
     names = [str(s) for s in run.label_names] if run.label_names is not None else None
-    panels = viz.embedding_panels(ys, labels, run.figures / "embedding_panels.png", label_names=names,
-                                  images=images, num_thumbnails=12)
-    viewer = export.html_viewer(run.out / "embedding_viewer.html", ys["UMAP"], labels=labels, label_names=names,
-                                images=images, title=f"{run.dataset} latents: UMAP")
+    panels = viz.embedding_panels(
+        ys, labels, run.figures / "embedding_panels.png", label_names=names, images=images, num_thumbnails=12
+    )
+    viewer = export.html_viewer(
+        run.out / "embedding_viewer.html",
+        ys["UMAP"],
+        labels=labels,
+        label_names=names,
+        images=images,
+        title=f"{run.dataset} latents: UMAP",
+    )
     meta = {"label": labels} if names is None else {"label": labels, "name": [names[int(i)] for i in labels]}
-    export.projector(run.out / "projector", z, metadata=meta, images=images, tensor_name=f"{run.dataset} latents")
+    export.projector(
+        run.out / "projector", z, metadata=meta, images=images, tensor_name=f"{run.dataset} latents"
+    )
     text = (
         f"The posterior means of {n} test images ({z.shape[1]}-d) reduced to 2-D by PCA, t-SNE and UMAP "
         "(all in JAX). Trustworthiness@10 measures how many 2-D neighbours were neighbours in latent "
@@ -54,7 +63,9 @@ def section(run, *, quick: bool) -> report.Section:
         title="Looking at the latent space",
         text=text,
         figures=[
-            report.Figure(str(panels), "PCA | t-SNE | UMAP of the test latents, coloured by class, with thumbnails"),
+            report.Figure(
+                str(panels), "PCA | t-SNE | UMAP of the test latents, coloured by class, with thumbnails"
+            ),
             report.Figure(str(viewer), "Interactive UMAP viewer (one self-contained HTML file)"),
         ],
         table=table,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from latentjax import move, viz
-from latentjax.learn import models
 from latentjax.app import report
+from latentjax.learn import models
 
 
 def _first(labels: np.ndarray, cls: int, k: int = 0) -> int:
@@ -82,14 +82,16 @@ def section(run, *, quick: bool) -> report.Section:
         paths = {
             "lerp": move.path(ends, num_points),
             "slerp": move.path(ends, num_points, method="slerp"),
-            "geodesic": move.geodesic(decode, ends[0], ends[1], num_points=num_points, steps=steps,
-                                        learning_rate=2e-2, unroll=conv).points,
+            "geodesic": move.geodesic(
+                decode, ends[0], ends[1], num_points=num_points, steps=steps, learning_rate=2e-2, unroll=conv
+            ).points,
         }
         diag = {k: move.path_diagnostics(decode, v) for k, v in paths.items()}
         strips = {k: decode_many(v) for k, v in paths.items()}
         v = move.class_vector(z, labels, a, b)
         sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))(
-            z[src], v, jnp.asarray(strengths))
+            z[src], v, jnp.asarray(strengths)
+        )
         sweep_img = jax.vmap(decode_many)(sweep)
         trav = jnp.stack([move.traverse(z[0], int(d), jnp.asarray(values) * std[d]) for d in dims])
         trav_img = jax.vmap(decode_many)(trav)
@@ -102,44 +104,83 @@ def section(run, *, quick: bool) -> report.Section:
 
     # 1. Three paths between two test images of different classes.
     la, lb = (names[a] if a < len(names) else str(a)), (names[b] if b < len(names) else str(b))
-    figures.append(report.Figure(
-        str(viz.path_strips(strips, fig_dir / "latent_paths.png", diagnostics=diag, title=f"{la} -> {lb}")),
-        f"Paths from a {la} to a {lb}: straight line, spherical and geodesic (decoded curve energy minimised "
-        f"with Adam for {steps} steps). Lower energy and a smaller largest step mean a smoother morph."))
+    figures.append(
+        report.Figure(
+            str(
+                viz.path_strips(strips, fig_dir / "latent_paths.png", diagnostics=diag, title=f"{la} -> {lb}")
+            ),
+            f"Paths from a {la} to a {lb}: straight line, spherical and geodesic (decoded curve energy minimised "
+            f"with Adam for {steps} steps). Lower energy and a smaller largest step mean a smoother morph.",
+        )
+    )
     for k, d in diag.items():
         table[f"{k} decoded energy"] = round(float(d.decoded_energy), 3)
         table[f"{k} max step"] = round(float(d.max_step), 3)
 
     # 2. The class-to-class vector applied to examples of the source class.
     if a != b:
-        figures.append(report.Figure(
-            str(viz.strength_sweep(sweep_img, strengths, fig_dir / "latent_class_vector.png",
-                                   title=f"{la} -> {lb} vector")),
-            f"The {la} -> {lb} vector (mean latent of {lb} minus mean latent of {la}) added with increasing "
-            "strength to test examples of the first class."))
+        figures.append(
+            report.Figure(
+                str(
+                    viz.strength_sweep(
+                        sweep_img,
+                        strengths,
+                        fig_dir / "latent_class_vector.png",
+                        title=f"{la} -> {lb} vector",
+                    )
+                ),
+                f"The {la} -> {lb} vector (mean latent of {lb} minus mean latent of {la}) added with increasing "
+                "strength to test examples of the first class.",
+            )
+        )
 
     # 3. Traversals along the most used latent dimensions, +-2.5 standard deviations.
-    figures.append(report.Figure(
-        str(viz.traversal_grid(trav_img, values, fig_dir / "latent_traversals.png",
-                               row_labels=[f"z{d}" for d in dims], title="traversals (in standard deviations)")),
-        "Each row moves one latent dimension (the most variable ones) around one test example; columns "
-        "are offsets in that dimension's standard deviation over the test set."))
-    text = ("Interpolation (lerp, slerp and the decoder-metric geodesic) with the diagnostics that tell the "
-            "paths apart, a class-to-class attribute vector, latent traversals and a path animation.")
+    figures.append(
+        report.Figure(
+            str(
+                viz.traversal_grid(
+                    trav_img,
+                    values,
+                    fig_dir / "latent_traversals.png",
+                    row_labels=[f"z{d}" for d in dims],
+                    title="traversals (in standard deviations)",
+                )
+            ),
+            "Each row moves one latent dimension (the most variable ones) around one test example; columns "
+            "are offsets in that dimension's standard deviation over the test set.",
+        )
+    )
+    text = (
+        "Interpolation (lerp, slerp and the decoder-metric geodesic) with the diagnostics that tell the "
+        "paths apart, a class-to-class attribute vector, latent traversals and a path animation."
+    )
 
     # 4. On sprites: which latent dimension moves which known factor.
     if run.factors:
         cols, fnames = _factor_columns(run.factors, n)
         sens = jax.device_get(jax.jit(move.factor_sensitivity)(z, cols))
-        figures.append(report.Figure(
-            str(viz.sensitivity_heatmap(sens.correlation, fnames, fig_dir / "latent_factor_sensitivity.png")),
-            "|correlation| between each latent mean coordinate and each known factor (shape one-hot, "
-            "rotation as cos/sin): one bright cell per column means a disentangled factor."))
+        figures.append(
+            report.Figure(
+                str(
+                    viz.sensitivity_heatmap(
+                        sens.correlation, fnames, fig_dir / "latent_factor_sensitivity.png"
+                    )
+                ),
+                "|correlation| between each latent mean coordinate and each known factor (shape one-hot, "
+                "rotation as cos/sin): one bright cell per column means a disentangled factor.",
+            )
+        )
         corr = np.asarray(sens.correlation)
         for j, fname in enumerate(fnames):
-            table[f"factor {fname}: best dim (|corr|)"] = f"z{int(sens.best_dim[j])} ({corr[int(sens.best_dim[j]), j]:.2f})"
+            table[f"factor {fname}: best dim (|corr|)"] = (
+                f"z{int(sens.best_dim[j])} ({corr[int(sens.best_dim[j]), j]:.2f})"
+            )
 
     # 5. A GIF along a piecewise slerp through examples of several classes.
-    figures.append(report.Figure(str(viz.path_gif(frames, fig_dir / "latent_tour.gif", fps=8)),
-                                 "Animated piecewise slerp through one test example of several classes."))
+    figures.append(
+        report.Figure(
+            str(viz.path_gif(frames, fig_dir / "latent_tour.gif", fps=8)),
+            "Animated piecewise slerp through one test example of several classes.",
+        )
+    )
     return report.Section("Moving through the latent space", text, figures, table)

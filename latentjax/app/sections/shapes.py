@@ -10,9 +10,9 @@ import jax
 import numpy as np
 from flax import nnx
 
-from latentjax.shapes import deepsdf, furniture, render
 from latentjax import move, viz
 from latentjax.app import report
+from latentjax.shapes import deepsdf, furniture, render
 
 
 def section(run, *, quick: bool) -> report.Section:
@@ -31,34 +31,68 @@ def section(run, *, quick: bool) -> report.Section:
     key = jax.random.fold_in(run.key, 6)
     per_class, steps, size, frames, width = (4, 150, 32, 7, 32) if quick else (20, 1500, 64, 16, 96)
     shapes, labels = furniture.generate(jax.random.fold_in(key, 0), num_per_class=per_class)
-    data = jax.jit(jax.vmap(lambda k, s: furniture.shape_samples(k, s, num_samples=1024, uniform_fraction=0.2)))(
-        jax.random.split(jax.random.fold_in(key, 1), len(labels)), shapes)
+    data = jax.jit(
+        jax.vmap(lambda k, s: furniture.shape_samples(k, s, num_samples=1024, uniform_fraction=0.2))
+    )(jax.random.split(jax.random.fold_in(key, 1), len(labels)), shapes)
     model = deepsdf.Decoder(16, width=width, depth=4, skip=2, rngs=nnx.Rngs(0))
-    model, codes, losses = deepsdf.fit(jax.random.fold_in(key, 2), model, data, num_steps=steps,
-                                   shapes_per_batch=len(labels), points_per_shape=256, learning_rate=3e-3,
-                                   code_sigma=0.1, steps_per_call=steps)
+    model, codes, losses = deepsdf.fit(
+        jax.random.fold_in(key, 2),
+        model,
+        data,
+        num_steps=steps,
+        shapes_per_batch=len(labels),
+        points_per_shape=256,
+        learning_rate=3e-3,
+        code_sigma=0.1,
+        steps_per_call=steps,
+    )
     cnp = np.asarray(codes)
     c = cnp - cnp.mean(0)
-    xy = c @ np.linalg.svd(c, full_matrices=False)[2][:2].T  # PCA map: few codes, and it places the path exactly
+    xy = (
+        c @ np.linalg.svd(c, full_matrices=False)[2][:2].T
+    )  # PCA map: few codes, and it places the path exactly
     ends = np.stack([cnp[labels == k][0] for k in range(3)])
     zs = move.path(ends, frames, method="slerp")
-    render_fn = jax.jit(lambda z: render.render(lambda x: deepsdf.decode(model, z, x), width=size, height=size,
-                                                step_scale=0.9, num_steps=48)[0])
+    render_fn = jax.jit(
+        lambda z: render.render(
+            lambda x: deepsdf.decode(model, z, x), width=size, height=size, step_scale=0.9, num_steps=48
+        )[0]
+    )
     imgs = np.stack([np.asarray(render_fn(z)) for z in zs])
     pxy = (np.asarray(zs) - cnp.mean(0)) @ np.linalg.svd(c, full_matrices=False)[2][:2].T
     fig_dir = run.figures
-    gif = viz.shape_path_gif(imgs, xy, labels, pxy, fig_dir / "shapes_path.gif", class_names=furniture.CLASSES,
-                             title="shape codes (PCA)")
+    gif = viz.shape_path_gif(
+        imgs,
+        xy,
+        labels,
+        pxy,
+        fig_dir / "shapes_path.gif",
+        class_names=furniture.CLASSES,
+        title="shape codes (PCA)",
+    )
     strip = viz.shape_strip(imgs, fig_dir / "shapes_path.png")
     seconds = time.perf_counter() - t0
-    text = (f"A DeepSDF auto-decoder (4x{width} MLP, 16-d codes) trained for {steps} steps on {len(labels)} "
-            "procedural shapes (chairs, tables, sofas built from boxes and cylinders with exact SDFs). "
-            "Codes are a learnable table; the path goes chair -> table -> sofa by slerp, each frame "
-            "sphere-traced from the decoded SDF and shaded by its jax.grad normals.")
+    text = (
+        f"A DeepSDF auto-decoder (4x{width} MLP, 16-d codes) trained for {steps} steps on {len(labels)} "
+        "procedural shapes (chairs, tables, sofas built from boxes and cylinders with exact SDFs). "
+        "Codes are a learnable table; the path goes chair -> table -> sofa by slerp, each frame "
+        "sphere-traced from the decoded SDF and shaded by its jax.grad normals."
+    )
     return report.Section(
-        "Shape latent space (DeepSDF)", text,
-        [report.Figure(str(gif), "PCA of the shape codes by class, with a point moving chair -> table -> sofa "
-                                 "beside the decoded, sphere-traced shape."),
-         report.Figure(str(strip), "Frames along the path.")],
-        {"shapes": len(labels), "train steps": steps, "final loss": float(np.mean(losses[-10:])),
-         "seconds": round(seconds, 1)})
+        "Shape latent space (DeepSDF)",
+        text,
+        [
+            report.Figure(
+                str(gif),
+                "PCA of the shape codes by class, with a point moving chair -> table -> sofa "
+                "beside the decoded, sphere-traced shape.",
+            ),
+            report.Figure(str(strip), "Frames along the path."),
+        ],
+        {
+            "shapes": len(labels),
+            "train steps": steps,
+            "final loss": float(np.mean(losses[-10:])),
+            "seconds": round(seconds, 1),
+        },
+    )

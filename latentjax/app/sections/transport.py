@@ -5,8 +5,8 @@ import time
 import numpy as np
 
 from latentjax import move, transport, viz
-from latentjax.learn import models
 from latentjax.app import report
+from latentjax.learn import models
 
 
 def _pair(labels: np.ndarray) -> tuple[int, int]:
@@ -47,8 +47,9 @@ def section(run, *, quick: bool) -> report.Section:
     def latent_rows(x):
         z = jax.vmap(lambda im: models.encode(model, im).mean)(x)
         out = {"latent lerp": move.path(z, num), "latent slerp": move.path(z, num, method="slerp")}
-        out["latent geodesic"] = move.geodesic(decode, z[0], z[1], num_points=num,
-                                                 steps=30 if quick else 200, learning_rate=2e-2).points
+        out["latent geodesic"] = move.geodesic(
+            decode, z[0], z[1], num_points=num, steps=30 if quick else 200, learning_rate=2e-2
+        ).points
         return {k: jax.vmap(decode)(v) for k, v in out.items()}
 
     t0 = time.perf_counter()
@@ -72,43 +73,65 @@ def section(run, *, quick: bool) -> report.Section:
     names = list(run.label_names) if run.label_names is not None else []
     la = names[int(labels[i0])] if int(labels[i0]) < len(names) else str(labels[i0])
     lb = names[int(labels[i1])] if int(labels[i1]) < len(names) else str(labels[i1])
-    fig1 = viz.transport_contrast(rows, run.figures / "transport_contrast.png", title=f"{la} -> {lb}",
-                                  col_labels=[f"{v:.2f}" for v in t])
+    fig1 = viz.transport_contrast(
+        rows,
+        run.figures / "transport_contrast.png",
+        title=f"{la} -> {lb}",
+        col_labels=[f"{v:.2f}" for v in t],
+    )
 
     corners_idx = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)[:4]]
     corners_idx = (corners_idx + list(range(4)))[:4] if len(corners_idx) < 4 else corners_idx
     corners = np.asarray(models.to_float(run.test_images[corners_idx])).mean(axis=-1)
     t0 = time.perf_counter()
-    square = transport.wasserstein_interpolate(corners, transport.square_weights(side), max_iterations=max_iterations)
+    square = transport.wasserstein_interpolate(
+        corners, transport.square_weights(side), max_iterations=max_iterations
+    )
     square_s = time.perf_counter() - t0
-    fig2 = viz.barycenter_square(square.image, side, run.figures / "transport_square.png",
-                                 title="Wasserstein barycenters of 4 test images")
-    com = np.stack([np.asarray(jnp.sum(jnp.asarray(h) * jnp.arange(h.shape[1])[None, :]) / jnp.sum(h))
-                    for h in bary.histogram])
+    fig2 = viz.barycenter_square(
+        square.image,
+        side,
+        run.figures / "transport_square.png",
+        title="Wasserstein barycenters of 4 test images",
+    )
+    com = np.stack(
+        [
+            np.asarray(jnp.sum(jnp.asarray(h) * jnp.arange(h.shape[1])[None, :]) / jnp.sum(h))
+            for h in bary.histogram
+        ]
+    )
     table = {
         "image size": f"{gray.shape[1]}x{gray.shape[2]}",
         "epsilon": round(transport.default_epsilon(gray.shape[1:]), 6),
         "barycenter path seconds": round(bary_s, 2),
         "barycenter max marginal error": float(np.max(np.asarray(bary.error))),
-        "barycenter endpoint L1 (t=0)": round(float(np.abs(np.asarray(bary.histogram[0])
-                                                           - gray[0] / gray[0].sum()).sum()), 4),
+        "barycenter endpoint L1 (t=0)": round(
+            float(np.abs(np.asarray(bary.histogram[0]) - gray[0] / gray[0].sum()).sum()), 4
+        ),
         "displacement seconds": round(disp_s, 2),
         "latent paths seconds": round(latent_s, 2),
         "square seconds": round(square_s, 2),
-        "barycenter column centre of mass, t=0 / 0.5 / 1": " / ".join(f"{com[i]:.2f}" for i in (0, num // 2, -1)),
+        "barycenter column centre of mass, t=0 / 0.5 / 1": " / ".join(
+            f"{com[i]:.2f}" for i in (0, num // 2, -1)
+        ),
     }
-    text = ("Latent interpolation walks through the model's code space; optimal transport needs no model and "
-            "moves the image's mass across the pixel grid instead (ott-jax). Rows: pixel cross-fade, latent "
-            "lerp/slerp/geodesic decoded, the debiased Wasserstein barycenter path (Janati et al. 2020, on "
-            "ott's grid geometry) and McCann's displacement interpolation from the transport plan. OT images "
-            "are shown each scaled to its maximum.")
+    text = (
+        "Latent interpolation walks through the model's code space; optimal transport needs no model and "
+        "moves the image's mass across the pixel grid instead (ott-jax). Rows: pixel cross-fade, latent "
+        "lerp/slerp/geodesic decoded, the debiased Wasserstein barycenter path (Janati et al. 2020, on "
+        "ott's grid geometry) and McCann's displacement interpolation from the transport plan. OT images "
+        "are shown each scaled to its maximum."
+    )
     return report.Section(
         title="Optimal transport vs latent interpolation",
         text=text,
         figures=[
             report.Figure(str(fig1), f"Six paths from a {la} to a {lb}, one per row."),
-            report.Figure(str(fig2), f"A {side}x{side} square of Wasserstein barycenters; the corners are the inputs "
-                                     "(bilinear weights)."),
+            report.Figure(
+                str(fig2),
+                f"A {side}x{side} square of Wasserstein barycenters; the corners are the inputs "
+                "(bilinear weights).",
+            ),
         ],
         table=table,
     )
