@@ -16,5 +16,5 @@ from latentjax.data._datasets import (  # noqa: F401
     read_idx,
     render_sprites,
     sprites,
-    validate_images,
 )
+from latentjax.data._images import validate_images  # noqa: F401

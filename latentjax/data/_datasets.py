@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from latentjax.data._images import validate_images
 from latentjax.errors import DataError
 
 DATA_DIR_ENV = "LATENTJAX_DATA_DIR"
@@ -131,51 +132,6 @@ def load(
     if name == "smile_faces":
         return _load_smile_faces(root, seed=seed, limit=limit)
     return _load_genki4k(root, seed=seed, limit=limit)
-
-
-def validate_images(x, *, what: str = "images") -> np.ndarray:
-    """Checks a batch of images: ``(n, h, w, c)`` with c <= 4, uint8 or floats in [0, 1].
-
-    Args:
-        x: the images (numpy or JAX array).
-        what: how to name them in the error message (e.g. a file name).
-
-    Returns:
-        ``x`` as a numpy array (not copied when it already is one).
-
-    Raises:
-        DataError: wrong rank, empty, channels first, unsupported dtype, NaN/inf or values
-            outside [0, 1].
-
-    Examples:
-        >>> validate_images(np.zeros((2, 28, 28, 1), np.uint8)).shape
-        (2, 28, 28, 1)
-    """
-    x = np.asarray(x)
-    if x.ndim != 4:
-        raise DataError(f"{what} must have shape (n, height, width, channels), got shape {x.shape}")
-    if min(x.shape) == 0:
-        raise DataError(f"{what} are empty: shape {x.shape}")
-    if x.shape[-1] > 4:
-        raise DataError(
-            f"{what} have {x.shape[-1]} channels (shape {x.shape}); expected "
-            "channels last, (n, height, width, 1 to 4)"
-        )
-    if x.dtype == np.uint8:
-        return x
-    if not np.issubdtype(x.dtype, np.floating):
-        raise DataError(f"{what} must be uint8 or float in [0, 1], got dtype {x.dtype}")
-    finite = np.isfinite(x)
-    if not finite.all():
-        bad = np.argwhere(~finite)[0]
-        raise DataError(
-            f"{what} contain {np.count_nonzero(~finite)} NaN/inf values "
-            f"(first at index {tuple(int(i) for i in bad)})"
-        )
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise DataError(f"{what} must lie in [0, 1], got values in [{lo:g}, {hi:g}]")
-    return x
 
 
 # IDX files ------------------------------------------------------------------------------------
