@@ -1,5 +1,6 @@
-"""One epoch order for everything: ``permutation`` -> ``epoch_order`` (what trainers gather) ->
-``batches`` (the same batches, on the host).
+"""One epoch order for everything.
+
+``permutation`` -> ``epoch_order`` (what trainers gather) -> ``batches`` (the same batches, on the host).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 import jax
 import numpy as np
 
-from latentjax.errors import DataError
+from latentjax.errors import InputError
 
 
 def permutation(key: jax.Array, num_examples: int) -> np.ndarray:
@@ -78,7 +79,7 @@ def batches(
         ``images[idx]``, or ``(images[idx], labels[idx])`` when labels are given.
 
     Raises:
-        DataError: a non-positive batch size, mismatched lengths, or (with ``drop_last``)
+        InputError: a non-positive batch size, mismatched lengths, or (with ``drop_last``)
             fewer examples than one batch.
 
     Examples:
@@ -88,12 +89,13 @@ def batches(
     """
     n = len(images)
     if batch_size < 1:
-        raise DataError(f"batch_size must be positive, got {batch_size}")
+        raise InputError(f"data.batches: batch_size must be positive, got {batch_size}")
     if labels is not None and len(labels) != n:
-        raise DataError(f"{n} images but {len(labels)} labels")
+        raise InputError(f"data.batches: {n} images but {len(labels)} labels")
     if drop_last and n < batch_size:
-        raise DataError(
-            f"batch_size {batch_size} is larger than the {n} examples (drop_last would yield no batch)"
+        raise InputError(
+            f"data.batches: batch_size {batch_size} is larger than the {n} examples "
+            "(drop_last would yield no batch)"
         )
     order = permutation(key, n)
     stop = n - n % batch_size if drop_last else n

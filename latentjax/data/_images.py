@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from latentjax.errors import DataError
+from latentjax.errors import DataError, InputError
 
 _DTYPES = (None, "uint8", "float")
 
@@ -31,6 +31,7 @@ def validate_images(
         ``x`` as a numpy array (not copied when it already is one).
 
     Raises:
+        InputError: an unknown ``dtype``.
         DataError: wrong rank, empty, channels first, a dtype other than asked, NaN/inf or values
             outside [0, 1], or another image shape than ``image_shape``.
 
@@ -40,10 +41,10 @@ def validate_images(
         >>> validate_images(np.zeros((2, 28, 28, 1), np.uint8), dtype="float")
         Traceback (most recent call last):
         ...
-        latentjax.errors.DataError: images must be float in [0, 1], got dtype uint8 (divide uint8 images by 255)
+        latentjax.errors.DataError: images must be float in [0, 1], got dtype uint8 (divide ...)
     """
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+        raise InputError(f"data.validate_images: dtype must be one of {_DTYPES}, got {dtype!r}")
     x = np.asarray(x)
     if x.ndim != 4:
         raise DataError(f"{what} must have shape (n, height, width, channels), got shape {x.shape}")

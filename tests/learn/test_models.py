@@ -127,7 +127,7 @@ def test_iwae_one_sample_matches_elbo_in_distribution(key):
 def test_iwae_increases_with_samples_on_trained_model(key):
     from latentjax import data
 
-    images, _ = data.sprites(num=2048, size=16, seed=0)
+    images, _ = data.sprites(num_images=2048, size=16, seed=0)
     cfg = models.Config(arch="mlp", image_shape=(16, 16, 1), latent_dim=4, hidden=64)
     model = train.fit(key, cfg, images[:1536], epochs=6, batch_size=64, progress=False).model
     x = models.to_float(images[1536:1736])

@@ -22,7 +22,7 @@ CFG = models.Config(arch="mlp", image_shape=(16, 16, 1), latent_dim=3, hidden=32
 
 @pytest.fixture(scope="module")
 def sprites16():
-    images, factors = data.sprites(num=1024, size=16, seed=0)
+    images, factors = data.sprites(num_images=1024, size=16, seed=0)
     return images
 
 
