@@ -1,35 +1,56 @@
 """``latentjax demo``: train a VAE, measure it against PCA, draw its latent space, write a report.
 
 The report opens with the model (reconstructions, samples, a latent map, a decoded grid); each
-later topic adds a section through ``latentjax.app.sections.<topic>.section(run, quick=...)``.
+later topic adds a section, one function per topic in `SECTIONS`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import pathlib
+import platform
 import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax import viz
+from latentjax import data, move, viz
 from latentjax.app import report
-from latentjax.errors import LatentJaxError
+from latentjax.app.sections import embedding, latent, shapes, transport
+from latentjax.errors import InputError
 from latentjax.learn import models, train
-
-SECTIONS = ("embedding", "latent", "transport", "shapes")
+from latentjax.look import pca
 
 
 class DemoRun(NamedTuple):
-    """What the demo hands to each report section."""
+    """What the demo hands to each report section: the trained model, its data and where to write.
+
+    Attributes:
+        model: the trained ``models.AutoEncoder``.
+        config: its ``models.Config``.
+        out: the demo folder.
+        figures: the folder for figures (``out / "figures"``).
+        train_images: uint8 ``(n, h, w, c)``.
+        test_images: uint8 ``(m, h, w, c)``.
+        train_labels: ``(n,)`` integer labels.
+        test_labels: ``(m,)`` integer labels.
+        label_names: the name of each label value.
+        dataset: the data set's name (``data.load``).
+        data_dir: the data directory passed to the demo, or None.
+        key: a ``jax.random.key`` for the sections' randomness.
+        factors: the data set's known factors (``data.Dataset.factors``), or None.
+
+    Examples:
+        >>> DemoRun._fields[:4]
+        ('model', 'config', 'out', 'figures')
+    """
 
     model: models.AutoEncoder
     config: models.Config
@@ -46,50 +67,75 @@ class DemoRun(NamedTuple):
     factors: dict | None = None
 
 
+Section = Callable[..., report.Section]
+# The report's sections after the model's, in order: `section(run, *, quick) -> report.Section`.
+SECTIONS: tuple[Section, ...] = (embedding.section, latent.section, transport.section, shapes.section)
+
+
 def device_description() -> str:
-    devs = jax.devices()
-    kind = devs[0].device_kind
-    if devs[0].platform == "cpu":
-        return f"cpu: {os.cpu_count()} cores, {len(devs)} device(s)"
-    return f"{devs[0].platform}: {len(devs)} x {kind}"
+    """The devices JAX computes on, in one line (the demo's, the experiments' and their JSON's).
+
+    Returns:
+        ``"cpu: <cores> cores (<CPU model>), <n> device(s)"`` or ``"<platform>: <n> x <kind>"``.
+
+    Examples:
+        >>> device_description().split(":")[0] in ("cpu", "gpu", "tpu")
+        True
+    """
+    devices = jax.devices()
+    if devices[0].platform != "cpu":
+        return f"{devices[0].platform}: {len(devices)} x {devices[0].device_kind}"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu: {cores} cores ({name}), {len(devices)} device(s)"
 
 
 def pca_recon_mse(
-    train_images: np.ndarray, test_images: np.ndarray, num_components: int, *, max_fit: int = 20000
+    train_images: np.ndarray, test_images: np.ndarray, *, num_components: int, max_fit: int = 20000
 ) -> float:
-    """Reconstruction MSE (pixels in [0, 1], clipped) of PCA with ``num_components`` on the test set."""
-    x = train_images[:max_fit].reshape(min(len(train_images), max_fit), -1).astype(np.float64) / 255.0
-    mean = x.mean(0)
-    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
-    v = vt[:num_components]
-    t = test_images.reshape(len(test_images), -1).astype(np.float64) / 255.0
-    rec = np.clip((t - mean) @ v.T @ v + mean, 0.0, 1.0)
-    return float(np.mean((rec - t) ** 2))
+    """Test reconstruction MSE of PCA, the baseline a VAE with as many latents should beat.
+
+    Args:
+        train_images: uint8 ``(n, h, w, c)``; PCA is fitted to the first ``max_fit``.
+        test_images: uint8 ``(m, h, w, c)``, projected and reconstructed.
+        num_components: the number of principal components (the VAE's ``latent_dim``).
+        max_fit: the most training images to fit on.
+
+    Returns:
+        The mean squared error per pixel, pixels in [0, 1] and reconstructions clipped to it.
+
+    Examples:
+        >>> x = data.sprites(num_images=200, size=16)[0]
+        >>> round(pca_recon_mse(x[:150], x[:10], num_components=150), 6)  # in the span: exact
+        0.0
+        >>> 0 < pca_recon_mse(x[:150], x[150:], num_components=2) < 0.2
+        True
+    """
+    train_images = data.validate_images(train_images, what="demo.pca_recon_mse: train_images", dtype="uint8")
+    test_images = data.validate_images(test_images, what="demo.pca_recon_mse: test_images", dtype="uint8")
+    x = train_images[:max_fit].reshape(min(len(train_images), max_fit), -1).astype(np.float32) / 255.0
+    fitted = pca.fit(x, num_components=num_components)
+    t = test_images.reshape(len(test_images), -1).astype(np.float32) / 255.0
+    rec = np.clip(np.asarray(pca.inverse_transform(fitted, pca.transform(fitted, t))), 0.0, 1.0)
+    return float(np.mean((rec.astype(np.float64) - t) ** 2))
 
 
-def _principal_plane(z: np.ndarray):
-    mean = z.mean(0)
-    _, s, vt = np.linalg.svd(z - mean, full_matrices=False)
-    std = s[:2] / np.sqrt(max(len(z) - 1, 1))
-    return mean, vt[:2], std
-
-
-def model_section(run: DemoRun, metrics: dict) -> report.Section:
+def _model_section(run: DemoRun, metrics: dict) -> report.Section:
     """Reconstructions, prior samples, the latent map and a decoded grid of the trained model."""
     model, fig_dir, key = run.model, run.figures, run.key
-    n_show = 10
-    x = run.test_images[:n_show]
-    rec = np.asarray(jax.vmap(models.reconstruct, in_axes=(None, 0))(model, models.to_float(x)))
+    x = models.to_float(run.test_images[:10])
+    rec = np.asarray(jax.vmap(models.reconstruct, in_axes=(None, 0))(model, x))
+    recon_png = viz.image_grid(
+        np.concatenate([x, rec]), fig_dir / "reconstructions.png", rows=2, row_labels=["input", "recon."]
+    )
     figs = [
         report.Figure(
-            str(
-                viz.image_grid(
-                    np.concatenate([models.to_float(x), rec]),
-                    fig_dir / "reconstructions.png",
-                    rows=2,
-                    row_labels=["input", "recon."],
-                )
-            ),
+            str(recon_png),
             f"Test images (top) and their reconstructions from the posterior mean (bottom); test MSE "
             f"{metrics['test_recon_mse']:.4f} vs PCA-{run.config.latent_dim} {metrics['pca_recon_mse']:.4f}.",
         )
@@ -102,96 +148,101 @@ def model_section(run: DemoRun, metrics: dict) -> report.Section:
         )
     )
     z = models.encode_images(model, run.test_images[:3000])
-    lab = run.test_labels[:3000]
-    mean, plane, std = _principal_plane(z)
-    p2 = (z - mean) @ plane.T
-    figs.append(
-        report.Figure(
-            str(
-                viz.latent_scatter(
-                    p2,
-                    lab,
-                    fig_dir / "latent_scatter.png",
-                    label_names=run.label_names,
-                    title=f"{run.dataset}: posterior means, first 2 principal directions",
-                )
-            ),
-            "Posterior means of test images projected on their two principal directions, coloured by class: "
-            "similar images land close together.",
+    side = 11
+    grid = move.grid_2d(num=side, span=2.0, latents=z)
+    plane = pca.fit(z, num_components=2)
+    # The grid and the fit may pick opposite signs for a principal direction: the map takes the
+    # grid's, so that right and up mean the same in both figures.
+    centre = grid[side // 2, side // 2]
+    right, up = grid[side // 2, side // 2 + 1] - centre, grid[side // 2 - 1, side // 2] - centre
+    agree = np.asarray(plane.components @ jnp.stack([right, up]).T).diagonal()
+    p2 = np.asarray(pca.transform(plane, z)) * np.where(agree < 0, -1.0, 1.0)[None, :]
+    scatters = [(np.asarray(run.test_labels[:3000]), "latent_scatter.png", run.label_names, None)]
+    name = next((k for k in ("x", "scale", "rotation") if k in (run.factors or {})), None)
+    if name is not None:
+        scatters.append((np.asarray(run.factors[name][1])[:3000], f"latent_scatter_{name}.png", None, name))
+    for values, file, names, factor in scatters:
+        title = f"{run.dataset}: posterior means, first 2 principal directions"
+        if factor is not None:
+            title = f"the same map coloured by the factor '{factor}'"
+        ax = viz.scatter(
+            p2,
+            values,
+            label_names=names,
+            title=title,
+            axis_labels=("PC 1", "PC 2"),
+            continuous=factor is not None,
         )
-    )
-    if run.factors:
-        name = next((k for k in ("x", "scale", "rotation") if k in run.factors), None)
-        if name is not None:
-            vals = np.asarray(run.factors[name][1])[:3000]
-            figs.append(
-                report.Figure(
-                    str(
-                        viz.latent_scatter(
-                            p2,
-                            vals,
-                            fig_dir / f"latent_scatter_{name}.png",
-                            continuous=True,
-                            title=f"the same map coloured by the factor '{name}'",
-                        )
-                    ),
-                    f"The same map coloured by the known generative factor '{name}'.",
-                )
+        figs.append(
+            report.Figure(
+                str(viz.save_figure(ax.figure, fig_dir / file)),
+                "Posterior means of test images projected on their two principal directions, coloured by "
+                "class: similar images land close together."
+                if factor is None
+                else f"The same map coloured by the known generative factor '{factor}'.",
             )
-    k = 11
-    ticks = np.linspace(-2.0, 2.0, k)
-    grid_z = mean + (ticks[None, :, None] * std[0] * plane[0] + ticks[::-1, None, None] * std[1] * plane[1])
-    dec = jax.vmap(jax.vmap(models.decode, in_axes=(None, 0)), in_axes=(None, 0))(
-        model, jnp.asarray(grid_z, jnp.float32)
+        )
+    decode_grid = jax.vmap(jax.vmap(models.decode, in_axes=(None, 0)), in_axes=(None, 0))
+    decoded = np.asarray(decode_grid(model, grid))
+    grid_png = viz.decoded_grid(
+        decoded, fig_dir / "decoded_grid.png", extent=(-2, 2), axis_labels=("PC 1 (std)", "PC 2 (std)")
     )
     figs.append(
         report.Figure(
-            str(
-                viz.decoded_grid(
-                    np.asarray(dec),
-                    fig_dir / "decoded_grid.png",
-                    extent=(-2, 2),
-                    axis_labels=("PC 1 (std)", "PC 2 (std)"),
-                )
-            ),
+            str(grid_png),
             "Images decoded on an 11x11 grid spanning +-2 standard deviations along the two principal "
             "directions of the latents.",
         )
     )
-    table = {
-        k: metrics[k]
-        for k in (
-            "dataset",
-            "model",
-            "latent_dim",
-            "epochs",
-            "test_elbo",
-            "test_recon_mse",
-            "pca_recon_mse",
-            "train_images_per_s",
-            "train_seconds",
-            "device",
-        )
-    }
+    keys = (
+        "dataset",
+        "model",
+        "latent_dim",
+        "epochs",
+        "test_elbo",
+        "test_recon_mse",
+        "pca_recon_mse",
+        "train_images_per_s",
+        "train_seconds",
+        "device",
+    )
     return report.Section(
         "The model",
         f"A {metrics['model']} with a {run.config.latent_dim}-dimensional latent space, trained "
         f"for {metrics['epochs']} epochs on {len(run.train_images)} images of '{run.dataset}'.",
         figs,
-        table,
+        {k: metrics[k] for k in keys},
     )
 
 
 def _check_out(out: pathlib.Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise LatentJaxError(
+            raise InputError(
                 f"{out} is not empty (it holds an earlier run); choose another --out or pass "
                 "--overwrite (nothing was overwritten)"
             )
         if not (out / "report.html").exists() and not (out / "metrics.json").exists():
-            raise LatentJaxError(f"{out} does not look like a demo folder; refusing to delete it")
+            raise InputError(f"{out} does not look like a demo folder; refusing to delete it")
         shutil.rmtree(out)
+
+
+def _run_sections(run: DemoRun, sections: tuple[Section, ...], *, quick: bool) -> tuple[list, dict, dict]:
+    """Each section's ``report.Section``, seconds and error; a failing section becomes a note."""
+    out, timings, errors = [], {}, {}
+    for section in sections:
+        # `sections/<topic>.py`'s `section` is named for its topic, any other function by its name.
+        name = section.__module__.rsplit(".", 1)[-1] if section.__name__ == "section" else section.__name__
+        t0 = time.perf_counter()
+        try:
+            out.append(section(run, quick=quick))
+        except Exception as e:  # a broken section must not cost the user the rest of the report
+            errors[name] = f"{type(e).__name__}: {e}"
+            print(f"latentjax demo: section '{name}' failed: {errors[name]}", file=sys.stderr)
+            traceback.print_exc()
+            out.append(report.Section(f"{name} (failed)", f"This section failed: {errors[name]}"))
+        timings[name] = round(time.perf_counter() - t0, 2)
+    return out, timings, errors
 
 
 def run(
@@ -204,13 +255,38 @@ def run(
     seed: int = 0,
     arch: str = "mlp",
     latent_dim: int | None = None,
-    sections: tuple = SECTIONS,
+    sections: tuple[Section, ...] = SECTIONS,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Runs the demo and returns its metrics (also written to ``out/metrics.json``)."""
-    from latentjax import data
+    """Trains a VAE, writes the report ``out/report.html`` and returns the metrics.
 
+    Args:
+        dataset: a name for ``data.load``.
+        data_dir: its data directory (not needed for ``"sprites"``).
+        out: the demo folder; it must be empty or absent.
+        epochs: training epochs (default 6 with ``quick``, else 20).
+        quick: 8,000 sprites (4,000 images of other sets), a smaller model and short sections.
+        seed: seeds the data split, the model and the sections.
+        arch: ``"mlp"`` or ``"conv"``.
+        latent_dim: latent size (default 10 for sprites, else 16).
+        sections: the report's sections after the model's (default `SECTIONS`).
+        overwrite: replace an earlier demo in ``out``.
+        progress: show a progress bar while training.
+
+    Returns:
+        The metrics, also written to ``out/metrics.json``: test ELBO and MSE, PCA's MSE at the same
+        latent size, throughput, the device, and each section's seconds and errors.
+
+    Raises:
+        InputError: ``out`` holds something else, or ``conv`` for images whose sides are not
+            divisible by 4.
+
+    Examples:
+        >>> m = run(out="/tmp/demo", quick=True)  # doctest: +SKIP
+        >>> m["test_recon_mse"] < m["pca_recon_mse"]  # doctest: +SKIP
+        True
+    """
     t_start = time.perf_counter()
     out = pathlib.Path(out)
     _check_out(out, overwrite)
@@ -219,7 +295,7 @@ def run(
     epochs = epochs or (6 if quick else 20)
     shape = tuple(ds.train_images.shape[1:])
     if arch == "conv" and (shape[0] % 4 or shape[1] % 4):
-        raise LatentJaxError(f"--arch conv needs image sides divisible by 4; {dataset} has {shape}")
+        raise InputError(f"--arch conv needs image sides divisible by 4; {dataset} has {shape}")
     latent_dim = latent_dim or (10 if dataset == "sprites" else 16)
     likelihood = "bernoulli" if shape[-1] == 1 else "gaussian"
     cfg = models.Config(
@@ -231,8 +307,7 @@ def run(
         hidden=256 if quick else 512,
         depth=2,
     )
-    key = jax.random.key(seed)
-    fit_key, eval_key, run_key = jax.random.split(key, 3)
+    fit_key, eval_key, run_key = jax.random.split(jax.random.key(seed), 3)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -258,14 +333,14 @@ def run(
         "num_test": int(len(ds.test_images)),
         "test_elbo": ev["elbo"],
         "test_recon_mse": ev["recon_mse"],
-        "pca_recon_mse": pca_recon_mse(ds.train_images, ds.test_images, latent_dim),
+        "pca_recon_mse": pca_recon_mse(ds.train_images, ds.test_images, num_components=latent_dim),
         "train_images_per_s": train.throughput(result.history),
         "train_seconds": train_seconds,
         "jax_version": jax.__version__,
         "device": device_description(),
         "quick": quick,
     }
-    run_ = DemoRun(
+    demo_run = DemoRun(
         result.model,
         cfg,
         out,
@@ -280,33 +355,16 @@ def run(
         run_key,
         ds.factors,
     )
-    secs = [model_section(run_, metrics)]
-    errors = {}
-    timings = {}
-    for name in sections:
-        try:
-            mod = importlib.import_module(f"latentjax.app.sections.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"latentjax.app.sections.{name}":
-                continue
-            raise
-        t1 = time.perf_counter()
-        try:
-            secs.append(mod.section(run_, quick=quick))
-        except Exception as e:  # a broken section must not cost the user the rest of the report
-            errors[name] = f"{type(e).__name__}: {e}"
-            print(f"latentjax demo: section '{name}' failed: {errors[name]}", file=sys.stderr)
-            traceback.print_exc()
-            secs.append(report.Section(f"{name} (failed)", f"This section failed: {errors[name]}"))
-        timings[name] = round(time.perf_counter() - t1, 2)
-    metrics["section_seconds"] = timings
-    metrics["section_errors"] = errors
+    first = _model_section(demo_run, metrics)
+    later, metrics["section_seconds"], metrics["section_errors"] = _run_sections(
+        demo_run, sections, quick=quick
+    )
     metrics["total_seconds"] = time.perf_counter() - t_start
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     report.write_html(
+        [first, *later],
         out / "report.html",
-        f"latentjax demo: {dataset}",
-        secs,
+        title=f"latentjax demo: {dataset}",
         subtitle=f"jax {jax.__version__} on {metrics['device']}; {time.strftime('%Y-%m-%d %H:%M')}",
     )
     return metrics

@@ -5,18 +5,39 @@ from __future__ import annotations
 import html
 import os
 import pathlib
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 
 class Figure(NamedTuple):
-    """A figure file (path relative to the report, or absolute) with a one-line caption."""
+    """A figure file with a one-line caption; an ``.html`` file becomes a link.
+
+    Attributes:
+        path: the file, relative to the report's folder or absolute.
+        caption: one line under the figure (the link text for an ``.html`` file).
+
+    Examples:
+        >>> Figure("figures/samples.png", "64 samples from the prior").caption
+        '64 samples from the prior'
+    """
 
     path: str
     caption: str
 
 
 class Section(NamedTuple):
-    """One part of the report: a title, a paragraph, figures and an optional key/value table."""
+    """One part of the report: a title, a paragraph, figures and an optional key/value table.
+
+    Attributes:
+        title: the section's heading.
+        text: a paragraph under it.
+        figures: `Figure` s, in order.
+        table: name -> value rows (floats printed to 4 significant digits), or None.
+
+    Examples:
+        >>> Section("The model", "A VAE.", table={"test MSE": 0.0123}).figures
+        ()
+    """
 
     title: str
     text: str = ""
@@ -54,11 +75,27 @@ def _table(table: dict[str, Any]) -> str:
 
 
 def write_html(
-    path: str | os.PathLike, title: str, sections: list[Section], *, subtitle: str = ""
+    sections: Sequence[Section], path: str | os.PathLike, *, title: str, subtitle: str = ""
 ) -> pathlib.Path:
-    """Writes a self-contained-looking HTML page referencing the figures by relative path.
+    """Writes the sections as one HTML page that refers to the figures by relative path.
 
     Figures that do not exist are listed as missing instead of breaking the page.
+
+    Args:
+        sections: the report's parts, in order.
+        path: the HTML file to write; figures are linked relative to its folder.
+        title: the page title and top heading.
+        subtitle: a grey line under the title (versions, device, date).
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+
+    Examples:
+        >>> import tempfile
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "report.html"
+        >>> page = write_html([Section("Results", table={"MSE": 0.01234567})], out, title="demo")
+        >>> "<td class='num'>0.01235</td>" in page.read_text()
+        True
     """
     path = pathlib.Path(path)
     root = path.parent.resolve()

@@ -1,4 +1,4 @@
-"""Image grids, decoded latent grids and latent scatter plots."""
+"""Image grids and decoded latent grids; ``save_figure`` and the image checks every figure shares."""
 
 from __future__ import annotations
 
@@ -10,10 +10,28 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from numpy.typing import ArrayLike  # noqa: E402
+
+from latentjax import data  # noqa: E402
 
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 110) -> pathlib.Path:
-    """Saves and closes a matplotlib figure, creating the folder."""
+    """Saves and closes a matplotlib figure, creating the folder.
+
+    Args:
+        fig: a matplotlib ``Figure``.
+        path: the image file to write (its suffix picks the format).
+        dpi: resolution.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+
+    Examples:
+        >>> import tempfile
+        >>> fig, ax = plt.subplots()
+        >>> save_figure(fig, pathlib.Path(tempfile.mkdtemp()) / "sub" / "f.png").name
+        'f.png'
+    """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
@@ -21,23 +39,25 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 110) -> pathlib.Path
     return path
 
 
-def _as_float(images) -> np.ndarray:
+def _as_float(images: ArrayLike, *, what: str = "images") -> np.ndarray:
+    """Images ``(..., h, w, c)`` checked by ``data.validate_images``, as float32 in [0, 1]."""
     x = np.asarray(images)
-    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else np.clip(x.astype(np.float32), 0.0, 1.0)
+    flat = x.reshape((-1,) + x.shape[-3:]) if x.ndim > 4 else x
+    flat = data.validate_images(flat, what=what)
+    out = flat.astype(np.float32) / 255.0 if flat.dtype == np.uint8 else flat.astype(np.float32)
+    return out.reshape(x.shape)
 
 
-def tile(images, *, rows: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tiles ``(n, h, w, c)`` images into one ``(H, W, c)`` array (white gutters)."""
-    x = _as_float(images)
+def _tile(x: np.ndarray, *, rows: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tiles float images ``(n, h, w, c)`` into one ``(H, W, c)`` array with white gutters."""
     n, h, w, c = x.shape
     rows = rows or int(np.ceil(np.sqrt(n)))
     cols = int(np.ceil(n / rows))
     out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
     for i in range(n):
         r, q = divmod(i, cols)
-        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = x[
-            i
-        ]
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        out[top : top + h, left : left + w] = x[i]
     return out
 
 
@@ -50,7 +70,7 @@ def _show(ax, img):
 
 
 def image_grid(
-    images,
+    images: ArrayLike,
     path: str | os.PathLike,
     *,
     rows: int | None = None,
@@ -58,13 +78,26 @@ def image_grid(
     row_labels: list[str] | None = None,
     scale: float = 0.35,
 ) -> pathlib.Path:
-    """Writes a grid of images (uint8 or floats in [0, 1]) to ``path``.
+    """Writes a grid of images to ``path``.
 
-    With ``rows`` and ``row_labels``, each row is labelled on the left (e.g. "input",
-    "reconstruction").
+    Args:
+        images: ``(n, h, w, c)``, uint8 or floats in [0, 1] (checked by ``data.validate_images``).
+        path: the image file to write.
+        rows: number of rows (default: about square).
+        title: figure title.
+        row_labels: a label left of each row (e.g. ``["input", "reconstruction"]``).
+        scale: figure inches per 10 pixels.
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> import tempfile
+        >>> x = np.zeros((6, 8, 8, 1), np.uint8)
+        >>> image_grid(x, pathlib.Path(tempfile.mkdtemp()) / "g.png", rows=2).suffix
+        '.png'
     """
-    x = _as_float(images)
-    grid = tile(x, rows=rows)
+    grid = _tile(_as_float(images, what="viz.image_grid: images"), rows=rows)
     h, w = grid.shape[:2]
     fig, ax = plt.subplots(figsize=(max(2.0, w * scale / 10), max(1.5, h * scale / 10)))
     _show(ax, grid)
@@ -79,23 +112,37 @@ def image_grid(
 
 
 def decoded_grid(
-    images,
+    images: ArrayLike,
     path: str | os.PathLike,
     *,
     extent: tuple[float, float] | None = None,
     axis_labels: tuple[str, str] = ("z1", "z2"),
     title: str | None = None,
 ) -> pathlib.Path:
-    """Shows images decoded on a regular 2-D latent grid ``(rows, cols, h, w, c)``.
+    """Writes images decoded on a regular 2-D latent grid (``move.grid_2d``) as one picture.
 
-    Row 0 is the top of the figure, i.e. the largest value of the second coordinate.
+    Args:
+        images: ``(rows, cols, h, w, c)``, uint8 or floats in [0, 1]; row 0 is the top of the
+            figure, i.e. the largest value of the second coordinate.
+        path: the image file to write.
+        extent: the coordinate range of both axes, stated in the title.
+        axis_labels: names of the horizontal and vertical coordinates.
+        title: figure title.
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> import tempfile
+        >>> x = np.random.default_rng(0).uniform(size=(3, 3, 8, 8, 1))
+        >>> decoded_grid(x, pathlib.Path(tempfile.mkdtemp()) / "d.png", extent=(-2, 2)).suffix
+        '.png'
     """
-    x = _as_float(images)
+    x = _as_float(images, what="viz.decoded_grid: images")
     rows, cols = x.shape[:2]
-    grid = tile(x.reshape((rows * cols,) + x.shape[2:]), rows=rows, pad=0)
+    grid = _tile(x.reshape((rows * cols,) + x.shape[2:]), rows=rows, pad=0)
     fig, ax = plt.subplots(figsize=(6, 6 * rows / cols))
     _show(ax, grid)
-    ax.set_axis_off()
     if extent is not None:
         ax.set_title(
             f"{title + ': ' if title else ''}{axis_labels[0]} → right, {axis_labels[1]} ↑ up, "
@@ -103,39 +150,5 @@ def decoded_grid(
             fontsize=9,
         )
     elif title:
-        ax.set_title(title, fontsize=10)
-    return save_figure(fig, path)
-
-
-def latent_scatter(
-    points,
-    labels,
-    path: str | os.PathLike,
-    *,
-    label_names=None,
-    title: str | None = None,
-    axis_labels: tuple[str, str] = ("PC 1", "PC 2"),
-    continuous: bool | None = None,
-) -> pathlib.Path:
-    """A 2-D scatter of latents coloured by a class label (legend) or a continuous factor (colour bar)."""
-    p = np.asarray(points)
-    lab = np.asarray(labels)
-    if continuous is None:
-        continuous = np.issubdtype(lab.dtype, np.floating) and len(np.unique(lab)) > 20
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    if continuous:
-        sc = ax.scatter(p[:, 0], p[:, 1], c=lab, s=4, cmap="viridis", alpha=0.8, linewidths=0)
-        fig.colorbar(sc, ax=ax, fraction=0.046)
-    else:
-        classes = np.unique(lab)
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-        for i, c in enumerate(classes):
-            m = lab == c
-            name = label_names[int(c)] if label_names is not None and int(c) < len(label_names) else str(c)
-            ax.scatter(p[m, 0], p[m, 1], s=4, color=cmap(i % cmap.N), label=name, alpha=0.8, linewidths=0)
-        ax.legend(markerscale=3, fontsize=8, loc="best", framealpha=0.8)
-    ax.set_xlabel(axis_labels[0])
-    ax.set_ylabel(axis_labels[1])
-    if title:
         ax.set_title(title, fontsize=10)
     return save_figure(fig, path)

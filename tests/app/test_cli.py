@@ -1,4 +1,4 @@
-"""The console script: the quick demo writes its files; bad input exits 2 with one line."""
+"""The console script: bad input exits 2 with one line (the demo's run: tests/app/test_demo.py)."""
 
 import json
 import os
@@ -9,70 +9,6 @@ import jax
 import pytest
 
 from latentjax.app import cli
-
-DEMO_FILES = [
-    "metrics.json",
-    "report.html",
-    "checkpoint",
-    "config.json",
-    "metrics.jsonl",
-    "figures/reconstructions.png",
-    "figures/samples.png",
-    "figures/latent_scatter.png",
-    "figures/decoded_grid.png",
-]
-DEMO_KEYS = [
-    "dataset",
-    "model",
-    "latent_dim",
-    "epochs",
-    "test_elbo",
-    "test_recon_mse",
-    "pca_recon_mse",
-    "train_images_per_s",
-    "jax_version",
-    "device",
-]
-
-
-@pytest.mark.slow
-def test_demo_quick_writes_everything(tmp_path):
-    env = dict(os.environ)
-    env.pop("LATENTJAX_DATA_DIR", None)  # the default demo needs no files
-    r = subprocess.run(
-        [sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = tmp_path / "latentjax-demo"
-    for f in DEMO_FILES:
-        assert (out / f).exists(), f
-    m = json.loads((out / "metrics.json").read_text())
-    for k in DEMO_KEYS:
-        assert k in m, k
-    assert m["section_errors"] == {}
-    assert m["test_recon_mse"] < m["pca_recon_mse"]
-    html = (out / "report.html").read_text()
-    for f in DEMO_FILES:
-        if f.startswith("figures/"):
-            assert f in html
-    assert "missing figure" not in html
-    # A second demo into the same folder is refused and leaves the first intact.
-    before = (out / "metrics.json").read_text()
-    r2 = subprocess.run(
-        [sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r2.returncode == 2 and "not empty" in r2.stderr
-    assert (out / "metrics.json").read_text() == before
 
 
 def _run(capsys, *argv):

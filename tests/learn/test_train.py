@@ -225,7 +225,7 @@ def test_vae_beats_pca_on_fashion_mnist(data_dir, key):
     model = train.fit(key, cfg, ds.train_images, epochs=5, batch_size=128, progress=False).model
     test = ds.test_images[:2000]
     vae = train.evaluate(model, key, test)["recon_mse"]
-    pca = demo.pca_recon_mse(ds.train_images, test, 16)
+    pca = demo.pca_recon_mse(ds.train_images, test, num_components=16)
     assert vae < pca, (vae, pca)
 
 

@@ -11,7 +11,7 @@ from PIL import Image  # noqa: E402
 from scipy.spatial.distance import pdist  # noqa: E402
 
 from latentjax import viz  # noqa: E402
-from latentjax.viz._embedding import EmbeddingPlotError  # noqa: E402
+from latentjax.errors import DataError, InputError  # noqa: E402
 
 
 def _data(n=200, seed=0):
@@ -42,7 +42,7 @@ def test_scatter_legend_colours_and_thumbnails():
 
 def test_spread_points_are_well_separated():
     y, _, _ = _data(n=500, seed=1)
-    idx = spread = viz.spread_points(y, 12)
+    idx = spread = viz.spread_points(y, num_points=12)
     assert len(set(idx.tolist())) == 12
     # Farthest-point sampling is a 2-approximation of the best minimum separation; it beats
     # random subsets of the same size by a wide margin.
@@ -70,9 +70,37 @@ def test_embedding_panels_writes_one_panel_per_method(tmp_path):
 
 
 def test_bad_input():
-    with pytest.raises(EmbeddingPlotError, match="y must be"):
+    with pytest.raises(InputError, match="y must be"):
         viz.scatter(np.zeros((5, 3)), np.zeros(5, int))
-    with pytest.raises(EmbeddingPlotError, match="labels"):
+    with pytest.raises(InputError, match="labels"):
         viz.scatter(np.zeros((5, 2)), np.zeros(4, int))
-    with pytest.raises(EmbeddingPlotError, match="no embeddings"):
+    with pytest.raises(InputError, match="no embeddings"):
         viz.embedding_panels({}, np.zeros(4, int), "x.png")
+    with pytest.raises(InputError, match="3 images for 5 points"):
+        viz.scatter(np.zeros((5, 2)), np.zeros(5, int), images=np.zeros((3, 4, 4, 1), np.uint8))
+    with pytest.raises(DataError, match=r"viz.scatter: images must lie in \[0, 1\]"):
+        viz.scatter(np.zeros((5, 2)), np.zeros(5, int), images=np.full((5, 4, 4, 1), 2.0))
+
+
+def test_scatter_of_a_continuous_factor_has_a_colour_bar_and_axis_labels():
+    y, _, images = _data(n=100)
+    factor = np.linspace(0.0, 1.0, 100)
+    ax = viz.scatter(y, factor, images=images, num_thumbnails=3, axis_labels=("PC 1", "PC 2"))
+    assert ax.get_legend() is None and len(ax.figure.axes) == 2  # the scatter and its colour bar
+    assert len(ax.collections) == 1 and len(ax.collections[0].get_offsets()) == 100
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("PC 1", "PC 2")
+    assert len([a for a in ax.artists if isinstance(a, AnnotationBbox)]) == 3
+    plt.close(ax.figure)
+    # Forced to classes: one legend entry per value; labels without a name keep their value.
+    ax = viz.scatter(y[:6], np.arange(6) % 3, label_names=["a", "b"], continuous=False)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "2"]
+    plt.close(ax.figure)
+
+
+def test_scatter_draws_on_a_given_axes_and_grayscale_thumbnails_without_channel():
+    y, labels, images = _data(n=30)
+    fig, ax = plt.subplots()
+    assert viz.scatter(y, labels, images=images[..., 0], num_thumbnails=2, ax=ax) is ax
+    boxes = [a for a in ax.artists if isinstance(a, AnnotationBbox)]
+    assert len(boxes) == 2 and boxes[0].offsetbox.get_data().shape == (28, 28)
+    plt.close(fig)

@@ -1,0 +1,118 @@
+"""The demo: the quick CLI run writes every file; PCA's baseline equals an SVD by hand; sections are
+functions, and a failing one costs only its own part of the report."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from latentjax import data
+from latentjax.app import demo, report
+from latentjax.app.sections import embedding, latent, shapes, transport
+
+DEMO_FILES = [
+    "metrics.json",
+    "report.html",
+    "checkpoint",
+    "config.json",
+    "metrics.jsonl",
+    "figures/reconstructions.png",
+    "figures/samples.png",
+    "figures/latent_scatter.png",
+    "figures/decoded_grid.png",
+]
+DEMO_KEYS = [
+    "dataset",
+    "model",
+    "latent_dim",
+    "epochs",
+    "test_elbo",
+    "test_recon_mse",
+    "pca_recon_mse",
+    "train_images_per_s",
+    "jax_version",
+    "device",
+]
+
+
+@pytest.mark.slow
+def test_demo_quick_writes_everything(tmp_path):
+    env = dict(os.environ)
+    env.pop("LATENTJAX_DATA_DIR", None)  # the default demo needs no files
+    r = subprocess.run(
+        [sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "latentjax-demo"
+    for f in DEMO_FILES:
+        assert (out / f).exists(), f
+    m = json.loads((out / "metrics.json").read_text())
+    for k in DEMO_KEYS:
+        assert k in m, k
+    assert m["section_errors"] == {}
+    assert m["test_recon_mse"] < m["pca_recon_mse"]
+    html = (out / "report.html").read_text()
+    for f in DEMO_FILES:
+        if f.startswith("figures/"):
+            assert f in html
+    assert "missing figure" not in html
+    # A second demo into the same folder is refused and leaves the first intact.
+    before = (out / "metrics.json").read_text()
+    r2 = subprocess.run(
+        [sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r2.returncode == 2 and "not empty" in r2.stderr
+    assert (out / "metrics.json").read_text() == before
+
+
+def test_pca_recon_mse_equals_an_svd_by_hand():
+    x, _ = data.sprites(num_images=600, size=16, seed=1)
+    train, test = x[:500], x[500:]
+    a = train.reshape(500, -1).astype(np.float64) / 255.0
+    mean = a.mean(0)
+    v = np.linalg.svd(a - mean, full_matrices=False)[2][:8]
+    t = test.reshape(100, -1).astype(np.float64) / 255.0
+    ref = np.mean((np.clip((t - mean) @ v.T @ v + mean, 0.0, 1.0) - t) ** 2)
+    got = demo.pca_recon_mse(train, test, num_components=8)
+    assert got == pytest.approx(ref, rel=1e-4)
+    assert demo.pca_recon_mse(train, test, num_components=8, max_fit=100) != got
+    assert demo.pca_recon_mse(train, test, num_components=32) < got
+
+
+def test_sections_are_the_topic_functions_and_the_device_is_described():
+    assert demo.SECTIONS == (embedding.section, latent.section, transport.section, shapes.section)
+    assert demo.device_description().startswith("cpu: ")  # the tests run on CPU devices
+
+
+def test_run_writes_the_report_and_survives_a_failing_section(tmp_path, capsys):
+    def good(run, *, quick):
+        assert quick and run.figures == tmp_path / "d" / "figures" and run.label_names[0] == "square"
+        return report.Section("good", "a section that works")
+
+    def broken(run, *, quick):
+        raise RuntimeError("boom")
+
+    m = demo.run(out=tmp_path / "d", quick=True, epochs=1, sections=(good, broken), progress=False)
+    assert m["section_errors"] == {"broken": "RuntimeError: boom"}
+    assert set(m["section_seconds"]) == {"good", "broken"}
+    assert "boom" in capsys.readouterr().err
+    html = (tmp_path / "d" / "report.html").read_text()
+    assert "a section that works" in html and "This section failed: RuntimeError: boom" in html
+    for f in DEMO_FILES[5:] + ["figures/latent_scatter_x.png"]:
+        assert (tmp_path / "d" / f).is_file(), f
+    assert json.loads((tmp_path / "d" / "metrics.json").read_text())["epochs"] == 1
+    with pytest.raises(ValueError, match="not empty"):
+        demo.run(out=tmp_path / "d", quick=True, sections=())
