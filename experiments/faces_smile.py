@@ -39,27 +39,19 @@ import numpy as np
 from latentjax import data, move, viz
 from latentjax.learn import models, train
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # experiments/_common.py
+import _common
+
 STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0)
 BRIGHTNESS = (-0.1, 0.0, 0.1)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--data-dir", default=None, help="folder holding smile_faces_lfw/ (default: $LATENTJAX_DATA_DIR)"
-    )
-    p.add_argument("--out", default="runs/faces_smile")
-    p.add_argument("--json", default=None, help="where to write the numbers (default: OUT/result.json)")
-    p.add_argument("--quick", action="store_true", help="a tiny run (format check, not a result)")
+    p = _common.parser(__doc__, name="faces_smile", data_sets="smile_faces_lfw/")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--latent-dim", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
-
-
-def _batched(fn, x, batch=500):
-    return np.concatenate([np.asarray(fn(x[i : i + batch])) for i in range(0, len(x), batch)])
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -67,8 +59,7 @@ def run(args: argparse.Namespace) -> dict:
     quick = args.quick
     limit = args.train_limit or (256 if quick else 6000)
     epochs = args.epochs or (1 if quick else 8)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _common.out_dir(args)
     key = jax.random.key(args.seed)
 
     ds = data.load("smile_faces", data_dir=args.data_dir, limit=limit, seed=args.seed)
@@ -100,7 +91,7 @@ def run(args: argparse.Namespace) -> dict:
         return encode(models.to_float(x))
 
     # Vectors from training latents: smile (binary labels) and brightness (measured).
-    z_train = _batched(enc, ds.train_images)
+    z_train = _common.batched(enc, ds.train_images, batch_size=500)
     smiling = np.asarray(ds.train_labels) == 1
     smile = move.attribute_vector(z_train, smiling)
     brightness_train = ds.train_images.reshape(len(ds.train_images), -1).mean(axis=1) / 255.0
@@ -133,7 +124,7 @@ def run(args: argparse.Namespace) -> dict:
     for name, (idx, sign) in groups.items():
         z = enc(ds.test_images[idx])
         zs = sweep(z, smile, sign * jnp.asarray(STRENGTHS))
-        dec = _batched(decode, np.asarray(zs).reshape(-1, zs.shape[-1])).reshape(
+        dec = _common.batched(decode, np.asarray(zs).reshape(-1, zs.shape[-1]), batch_size=500).reshape(
             (len(idx), len(STRENGTHS)) + shape
         )
         pred = clf.predict(flat(dec.reshape((-1,) + shape))).reshape(len(idx), len(STRENGTHS))
@@ -157,7 +148,7 @@ def run(args: argparse.Namespace) -> dict:
         in_axes=(0, None),
     )
     chained = edit(z, jnp.array([[1.5, b] for b in BRIGHTNESS]))
-    dec = _batched(decode, np.asarray(chained).reshape(-1, chained.shape[-1])).reshape(
+    dec = _common.batched(decode, np.asarray(chained).reshape(-1, chained.shape[-1]), batch_size=500).reshape(
         (len(idx), len(BRIGHTNESS)) + shape
     )
     measured = dec.reshape(len(idx), len(BRIGHTNESS), -1).mean(axis=2)
@@ -190,12 +181,9 @@ def run(args: argparse.Namespace) -> dict:
         "latent_dim": args.latent_dim,
         "train_seconds": train_seconds,
         "total_seconds": time.perf_counter() - t_start,
-        "device": str(jax.devices()[0].platform),
         "quick": quick,
     }
-    json_path = pathlib.Path(args.json) if args.json else out / "result.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=2))
+    _common.write_result(result, args)
     return result
 
 

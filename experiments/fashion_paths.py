@@ -37,29 +37,20 @@ import numpy as np
 from latentjax import data, move, viz
 from latentjax.learn import models, train
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # experiments/_common.py
+import _common
+
 PAIRS = ((0, 1), (7, 8), (3, 9), (2, 5))  # (class, class): T-shirt->Trouser, Sneaker->Bag, ...
 SANDAL, BOOT = 5, 9
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--data-dir", default=None, help="folder holding fashion_mnist/ (default: $LATENTJAX_DATA_DIR)"
-    )
-    p.add_argument("--out", default="runs/fashion_paths")
-    p.add_argument("--json", default=None, help="where to write the numbers (default: OUT/result.json)")
-    p.add_argument("--quick", action="store_true", help="a tiny run (format check, not a result)")
+    p = _common.parser(__doc__, name="fashion_paths", data_sets="fashion_mnist/")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--geodesic-steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
-
-
-def _first_of(labels: np.ndarray, cls: int, k: int = 0) -> int:
-    idx = np.flatnonzero(labels == cls)
-    return int(idx[min(k, len(idx) - 1)]) if len(idx) else 0
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -68,8 +59,7 @@ def run(args: argparse.Namespace) -> dict:
     limit = args.train_limit or (512 if quick else 20000)
     epochs = args.epochs or (1 if quick else 10)
     geo_steps = args.geodesic_steps or (10 if quick else 400)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _common.out_dir(args)
     key = jax.random.key(args.seed)
 
     ds = data.load("fashion_mnist", data_dir=args.data_dir, limit=limit)
@@ -103,8 +93,8 @@ def run(args: argparse.Namespace) -> dict:
 
     # 1. lerp vs slerp vs geodesic between pairs of classes (all geodesics at once with vmap).
     num_points = 12
-    i0 = np.array([_first_of(test_labels, a) for a, _ in PAIRS])
-    i1 = np.array([_first_of(test_labels, b) for _, b in PAIRS])
+    i0 = np.array([_common.first_of(test_labels, a) for a, _ in PAIRS])
+    i1 = np.array([_common.first_of(test_labels, b) for _, b in PAIRS])
     z0 = encode(models.to_float(ds.test_images[i0]))
     z1 = encode(models.to_float(ds.test_images[i1]))
     ends = jnp.stack([z0, z1], axis=1)
@@ -169,7 +159,7 @@ def run(args: argparse.Namespace) -> dict:
     )
 
     # 3. A GIF along a piecewise slerp through one garment of five classes.
-    tour = [_first_of(test_labels, c, 1) for c in (5, 7, 9, 8, 1)]
+    tour = [_common.first_of(test_labels, c, 1) for c in (5, 7, 9, 8, 1)]
     zt = encode(models.to_float(ds.test_images[np.array(tour)]))
     frames = np.asarray(decode_many(move.path(zt, 8 if quick else 41, method="slerp")))
     viz.path_gif(frames, out / "tour.gif", fps=10)
@@ -192,9 +182,7 @@ def run(args: argparse.Namespace) -> dict:
         "total_seconds": time.perf_counter() - t_start,
         "quick": quick,
     }
-    json_path = pathlib.Path(args.json) if args.json else out / "result.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=2))
+    _common.write_result(result, args)
     return result
 
 

@@ -1,7 +1,7 @@
 """Closed-loop check of a latent attribute edit: make MNIST digits thicker or thinner.
 
 Trains an MLP VAE on MNIST, measures stroke thickness on training images (Morpho-MNIST recipe,
-`latentjax.morpho`), builds the thickness direction by regression (`move.regression_vector`,
+`latentjax.look.morpho`), builds the thickness direction by regression (`move.regression_vector`,
 strength in pixels of thickness), applies it to test digits at strengths from -2 to +2, decodes,
 and re-measures. A pixel logistic-regression classifier trained on real digits checks that the
 edit keeps the digit's class.
@@ -35,25 +35,19 @@ from latentjax import data, move, viz
 from latentjax.learn import models, train
 from latentjax.look import morpho
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # experiments/_common.py
+import _common
+
 STRENGTHS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $LATENTJAX_DATA_DIR)")
-    p.add_argument("--out", default="runs/mnist_thickness", help="folder for figures and the JSON")
-    p.add_argument("--json", default=None, help="where to write the numbers (default: OUT/result.json)")
-    p.add_argument("--quick", action="store_true", help="a tiny run (format check, not a result)")
+    p = _common.parser(__doc__, name="mnist_thickness", data_sets="mnist/")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--train-limit", type=int, default=None, help="training images (default 20000)")
     p.add_argument("--num-measure", type=int, default=None, help="training images measured for the vector")
     p.add_argument("--num-edit", type=int, default=None, help="test digits edited")
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
-
-
-def _batched(fn, x, batch=1000):
-    return np.concatenate([np.asarray(fn(x[i : i + batch])) for i in range(0, len(x), batch)])
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -63,8 +57,7 @@ def run(args: argparse.Namespace) -> dict:
     epochs = args.epochs or (1 if quick else 10)
     num_measure = args.num_measure or (200 if quick else 5000)
     num_edit = args.num_edit or (16 if quick else 500)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _common.out_dir(args)
     key = jax.random.key(args.seed)
 
     ds = data.load("mnist", data_dir=args.data_dir, limit=limit)
@@ -103,7 +96,7 @@ def run(args: argparse.Namespace) -> dict:
     edit = jax.jit(jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None)))
     z_edit = np.asarray(edit(jnp.asarray(z_test), vector, strengths))  # (n, s, d)
     flat = z_edit.reshape(-1, z_edit.shape[-1])
-    decoded = _batched(decode, flat).reshape(num_edit, len(STRENGTHS), 28, 28, 1)
+    decoded = _common.batched(decode, flat, batch_size=1000).reshape(num_edit, len(STRENGTHS), 28, 28, 1)
     m = morpho.measure(decoded.reshape(-1, 28, 28))
     thick = m.thickness.reshape(num_edit, len(STRENGTHS))
     slant = m.slant.reshape(num_edit, len(STRENGTHS))
@@ -140,7 +133,6 @@ def run(args: argparse.Namespace) -> dict:
         "epochs": epochs,
         "train_seconds": train_seconds,
         "total_seconds": time.perf_counter() - t_start,
-        "device": str(jax.devices()[0].platform),
         "quick": quick,
     }
 
@@ -154,9 +146,7 @@ def run(args: argparse.Namespace) -> dict:
         title="thickness vector: strength (px) and measured thickness",
     )
     _response_plot(result, out / "thickness_response.png")
-    json_path = pathlib.Path(args.json) if args.json else out / "result.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=2))
+    _common.write_result(result, args)
     return result
 
 
