@@ -2,7 +2,8 @@
 
 Command (default run; CPU, 2 cores):
 
-    python experiments/deepsdf_furniture.py --json deepsdf.json --out runs/deepsdf
+    python experiments/deepsdf_furniture.py --out runs/deepsdf_furniture \
+        --json runs/deepsdf_furniture/result.json
 
 Trains an auto-decoder (8 x 128 ReLU MLP, skip at layer 4, 32-d codes) on 240 procedural shapes
 (80 chairs, 80 tables, 80 sofas; 16,384 DeepSDF samples each), then reconstructs 30 held-out
@@ -17,15 +18,15 @@ Expected: chamfer_reconstruction < chamfer_nearest_training < chamfer_mean_shape
 table -> sofa through code space, rendered by sphere tracing beside the map with the moving point),
 ``reconstructions.png`` and OBJ/PLY meshes. See ``experiments/README.md`` for measured numbers and
 runtime. ``--quick`` is a format-only run (a few steps, tiny sizes) for the smoke test.
+Runtime: under 20 minutes on 2 quiet CPU cores (``--quick``: about a minute, mostly compiling).
+Device: CPU (any JAX device).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import pathlib
-import platform
 import sys
 import time
 
@@ -36,7 +37,11 @@ from flax import nnx
 
 from latentjax import move, viz
 from latentjax.errors import LatentJaxError
-from latentjax.shapes import deepsdf, furniture, render
+from latentjax.look import pca, tsne
+from latentjax.shapes import deepsdf, furniture, meshes, primitives, render, samples
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # experiments/_common.py
+import _common
 
 FULL = dict(
     num_train_per_class=80,
@@ -89,7 +94,7 @@ def samples_of(key, shapes, cfg):
     @jax.jit
     def run(keys, shapes):
         return jax.lax.map(
-            lambda a: furniture.shape_samples(
+            lambda a: samples.shape_samples(
                 a[0], a[1], num_samples=cfg["num_samples"], uniform_fraction=cfg["uniform_fraction"]
             ),
             (keys, shapes),
@@ -100,7 +105,7 @@ def samples_of(key, shapes, cfg):
 
 @functools.partial(jax.jit, static_argnums=2)
 def _surface(key, shape, num):
-    return furniture.surface_points(key, shape, num_points=num)[0]
+    return samples.surface_points(key, shape, num_points=num)[0]
 
 
 def surface_of(key, shape, num):
@@ -113,25 +118,23 @@ def mesh_points(key, values, cfg):
         v, f = render.mesh_from_values(values)
     except LatentJaxError:  # no zero level set: counted as a failure below
         return None, None
-    return render.sample_surface(key, v, f, num_points=cfg["chamfer_points"]), (v, f)
+    return samples.surface_points(key, (v, f), num_points=cfg["chamfer_points"])[0], (v, f)
 
 
 def embed_codes(key, codes, cfg):
-    """2-D map of the codes: t-SNE (latentjax.tsne) or, for tiny runs, PCA by SVD."""
+    """2-D map of the codes: t-SNE (latentjax.look.tsne) or, for tiny runs, PCA."""
     codes = np.asarray(codes)
     if cfg["tsne_iter"] > 0:
-        from latentjax.look import tsne
-
         return np.asarray(
             tsne.embed(key, codes, perplexity=min(30.0, (len(codes) - 1) / 3), n_iter=cfg["tsne_iter"])
         )
-    c = codes - codes.mean(0)
-    return c @ np.linalg.svd(c, full_matrices=False)[2][:2].T
+    return np.asarray(pca.transform(pca.fit(codes, num_components=2), codes))
 
 
 def place_on_map(codes, xy, zs, k=5):
-    """Map positions of path codes: inverse-distance average of the k nearest training codes
-    (t-SNE has no out-of-sample transform).
+    """Map positions of path codes: inverse-distance average of the k nearest training codes.
+
+    (t-SNE has no out-of-sample transform.)
     """
     d = np.linalg.norm(np.asarray(zs)[:, None] - np.asarray(codes)[None], axis=-1)
     idx = np.argsort(d, axis=1)[:, :k]
@@ -140,25 +143,19 @@ def place_on_map(codes, xy, zs, k=5):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--json", type=pathlib.Path, help="write the results here")
-    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/deepsdf_furniture"))
-    ap.add_argument("--quick", action="store_true", help="tiny format-only run")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    args = _common.parser(__doc__, name="deepsdf_furniture", data_sets=None).parse_args(argv)
     cfg = QUICK if args.quick else FULL
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    out = _common.out_dir(args)
     key = jax.random.key(args.seed)
-    k_gen, k_smp, k_fit, k_rec, k_pts, k_map = (jax.random.fold_in(key, i) for i in range(6))
+    _, k_smp, k_fit, k_rec, k_pts, k_map = (jax.random.fold_in(key, i) for i in range(6))
     t_start = time.perf_counter()
 
     ntr, nte = cfg["num_train_per_class"], cfg["num_test_per_class"]
-    shapes, labels = furniture.generate(k_gen, num_per_class=ntr + nte)
+    shapes, labels = furniture.generate(num_per_class=ntr + nte, seed=args.seed)
     per_class = ntr + nte
     is_test = (np.arange(len(labels)) % per_class) >= ntr
     train_idx, test_idx = np.flatnonzero(~is_test), np.flatnonzero(is_test)
-    train_shapes, test_shapes = furniture.take(shapes, train_idx), furniture.take(shapes, test_idx)
+    train_shapes, test_shapes = primitives.take(shapes, train_idx), primitives.take(shapes, test_idx)
     train_labels, test_labels = labels[train_idx], labels[test_idx]
     t0 = time.perf_counter()
     all_data = samples_of(k_smp, shapes, cfg)
@@ -209,7 +206,7 @@ def main(argv=None):
     # Nearest training shape: the one whose exact SDF fits the test samples best (same input as
     # the code optimisation sees), scored by clamped L1.
     def fit_err(shape, smp):
-        pred = jax.vmap(furniture.sdf, in_axes=(None, 0))(shape, smp[:, :3])
+        pred = jax.vmap(primitives.sdf, in_axes=(None, 0))(shape, smp[:, :3])
         return jnp.mean(deepsdf.clamped_l1(pred, smp[:, 3]))
 
     errs = jax.jit(jax.vmap(jax.vmap(fit_err, in_axes=(0, None)), in_axes=(None, 0)))(
@@ -226,7 +223,7 @@ def main(argv=None):
     rec_meshes = []
     for i in range(len(test_idx)):
         gt = surface_of(
-            jax.random.fold_in(k_pts, 10 + i), furniture.take(test_shapes, i), cfg["chamfer_points"]
+            jax.random.fold_in(k_pts, 10 + i), primitives.take(test_shapes, i), cfg["chamfer_points"]
         )
         rec_pts, mesh = mesh_points(jax.random.fold_in(k_pts, 1000 + i), grid(rec_codes[i]), cfg)
         rec_meshes.append(mesh)
@@ -235,7 +232,7 @@ def main(argv=None):
             rec_pts = np.zeros((1, 3), np.float32)
         near = surface_of(
             jax.random.fold_in(k_pts, 2000 + i),
-            furniture.take(train_shapes, int(nearest_idx[i])),
+            primitives.take(train_shapes, int(nearest_idx[i])),
             cfg["chamfer_points"],
         )
         rows.append(
@@ -262,7 +259,7 @@ def main(argv=None):
     comp = []
     for i in range(len(test_idx)):
         gt = surface_of(
-            jax.random.fold_in(k_pts, 10 + i), furniture.take(test_shapes, i), cfg["chamfer_points"]
+            jax.random.fold_in(k_pts, 10 + i), primitives.take(test_shapes, i), cfg["chamfer_points"]
         )
         pts, _ = mesh_points(jax.random.fold_in(k_pts, 3000 + i), grid(comp_codes[i]), cfg)
         comp.append(deepsdf.chamfer(pts if pts is not None else np.zeros((1, 3)), gt))
@@ -296,9 +293,9 @@ def main(argv=None):
                 frames,
                 xy,
                 train_labels,
-                pxy,
                 out / f"path_{method}.gif",
-                class_names=furniture.CLASSES,
+                path_xy=pxy,
+                label_names=furniture.CLASSES,
                 title=f"shape codes (chair -> table -> sofa, {method})",
             )
         )
@@ -307,17 +304,17 @@ def main(argv=None):
             xy,
             train_labels,
             out / "code_map.png",
-            class_names=furniture.CLASSES,
+            label_names=furniture.CLASSES,
             title="t-SNE of shape codes",
         )
     )
     show = [c * nte + j for c in range(3) for j in range(min(2, nte))]  # two test shapes per class
     render_true = jax.jit(
         lambda s: render.render(
-            lambda x: furniture.sdf(s, x), width=cfg["render_size"], height=cfg["render_size"]
+            lambda x: primitives.sdf(s, x), width=cfg["render_size"], height=cfg["render_size"]
         )[0]
     )
-    gt_imgs = [np.asarray(render_true(furniture.take(test_shapes, i))) for i in show]
+    gt_imgs = [np.asarray(render_true(primitives.take(test_shapes, i))) for i in show]
     rec_imgs = [np.asarray(render_fn(rec_codes[i])) for i in show]
     figures["reconstructions"] = str(
         viz.shape_strip(
@@ -330,8 +327,8 @@ def main(argv=None):
     )
     for i in show[:3]:
         if rec_meshes[i] is not None:
-            render.write_obj(out / f"recon_{i}.obj", *rec_meshes[i])
-            render.write_ply(out / f"recon_{i}.ply", *rec_meshes[i])
+            meshes.write_obj(*rec_meshes[i], out / f"recon_{i}.obj")
+            meshes.write_ply(*rec_meshes[i], out / f"recon_{i}.ply")
     video_s = time.perf_counter() - t0
 
     def mean_of(k):
@@ -370,13 +367,9 @@ def main(argv=None):
         ),
         figures=figures,
         per_shape=rows,
-        device=f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
-        versions=dict(jax=jax.__version__, python=platform.python_version()),
     )
+    _common.write_result(result, args)
     print(json.dumps({k: v for k, v in result.items() if k not in ("per_shape", "config")}, indent=1))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
     return result
 
 

@@ -1,20 +1,25 @@
-"""Looking at signed distance functions: sphere tracing (vmapped over pixels, shaded by normals
-from ``jax.grad``), marching cubes (scikit-image) to OBJ/PLY meshes, and surface sampling.
+"""Looking at signed distance functions: sphere tracing and marching cubes.
+
+Sphere tracing is vmapped over pixels and shaded by normals from ``jax.grad``; marching cubes
+(scikit-image) turns grid values into triangle meshes.
 
 An ``sdf_fn`` here is a single-point function ``(3,) -> ()``, e.g.
-``lambda x: deepsdf.decode(model, z, x)`` or ``lambda x: furniture.sdf(shape, x)``.
+``lambda x: deepsdf.decode(model, z, x)`` or ``lambda x: primitives.sdf(shape, x)``.
 """
 
 from __future__ import annotations
 
-import pathlib
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+from skimage import measure
 
-from latentjax.errors import DataError
+from latentjax.errors import InputError
+
+_SdfFn = Callable[[jax.Array], jax.Array]
 
 
 def camera_rays(
@@ -28,8 +33,21 @@ def camera_rays(
 ) -> tuple[jax.Array, jax.Array]:
     """Pinhole camera rays through pixel centres.
 
+    Args:
+        eye: ``(3,)`` camera position.
+        target: ``(3,)`` point the camera looks at.
+        up: ``(3,)`` up direction of the image.
+        fov_deg: vertical field of view in degrees.
+        width: pixels per row.
+        height: pixel rows.
+
     Returns:
         ``(origins, directions)``, each ``(height, width, 3)``; directions are unit vectors.
+
+    Examples:
+        >>> o, d = camera_rays(eye=(0.0, 0.0, 3.0), width=3, height=3)
+        >>> o.shape, d[1, 1].tolist()
+        ((3, 3, 3), [0.0, 0.0, -1.0])
     """
     eye, target, up = (jnp.asarray(a, jnp.float32) for a in (eye, target, up))
     fwd = target - eye
@@ -58,7 +76,7 @@ def _box_interval(o, d, bound):
 
 
 def sphere_trace(
-    sdf_fn,
+    sdf_fn: _SdfFn,
     origin: ArrayLike,
     direction: ArrayLike,
     *,
@@ -71,7 +89,8 @@ def sphere_trace(
 
     Args:
         sdf_fn: single-point SDF.
-        origin, direction: ``(3,)`` ray (unit direction).
+        origin: ``(3,)`` start of the ray.
+        direction: ``(3,)`` unit direction.
         num_steps: marching steps.
         eps: hit threshold.
         bound: half side of the box ``[-bound, bound]^3`` where the SDF is defined.
@@ -79,6 +98,12 @@ def sphere_trace(
 
     Returns:
         ``(t, hit)``: distance along the ray and whether it hit.
+
+    Examples:
+        >>> t, hit = sphere_trace(lambda x: jnp.linalg.norm(x) - 1.0, jnp.array([0.0, 0, 3]),
+        ...                       jnp.array([0.0, 0, -1]), bound=1.5)
+        >>> round(float(t), 2), bool(hit)
+        (2.0, True)
 
     References:
         Hart, "Sphere tracing: a geometric method for the antialiased ray tracing of implicit
@@ -99,14 +124,26 @@ def sphere_trace(
     return t, hit & (t_in < t_out) & (t <= t_out)
 
 
-def normal(sdf_fn, x: ArrayLike) -> jax.Array:
-    """Unit surface normal at ``x``: the normalised ``jax.grad`` of the SDF."""
+def normal(sdf_fn: _SdfFn, x: ArrayLike) -> jax.Array:
+    """Unit surface normal at ``x``: the normalised ``jax.grad`` of the SDF.
+
+    Args:
+        sdf_fn: single-point SDF.
+        x: ``(3,)`` point (on or near the surface).
+
+    Returns:
+        ``(3,)`` unit vector (zero where the gradient vanishes).
+
+    Examples:
+        >>> normal(lambda x: jnp.linalg.norm(x) - 1.0, jnp.array([0.0, 2.0, 0.0])).tolist()
+        [0.0, 1.0, 0.0]
+    """
     g = jax.grad(sdf_fn)(jnp.asarray(x))
     return g / jnp.maximum(jnp.linalg.norm(g), 1e-12)
 
 
 def render(
-    sdf_fn,
+    sdf_fn: _SdfFn,
     *,
     eye: ArrayLike = (1.6, 1.2, 2.4),
     width: int = 64,
@@ -121,6 +158,20 @@ def render(
     step_scale: float = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
     """Sphere-traced, Lambert-shaded image of an SDF (vmapped over pixels).
+
+    Args:
+        sdf_fn: single-point SDF.
+        eye: ``(3,)`` camera position (looking at the origin, y up).
+        width: image width in pixels.
+        height: image height in pixels.
+        fov_deg: vertical field of view in degrees.
+        light: ``(3,)`` direction towards the light.
+        color: ``(3,)`` RGB albedo in [0, 1].
+        background: grey level where rays miss.
+        num_steps: marching steps per ray (see ``sphere_trace``).
+        eps: hit threshold.
+        bound: half side of the box where the SDF is defined.
+        step_scale: factor < 1 for SDFs that overestimate distances (learned ones).
 
     Returns:
         ``(image (height, width, 3) in [0, 1], hit mask (height, width))``.
@@ -145,47 +196,85 @@ def render(
     return img, hit
 
 
-def grid_values(sdf_fn, *, resolution: int = 64, bound: float = 1.0, block: int = 32768) -> jax.Array:
+def grid_values(
+    sdf_fn: _SdfFn, *, resolution: int = 64, bound: float = 1.0, block_size: int = 32768
+) -> jax.Array:
     """SDF values on a ``resolution^3`` grid over ``[-bound, bound]^3`` (indexing ij = xyz).
 
     Traceable: jit it once over the shape's parameters (e.g. a code) to mesh many shapes.
+
+    Args:
+        sdf_fn: single-point SDF.
+        resolution: grid points per axis.
+        bound: half side of the box.
+        block_size: points evaluated at once (one vmap of ``sdf_fn``).
+
+    Returns:
+        ``(resolution, resolution, resolution)`` values.
+
+    Examples:
+        >>> v = grid_values(lambda x: jnp.linalg.norm(x) - 0.5, resolution=3)
+        >>> v.shape, float(v[1, 1, 1])
+        ((3, 3, 3), -0.5)
     """
     ax = jnp.linspace(-bound, bound, resolution)
     pts = jnp.stack(jnp.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
-    pad = (-pts.shape[0]) % block
-    pts = jnp.pad(pts, ((0, pad), (0, 0))).reshape(-1, block, 3)
-    vals = jax.lax.map(jax.vmap(sdf_fn), pts).reshape(-1)[: resolution**3]
+    vals = jax.lax.map(sdf_fn, pts, batch_size=min(block_size, pts.shape[0]))
     return vals.reshape(resolution, resolution, resolution)
 
 
 def mesh_from_values(values: ArrayLike, *, bound: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Triangle mesh of the zero level set of grid values (scikit-image marching cubes).
 
+    Args:
+        values: ``(r, r, r)`` SDF values on the grid of ``grid_values(..., bound=bound)``.
+        bound: half side of the box the grid spans.
+
     Returns:
         ``(vertices (v, 3) float32, faces (f, 3) int32)``, faces wound with outward normals.
 
     Raises:
-        DataError: when the values have no zero crossing.
+        InputError: when the values are not 3-D or have no zero crossing.
+
+    Examples:
+        >>> v, f = mesh_from_values(grid_values(lambda x: jnp.linalg.norm(x) - 0.5, resolution=8))
+        >>> v.shape[1], f.shape[1]
+        (3, 3)
 
     References:
         Lewiner et al., "Efficient implementation of marching cubes' cases with topological
         guarantees", J. Graphics Tools 8 (2003).
     """
-    from skimage import measure
-
     vol = np.array(values, np.float32)
     if vol.ndim != 3:
-        raise DataError(f"grid values must be 3-D, got shape {vol.shape}")
+        raise InputError(f"render.mesh_from_values: values must be 3-D, got shape {vol.shape}")
     if not (vol.min() < 0 < vol.max()):
-        raise DataError(f"no surface: SDF values on the grid lie in [{vol.min():.3g}, {vol.max():.3g}]")
+        raise InputError(
+            f"render.mesh_from_values: no surface: the values lie in [{vol.min():.3g}, {vol.max():.3g}]"
+        )
     step = 2 * bound / (vol.shape[0] - 1)
     # "descent": values fall towards the object (inside negative), so faces wind outwards.
     verts, faces, _, _ = measure.marching_cubes(vol, 0.0, spacing=(step,) * 3, gradient_direction="descent")
     return (verts - bound).astype(np.float32), faces.astype(np.int32)
 
 
-def marching_cubes(sdf_fn, *, resolution: int = 64, bound: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Triangle mesh ``(vertices, faces)`` of the zero level set of ``sdf_fn`` in ``[-bound, bound]^3``.
+def marching_cubes(
+    sdf_fn: _SdfFn, *, resolution: int = 64, bound: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Triangle mesh of the zero level set of ``sdf_fn`` in ``[-bound, bound]^3``.
+
+    ``mesh_from_values(grid_values(sdf_fn, ...))``; to mesh many shapes, jit ``grid_values`` once.
+
+    Args:
+        sdf_fn: single-point SDF.
+        resolution: grid points per axis.
+        bound: half side of the box.
+
+    Returns:
+        ``(vertices (v, 3) float32, faces (f, 3) int32)``, faces wound with outward normals.
+
+    Raises:
+        InputError: when the SDF has no zero crossing on the grid.
 
     Examples:
         >>> v, f = marching_cubes(lambda x: jnp.linalg.norm(x) - 0.5, resolution=16)
@@ -193,44 +282,3 @@ def marching_cubes(sdf_fn, *, resolution: int = 64, bound: float = 1.0) -> tuple
         True
     """
     return mesh_from_values(grid_values(sdf_fn, resolution=resolution, bound=bound), bound=bound)
-
-
-def sample_surface(
-    key: jax.Array, vertices: ArrayLike, faces: ArrayLike, *, num_points: int = 30000
-) -> np.ndarray:
-    """Points uniform by area on a triangle mesh (DeepSDF samples 30,000 for Chamfer)."""
-    v = np.asarray(vertices, np.float32)[np.asarray(faces)]
-    area = 0.5 * np.linalg.norm(np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), axis=1)
-    if area.sum() <= 0:
-        raise DataError("mesh has no area to sample")
-    kf, kb = jax.random.split(key)
-    f = np.asarray(jax.random.choice(kf, len(area), (num_points,), p=jnp.asarray(area / area.sum())))
-    r = np.array(jax.random.uniform(kb, (num_points, 2)))
-    flip = r.sum(1) > 1
-    r[flip] = 1 - r[flip]
-    t = v[f]
-    return t[:, 0] + r[:, :1] * (t[:, 1] - t[:, 0]) + r[:, 1:] * (t[:, 2] - t[:, 0])
-
-
-def write_obj(path, vertices: ArrayLike, faces: ArrayLike) -> pathlib.Path:
-    """Write a Wavefront OBJ (``v`` and 1-based ``f`` lines)."""
-    path = pathlib.Path(path)
-    v, f = np.asarray(vertices), np.asarray(faces) + 1
-    with open(path, "w") as fh:
-        np.savetxt(fh, v, fmt="v %.6f %.6f %.6f")
-        np.savetxt(fh, f, fmt="f %d %d %d")
-    return path
-
-
-def write_ply(path, vertices: ArrayLike, faces: ArrayLike) -> pathlib.Path:
-    """Write an ASCII PLY triangle mesh."""
-    path = pathlib.Path(path)
-    v, f = np.asarray(vertices), np.asarray(faces)
-    with open(path, "w") as fh:
-        fh.write(
-            f"ply\nformat ascii 1.0\nelement vertex {len(v)}\nproperty float x\nproperty float y\n"
-            f"property float z\nelement face {len(f)}\nproperty list uchar int vertex_indices\nend_header\n"
-        )
-        np.savetxt(fh, v, fmt="%.6f %.6f %.6f")
-        np.savetxt(fh, np.column_stack([np.full(len(f), 3), f]), fmt="%d %d %d %d")
-    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -12,50 +13,68 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
-_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+from latentjax.viz._embedding import scatter  # noqa: E402
+from latentjax.viz._images import save_figure  # noqa: E402
 
-
-def _scatter(ax, xy, labels, class_names):
-    xy, labels = np.asarray(xy), np.asarray(labels)
-    for c in np.unique(labels):
-        name = class_names[c] if class_names is not None else str(c)
-        ax.scatter(*xy[labels == c].T, s=12, alpha=0.7, color=_COLORS[int(c) % len(_COLORS)], label=name)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(loc="best", fontsize=8, markerscale=1.5)
-    return ax
+# The codes of a few dozen shapes: bigger points than scatter's default for thousands of images.
+_POINT_SIZE = 12.0
 
 
 def shape_code_map(
-    xy, labels, path: str | os.PathLike, *, class_names=None, path_xy=None, title: str = "shape codes"
+    xy,
+    labels,
+    path: str | os.PathLike,
+    *,
+    label_names: Sequence[str] | None = None,
+    path_xy=None,
+    title: str = "shape codes",
 ) -> pathlib.Path:
-    """2-D map of shape codes coloured by class, optionally with a path drawn through it.
+    """2-D map of shape codes coloured by label, optionally with a path drawn through it.
 
     Args:
         xy: ``(n, 2)`` embedded codes (t-SNE or PCA).
-        labels: ``(n,)`` int class labels.
+        labels: ``(n,)`` int labels.
         path: output image file.
-        class_names: names indexed by label.
+        label_names: legend names indexed by label.
         path_xy: optional ``(t, 2)`` path in the same map.
         title: axes title.
 
     Returns:
         The path written.
+
+    Examples:
+        >>> import tempfile
+        >>> xy = np.random.default_rng(0).normal(size=(12, 2))
+        >>> shape_code_map(xy, np.arange(12) % 3, pathlib.Path(tempfile.mkdtemp()) / "map.png",
+        ...                label_names=("chair", "table", "sofa"), path_xy=xy[:3]).suffix
+        '.png'
     """
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    _scatter(ax, xy, labels, class_names)
+    scatter(xy, labels, label_names=label_names, ax=ax, title=title, point_size=_POINT_SIZE)
     if path_xy is not None:
         ax.plot(*np.asarray(path_xy).T, "k-", lw=1.5)
-    ax.set_title(title)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
-def shape_strip(images, path: str | os.PathLike, *, titles=None, rows: int = 1) -> pathlib.Path:
-    """Rendered shapes ``(n, h, w, 3)`` in a grid with optional titles."""
+def shape_strip(
+    images, path: str | os.PathLike, *, titles: Sequence[str] | None = None, rows: int = 1
+) -> pathlib.Path:
+    """Rendered shapes in a grid with optional titles.
+
+    Args:
+        images: ``(n, h, w, 3)`` renderings in [0, 1].
+        path: output image file.
+        titles: optional ``n`` titles.
+        rows: grid rows (columns follow).
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> import tempfile
+        >>> shape_strip(np.ones((4, 8, 8, 3)), pathlib.Path(tempfile.mkdtemp()) / "s.png", rows=2).suffix
+        '.png'
+    """
     images = np.asarray(images)
     cols = int(np.ceil(len(images) / rows))
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)
@@ -65,21 +84,17 @@ def shape_strip(images, path: str | os.PathLike, *, titles=None, rows: int = 1) 
             ax.imshow(np.clip(images[i], 0, 1))
             if titles is not None:
                 ax.set_title(titles[i], fontsize=8)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def shape_path_gif(
     frames,
     xy,
     labels,
-    path_xy,
     path: str | os.PathLike,
     *,
-    class_names=None,
+    path_xy,
+    label_names: Sequence[str] | None = None,
     fps: int = 8,
     title: str = "shape codes",
 ) -> pathlib.Path:
@@ -88,22 +103,28 @@ def shape_path_gif(
     Args:
         frames: ``(t, h, w, 3)`` renderings along the path.
         xy: ``(n, 2)`` embedded training codes.
-        labels: ``(n,)`` class labels.
-        path_xy: ``(t, 2)`` positions of the path in the map.
+        labels: ``(n,)`` int labels.
         path: output ``.gif`` file.
-        class_names: names indexed by label.
+        path_xy: ``(t, 2)`` positions of the path in the map, one per frame.
+        label_names: legend names indexed by label.
         fps: frames per second.
         title: map title.
 
     Returns:
         The path written.
+
+    Examples:
+        >>> import tempfile
+        >>> xy = np.random.default_rng(0).normal(size=(6, 2))
+        >>> shape_path_gif(np.ones((3, 8, 8, 3)), xy, np.arange(6) % 3,
+        ...                pathlib.Path(tempfile.mkdtemp()) / "p.gif", path_xy=xy[:3]).suffix
+        '.gif'
     """
     frames, path_xy = np.clip(np.asarray(frames), 0, 1), np.asarray(path_xy)
     fig, (ax_map, ax_img) = plt.subplots(1, 2, figsize=(7.5, 3.6))
-    _scatter(ax_map, xy, labels, class_names)
+    scatter(xy, labels, label_names=label_names, ax=ax_map, title=title, point_size=_POINT_SIZE)
     ax_map.plot(*path_xy.T, "k-", lw=1, alpha=0.6)
     (dot,) = ax_map.plot(*path_xy[0], "ko", ms=9, mfc="yellow")
-    ax_map.set_title(title)
     ax_img.axis("off")
     im = ax_img.imshow(frames[0])
     fig.tight_layout()

@@ -1,15 +1,16 @@
-"""DeepSDF auto-decoder: architecture, loss, overfitting 4 shapes, code recovery, Chamfer."""
+"""DeepSDF auto-decoder: architecture, loss, init/step, overfitting 4 shapes, code recovery, Chamfer."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 from jax.test_util import check_grads
 from scipy.spatial.distance import cdist
 
-from latentjax.errors import DataError
-from latentjax.shapes import deepsdf, furniture
+from latentjax.errors import InputError
+from latentjax.shapes import deepsdf, furniture, primitives, samples
 
 
 def _small(latent_dim=8, **kw):
@@ -34,7 +35,7 @@ def test_decoder_layers_and_skip():
 
 
 def test_decoder_bad_config():
-    with pytest.raises(DataError, match="skip"):
+    with pytest.raises(InputError, match="deepsdf.Decoder: .*skip"):
         deepsdf.Decoder(8, width=8, depth=4, skip=2, rngs=nnx.Rngs(0))
 
 
@@ -90,11 +91,11 @@ def test_shape_loss_gradients_and_weights(key):
 @pytest.fixture(scope="module")
 def four_shapes():
     """4 procedural shapes (2 chairs, table, sofa), their samples, and a decoder fitted to them."""
-    shapes, labels = furniture.generate(jax.random.key(7), num_per_class=2)
+    shapes, labels = furniture.generate(num_per_class=2, seed=7)
     pick = np.array([0, 1, 2, 4])
-    shapes, labels = furniture.take(shapes, pick), labels[pick]
+    shapes, labels = primitives.take(shapes, pick), labels[pick]
     data = jax.jit(
-        jax.vmap(lambda k, s: furniture.shape_samples(k, s, num_samples=2048, uniform_fraction=0.2))
+        jax.vmap(lambda k, s: samples.shape_samples(k, s, num_samples=2048, uniform_fraction=0.2))
     )(jax.random.split(jax.random.key(8), 4), shapes)
     model = deepsdf.Decoder(16, width=64, depth=4, skip=2, rngs=nnx.Rngs(0))
     model, codes, losses = deepsdf.fit(
@@ -129,7 +130,7 @@ def test_completion_recovers_code_neighbourhood(four_shapes):
     model, codes = four_shapes["model"], four_shapes["codes"]
     # Fresh samples of the same shapes; only the half x > 0 is observed (shape completion).
     fresh = jax.jit(
-        jax.vmap(lambda k, s: furniture.shape_samples(k, s, num_samples=1024, uniform_fraction=0.2))
+        jax.vmap(lambda k, s: samples.shape_samples(k, s, num_samples=1024, uniform_fraction=0.2))
     )(jax.random.split(jax.random.key(11), 4), four_shapes["shapes"])
     observed = (fresh[:, :, 0] > 0).astype(jnp.float32)
     for weights in (None, observed):
@@ -146,9 +147,35 @@ def test_completion_recovers_code_neighbourhood(four_shapes):
         assert np.array_equal(d.argmin(1), np.arange(4)), d
 
 
-def test_fit_rejects_bad_data():
-    with pytest.raises(DataError, match="num_shapes, n, 4"):
+def test_fit_and_reconstruct_reject_bad_samples():
+    with pytest.raises(InputError, match=r"deepsdf.fit: .*\(num_shapes, n, 4\)"):
         deepsdf.fit(jax.random.key(0), _small(), jnp.zeros((4, 10, 3)), num_steps=1)
+    with pytest.raises(InputError, match="deepsdf.reconstruct: weights"):
+        deepsdf.reconstruct(_small(), jax.random.key(0), jnp.zeros((2, 10, 4)), weights=jnp.ones((2, 9)))
+
+
+def test_fit_is_init_then_steps():
+    # The key lives in the state: step s draws its batch with fold_in(state.key, s).
+    data = jax.random.uniform(jax.random.key(0), (3, 64, 4), minval=-0.1, maxval=0.1)
+    result = deepsdf.fit(
+        jax.random.key(1), _small(), data, num_steps=4, shapes_per_batch=2, points_per_shape=8, code_sigma=0.1
+    )
+    assert isinstance(result, deepsdf.FitResult)
+    optimizer = optax.adam(1e-3)
+    graphdef, state = deepsdf.init(jax.random.key(1), _small(), num_shapes=3, optimizer=optimizer)
+    assert isinstance(state, deepsdf.State) and int(state.step) == 0
+    step = jax.jit(
+        deepsdf.make_step(
+            graphdef, optimizer, shapes_per_batch=2, points_per_shape=8, code_weight=1.0 / (0.1**2 * 64)
+        )
+    )
+    losses = []
+    for _ in range(4):
+        state, loss = step(state, data)
+        losses.append(float(loss))
+    assert int(state.step) == 4 and step._cache_size() == 1
+    np.testing.assert_allclose(result.losses, losses, rtol=1e-5)
+    np.testing.assert_allclose(result.codes, state.codes, rtol=1e-5, atol=1e-7)
 
 
 def test_fit_partial_last_call_and_reproducible():

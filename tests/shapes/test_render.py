@@ -1,11 +1,11 @@
-"""Sphere tracing against analytic silhouettes, normals, marching cubes, OBJ/PLY, surface sampling."""
+"""Sphere tracing against analytic silhouettes, normals, grid values, marching cubes."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latentjax.errors import DataError
+from latentjax.errors import InputError
 from latentjax.shapes import render
 
 
@@ -49,6 +49,19 @@ def test_normal_is_grad_direction():
     np.testing.assert_allclose(render.normal(sphere, x), x / jnp.linalg.norm(x), rtol=1e-6)
 
 
+@pytest.mark.parametrize("block_size", [1000, 4096, 32768])
+def test_grid_values_blockwise_equal_one_vmap(block_size):
+    # 17^3 = 4913 points: one block, several blocks with a remainder, and blocks larger than the grid.
+    def f(x):
+        return jnp.linalg.norm(x - jnp.array([0.1, 0.0, -0.2])) - 0.5
+
+    got = render.grid_values(f, resolution=17, bound=1.2, block_size=block_size)
+    ax = jnp.linspace(-1.2, 1.2, 17)
+    pts = jnp.stack(jnp.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+    np.testing.assert_allclose(got, jax.vmap(f)(pts).reshape(17, 17, 17), rtol=1e-6, atol=1e-6)
+    assert float(got[8, 8, 8]) == pytest.approx(float(f(jnp.zeros(3))), abs=1e-6)
+
+
 def test_marching_cubes_sphere_and_orientation():
     v, f = render.marching_cubes(lambda x: jnp.linalg.norm(x) - 0.6, resolution=32)
     r = np.linalg.norm(v, axis=1)
@@ -62,30 +75,10 @@ def test_marching_cubes_sphere_and_orientation():
 
 
 def test_marching_cubes_no_surface():
-    with pytest.raises(DataError, match="no surface"):
+    with pytest.raises(InputError, match="render.mesh_from_values: no surface"):
         render.marching_cubes(lambda x: jnp.linalg.norm(x) + 1.0, resolution=8)
 
 
-def test_sample_surface_uniform_on_sphere(key):
-    v, f = render.marching_cubes(lambda x: jnp.linalg.norm(x) - 0.8, resolution=32)
-    p = render.sample_surface(key, v, f, num_points=20000)
-    assert p.shape == (20000, 3)
-    assert np.abs(np.linalg.norm(p, axis=1) - 0.8).max() < 0.02
-    # Uniform on the sphere: mean ~ 0 and each coordinate's second moment ~ r^2 / 3.
-    assert np.abs(p.mean(0)).max() < 0.02
-    np.testing.assert_allclose((p**2).mean(0), 0.64 / 3, rtol=0.05)
-
-
-def test_obj_and_ply_round_trip(tmp_path):
-    v, f = render.marching_cubes(lambda x: jnp.linalg.norm(x) - 0.5, resolution=12)
-    obj = render.write_obj(tmp_path / "m.obj", v, f)
-    lines = obj.read_text().splitlines()
-    vv = np.array([list(map(float, ln.split()[1:])) for ln in lines if ln.startswith("v ")])
-    ff = np.array([list(map(int, ln.split()[1:])) for ln in lines if ln.startswith("f ")])
-    np.testing.assert_allclose(vv, v, atol=1e-5)
-    np.testing.assert_array_equal(ff - 1, f)
-    ply = render.write_ply(tmp_path / "m.ply", v, f).read_text().splitlines()
-    start = ply.index("end_header") + 1
-    assert f"element vertex {len(v)}" in ply and f"element face {len(f)}" in ply
-    np.testing.assert_allclose(np.loadtxt(ply[start : start + len(v)]), v, atol=1e-5)
-    np.testing.assert_array_equal(np.loadtxt(ply[start + len(v) :], dtype=int)[:, 1:], f)
+def test_mesh_from_values_needs_a_volume():
+    with pytest.raises(InputError, match="3-D"):
+        render.mesh_from_values(np.zeros((4, 4)))

@@ -1,5 +1,7 @@
-"""Demo-report section: a DeepSDF auto-decoder on procedural furniture, a chair -> table -> sofa
-path through its code space, rendered by sphere tracing beside the map of codes.
+"""Demo-report section: a DeepSDF auto-decoder on procedural furniture and a walk through its codes.
+
+A chair -> table -> sofa path through the code space, rendered by sphere tracing beside the map of
+codes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from flax import nnx
 
 from latentjax import move, viz
 from latentjax.app import report
-from latentjax.shapes import deepsdf, furniture, render
+from latentjax.look import pca
+from latentjax.shapes import deepsdf, furniture, render, samples
 
 
 def section(run, *, quick: bool) -> report.Section:
@@ -26,13 +29,21 @@ def section(run, *, quick: bool) -> report.Section:
 
     Returns:
         A ``report.Section`` with the code map, the path GIF and a strip of path renderings.
+
+    Examples:
+        >>> import pathlib, tempfile, types
+        >>> run = types.SimpleNamespace(figures=pathlib.Path(tempfile.mkdtemp()), key=jax.random.key(0))
+        >>> section(run, quick=True).table["shapes"]  # doctest: +SKIP
+        12
     """
     t0 = time.perf_counter()
     key = jax.random.fold_in(run.key, 6)
     per_class, steps, size, frames, width = (4, 150, 32, 7, 32) if quick else (20, 1500, 64, 16, 96)
-    shapes, labels = furniture.generate(jax.random.fold_in(key, 0), num_per_class=per_class)
+    # The generator runs on the host (NumPy): its seed is drawn from the run's key.
+    seed = int(jax.random.randint(jax.random.fold_in(key, 0), (), 0, 2**31 - 1))
+    shapes, labels = furniture.generate(num_per_class=per_class, seed=seed)
     data = jax.jit(
-        jax.vmap(lambda k, s: furniture.shape_samples(k, s, num_samples=1024, uniform_fraction=0.2))
+        jax.vmap(lambda k, s: samples.shape_samples(k, s, num_samples=1024, uniform_fraction=0.2))
     )(jax.random.split(jax.random.fold_in(key, 1), len(labels)), shapes)
     model = deepsdf.Decoder(16, width=width, depth=4, skip=2, rngs=nnx.Rngs(0))
     model, codes, losses = deepsdf.fit(
@@ -47,10 +58,8 @@ def section(run, *, quick: bool) -> report.Section:
         steps_per_call=steps,
     )
     cnp = np.asarray(codes)
-    c = cnp - cnp.mean(0)
-    xy = (
-        c @ np.linalg.svd(c, full_matrices=False)[2][:2].T
-    )  # PCA map: few codes, and it places the path exactly
+    plane = pca.fit(cnp, num_components=2)  # few codes, and PCA places the path exactly
+    xy = np.asarray(pca.transform(plane, cnp))
     ends = np.stack([cnp[labels == k][0] for k in range(3)])
     zs = move.path(ends, frames, method="slerp")
     render_fn = jax.jit(
@@ -59,15 +68,15 @@ def section(run, *, quick: bool) -> report.Section:
         )[0]
     )
     imgs = np.stack([np.asarray(render_fn(z)) for z in zs])
-    pxy = (np.asarray(zs) - cnp.mean(0)) @ np.linalg.svd(c, full_matrices=False)[2][:2].T
+    pxy = np.asarray(pca.transform(plane, zs))
     fig_dir = run.figures
     gif = viz.shape_path_gif(
         imgs,
         xy,
         labels,
-        pxy,
         fig_dir / "shapes_path.gif",
-        class_names=furniture.CLASSES,
+        path_xy=pxy,
+        label_names=furniture.CLASSES,
         title="shape codes (PCA)",
     )
     strip = viz.shape_strip(imgs, fig_dir / "shapes_path.png")
