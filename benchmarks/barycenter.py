@@ -45,7 +45,7 @@ import numpy as np
 import scipy.ndimage
 
 from latentjax import transport
-from latentjax.transport import _transport
+from latentjax.transport._images import _histograms
 
 
 def _images(size: int) -> tuple[np.ndarray, str]:
@@ -93,7 +93,7 @@ def _pot_path(ot, hists, weights, eps, iterations, method):
 
 def _ljx_path(x, weights, *, eps, mode, dtype, iterations):
     r = transport.wasserstein_interpolate(
-        x, weights, epsilon=eps, mode=mode, dtype=dtype, threshold=0.0, max_iterations=iterations
+        x, weights, epsilon=eps, mode=mode, dtype=dtype, threshold=0.0, max_steps=iterations
     )
     return jax.block_until_ready(r)
 
@@ -125,7 +125,7 @@ def run(sizes, *, iterations, log_iterations, rounds, num_weights=9):
         case = f"barycenter_{size}_path{num_weights}"
         eps = transport.default_epsilon((size, size))
         # POT gets exactly the floored, normalised histograms latentjax iterates on.
-        hists = _transport._histograms(x).reshape(2, size, size)
+        hists = _histograms(x).reshape(2, size, size)
 
         def ljx(mode, dtype, w=weights, its=iterations, x=x, eps=eps):
             return functools.partial(_ljx_path, x, w, eps=eps, mode=mode, dtype=dtype, iterations=its)

@@ -98,13 +98,13 @@ def run(args: argparse.Namespace) -> dict:
     z0 = encode(models.to_float(ds.test_images[i0]))
     z1 = encode(models.to_float(ds.test_images[i1]))
     ends = jnp.stack([z0, z1], axis=1)
-    lines = jax.vmap(lambda e: move.path(e, num_points))(ends)
-    slerps = jax.vmap(lambda e: move.path(e, num_points, method="slerp"))(ends)
+    lines = jax.vmap(lambda e: move.path(e, num_points=num_points))(ends)
+    slerps = jax.vmap(lambda e: move.path(e, num_points=num_points, method="slerp"))(ends)
     t0 = time.perf_counter()
     geo = jax.jit(
         jax.vmap(
             lambda a, b: move.geodesic(
-                decode, a, b, num_points=num_points, steps=geo_steps, learning_rate=2e-2
+                decode, a, b, num_points=num_points, num_steps=geo_steps, learning_rate=2e-2
             )
         )
     )(z0, z1)
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> dict:
     # 2. The sandal -> ankle boot vector applied to test sandals.
     n_vec = min(len(ds.train_images), 512 if quick else 10000)
     z_train = models.encode_images(model, ds.train_images[:n_vec])
-    vector = move.class_vector(z_train, ds.train_labels[:n_vec], SANDAL, BOOT)
+    vector = move.class_vector(z_train, ds.train_labels[:n_vec], source=SANDAL, target=BOOT)
     sandals = np.flatnonzero(test_labels == SANDAL)[: (8 if quick else 200)]
     zs = encode(models.to_float(ds.test_images[sandals]))
     sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))(
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> dict:
     # 3. A GIF along a piecewise slerp through one garment of five classes.
     tour = [_common.first_of(test_labels, c, 1) for c in (5, 7, 9, 8, 1)]
     zt = encode(models.to_float(ds.test_images[np.array(tour)]))
-    frames = np.asarray(decode_many(move.path(zt, 8 if quick else 41, method="slerp")))
+    frames = np.asarray(decode_many(move.path(zt, num_points=8 if quick else 41, method="slerp")))
     viz.path_gif(frames, out / "tour.gif", fps=10)
 
     result = {

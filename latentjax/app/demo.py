@@ -149,7 +149,7 @@ def _model_section(run: DemoRun, metrics: dict) -> report.Section:
     )
     z = models.encode_images(model, run.test_images[:3000])
     side = 11
-    grid = move.grid_2d(num=side, span=2.0, latents=z)
+    grid = move.grid_2d(size=side, span=2.0, latents=z)
     plane = pca.fit(z, num_components=2)
     # The grid and the fit may pick opposite signs for a principal direction: the map takes the
     # grid's, so that right and up mean the same in both figures.

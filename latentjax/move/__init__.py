@@ -1,25 +1,58 @@
-"""move"""
+"""Moving through a latent space: paths, edits and generation, one namespace over private files.
 
-from latentjax.move._latent import (  # noqa: F401
-    Decode,
-    Diagnostics,
-    LatentError,
-    Path,
+Paths (lerp, slerp, geodesics, their diagnostics) in ``_paths``/``_geodesic``, edits (attribute
+vectors, traversals) in ``_edits``, generation (prior draws, 2-D grids) in ``_generate``.
+"""
+
+from latentjax.move._edits import (
     Sensitivity,
     apply,
     attribute_vector,
     chain,
     class_vector,
-    curve_energy,
     factor_sensitivity,
-    geodesic,
     gram_schmidt,
-    grid_2d,
-    lerp,
-    path,
-    path_diagnostics,
     regression_vector,
-    sample_prior,
-    slerp,
     traverse,
 )
+from latentjax.move._generate import grid_2d, sample_prior
+from latentjax.move._geodesic import (
+    DecodedPath,
+    Geodesic,
+    GeodesicState,
+    PathComparison,
+    compare_paths,
+    geodesic,
+    geodesic_init,
+    geodesic_step,
+)
+from latentjax.move._paths import Decode, Diagnostics, curve_energy, lerp, path, path_diagnostics, slerp
+
+__all__ = [
+    "Decode",
+    "DecodedPath",
+    "Diagnostics",
+    "Geodesic",
+    "GeodesicState",
+    "PathComparison",
+    "Sensitivity",
+    "apply",
+    "attribute_vector",
+    "chain",
+    "class_vector",
+    "compare_paths",
+    "curve_energy",
+    "factor_sensitivity",
+    "geodesic",
+    "geodesic_init",
+    "geodesic_step",
+    "gram_schmidt",
+    "grid_2d",
+    "lerp",
+    "path",
+    "path_diagnostics",
+    "regression_vector",
+    "sample_prior",
+    "slerp",
+    "traverse",
+]

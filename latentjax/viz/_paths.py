@@ -57,20 +57,31 @@ def _labelled_grid(
 def path_strips(
     strips: dict, path: str | os.PathLike, *, diagnostics: dict | None = None, title: str | None = None
 ) -> pathlib.Path:
-    """One row of decoded frames per path (e.g. lerp, slerp, geodesic), each titled with its
-    diagnostics, so the smoother path is visible and measurable side by side.
+    """One row of decoded frames per path (e.g. lerp, slerp, geodesic), titled with its diagnostics.
+
+    The smoother path is then visible and measurable side by side.
 
     Args:
-        strips: name -> ``(n, h, w, c)`` decoded frames (same ``n`` for every row).
+        strips: name -> ``(n, h, w, c)`` decoded frames (same ``n`` for every row), uint8 or float
+            in [0, 1]; e.g. ``{k: p.decoded for k, p in move.compare_paths(...)._asdict().items()}``.
         path: the PNG to write.
         diagnostics: optional name -> `move.Diagnostics` (or any NamedTuple of scalars).
         title: figure title.
 
     Returns:
         The path written.
+
+    Raises:
+        DataError: frames that `data.validate_images` rejects.
+
+    Examples:
+        >>> import tempfile
+        >>> strips = {"lerp": np.zeros((4, 8, 8, 1)), "slerp": np.ones((4, 8, 8, 1))}
+        >>> path_strips(strips, pathlib.Path(tempfile.mkdtemp()) / "paths.png").name
+        'paths.png'
     """
     names = list(strips)
-    x = np.stack([_as_float(strips[k]) for k in names])
+    x = np.stack([_as_float(strips[k], what=f"viz.path_strips: strips[{k!r}]") for k in names])
     titles = None
     if diagnostics:
         titles = []
@@ -97,12 +108,31 @@ def strength_sweep(
     values=None,
     value_name: str = "",
 ) -> pathlib.Path:
-    """Decoded edits ``(rows, len(strengths), h, w, c)``: one input per row, one strength per column.
+    """Decoded edits: one input per row, one strength per column.
 
-    ``values`` (same leading shape, optional) are printed under each column as the column mean,
-    e.g. the measured thickness of the decoded images.
+    Args:
+        images: ``(rows, len(strengths), h, w, c)`` decoded edits, uint8 or float in [0, 1].
+        strengths: ``(len(strengths),)`` the strength of each column (printed under it).
+        path: the PNG to write.
+        row_labels: optional label of each row.
+        title: figure title.
+        values: optional ``(rows, len(strengths))`` measurements printed under each column as the
+            column mean, e.g. the measured thickness of the decoded images.
+        value_name: printed before each mean (e.g. ``"thickness "``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        DataError: images that `data.validate_images` rejects.
+
+    Examples:
+        >>> import tempfile
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "sweep.png"
+        >>> strength_sweep(np.zeros((2, 3, 8, 8, 1)), [-1.0, 0.0, 1.0], out).name
+        'sweep.png'
     """
-    x = _as_float(images)
+    x = _as_float(images, what="viz.strength_sweep: images")
     strengths = np.asarray(strengths, np.float64)
     cols = [f"{s:+.3g}" for s in strengths]
     if values is not None:
@@ -114,8 +144,29 @@ def strength_sweep(
 def traversal_grid(
     images, values, path: str | os.PathLike, *, row_labels=None, title: str | None = None
 ) -> pathlib.Path:
-    """Latent traversals ``(dims, len(values), h, w, c)``: one latent dimension (or direction) per row."""
-    x = _as_float(images)
+    """Latent traversals: one latent dimension (or direction) per row, one offset per column.
+
+    Args:
+        images: ``(dims, len(values), h, w, c)`` decoded traversals (`move.traverse`), uint8 or
+            float in [0, 1].
+        values: ``(len(values),)`` the offset of each column (printed under it).
+        path: the PNG to write.
+        row_labels: optional label of each row (e.g. ``"z3"``).
+        title: figure title.
+
+    Returns:
+        The path written.
+
+    Raises:
+        DataError: images that `data.validate_images` rejects.
+
+    Examples:
+        >>> import tempfile
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "trav.png"
+        >>> traversal_grid(np.zeros((2, 3, 8, 8, 1)), [-1.0, 0.0, 1.0], out, row_labels=["z0", "z1"]).name
+        'trav.png'
+    """
+    x = _as_float(images, what="viz.traversal_grid: images")
     return _labelled_grid(
         x, path, row_labels=row_labels, col_labels=[f"{v:+.3g}" for v in np.asarray(values)], title=title
     )
@@ -124,7 +175,23 @@ def traversal_grid(
 def sensitivity_heatmap(
     correlation, factor_names, path: str | os.PathLike, *, title: str | None = None
 ) -> pathlib.Path:
-    """Heat map of ``|corr|`` between latent dimensions (rows) and known factors (columns)."""
+    """Heat map of ``|corr|`` between latent dimensions (rows) and known factors (columns).
+
+    Args:
+        correlation: ``(latent_dim, num_factors)`` values in [0, 1] (`move.factor_sensitivity`).
+        factor_names: the name of each factor (column).
+        path: the PNG to write.
+        title: figure title.
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> import tempfile
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "sens.png"
+        >>> sensitivity_heatmap(np.eye(3, 2), ["x", "y"], out).name
+        'sens.png'
+    """
     c = np.asarray(correlation, np.float64)
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * c.shape[1], 0.8 + 0.32 * c.shape[0]))
     im = ax.imshow(c, cmap="viridis", vmin=0, vmax=1, aspect="auto")
@@ -155,11 +222,30 @@ def path_gif(
     scale: float = 2.0,
     title: str | None = None,
 ) -> pathlib.Path:
-    """An animated GIF of decoded frames ``(n, h, w, c)`` along a path (there and back by default).
+    """An animated GIF of decoded frames along a path (there and back by default).
 
     Written with matplotlib's animation module and its Pillow writer.
+
+    Args:
+        frames: ``(n, h, w, c)`` decoded frames, uint8 or float in [0, 1].
+        path: the GIF to write.
+        fps: frames per second.
+        boomerang: play the frames forwards then backwards (a seamless loop).
+        scale: size of the longer side, in inches.
+        title: optional title above the frames.
+
+    Returns:
+        The path written.
+
+    Raises:
+        DataError: frames that `data.validate_images` rejects.
+
+    Examples:
+        >>> import tempfile
+        >>> path_gif(np.zeros((3, 8, 8, 1)), pathlib.Path(tempfile.mkdtemp()) / "tour.gif").name
+        'tour.gif'
     """
-    x = _as_float(frames)
+    x = _as_float(frames, what="viz.path_gif: frames")
     seq = np.concatenate([x, x[-2:0:-1]]) if boomerang and len(x) > 2 else x
     h, w = x.shape[1:3]
     fig = plt.figure(figsize=(scale * w / max(h, w) + 0.1, scale * h / max(h, w) + (0.35 if title else 0.1)))

@@ -9,16 +9,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from latentjax.errors import InputError
 from latentjax.viz._images import save_figure
 
 
-def _gray(x) -> np.ndarray:
-    """``(m, h, w)`` floats from ``(m, h, w[, 1])``, each image scaled to max 1: OT outputs are
-    distributions whose peak height depends on the spread, so only shapes are comparable.
+def _gray(x, what: str) -> np.ndarray:
+    """``(m, h, w)`` floats from ``(m, h, w[, 1])``, each image scaled to max 1.
+
+    OT outputs are distributions (or masses) whose peak height depends on the spread, not images in
+    [0, 1], so only shapes are comparable; hence no `data.validate_images` here, only the shape.
     """
     x = np.asarray(x, np.float32)
-    if x.ndim == 4:
+    if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
+    if x.ndim != 3 or min(x.shape) == 0:
+        raise InputError(f"{what} must be (m, h, w) or (m, h, w, 1) frames, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise InputError(f"{what} contain NaN/inf values")
     peak = x.reshape(x.shape[0], -1).max(axis=1)
     return x / np.where(peak > 0, peak, 1.0)[:, None, None]
 
@@ -29,22 +36,26 @@ def transport_contrast(
     """One row per interpolation method (name -> ``(m, h, w[, 1])`` frames), one column per step.
 
     Args:
-      rows: ordered mapping from a row label to its frames; all rows have the same frame shape.
-      path: where to write the PNG.
-      title: optional figure title.
-      col_labels: optional labels under the columns (e.g. ``t`` values).
+        rows: ordered mapping from a row label to its frames; all rows have the same frame shape.
+            Each frame is shown scaled to its maximum (OT frames are distributions).
+        path: where to write the PNG.
+        title: optional figure title.
+        col_labels: optional labels under the columns (e.g. ``t`` values).
 
     Returns:
-      The path written.
+        The path written.
+
+    Raises:
+        InputError: frames that are not ``(m, h, w[, 1])`` or not finite.
 
     Examples:
-      >>> import numpy as np, tempfile, pathlib
-      >>> p = transport_contrast({"pixel": np.zeros((3, 8, 8))}, pathlib.Path(tempfile.mkdtemp()) / "c.png")
-      >>> p.exists()
-      True
+        >>> import tempfile
+        >>> p = transport_contrast({"pixel": np.zeros((3, 8, 8))}, pathlib.Path(tempfile.mkdtemp()) / "c.png")
+        >>> p.exists()
+        True
     """
     names = list(rows)
-    frames = [_gray(rows[k]) for k in names]
+    frames = [_gray(rows[k], f"viz.transport_contrast: rows[{k!r}]") for k in names]
     cols = max(f.shape[0] for f in frames)
     h, w = frames[0].shape[1:]
     gap = max(1, h // 14)
@@ -72,16 +83,26 @@ def barycenter_square(
     """The ``size x size`` grid of 4-image barycenters (row-major, corners are the inputs).
 
     Args:
-      images: ``(size * size, h, w[, 1])`` barycenters, e.g. from
-        ``transport.wasserstein_interpolate(corners, transport.square_weights(size))``.
-      size: side of the square.
-      path: where to write the PNG.
-      title: optional figure title.
+        images: ``(size * size, h, w[, 1])`` barycenters, e.g. the ``image`` of
+            ``transport.wasserstein_interpolate(corners, transport.square_weights(size))``.
+        size: side of the square.
+        path: where to write the PNG.
+        title: optional figure title.
 
     Returns:
-      The path written.
+        The path written.
+
+    Raises:
+        InputError: not ``size * size`` finite frames ``(h, w[, 1])``.
+
+    Examples:
+        >>> import tempfile
+        >>> barycenter_square(np.zeros((4, 8, 8)), 2, pathlib.Path(tempfile.mkdtemp()) / "sq.png").name
+        'sq.png'
     """
-    x = _gray(images)
+    x = _gray(images, "viz.barycenter_square: images")
+    if x.shape[0] != size * size:
+        raise InputError(f"viz.barycenter_square: {x.shape[0]} images for a {size}x{size} square")
     return transport_contrast(
         {f"row {i}": x[i * size : (i + 1) * size] for i in range(size)}, path, title=title
     )

@@ -6,12 +6,8 @@ import numpy as np
 
 from latentjax import move, viz
 from latentjax.app import report
+from latentjax.app.sections._labels import first_of, label_name
 from latentjax.learn import models
-
-
-def _first(labels: np.ndarray, cls: int, k: int = 0) -> int:
-    idx = np.flatnonzero(labels == cls)
-    return int(idx[min(k, len(idx) - 1)])
 
 
 def _factor_columns(factors: dict, n: int) -> tuple[np.ndarray, list[str]]:
@@ -33,8 +29,10 @@ def _factor_columns(factors: dict, n: int) -> tuple[np.ndarray, list[str]]:
 
 
 def section(run, *, quick: bool) -> report.Section:
-    """Lerp/slerp/geodesic strips with diagnostics, a class-to-class vector sweep, a traversal grid
-    (with the factor sensitivity on sprites) and a GIF of a path, for the demo's trained model.
+    """The latent-space section: paths, a class vector, traversals and a GIF, for the demo's model.
+
+    Lerp/slerp/geodesic strips with diagnostics, a class-to-class vector sweep, a traversal grid
+    (with the factor sensitivity on sprites) and a GIF of a path.
 
     Args:
         run: a `latentjax.demo.DemoRun`.
@@ -50,7 +48,6 @@ def section(run, *, quick: bool) -> report.Section:
     conv = run.config.arch == "conv"
     n = min(len(run.test_images), 500 if quick else 2000)
     images, labels = run.test_images[:n], np.asarray(run.test_labels)[:n]
-    names = list(run.label_names)
     z = models.encode_images(model, images, batch_size=250)
 
     def decode(v):
@@ -62,7 +59,7 @@ def section(run, *, quick: bool) -> report.Section:
     a = int(labels[0])
     others = [c for c in np.unique(labels) if c != a]
     b = int(others[len(others) // 2]) if others else a
-    i0, i1 = _first(labels, a), _first(labels, b, 1 if a == b else 0)
+    i0, i1 = first_of(labels, a), first_of(labels, b, 1 if a == b else 0)
     num_points = 10
     steps = (30 if conv else 100) if quick else (100 if conv else 400)
     strengths = np.array([0.0, 0.25, 0.5, 0.75, 1.0, 1.25], np.float32)
@@ -71,46 +68,42 @@ def section(run, *, quick: bool) -> report.Section:
     dims = np.argsort(-std)[: min(6 if quick else 10, z.shape[1])]
     values = np.linspace(-2.5, 2.5, 7).astype(np.float32)
     tour_classes = list(np.unique(labels))[:4]
-    tour_idx = np.array([_first(labels, c) for c in tour_classes]) if len(tour_classes) > 1 else np.arange(3)
+    tour_idx = (
+        np.array([first_of(labels, c) for c in tour_classes]) if len(tour_classes) > 1 else np.arange(3)
+    )
     num_frames = 16 if quick else 48
 
     @jax.jit
     def compute(z, labels):
         # Everything on the device in one compiled call: compiling each small op separately
         # would cost more than the work itself.
-        ends = jnp.stack([z[i0], z[i1]])
-        paths = {
-            "lerp": move.path(ends, num_points),
-            "slerp": move.path(ends, num_points, method="slerp"),
-            "geodesic": move.geodesic(
-                decode, ends[0], ends[1], num_points=num_points, steps=steps, learning_rate=2e-2, unroll=conv
-            ).points,
-        }
-        diag = {k: move.path_diagnostics(decode, v) for k, v in paths.items()}
-        strips = {k: decode_many(v) for k, v in paths.items()}
-        v = move.class_vector(z, labels, a, b)
+        paths = move.compare_paths(
+            decode, z[i0], z[i1], num_points=num_points, num_steps=steps, learning_rate=2e-2, unroll=conv
+        )
+        v = move.class_vector(z, labels, source=a, target=b)
         sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))(
             z[src], v, jnp.asarray(strengths)
         )
         sweep_img = jax.vmap(decode_many)(sweep)
         trav = jnp.stack([move.traverse(z[0], int(d), jnp.asarray(values) * std[d]) for d in dims])
         trav_img = jax.vmap(decode_many)(trav)
-        tour = move.path(z[tour_idx], num_frames, method="slerp")
-        return diag, strips, sweep_img, trav_img, decode_many(tour)
+        tour = move.path(z[tour_idx], num_points=num_frames, method="slerp")
+        return paths, sweep_img, trav_img, decode_many(tour)
 
-    diag, strips, sweep_img, trav_img, frames = jax.device_get(compute(jnp.asarray(z), jnp.asarray(labels)))
-    order = ("lerp", "slerp", "geodesic")  # pytrees come back with sorted dict keys
-    diag, strips = {k: diag[k] for k in order}, {k: strips[k] for k in order}
+    paths, sweep_img, trav_img, frames = jax.device_get(compute(jnp.asarray(z), jnp.asarray(labels)))
+    strips = {k: p.decoded for k, p in paths._asdict().items()}  # lerp, slerp, geodesic
+    diag = {k: p.diagnostics for k, p in paths._asdict().items()}
 
     # 1. Three paths between two test images of different classes.
-    la, lb = (names[a] if a < len(names) else str(a)), (names[b] if b < len(names) else str(b))
+    la, lb = label_name(run.label_names, a), label_name(run.label_names, b)
     figures.append(
         report.Figure(
             str(
                 viz.path_strips(strips, fig_dir / "latent_paths.png", diagnostics=diag, title=f"{la} -> {lb}")
             ),
-            f"Paths from a {la} to a {lb}: straight line, spherical and geodesic (decoded curve energy minimised "
-            f"with Adam for {steps} steps). Lower energy and a smaller largest step mean a smoother morph.",
+            f"Paths from a {la} to a {lb}: straight line, spherical and geodesic (decoded curve energy "
+            f"minimised with Adam for {steps} steps). Lower energy and a smaller largest step mean a "
+            "smoother morph.",
         )
     )
     for k, d in diag.items():
@@ -129,8 +122,8 @@ def section(run, *, quick: bool) -> report.Section:
                         title=f"{la} -> {lb} vector",
                     )
                 ),
-                f"The {la} -> {lb} vector (mean latent of {lb} minus mean latent of {la}) added with increasing "
-                "strength to test examples of the first class.",
+                f"The {la} -> {lb} vector (mean latent of {lb} minus mean latent of {la}) added with "
+                "increasing strength to test examples of the first class.",
             )
         )
 

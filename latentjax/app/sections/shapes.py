@@ -61,7 +61,7 @@ def section(run, *, quick: bool) -> report.Section:
     plane = pca.fit(cnp, num_components=2)  # few codes, and PCA places the path exactly
     xy = np.asarray(pca.transform(plane, cnp))
     ends = np.stack([cnp[labels == k][0] for k in range(3)])
-    zs = move.path(ends, frames, method="slerp")
+    zs = move.path(ends, num_points=frames, method="slerp")
     render_fn = jax.jit(
         lambda z: render.render(
             lambda x: deepsdf.decode(model, z, x), width=size, height=size, step_scale=0.9, num_steps=48

@@ -6,6 +6,7 @@ import numpy as np
 
 from latentjax import move, transport, viz
 from latentjax.app import report
+from latentjax.app.sections._labels import label_name
 from latentjax.learn import models
 
 
@@ -16,8 +17,10 @@ def _pair(labels: np.ndarray) -> tuple[int, int]:
 
 
 def section(run, *, quick: bool) -> report.Section:
-    """Pixel, latent (lerp, slerp, geodesic) and OT (barycenter, displacement) paths between two
-    test images, and the 4-image Wasserstein barycenter square.
+    """The transport section: latent and optimal-transport paths between two test images.
+
+    Pixel, latent (lerp, slerp, geodesic) and OT (barycenter, displacement) paths, and the 4-image
+    Wasserstein barycenter square.
 
     Args:
       run: a ``latentjax.demo.DemoRun``.
@@ -32,7 +35,7 @@ def section(run, *, quick: bool) -> report.Section:
 
     num = 7 if quick else 9
     side = 4 if quick else 5
-    max_iterations = 500 if quick else 2000
+    max_steps = 500 if quick else 2000
     labels = np.asarray(run.test_labels)
     i0, i1 = _pair(labels)
     x = models.to_float(run.test_images[[i0, i1]])  # (2, h, w, c) in [0, 1]
@@ -44,19 +47,16 @@ def section(run, *, quick: bool) -> report.Section:
         return models.decode(model, v)
 
     @jax.jit
-    def latent_rows(x):
+    def latent_paths(x):
         z = jax.vmap(lambda im: models.encode(model, im).mean)(x)
-        out = {"latent lerp": move.path(z, num), "latent slerp": move.path(z, num, method="slerp")}
-        out["latent geodesic"] = move.geodesic(
-            decode, z[0], z[1], num_points=num, steps=30 if quick else 200, learning_rate=2e-2
-        ).points
-        return {k: jax.vmap(decode)(v) for k, v in out.items()}
+        num_steps = 30 if quick else 200
+        return move.compare_paths(decode, z[0], z[1], num_points=num, num_steps=num_steps, learning_rate=2e-2)
 
     t0 = time.perf_counter()
-    lat = jax.device_get(latent_rows(x))
+    lat = jax.device_get(latent_paths(x))
     latent_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    bary = transport.wasserstein_interpolate(gray, transport.path_weights(num), max_iterations=max_iterations)
+    bary = transport.wasserstein_interpolate(gray, transport.path_weights(num), max_steps=max_steps)
     bary_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     disp = transport.displacement_interpolate(gray[0], gray[1], t)
@@ -64,15 +64,11 @@ def section(run, *, quick: bool) -> report.Section:
     pixel = (1.0 - t)[:, None, None] * gray[0][None] + t[:, None, None] * gray[1][None]
     rows = {
         "pixel": pixel,
-        "latent lerp": np.asarray(lat["latent lerp"]).mean(axis=-1),
-        "latent slerp": np.asarray(lat["latent slerp"]).mean(axis=-1),
-        "latent geodesic": np.asarray(lat["latent geodesic"]).mean(axis=-1),
+        **{f"latent {k}": np.asarray(p.decoded).mean(axis=-1) for k, p in lat._asdict().items()},
         "Wasserstein": np.asarray(bary.image),
         "displacement": np.asarray(disp.image),
     }
-    names = list(run.label_names) if run.label_names is not None else []
-    la = names[int(labels[i0])] if int(labels[i0]) < len(names) else str(labels[i0])
-    lb = names[int(labels[i1])] if int(labels[i1]) < len(names) else str(labels[i1])
+    la, lb = label_name(run.label_names, labels[i0]), label_name(run.label_names, labels[i1])
     fig1 = viz.transport_contrast(
         rows,
         run.figures / "transport_contrast.png",
@@ -84,9 +80,7 @@ def section(run, *, quick: bool) -> report.Section:
     corners_idx = (corners_idx + list(range(4)))[:4] if len(corners_idx) < 4 else corners_idx
     corners = np.asarray(models.to_float(run.test_images[corners_idx])).mean(axis=-1)
     t0 = time.perf_counter()
-    square = transport.wasserstein_interpolate(
-        corners, transport.square_weights(side), max_iterations=max_iterations
-    )
+    square = transport.wasserstein_interpolate(corners, transport.square_weights(side), max_steps=max_steps)
     square_s = time.perf_counter() - t0
     fig2 = viz.barycenter_square(
         square.image,

@@ -1,4 +1,6 @@
-"""latentjax.transport against closed forms, properties and POT."""
+"""transport images: Wasserstein barycenters and displacement interpolation against closed forms,
+properties and POT.
+"""
 
 import warnings
 
@@ -7,10 +9,8 @@ import numpy as np
 import pytest
 
 from latentjax import transport
-from latentjax.errors import LatentJaxError
-from latentjax.transport import _transport
-
-ot = pytest.importorskip("ot")
+from latentjax.errors import DataError, InputError
+from latentjax.transport import _images
 
 
 def _blob(size, r, c, s=1.5):
@@ -78,10 +78,11 @@ def test_plain_barycenter_is_blurred_debiased_is_not(blobs):
 def test_agrees_with_pot(blobs):
     """Same algorithm, same iterations: POT's debiased convolutional barycenter (stabThr lowered,
     its default shifts the answer at small regularisation)."""
+    ot = pytest.importorskip("ot")
     eps = transport.default_epsilon((20, 20))
     w = transport.path_weights(3)
-    hists = _transport._histograms(blobs).reshape(2, 20, 20)
-    out = transport.wasserstein_interpolate(blobs, w, threshold=0.0, max_iterations=50)
+    hists = _images._histograms(blobs).reshape(2, 20, 20)
+    out = transport.wasserstein_interpolate(blobs, w, threshold=0.0, max_steps=50)
     for i, wi in enumerate(w):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -93,8 +94,8 @@ def test_agrees_with_pot(blobs):
 
 def test_log_and_kernel_modes_agree(blobs):
     w = [[0.3, 0.7]]
-    k = transport.wasserstein_interpolate(blobs, w, mode="kernel", max_iterations=100)
-    lg = transport.wasserstein_interpolate(blobs, w, mode="log", max_iterations=100)
+    k = transport.wasserstein_interpolate(blobs, w, mode="kernel", max_steps=100)
+    lg = transport.wasserstein_interpolate(blobs, w, mode="log", max_steps=100)
     np.testing.assert_allclose(np.asarray(k.histogram), np.asarray(lg.histogram), atol=1e-6)
 
 
@@ -115,18 +116,26 @@ def test_square_weights_corners():
 def test_bad_input_raises(blobs):
     empty = blobs.copy()
     empty[1] = 0.0
-    with pytest.raises(LatentJaxError, match="zero mass"):
+    with pytest.raises(InputError, match="transport.wasserstein_interpolate: images\\[1\\] has zero mass"):
         transport.wasserstein_interpolate(empty, [0.5, 0.5])
-    with pytest.raises(transport.TransportError, match="weights"):
+    with pytest.raises(InputError, match="transport.wasserstein_interpolate: weights"):
         transport.wasserstein_interpolate(blobs, [0.2, 0.3, 0.5])
-    with pytest.raises(transport.TransportError, match="grayscale"):
+    with pytest.raises(InputError, match="grayscale"):
         transport.wasserstein_interpolate(np.ones((2, 8, 8, 3)), [0.5, 0.5])
-    with pytest.raises(transport.TransportError, match="non-negative"):
+    with pytest.raises(DataError, match="transport.wasserstein_interpolate: images must lie in \\[0, 1\\]"):
         transport.wasserstein_interpolate(-blobs, [0.5, 0.5])
-    with pytest.raises(transport.TransportError, match="mode"):
+    with pytest.raises(InputError, match="mode"):
         transport.wasserstein_interpolate(blobs, [0.5, 0.5], mode="fast")
-    with pytest.raises(transport.TransportError, match="zero mass"):
+    with pytest.raises(InputError, match="\\(k, h, w\\)"):
+        transport.wasserstein_interpolate(blobs[0], [0.5, 0.5])
+    with pytest.raises(
+        InputError, match="transport.displacement_interpolate: image0/image1\\[1\\] has zero mass"
+    ):
         transport.displacement_interpolate(blobs[0], np.zeros((20, 20)), [0.5])
+    with pytest.raises(InputError, match="differ in shape"):
+        transport.displacement_interpolate(blobs[0], np.ones((20, 21)), [0.5])
+    with pytest.raises(InputError, match="times in \\[0, 1\\]"):
+        transport.displacement_interpolate(blobs[0], blobs[1], [1.5])
 
 
 def test_displacement_interpolation(blobs):
@@ -144,41 +153,8 @@ def test_displacement_interpolation(blobs):
     assert np.abs(hist[1] - target / target.sum()).sum() < 0.1
 
 
-def test_ot_distance_matches_exact_w2():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(40, 2))
-    y = rng.normal(size=(50, 2)) * 0.5 + [2.0, -1.0]
-    exact = ot.emd2(np.full(40, 1 / 40), np.full(50, 1 / 50), ot.dist(x, y))
-    got = float(transport.ot_distance(x, y, epsilon=1e-3))
-    assert abs(got - exact) / exact < 0.02
-    assert abs(float(transport.ot_distance(x, x, epsilon=1e-2))) < 1e-3
-
-
-def test_transport_points_matches_target_distribution():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(200, 2))
-    y = rng.normal(size=(200, 2)) * [3.0, 0.5] + [4.0, 0.0]
-    moved = np.asarray(transport.transport_points(x, y, epsilon=1e-3))
-    # OT matches the spread of the target, a mean shift keeps the source's.
-    np.testing.assert_allclose(moved.mean(0), y.mean(0), atol=0.05)
-    np.testing.assert_allclose(moved.std(0), y.std(0), rtol=0.1)
-    shifted = x + (y.mean(0) - x.mean(0))
-    assert transport.ot_distance(moved, y) < 0.2 * transport.ot_distance(shifted, y)
-
-
-def test_point_cloud_barycenter(key):
-    rng = np.random.default_rng(2)
-    c = rng.normal(size=(2, 128, 3)) * 0.3
-    c[1] += [2.0, 0.0, 0.0]
-    z = np.asarray(transport.point_cloud_barycenter(key, c, num_points=64, weights=[0.25, 0.75]))
-    np.testing.assert_allclose(z.mean(0), [1.5, 0.0, 0.0], atol=0.15)
-    assert z.shape == (64, 3)
-    with pytest.raises(transport.TransportError, match="clouds"):
-        transport.point_cloud_barycenter(key, c[0], num_points=8)
-
-
 def test_float64_is_scoped(blobs):
-    transport.wasserstein_interpolate(blobs, [0.5, 0.5], max_iterations=20)
+    transport.wasserstein_interpolate(blobs, [0.5, 0.5], max_steps=20)
     assert not jax.config.jax_enable_x64
     assert jax.numpy.zeros(1).dtype == np.float32
 
@@ -186,7 +162,7 @@ def test_float64_is_scoped(blobs):
 def test_auto_falls_back_to_log_when_kernel_overflows():
     """At a tiny epsilon float64 kernel mode overflows (NaN); ``auto`` reruns in the log domain."""
     far = np.stack([_blob(16, 3, 3, s=1.0), _blob(16, 12, 12, s=1.0)])
-    kw = {"epsilon": 5e-4, "max_iterations": 200}
+    kw = {"epsilon": 5e-4, "max_steps": 200}
     kernel = transport.wasserstein_interpolate(far, [0.5, 0.5], mode="kernel", **kw)
     auto = transport.wasserstein_interpolate(far, [0.5, 0.5], **kw)
     log = transport.wasserstein_interpolate(far, [0.5, 0.5], mode="log", **kw)

@@ -1,4 +1,4 @@
-"""latent: interpolation closed forms, geodesics against known answers, attribute vectors."""
+"""move paths: interpolation closed forms, geodesics against known answers, the path comparison."""
 
 import jax
 import jax.numpy as jnp
@@ -11,13 +11,10 @@ from hypothesis.extra import numpy as hnp
 from jax.test_util import check_grads
 
 from latentjax import move
-from latentjax.errors import LatentJaxError
+from latentjax.errors import InputError
 
 floats = st.floats(-10.0, 10.0, allow_nan=False, width=32)
 vec3 = hnp.arrays(np.float32, (3,), elements=floats)
-
-
-# Interpolation ---------------------------------------------------------------------------------
 
 
 @settings(max_examples=30, deadline=None)
@@ -104,16 +101,13 @@ def test_slerp_continuous_across_the_lerp_switch():
 
 def test_path_passes_through_points_piecewise():
     pts = jnp.array([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]])
-    p = move.path(pts, 9)
+    p = move.path(pts, num_points=9)
     np.testing.assert_allclose(p[::4], pts, atol=1e-6)
     np.testing.assert_allclose(p[2], [0.5, 0.0], atol=1e-6)
     np.testing.assert_allclose(p[6], [1.0, 1.0], atol=1e-6)
-    q = move.path(pts, 9, method="slerp")
+    q = move.path(pts, num_points=9, method="slerp")
     np.testing.assert_allclose(q[::4], pts, atol=1e-6)
     np.testing.assert_allclose(q[6], move.slerp(pts[1], pts[2], 0.5), atol=1e-6)
-
-
-# Geodesics ------------------------------------------------------------------------------------
 
 
 def test_path_diagnostics_against_numpy(key):
@@ -140,8 +134,8 @@ def test_geodesic_of_linear_decoder_is_the_straight_line(key):
         return z @ a + 0.5
 
     z0, z1 = jnp.array([1.0, -1.0, 0.5, 2.0]), jnp.array([-2.0, 0.0, 1.0, 0.0])
-    p = move.geodesic(decode, z0, z1, num_points=9, steps=200, learning_rate=1e-2)
-    straight = move.path(jnp.stack([z0, z1]), 9)
+    p = move.geodesic(decode, z0, z1, num_points=9, num_steps=200, learning_rate=1e-2)
+    straight = move.path(jnp.stack([z0, z1]), num_points=9)
     np.testing.assert_allclose(p.points, straight, atol=1e-4)
     # The optimiser finds nothing lower than the straight line (its global minimum).
     assert float(p.energies.min()) >= float(p.energies[0]) * (1 - 1e-4)
@@ -154,9 +148,9 @@ def test_geodesic_polar_decoder_matches_the_chord():
         return jnp.stack([z[1] * jnp.cos(z[0]), z[1] * jnp.sin(z[0])])
 
     z0, z1 = jnp.array([0.0, 1.0]), jnp.array([2.0, 1.0])
-    p = move.geodesic(decode, z0, z1, num_points=17, steps=1500, learning_rate=1e-2)
+    p = move.geodesic(decode, z0, z1, num_points=17, num_steps=1500, learning_rate=1e-2)
     d = move.path_diagnostics(decode, p.points)
-    straight = move.path_diagnostics(decode, move.path(jnp.stack([z0, z1]), 17))
+    straight = move.path_diagnostics(decode, move.path(jnp.stack([z0, z1]), num_points=17))
     np.testing.assert_allclose(straight.decoded_length, 2.0, rtol=1e-3)  # the arc
     np.testing.assert_allclose(d.decoded_length, 2 * np.sin(1.0), rtol=5e-3)
     np.testing.assert_allclose(d.decoded_energy, d.decoded_length**2, rtol=1e-2)  # constant speed
@@ -209,10 +203,10 @@ def test_geodesic_beats_straight_line_on_trained_decoder(key):
     decode = _trained_ring_decoder(key)
     z0 = jnp.array([1.0, 0.0])
     z1 = jnp.array([np.cos(2.4), np.sin(2.4)])
-    p = jax.jit(lambda a, b: move.geodesic(decode, a, b, num_points=12, steps=400, learning_rate=2e-2))(
+    p = jax.jit(lambda a, b: move.geodesic(decode, a, b, num_points=12, num_steps=400, learning_rate=2e-2))(
         z0, z1
     )
-    line = move.path(jnp.stack([z0, z1]), 12)
+    line = move.path(jnp.stack([z0, z1]), num_points=12)
     geo_d = move.path_diagnostics(decode, p.points)
     line_d = move.path_diagnostics(decode, line)
     np.testing.assert_allclose(line_d.decoded_energy, p.energies[0], rtol=1e-5)
@@ -222,127 +216,86 @@ def test_geodesic_beats_straight_line_on_trained_decoder(key):
     np.testing.assert_allclose(p.points[np.array([0, -1])], jnp.stack([z0, z1]))
 
 
-# Attribute vectors ----------------------------------------------------------------------------
+def test_geodesic_init_and_step_are_the_entry_point(key):
+    a = jax.random.normal(key, (3, 6))
+
+    def decode(z):
+        return jnp.tanh(z @ a)
+
+    z0, z1 = jnp.array([1.0, -1.0, 0.5]), jnp.array([-2.0, 0.5, 1.0])
+    g = move.geodesic(decode, z0, z1, num_points=6, num_steps=20, learning_rate=5e-2)
+    state = move.geodesic_init(decode, z0, z1, num_points=6)
+    step = jax.jit(lambda s: move.geodesic_step(decode, s, learning_rate=5e-2))
+    energies = []
+    for _ in range(20):
+        state = step(state)
+        energies.append(state.energy)
+    np.testing.assert_allclose(g.energies[:-1], jnp.stack(energies), rtol=1e-5)
+    last = move.curve_energy(decode, jnp.concatenate([z0[None], state.interior, z1[None]]))
+    np.testing.assert_allclose(g.energies[-1], last, rtol=1e-5)
+    best = state.interior if last < state.best_energy else state.best
+    np.testing.assert_allclose(g.points[1:-1], best, atol=1e-5)
 
 
-def _cos(a, b):
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def test_attribute_vector_recovers_planted_direction(key):
-    d = 16
-    direction = jax.random.normal(key, (d,))
-    labels = jax.random.bernoulli(jax.random.fold_in(key, 1), 0.4, (2000,))
-    z = jax.random.normal(jax.random.fold_in(key, 2), (2000, d)) + 2.0 * labels[:, None] * direction[None, :]
-    v = move.attribute_vector(z, labels)
-    assert _cos(v, direction) > 0.99
+def test_geodesic_init_noise_is_drawn_from_the_key(key):
+    decode = jnp.tanh
+    s = move.geodesic_init(decode, jnp.zeros(2), jnp.ones(2), num_points=5, key=key, init_noise=0.1)
+    line = move.path(jnp.stack([jnp.zeros(2), jnp.ones(2)]), num_points=5)[1:-1]
+    np.testing.assert_allclose(s.interior, line + 0.1 * jax.random.normal(key, (3, 2)), atol=1e-6)
     np.testing.assert_allclose(
-        v, z[np.asarray(labels)].mean(0) - z[~np.asarray(labels)].mean(0), rtol=1e-4, atol=1e-5
+        s.energy,
+        move.curve_energy(decode, jnp.concatenate([jnp.zeros((1, 2)), s.interior, jnp.ones((1, 2))])),
     )
-    # The 0/1 regression (mean shift) is exactly the same vector.
-    np.testing.assert_allclose(move.regression_vector(z, labels.astype(jnp.float32)), v, atol=1e-4)
 
 
-def test_regression_vector_units_and_direction(key):
-    d, n = 12, 3000
-    direction = jax.random.normal(key, (d,))
-    y = jax.random.uniform(jax.random.fold_in(key, 1), (n,), minval=1.0, maxval=4.0)
-    z = jax.random.normal(jax.random.fold_in(key, 2), (n, d)) * 0.3 + y[:, None] * direction[None, :]
-    v = move.regression_vector(z, y)
-    assert _cos(v, direction) > 0.99
-    np.testing.assert_allclose(v, direction, atol=0.05)  # one unit of y = one `direction`
-    w = move.regression_vector(z, y, kind="predictor")
-    assert _cos(w, direction) > 0.99
-    # A unit step along w raises the least-squares prediction of y by exactly one unit.
-    zn, yn = np.asarray(z, np.float64), np.asarray(y, np.float64)
-    coef = np.linalg.lstsq(zn - zn.mean(0), yn - yn.mean(), rcond=None)[0]
-    np.testing.assert_allclose(coef @ np.asarray(w, np.float64), 1.0, rtol=1e-3)
+def test_compare_paths_is_the_three_paths_decoded(key):
+    a = jax.random.normal(key, (3, 2, 2, 1))
 
+    def decode(z):
+        return jax.nn.sigmoid(jnp.einsum("d,dhwc->hwc", z, a))
 
-def test_class_vector_and_apply_sweep(key):
-    z = jax.random.normal(key, (30, 3))
-    labels = jnp.arange(30) % 3
-    v = move.class_vector(z, labels, 0, 2)
-    np.testing.assert_allclose(v, z[2::3].mean(0) - z[0::3].mean(0), atol=1e-6)
-    strengths = jnp.array([-1.0, 0.0, 0.5, 2.0])
-    sweep = jax.vmap(jax.vmap(move.apply, in_axes=(None, None, 0)), in_axes=(0, None, None))(
-        z[:4], v, strengths
+    z0, z1 = jnp.array([1.0, 0.0, -1.0]), jnp.array([0.0, 2.0, 0.5])
+    c = jax.jit(
+        lambda u, v: move.compare_paths(decode, u, v, num_points=5, num_steps=30, learning_rate=2e-2)
+    )(z0, z1)
+    ends = jnp.stack([z0, z1])
+    expected = {
+        "lerp": move.path(ends, num_points=5),
+        "slerp": move.path(ends, num_points=5, method="slerp"),
+        "geodesic": move.geodesic(decode, z0, z1, num_points=5, num_steps=30, learning_rate=2e-2).points,
+    }
+    assert list(c._asdict()) == list(expected)
+    for name, zs in expected.items():
+        got = getattr(c, name)
+        np.testing.assert_allclose(got.points, zs, atol=1e-5)
+        assert got.decoded.shape == (5, 2, 2, 1)
+        np.testing.assert_allclose(got.decoded, jax.vmap(decode)(zs), atol=1e-5)
+        want = move.path_diagnostics(decode, zs)
+        for field in move.Diagnostics._fields:
+            np.testing.assert_allclose(getattr(got.diagnostics, field), getattr(want, field), rtol=1e-5)
+    assert float(c.geodesic.diagnostics.decoded_energy) <= float(c.lerp.diagnostics.decoded_energy) * (
+        1 + 1e-5
     )
-    assert sweep.shape == (4, 4, 3)
-    for i in range(4):
-        for j, s in enumerate(strengths):
-            np.testing.assert_allclose(sweep[i, j], z[i] + s * v, atol=1e-6)
 
 
-def test_chain_orthogonalize_keeps_first_edit(key):
-    v1 = jnp.array([1.0, 0.0, 0.0])
-    v2 = jnp.array([1.0, 1.0, 0.0])  # correlated with v1: would double the first edit
-    z = jax.random.normal(key, (3,))
-    plain = move.chain(z, jnp.stack([v1, v2]), jnp.array([1.0, 1.0]))
-    ortho = move.chain(z, jnp.stack([v1, v2]), jnp.array([1.0, 1.0]), orthogonalize=True)
-    np.testing.assert_allclose(plain - z, [2.0, 1.0, 0.0], atol=1e-6)
-    np.testing.assert_allclose(ortho - z, [1.0, 1.0, 0.0], atol=1e-6)
-    vs = jax.random.normal(key, (4, 6))
-    gs = np.asarray(move.gram_schmidt(vs), np.float64)
-    off = gs @ gs.T - np.diag(np.diag(gs @ gs.T))
-    np.testing.assert_allclose(off, 0.0, atol=1e-4)
-    q, _ = np.linalg.qr(np.asarray(vs, np.float64).T)  # same nested spans as QR
-    np.testing.assert_allclose(np.abs(gs / np.linalg.norm(gs, axis=1, keepdims=True)), np.abs(q.T), atol=1e-4)
+def test_path_diagnostics_gradient_finite_at_repeated_points():
+    zs = jnp.array([[0.0, 1.0], [0.0, 1.0], [1.0, 2.0]])  # a zero-length step
+    g = jax.grad(lambda z: move.path_diagnostics(jnp.tanh, z).decoded_length)(zs)
+    assert np.all(np.isfinite(g))
 
 
-# Traversals and generation -------------------------------------------------------------------
-
-
-def test_traverse_dimension_and_direction():
-    z = jnp.array([1.0, 2.0, 3.0])
-    t = move.traverse(z, 1, jnp.array([-1.0, 0.0, 2.0]))
-    np.testing.assert_allclose(t, [[1, 1, 3], [1, 2, 3], [1, 4, 3]])
-    t2 = move.traverse(z, jnp.array([1.0, 0.0, 1.0]), jnp.array([1.0]))
-    np.testing.assert_allclose(t2, [[2, 2, 4]])
-
-
-def test_factor_sensitivity_against_numpy(key):
-    n = 500
-    f = jax.random.uniform(key, (n, 3))
-    noise = jax.random.normal(jax.random.fold_in(key, 1), (n, 4)) * 0.1
-    # dim 2 encodes factor 0, dim 0 encodes factor 2, dims 1 and 3 are noise.
-    z = noise + jnp.stack([f[:, 2], jnp.zeros(n), -f[:, 0], jnp.zeros(n)], axis=1)
-    s = move.factor_sensitivity(z, f)
-    ref = np.abs(np.corrcoef(np.asarray(z).T, np.asarray(f).T)[:4, 4:])
-    np.testing.assert_allclose(s.correlation, ref, atol=1e-4)
-    np.testing.assert_array_equal(np.asarray(s.best_dim)[[0, 2]], [2, 0])
-
-
-def test_sample_prior_temperature(key):
-    zs = jax.vmap(lambda k: move.sample_prior(k, latent_dim=3, temperature=0.5))(jax.random.split(key, 4000))
-    np.testing.assert_allclose(np.std(zs, axis=0), 0.5, rtol=0.06)
-
-
-def test_grid_2d_prior_and_principal_plane(key):
-    g = move.grid_2d(num=5, span=2.0, latent_dim=2)
-    np.testing.assert_allclose(g[2, 2], [0.0, 0.0], atol=1e-6)
-    np.testing.assert_allclose(g[0, 4], [2.0, 2.0])
-    np.testing.assert_allclose(g[4, 0], [-2.0, -2.0])
-    # Over 5-D latents stretched along two known axes, the grid spans those axes.
-    z = jax.random.normal(key, (2000, 5)) * jnp.array([[3.0, 0.1, 0.1, 1.5, 0.1]]) + 1.0
-    g = move.grid_2d(num=3, span=1.0, latents=z)
-    np.testing.assert_allclose(g[1, 1], z.mean(0), atol=1e-5)
-    step_x = np.asarray(g[1, 2] - g[1, 1])
-    step_y = np.asarray(g[0, 1] - g[1, 1])
-    assert abs(step_x[0]) == pytest.approx(3.0, rel=0.06) and np.abs(step_x[1:]).max() < 0.2
-    assert abs(step_y[3]) == pytest.approx(1.5, rel=0.06) and np.abs(step_y[[0, 1, 2, 4]]).max() < 0.2
-
-
-def test_bad_input_raises_one_line_errors():
-    with pytest.raises(LatentJaxError, match="method"):
-        move.path(jnp.zeros((2, 3)), 4, method="cubic")
-    with pytest.raises(LatentJaxError, match="equal shape"):
+def test_bad_input_raises_input_error():
+    with pytest.raises(InputError, match="move.path: method"):
+        move.path(jnp.zeros((2, 3)), num_points=4, method="cubic")
+    with pytest.raises(InputError, match="num_points"):
+        move.path(jnp.zeros((2, 3)), num_points=1)
+    with pytest.raises(InputError, match="move.slerp: .*equal shape"):
         move.slerp(jnp.zeros(3), jnp.zeros(4), 0.5)
-    with pytest.raises(LatentJaxError, match="positives and negatives"):
-        move.attribute_vector(jnp.zeros((3, 2)), jnp.array([True, True, True]))
-    with pytest.raises(LatentJaxError, match="class 7"):
-        move.class_vector(jnp.zeros((3, 2)), jnp.array([0, 1, 1]), 0, 7)
-    with pytest.raises(LatentJaxError, match="2-D"):
-        move.grid_2d(latent_dim=3)
-    with pytest.raises(LatentJaxError, match="num_points"):
+    with pytest.raises(InputError, match="move.geodesic: num_points"):
         move.geodesic(lambda z: z, jnp.zeros(2), jnp.ones(2), num_points=2)
+    with pytest.raises(InputError, match="needs a key"):
+        move.geodesic_init(lambda z: z, jnp.zeros(2), jnp.ones(2), init_noise=0.1)
+    with pytest.raises(InputError, match="move.path_diagnostics"):
+        move.path_diagnostics(lambda z: z, jnp.zeros((1, 2)))
+    with pytest.raises(InputError, match="move.compare_paths: .*equal shape"):
+        move.compare_paths(lambda z: z, jnp.zeros(2), jnp.zeros(3))
