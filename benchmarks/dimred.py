@@ -3,8 +3,9 @@
 Input: the first ``--n`` Fashion-MNIST training images (default 10,000) reduced to 50 PCA
 components (latentjax's exact PCA, fitted once); optionally also the latent means of a trained
 VAE (``--checkpoint DIR``). Every implementation embeds the same array into 2-D; quality is
-measured by latentjax.metrics on the PCA-50 input (trustworthiness@10, kNN recall@10) and, for
-t-SNE, the KL divergence under one common P (latentjax's affinities, perplexity 30).
+measured by latentjax.look.metrics on the PCA-50 input (trustworthiness@10, kNN recall@10) and, for
+t-SNE, the KL divergence under one common P (``tsne.kl_divergence`` with latentjax's affinities,
+perplexity 30).
 
 Times are end to end (kNN, affinities, initialisation, optimisation), wall clock:
 ``cold_seconds`` is the first call in this process (XLA / numba compilation included),
@@ -30,6 +31,7 @@ import jax
 import numpy as np
 
 from latentjax.look import metrics, pca, tsne
+from latentjax.look import umap as lj_umap
 
 
 def _version(name):
@@ -48,10 +50,9 @@ def load_fashion(data_dir, n):
 
 def vae_latents(checkpoint, data_dir, n):
     """Latent means of the first n training images under a trained model (or None)."""
-    from latentjax.learn import checkpoint as ckpt
-    from latentjax.learn import models
+    from latentjax.learn import models, runs
 
-    model, _ = ckpt.load_model(checkpoint)
+    model, _ = runs.load_model(checkpoint)
     images = load_fashion(data_dir, n).reshape(-1, 28, 28, 1)
     encode = jax.jit(jax.vmap(lambda im: models.encode(model, im).mean))
     return np.concatenate([np.asarray(encode(images[i : i + 1000])) for i in range(0, len(images), 1000)])
@@ -73,17 +74,20 @@ def quality(x, y, p=None):
         "knn_recall": float(metrics.knn_recall(x, y, k=10)),
     }
     if p is not None:
-        row["kl"] = float(metrics.tsne_kl(p, y))
+        row["kl"] = float(tsne.kl_divergence(p, y))
     return row
 
 
 def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
-    n_iter, ee = (100, 50) if quick else (750, 250)
+    # openTSNE counts its n_iter after the early_exaggeration_iter; num_steps counts both.
+    num_steps, ee = (100, 50) if quick else (750, 250)
     p = tsne.affinities(x, perplexity=30.0)  # the common P for KL
     rows = []
 
     def ours():
-        return tsne.embed(jax.random.key(0), x, perplexity=30.0, n_iter=n_iter, early_exaggeration_iter=ee)
+        return tsne.embed(
+            jax.random.key(0), x, perplexity=30.0, num_steps=num_steps, early_exaggeration_steps=ee
+        )
 
     cold, warm, y = timed(ours)
     rows.append(
@@ -98,7 +102,11 @@ def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
 
         def theirs():
             return openTSNE.TSNE(
-                perplexity=30.0, n_iter=n_iter - ee, early_exaggeration_iter=ee, n_jobs=n_jobs, random_state=0
+                perplexity=30.0,
+                n_iter=num_steps - ee,
+                early_exaggeration_iter=ee,
+                n_jobs=n_jobs,
+                random_state=0,
             ).fit(x.astype(np.float64))
 
         cold, warm, y = timed(theirs)
@@ -118,7 +126,7 @@ def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
 
         def sk():
             return TSNE(
-                perplexity=30.0, max_iter=max(n_iter, 250), init="pca", random_state=0, n_jobs=n_jobs
+                perplexity=30.0, max_iter=max(num_steps, 250), init="pca", random_state=0, n_jobs=n_jobs
             ).fit_transform(x)
 
         cold, _, y = timed(sk, repeats=1)  # no JIT: one run
@@ -136,21 +144,13 @@ def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
 
 
 def umap_rows(case, x, *, quick):
-    n_epochs = 50 if quick else None
-    rows = []
-    try:
-        from latentjax.look import umap as lj_umap
-    except ImportError as e:
-        print(f"latentjax.umap unavailable ({e}): its rows are skipped", file=sys.stderr)
-    else:
+    num_steps = 50 if quick else None  # umap-learn's n_epochs
 
-        def ours():
-            return lj_umap.embed(jax.random.key(0), x, n_neighbors=15, min_dist=0.1, n_epochs=n_epochs)
+    def ours():
+        return lj_umap.embed(jax.random.key(0), x, n_neighbors=15, min_dist=0.1, num_steps=num_steps)
 
-        cold, warm, y = timed(ours)
-        rows.append(
-            {"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y)}
-        )
+    cold, warm, y = timed(ours)
+    rows = [{"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y)}]
     try:
         import umap
     except ImportError:
@@ -159,7 +159,7 @@ def umap_rows(case, x, *, quick):
 
         def theirs():
             return umap.UMAP(
-                n_neighbors=15, min_dist=0.1, n_epochs=n_epochs, random_state=None, n_jobs=-1
+                n_neighbors=15, min_dist=0.1, n_epochs=num_steps, random_state=None, n_jobs=-1
             ).fit_transform(x)
 
         cold, warm, y = timed(theirs)
@@ -230,7 +230,8 @@ def main(argv=None):
 
     result = {
         "benchmark": "dimred",
-        "device": f"{jax.devices()[0].platform}: {n_jobs} cores ({platform.processor() or platform.machine()})",
+        "device": f"{jax.devices()[0].platform}: {n_jobs} cores "
+        f"({platform.processor() or platform.machine()})",
         "versions": {
             k: _version(k) for k in ("jax", "jaxlib", "openTSNE", "scikit-learn", "umap-learn", "numba")
         },

@@ -18,22 +18,19 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from latentjax.errors import LatentJaxError
+from latentjax import data
+from latentjax.errors import InputError
 
 # TensorBoard's projector refuses sprites larger than 8192 x 8192 pixels.
 MAX_SPRITE_SIZE = 8192
 
 
-class ExportError(LatentJaxError, ValueError):
-    """Bad input to an export (shapes, lengths, image layout)."""
-
-
-def _images_uint8(images, n: int, what: str) -> np.ndarray:
+def _images_uint8(images, n: int | None, where: str) -> np.ndarray:
+    """``(n, h, w, 3)`` uint8 from ``(n, h, w[, 1|3|4])`` uint8 or float images in [0, 1]."""
     x = np.asarray(images)
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[0] != n or x.shape[-1] not in (1, 3, 4):
-        raise ExportError(f"{what}: images must be ({n}, h, w[, 1|3|4]), got shape {x.shape}")
+    x = data.validate_images(x[..., None] if x.ndim == 3 else x, what=f"export.{where}: images")
+    if (n is not None and x.shape[0] != n) or x.shape[-1] == 2:
+        raise InputError(f"export.{where}: images must be ({n or 'n'}, h, w[, 1|3|4]), got shape {x.shape}")
     if x.dtype != np.uint8:
         x = np.round(np.clip(x.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
     if x.shape[-1] == 1:
@@ -59,7 +56,7 @@ def sprite(images, *, max_size: int = MAX_SPRITE_SIZE) -> tuple[np.ndarray, tupl
       >>> s.shape, thumb
       ((84, 84, 3), (28, 28))
     """
-    x = _images_uint8(images, np.asarray(images).shape[0], "sprite")
+    x = _images_uint8(images, None, "sprite")
     n, h, w, _ = x.shape
     side = math.ceil(math.sqrt(n))
     scale = min(1.0, max_size / (side * h), max_size / (side * w))
@@ -85,13 +82,15 @@ def _columns(metadata, n: int) -> dict[str, list]:
         cols = {"label": list(np.asarray(metadata).tolist())}
     for name, col in cols.items():
         if len(col) != n:
-            raise ExportError(f"projector: metadata column {name!r} has {len(col)} values for {n} vectors")
+            raise InputError(
+                f"export.projector: metadata column {name!r} has {len(col)} values for {n} vectors"
+            )
     return cols
 
 
 def projector(
-    out_dir: str | os.PathLike,
     vectors,
+    out_dir: str | os.PathLike,
     *,
     metadata: Mapping[str, Sequence] | Sequence | None = None,
     images=None,
@@ -106,8 +105,8 @@ def projector(
     ``--logdir`` at ``out_dir``, or load the files in https://projector.tensorflow.org.
 
     Args:
-      out_dir: folder to write (created).
       vectors: ``(n, d)`` vectors.
+      out_dir: folder to write (created).
       metadata: one sequence (a single unnamed column) or a dict of named columns, each of
         length ``n``; tabs and newlines in values become spaces.
       images: optional ``(n, h, w[, c])`` thumbnails for the sprite.
@@ -119,7 +118,7 @@ def projector(
 
     Examples:
       >>> import tempfile
-      >>> p = projector(tempfile.mkdtemp(), np.eye(3), metadata=["a", "b", "c"])
+      >>> p = projector(np.eye(3), tempfile.mkdtemp(), metadata=["a", "b", "c"])
       >>> p.name
       'projector_config.pbtxt'
 
@@ -130,7 +129,7 @@ def projector(
     out = pathlib.Path(out_dir)
     v = np.asarray(vectors, np.float32)
     if v.ndim != 2 or v.shape[0] < 1:
-        raise ExportError(f"projector: vectors must be (n, d), got shape {v.shape}")
+        raise InputError(f"export.projector: vectors must be (n, d), got shape {v.shape}")
     n, d = v.shape
     out.mkdir(parents=True, exist_ok=True)
     lines = ["embeddings {", f"  tensor_name: {json.dumps(tensor_name)}"]
@@ -148,8 +147,7 @@ def projector(
         (out / "metadata.tsv").write_text("".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
         lines.append('  metadata_path: "metadata.tsv"')
     if images is not None:
-        _images_uint8(images, n, "projector")
-        sheet, (th, tw) = sprite(images)
+        sheet, (th, tw) = sprite(_images_uint8(images, n, "projector"))
         Image.fromarray(sheet).save(out / "sprite.png")
         # single_image_dim is [width, height].
         lines += [
@@ -197,7 +195,8 @@ html,body{margin:0;height:100%;font-family:system-ui,Helvetica,Arial,sans-serif;
 border-bottom:1px solid #ddd;font-size:14px;z-index:2}
 #legend{position:absolute;top:36px;right:8px;background:rgba(255,255,255,.92);border:1px solid #ddd;
 padding:6px 8px;font-size:12px;max-height:80%;overflow:auto;z-index:2}
-#legend div{white-space:nowrap} #legend span{display:inline-block;width:10px;height:10px;margin-right:5px;border-radius:5px}
+#legend div{white-space:nowrap}
+#legend span{display:inline-block;width:10px;height:10px;margin-right:5px;border-radius:5px}
 #tip{position:absolute;display:none;pointer-events:none;background:#fff;border:1px solid #999;padding:4px;
 font-size:12px;z-index:3;box-shadow:0 1px 4px rgba(0,0,0,.3)}
 #tip canvas{display:block;image-rendering:pixelated}
@@ -270,7 +269,9 @@ canvas#plot{display:block;width:100%;height:100%;cursor:grab}
     tip.style.left = Math.min(mx + 14, W - 120) + "px"; tip.style.top = Math.min(my + 14, H - 140) + "px";
   }
   var drag = null;
-  plot.addEventListener("mousedown", function (e) { drag = {x: e.clientX, y: e.clientY}; plot.style.cursor = "grabbing"; });
+  plot.addEventListener("mousedown", function (e) {
+    drag = {x: e.clientX, y: e.clientY}; plot.style.cursor = "grabbing";
+  });
   window.addEventListener("mouseup", function () { drag = null; plot.style.cursor = "grab"; });
   window.addEventListener("mousemove", function (e) {
     if (drag) {
@@ -310,25 +311,25 @@ def _png_data_uri(image: np.ndarray) -> str:
 
 
 def html_viewer(
-    path: str | os.PathLike,
     y,
+    path: str | os.PathLike,
     *,
     labels,
     label_names: Sequence[str] | None = None,
     images=None,
     title: str = "latentjax embedding",
 ) -> pathlib.Path:
-    """Writes ONE self-contained HTML file: a canvas scatter of a 2-D embedding.
+    r"""Writes ONE self-contained HTML file: a canvas scatter of a 2-D embedding.
 
     Drag pans, the wheel zooms about the cursor, hovering shows the nearest point's image and
     label. No external scripts, styles or fonts: the data sits in a
-    ``<script type="application/json">`` block (``<`` escaped as ``\\u003c``), is read with
+    ``<script type="application/json">`` block (``<`` escaped as ``\u003c``), is read with
     ``JSON.parse`` and every string reaches the page through ``textContent``, so labels such
     as ``<script>...`` show as text. Images travel as one base64 PNG sprite.
 
     Args:
-      path: the ``.html`` file to write (parent folders are created).
       y: ``(n, 2)`` embedding.
+      path: the ``.html`` file to write (parent folders are created).
       labels: ``(n,)`` labels (ints index ``label_names``; anything else is named by its text).
       label_names: names of the integer labels.
       images: optional ``(n, h, w[, c])`` images shown on hover.
@@ -339,24 +340,24 @@ def html_viewer(
 
     Examples:
       >>> import tempfile, os
-      >>> p = html_viewer(os.path.join(tempfile.mkdtemp(), "v.html"), np.zeros((3, 2)),
+      >>> p = html_viewer(np.zeros((3, 2)), os.path.join(tempfile.mkdtemp(), "v.html"),
       ...                 labels=[0, 1, 1], label_names=["a", "b"])
       >>> "<script src" in p.read_text()
       False
     """
     y = np.asarray(y, np.float64)
     if y.ndim != 2 or y.shape[1] != 2:
-        raise ExportError(f"html_viewer: y must be (n, 2), got shape {y.shape}")
+        raise InputError(f"export.html_viewer: y must be (n, 2), got shape {y.shape}")
     n = y.shape[0]
     lab = np.asarray(labels)
     if lab.shape != (n,):
-        raise ExportError(f"html_viewer: labels must have shape ({n},), got {lab.shape}")
+        raise InputError(f"export.html_viewer: labels must have shape ({n},), got {lab.shape}")
     if not np.all(np.isfinite(y)):
-        raise ExportError("html_viewer: y contains NaN or infinite values")
+        raise InputError("export.html_viewer: y contains NaN or infinite values")
     if np.issubdtype(lab.dtype, np.integer) and label_names is not None:
         names = [str(s) for s in label_names]
         if n and (lab.min() < 0 or lab.max() >= len(names)):
-            raise ExportError(f"html_viewer: labels must lie in [0, {len(names)}) to index label_names")
+            raise InputError(f"export.html_viewer: labels must lie in [0, {len(names)}) to index label_names")
         codes = lab.astype(np.int64)
     else:
         names, codes = np.unique(lab.astype(str), return_inverse=True)
@@ -371,8 +372,7 @@ def html_viewer(
         "sprite": None,
     }
     if images is not None:
-        _images_uint8(images, n, "html_viewer")
-        sheet, (th, tw) = sprite(images)
+        sheet, (th, tw) = sprite(_images_uint8(images, n, "html_viewer"))
         data["sprite"] = {"uri": _png_data_uri(sheet), "cols": math.ceil(math.sqrt(n)), "w": tw, "h": th}
     # Split on the markers (not str.replace) so no title or label can inject into the other slot.
     head, rest = _VIEWER.split("__TITLE__")

@@ -1,4 +1,4 @@
-"""Quality of an embedding: trustworthiness, kNN recall and accuracy, t-SNE's KL under a common P."""
+"""Quality of an embedding: trustworthiness, kNN recall, kNN accuracy (t-SNE's KL: ``tsne.kl_divergence``)."""
 
 import functools
 
@@ -6,21 +6,17 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from latentjax.errors import LatentJaxError
+from latentjax.errors import InputError
 from latentjax.look import neighbors
-
-
-class MetricsError(LatentJaxError, ValueError):
-    """Bad input to an embedding metric (shapes disagree, k out of range)."""
 
 
 def _pair(x, y, k, name):
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y, jnp.float32)
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
-        raise MetricsError(f"metrics.{name}: x and y must be (n, d) and (n, e), got {x.shape} and {y.shape}")
+        raise InputError(f"metrics.{name}: x and y must be (n, d) and (n, e), got {x.shape} and {y.shape}")
     if not 1 <= k < x.shape[0] / 2:
-        raise MetricsError(f"metrics.{name}: k={k} must be in [1, n/2) for n={x.shape[0]}")
+        raise InputError(f"metrics.{name}: k={k} must be in [1, n/2) for n={x.shape[0]}")
     return x, y
 
 
@@ -57,34 +53,35 @@ def trustworthiness(x: ArrayLike, y: ArrayLike, *, k: int = 10, block_size: int 
 @functools.partial(jax.jit, static_argnames=("k", "block_size"))
 def _trust(x, emb, *, k, block_size):
     n = x.shape[0]
-    nblocks = -(-n // block_size)
-    pad = nblocks * block_size - n
-    rows = jnp.arange(nblocks * block_size).reshape(nblocks, block_size)
-    emb = jnp.pad(emb, ((0, pad), (0, 0))).reshape(nblocks, block_size, k)
     sq = jnp.sum(x * x, axis=1)
 
-    def block(args):
+    def row(args):
         r, e = args
-        valid = r < n
-        xr = x[jnp.minimum(r, n - 1)]
-        d2 = (
-            jnp.sum(xr * xr, axis=1, keepdims=True)
-            + sq[None, :]
-            - 2.0 * jnp.matmul(xr, x.T, precision=jax.lax.Precision.HIGHEST)
-        )
-        d2 = jnp.where(jnp.arange(n)[None, :] == r[:, None], jnp.inf, d2)
-        target = jnp.take_along_axis(d2, e, axis=1)  # (b, k)
+        xr = x[r]
+        d2 = jnp.sum(xr * xr) + sq - 2.0 * jnp.matmul(xr, x.T, precision=jax.lax.Precision.HIGHEST)
+        d2 = jnp.where(jnp.arange(n) == r, jnp.inf, d2)
         # Rank (1-based) of each embedding neighbour among the input-space distances.
-        rank = 1 + jnp.sum(d2[:, None, :] < target[:, :, None], axis=2)
-        return jnp.sum(jnp.where(valid[:, None], jnp.maximum(rank - k, 0), 0))
+        rank = 1 + jnp.sum(d2[None, :] < d2[e][:, None], axis=1)
+        return jnp.sum(jnp.maximum(rank - k, 0))
 
-    total = jnp.sum(jax.lax.map(block, (rows, emb)).astype(jnp.float32))
+    penalties = jax.lax.map(row, (jnp.arange(n), emb), batch_size=block_size)
+    total = jnp.sum(penalties.astype(jnp.float32))
     return 1.0 - total * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)))
 
 
 def knn_recall(x: ArrayLike, y: ArrayLike, *, k: int = 10) -> jax.Array:
-    """Mean fraction of each point's k nearest neighbours in ``x`` that stay among its k
-    nearest in the embedding ``y`` (recall@k of the neighbour graph).
+    """Recall@k of the neighbour graph: how many of each point's k neighbours the embedding keeps.
+
+    The mean over points of the fraction of their k nearest neighbours in ``x`` that are among
+    their k nearest in ``y``.
+
+    Args:
+      x: ``(n, d)`` input points.
+      y: ``(n, e)`` their embedding.
+      k: neighbourhood size, ``k < n / 2``.
+
+    Returns:
+      Scalar float32 in [0, 1].
 
     Examples:
       >>> import jax
@@ -125,43 +122,12 @@ def knn_accuracy(y: ArrayLike, labels: ArrayLike, *, k: int = 10) -> jax.Array:
     y = jnp.asarray(y, jnp.float32)
     labels = jnp.asarray(labels)
     if y.ndim != 2 or labels.shape != (y.shape[0],):
-        raise MetricsError(
+        raise InputError(
             f"metrics.knn_accuracy: y must be (n, e) and labels (n,), got {y.shape} and {labels.shape}"
         )
     if not 1 <= k < y.shape[0]:
-        raise MetricsError(f"metrics.knn_accuracy: k={k} must be in [1, n) for n={y.shape[0]}")
+        raise InputError(f"metrics.knn_accuracy: k={k} must be in [1, n) for n={y.shape[0]}")
     labels = labels.astype(jnp.int32)
     num_classes = int(jnp.max(labels)) + 1
     votes = jax.nn.one_hot(labels[neighbors.knn(y, k=k).indices], num_classes).sum(axis=1)
     return jnp.mean((jnp.argmax(votes, axis=1) == labels).astype(jnp.float32))
-
-
-def tsne_kl(p, y: ArrayLike) -> jax.Array:
-    """t-SNE's objective ``KL(P || Q)`` of embedding ``y`` under the affinities ``p``.
-
-    Use one ``P`` (``tsne.affinities`` of the input) to compare embeddings from different
-    implementations; ``Q``'s normaliser is exact (tiled O(n^2)).
-
-    Args:
-      p: ``tsne.Affinities``.
-      y: ``(n, 2)`` embedding.
-
-    Returns:
-      Scalar float32 (nats).
-
-    Examples:
-      >>> import jax
-      >>> from latentjax import tsne
-      >>> x = jax.random.normal(jax.random.key(0), (40, 3))
-      >>> float(tsne_kl(tsne.affinities(x, perplexity=5.0), x[:, :2])) > 0
-      True
-
-    References:
-      van der Maaten and Hinton, JMLR 9 (2008), Eq. 2.
-    """
-    from latentjax.look import tsne  # noqa: PLC0415  (metrics stays importable without t-SNE's cost)
-
-    y = jnp.asarray(y, jnp.float32)
-    if y.ndim != 2 or int(jnp.max(p.rows)) >= y.shape[0]:
-        raise MetricsError(f"metrics.tsne_kl: y of shape {y.shape} does not match the affinities")
-    return tsne.kl_divergence(p, y)

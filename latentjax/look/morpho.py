@@ -11,15 +11,12 @@ from numpy.typing import ArrayLike
 from scipy import ndimage
 from skimage import morphology, transform
 
-from latentjax.errors import LatentJaxError
+from latentjax import data
+from latentjax.errors import InputError
 
 # Half of the 8-neighbourhood: each skeleton link is counted once, diagonals weigh sqrt(2)
 # (Castro et al. 2019, Morpho-MNIST, `stroke_length`).
 _LINKS = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [np.sqrt(2.0), 1.0, np.sqrt(2.0)]])
-
-
-class MorphoError(LatentJaxError, ValueError):
-    """Images of the wrong shape or range for morphometrics."""
 
 
 class Morphometrics(NamedTuple):
@@ -40,20 +37,17 @@ class Morphometrics(NamedTuple):
     slant: np.ndarray
 
 
-def _as_gray_batch(images: ArrayLike) -> np.ndarray:
+def _as_gray_batch(images: ArrayLike, where: str) -> np.ndarray:
+    """``(n, h, w)`` float64 in [0, 1] from gray images ``(h, w)``, ``(n, h, w)`` or ``(n, h, w, 1)``."""
     x = np.asarray(images)
-    if x.ndim == 4 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3:
-        raise MorphoError(f"morphometrics need gray images (n, h, w[, 1]), got shape {np.shape(images)}")
-    if x.dtype == np.uint8:
-        return x.astype(np.float64) / 255.0
-    x = x.astype(np.float64)
-    if x.size and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
-        raise MorphoError(f"float images must lie in [0, 1], got range [{x.min():.3g}, {x.max():.3g}]")
-    return x
+    x = x[None] if x.ndim == 2 else x
+    x = x[..., None] if x.ndim == 3 else x
+    if x.ndim != 4 or x.shape[-1] != 1:
+        raise InputError(
+            f"morpho.{where}: morphometrics need gray images (n, h, w[, 1]), got shape {np.shape(images)}"
+        )
+    x = data.validate_images(x, what=f"morpho.{where}: images")[..., 0]
+    return x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
 
 
 def _binarise(img: np.ndarray, threshold: float, scale: int) -> np.ndarray:
@@ -88,6 +82,13 @@ def shear(images: ArrayLike) -> np.ndarray:
     Rows are ``y`` (downwards), columns ``x``. A glyph drawn as ``x = x0 - s (y - y_mean)`` (top
     leaning right by ``s`` pixels per row) has shear ``-s``.
 
+    Args:
+        images: ``(n, h, w)`` or ``(n, h, w, 1)`` gray images, uint8 or float in [0, 1] (or one
+            image ``(h, w)``).
+
+    Returns:
+        ``(n,)`` float64 shears (0 for blank images).
+
     Examples:
         >>> img = np.zeros((9, 9)); img[np.arange(9), np.arange(9)[::-1]] = 1.0  # "/" diagonal
         >>> float(shear(img)[0])
@@ -96,7 +97,7 @@ def shear(images: ArrayLike) -> np.ndarray:
     References:
         Castro et al. 2019, "Morpho-MNIST", JMLR 20(178), Sec. 3.1 (slant from image moments).
     """
-    x = _as_gray_batch(images)
+    x = _as_gray_batch(images, "shear")
     h, w = x.shape[1:]
     ys = np.arange(h, dtype=np.float64)[None, :, None]
     xs = np.arange(w, dtype=np.float64)[None, None, :]
@@ -113,6 +114,12 @@ def shear(images: ArrayLike) -> np.ndarray:
 
 def slant(images: ArrayLike) -> np.ndarray:
     """Slant angle ``arctan(-shear)`` in radians (positive: the top leans right).
+
+    Args:
+        images: gray images, as for `shear`.
+
+    Returns:
+        ``(n,)`` float64 angles in radians.
 
     Examples:
         >>> img = np.zeros((9, 9)); img[np.arange(9), np.arange(9)[::-1]] = 1.0
@@ -153,10 +160,10 @@ def measure(images: ArrayLike, *, threshold: float = 0.5, scale: int = 4) -> Mor
         parallel algorithm for thinning digital patterns".
     """
     if not 0.0 < threshold < 1.0:
-        raise MorphoError(f"threshold must be in (0, 1), got {threshold}")
+        raise InputError(f"morpho.measure: threshold must be in (0, 1), got {threshold}")
     if int(scale) != scale or scale < 1:
-        raise MorphoError(f"scale must be a positive integer, got {scale}")
-    x = _as_gray_batch(images)
+        raise InputError(f"morpho.measure: scale must be a positive integer, got {scale}")
+    x = _as_gray_batch(images, "measure")
     rows = np.array([_one(_binarise(img, threshold, int(scale)), int(scale)) for img in x], np.float64)
     rows = rows.reshape(len(x), 3)
     return Morphometrics(area=rows[:, 0], length=rows[:, 1], thickness=rows[:, 2], slant=slant(x))
@@ -164,6 +171,14 @@ def measure(images: ArrayLike, *, threshold: float = 0.5, scale: int = 4) -> Mor
 
 def thickness(images: ArrayLike, *, threshold: float = 0.5, scale: int = 4) -> np.ndarray:
     """Mean stroke thickness in pixels of each image (see `measure`).
+
+    Args:
+        images: gray images, as for `measure`.
+        threshold: relative binarisation threshold in (0, 1).
+        scale: integer upsampling factor.
+
+    Returns:
+        ``(n,)`` float64 thicknesses.
 
     Examples:
         >>> img = np.zeros((28, 28)); img[14:17, 4:24] = 1.0

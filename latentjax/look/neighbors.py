@@ -1,6 +1,6 @@
-"""Exact k-nearest neighbours, blockwise over queries (never an n x n matrix in memory).
+"""Exact k-nearest neighbours and the sparse symmetric graph t-SNE and UMAP build from them.
 
-Shared by t-SNE, UMAP and the embedding metrics.
+The search is blockwise over queries: never an n x n matrix in memory.
 """
 
 import functools
@@ -8,13 +8,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
+import scipy.sparse.linalg
 from jax.typing import ArrayLike
 
-from latentjax.errors import LatentJaxError
-
-
-class NeighborsError(LatentJaxError, ValueError):
-    """Bad input to a neighbour search (shape, k, block size)."""
+from latentjax.errors import InputError
 
 
 class Neighbors(NamedTuple):
@@ -30,29 +30,59 @@ class Neighbors(NamedTuple):
     distances: jax.Array
 
 
-def _block_knn(q, q_index, x, x_sqnorm, *, k: int, exclude_self: bool):
-    """The k nearest rows of ``x`` for one block of queries ``q`` ``(b, d)``."""
-    # |q - x|^2 = |q|^2 + |x|^2 - 2 q.x: one matmul per block; HIGHEST keeps float32 on
-    # accelerators (TF32 would reorder near neighbours).
+class Graph(NamedTuple):
+    """A sparse symmetric weighted graph on ``n`` points as an edge list.
+
+    Every edge appears twice, as ``(i, j)`` and ``(j, i)`` with the same weight, sorted by row
+    then column. t-SNE's affinities (``tsne.affinities``, weights summing to one) and UMAP's fuzzy
+    graph (``umap.fuzzy_graph``, weights in ``(0, 1]``) are such graphs; each module keeps its own
+    rule for combining ``(i, j)`` with ``(j, i)``.
+
+    Attributes:
+      rows: ``(e,)`` int32 row (source) indices, ascending.
+      cols: ``(e,)`` int32 column (target) indices.
+      weights: ``(e,)`` float32 edge weights.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> g = Graph(jnp.array([0, 1]), jnp.array([1, 0]), jnp.array([0.5, 0.5]))
+      >>> g.num_points
+      2
+    """
+
+    rows: jax.Array
+    cols: jax.Array
+    weights: jax.Array
+
+    @property
+    def num_points(self) -> int:
+        """``n``: one more than the largest index (every point of a neighbour graph has an edge)."""
+        return int(np.max(np.asarray(self.rows), initial=-1)) + 1
+
+
+def _one_query(q, q_index, x, x_sqnorm, *, k: int, exclude_self: bool):
+    """The k nearest rows of ``x`` for one query ``q`` ``(d,)`` (vmapped over a block)."""
+    # |q - x|^2 = |q|^2 + |x|^2 - 2 q.x: one matmul per block once vmapped; HIGHEST keeps float32
+    # on accelerators (TF32 would reorder near neighbours).
     cross = jnp.matmul(q, x.T, precision=jax.lax.Precision.HIGHEST)
-    d2 = jnp.sum(q * q, axis=1, keepdims=True) + x_sqnorm[None, :] - 2.0 * cross
+    d2 = jnp.sum(q * q) + x_sqnorm - 2.0 * cross
     if exclude_self:
-        self_mask = jnp.arange(x.shape[0])[None, :] == q_index[:, None]
-        d2 = jnp.where(self_mask, jnp.inf, d2)
+        d2 = jnp.where(jnp.arange(x.shape[0]) == q_index, jnp.inf, d2)
     neg, idx = jax.lax.top_k(-d2, k)
     # Recompute the selected distances directly (no cancellation) and re-sort by them.
-    diff = q[:, None, :] - x[idx]
+    diff = q[None, :] - x[idx]
     dist = jnp.sqrt(jnp.sum(diff * diff, axis=-1))
     dist = jnp.where(jnp.isinf(neg), jnp.inf, dist)
-    order = jnp.argsort(dist, axis=1, stable=True)
-    return jnp.take_along_axis(idx, order, axis=1), jnp.take_along_axis(dist, order, axis=1)
+    order = jnp.argsort(dist, stable=True)
+    return idx[order], dist[order]
 
 
 def knn(x: ArrayLike, *, k: int, queries: ArrayLike | None = None, block_size: int = 1024) -> Neighbors:
     """Exact k nearest neighbours in Euclidean distance.
 
-    Queries are processed in blocks of ``block_size`` rows with ``lax.map``; each block costs
-    one ``(block_size, n)`` distance matrix and a ``top_k``, so memory is ``O(block_size * n)``.
+    Queries are processed in blocks of ``block_size`` rows (``jax.lax.map`` with ``batch_size``);
+    each block costs one ``(block_size, n)`` distance matrix and a ``top_k``, so memory is
+    ``O(block_size * n)``.
 
     Args:
       x: ``(n, d)`` data points.
@@ -76,37 +106,74 @@ def knn(x: ArrayLike, *, k: int, queries: ArrayLike | None = None, block_size: i
     """
     x = jnp.asarray(x, jnp.float32)
     if x.ndim != 2:
-        raise NeighborsError(f"knn: x must be (n, d), got shape {x.shape}")
+        raise InputError(f"neighbors.knn: x must be (n, d), got shape {x.shape}")
     exclude_self = queries is None
     q = x if exclude_self else jnp.asarray(queries, jnp.float32)
     if q.ndim != 2 or q.shape[1] != x.shape[1]:
-        raise NeighborsError(f"knn: queries must be (m, {x.shape[1]}), got shape {q.shape}")
+        raise InputError(f"neighbors.knn: queries must be (m, {x.shape[1]}), got shape {q.shape}")
     n, m = x.shape[0], q.shape[0]
     max_k = n - 1 if exclude_self else n
     if not 1 <= k <= max_k:
-        raise NeighborsError(f"knn: k={k} must be in [1, {max_k}] for {n} points")
+        raise InputError(f"neighbors.knn: k={k} must be in [1, {max_k}] for {n} points")
     if block_size < 1:
-        raise NeighborsError(f"knn: block_size={block_size} must be positive")
+        raise InputError(f"neighbors.knn: block_size={block_size} must be positive")
     return _knn(x, q, k=int(k), block_size=int(min(block_size, m)), exclude_self=exclude_self)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "block_size", "exclude_self"))
 def _knn(x, q, *, k, block_size, exclude_self):
-    m = q.shape[0]
-    num_blocks = -(-m // block_size)
-    pad = num_blocks * block_size - m
-    q_pad = jnp.pad(q, ((0, pad), (0, 0)))
-    q_index = jnp.arange(num_blocks * block_size, dtype=jnp.int32)
     x_sqnorm = jnp.sum(x * x, axis=1)
 
-    def one_block(args):
-        qb, ib = args
-        return _block_knn(qb, ib, x, x_sqnorm, k=k, exclude_self=exclude_self)
+    def one(args):
+        return _one_query(*args, x, x_sqnorm, k=k, exclude_self=exclude_self)
 
-    idx, dist = jax.lax.map(
-        one_block,
-        (q_pad.reshape(num_blocks, block_size, -1), q_index.reshape(num_blocks, block_size)),
+    q_index = jnp.arange(q.shape[0], dtype=jnp.int32)
+    idx, dist = jax.lax.map(one, (q, q_index), batch_size=block_size)
+    return Neighbors(idx.astype(jnp.int32), dist.astype(jnp.float32))
+
+
+def laplacian_eigenmaps(graph: Graph, *, num_components: int) -> np.ndarray | None:
+    """Eigenvectors 2 to ``num_components + 1`` of the graph's normalised Laplacian.
+
+    ``L = I - D^-1/2 W D^-1/2``; its smallest eigenvectors (the first, constant one dropped) lay
+    the points out so that strongly connected ones are close: UMAP's spectral initialisation.
+
+    Args:
+      graph: a symmetric ``Graph`` with positive weights.
+      num_components: number of eigenvectors (the embedding dimension).
+
+    Returns:
+      ``(n, num_components)`` float64, or None when the graph is disconnected, too small
+      (``n <= num_components + 1``) or ARPACK does not converge.
+
+    Examples:
+      >>> r, c = np.array([0, 0, 1, 3, 3, 4, 2]), np.array([1, 2, 2, 4, 5, 5, 3])
+      >>> w = np.array([1, 1, 1, 2, 2, 2, 0.1])  # two triangles joined by a weak edge
+      >>> y = laplacian_eigenmaps(Graph(np.r_[r, c], np.r_[c, r], np.r_[w, w]), num_components=1)
+      >>> np.sign(y[:, 0] * y[0, 0]).tolist()  # the triangles on either side of 0
+      [1.0, 1.0, 1.0, -1.0, -1.0, -1.0]
+
+    References:
+      Belkin and Niyogi, "Laplacian eigenmaps", Neural Computation 15(6), 2003; umap-learn's
+      ``spectral_layout``.
+    """
+    n = graph.num_points
+    w = scipy.sparse.csr_matrix(
+        (np.asarray(graph.weights, np.float64), (np.asarray(graph.rows), np.asarray(graph.cols))),
+        shape=(n, n),
     )
-    idx = idx.reshape(-1, k)[:m].astype(jnp.int32)
-    dist = dist.reshape(-1, k)[:m].astype(jnp.float32)
-    return Neighbors(idx, dist)
+    num_parts, _ = scipy.sparse.csgraph.connected_components(w, directed=False)
+    if num_parts > 1 or n <= num_components + 1:
+        return None
+    inv_sqrt_deg = scipy.sparse.diags(1.0 / np.sqrt(np.asarray(w.sum(axis=1)).ravel()))
+    # The smallest eigenvectors of I - D^-1/2 W D^-1/2 are the largest of (I + D^-1/2 W D^-1/2) / 2,
+    # whose spectrum lies in [0, 1]: ARPACK finds largest eigenvalues much faster than "SM".
+    m = (scipy.sparse.identity(n) + inv_sqrt_deg @ w @ inv_sqrt_deg) * 0.5
+    k = num_components + 1
+    try:
+        vals, vecs = scipy.sparse.linalg.eigsh(
+            m, k, which="LA", ncv=max(2 * k + 1, int(np.sqrt(n))), tol=1e-4, v0=np.ones(n), maxiter=5 * n
+        )
+    except scipy.sparse.linalg.ArpackError:
+        return None
+    return vecs[:, np.argsort(-vals)[1:k]]

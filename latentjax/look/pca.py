@@ -7,11 +7,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from latentjax.errors import LatentJaxError
-
-
-class PCAError(LatentJaxError, ValueError):
-    """Bad input to a PCA fit (shape, number of components, method, missing key)."""
+from latentjax.errors import InputError
 
 
 class PCA(NamedTuple):
@@ -80,17 +76,17 @@ def fit(x: ArrayLike, *, num_components: int, method: str = "auto", key: jax.Arr
     """
     x = jnp.asarray(x, jnp.float32)
     if x.ndim != 2 or x.shape[0] < 2:
-        raise PCAError(f"pca.fit: x must be (n, d) with n >= 2, got shape {x.shape}")
+        raise InputError(f"pca.fit: x must be (n, d) with n >= 2, got shape {x.shape}")
     n, d = x.shape
     if not 1 <= num_components <= min(n, d):
-        raise PCAError(f"pca.fit: num_components={num_components} must be in [1, {min(n, d)}]")
+        raise InputError(f"pca.fit: num_components={num_components} must be in [1, {min(n, d)}]")
     if method not in ("auto", "svd", "randomized"):
-        raise PCAError(f"pca.fit: unknown method {method!r} (auto, svd or randomized)")
+        raise InputError(f"pca.fit: unknown method {method!r} (auto, svd or randomized)")
     if method == "auto":
         large = min(n, d) > 500 and num_components < 0.8 * min(n, d)
         method = "randomized" if (large and key is not None) else "svd"
     if method == "randomized" and key is None:
-        raise PCAError("pca.fit: method='randomized' needs a key")
+        raise InputError("pca.fit: method='randomized' needs a key")
     return _fit(x, key, num_components=int(num_components), randomized=method == "randomized")
 
 
@@ -115,7 +111,14 @@ def _lift(v, ndim):
 
 
 def transform(pca: PCA, x: ArrayLike) -> jax.Array:
-    """Project ``x`` ``(..., d)`` onto the principal axes: ``(..., num_components)``.
+    """Project ``x`` onto the principal axes.
+
+    Args:
+      pca: a fitted ``PCA``.
+      x: ``(..., d)`` points (one or a batch).
+
+    Returns:
+      ``(..., num_components)`` coordinates.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -125,12 +128,19 @@ def transform(pca: PCA, x: ArrayLike) -> jax.Array:
     """
     x = jnp.asarray(x, jnp.float32)
     if x.shape[-1:] != pca.mean.shape:
-        raise PCAError(f"pca.transform: x must end in {pca.mean.shape[0]} features, got shape {x.shape}")
+        raise InputError(f"pca.transform: x must end in {pca.mean.shape[0]} features, got shape {x.shape}")
     return (x - _lift(pca.mean, x.ndim)) @ pca.components.T
 
 
 def inverse_transform(pca: PCA, z: ArrayLike) -> jax.Array:
-    """Map coordinates ``z`` ``(..., num_components)`` back to feature space ``(..., d)``.
+    """Map principal coordinates back to feature space.
+
+    Args:
+      pca: a fitted ``PCA``.
+      z: ``(..., num_components)`` coordinates.
+
+    Returns:
+      ``(..., d)`` points.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -140,7 +150,7 @@ def inverse_transform(pca: PCA, z: ArrayLike) -> jax.Array:
     """
     z = jnp.asarray(z, jnp.float32)
     if z.shape[-1:] != pca.components.shape[:1]:
-        raise PCAError(
+        raise InputError(
             f"pca.inverse_transform: z must end in {pca.components.shape[0]} components, got shape {z.shape}"
         )
     return z @ pca.components + _lift(pca.mean, z.ndim)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from latentjax.errors import InputError, LatentJaxError
 from latentjax.look import export
 
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
@@ -30,7 +31,7 @@ def test_projector_round_trip_tsv(tmp_path, n):
     v = rng.normal(size=(n, 5)).astype(np.float32)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
     labels = [f"c{i % 3}" for i in range(n)]
-    cfg = export.projector(tmp_path, v, metadata=labels, images=images, tensor_name="z")
+    cfg = export.projector(v, tmp_path, metadata=labels, images=images, tensor_name="z")
     _, f = _read_pbtxt(cfg)
     assert f["tensor_name"] == ["z"] and f["tensor_path"] == ["tensors.tsv"]
     back = np.loadtxt(tmp_path / "tensors.tsv", delimiter="\t", ndmin=2)
@@ -51,7 +52,7 @@ def test_projector_binary_and_header_rule(tmp_path):
     rng = np.random.default_rng(0)
     v = rng.normal(size=(12, 3)).astype(np.float32)
     meta = {"label": np.arange(12) % 4, "name": [f"item\t{i}\nx" for i in range(12)]}
-    cfg = export.projector(tmp_path, v, metadata=meta, binary=True)
+    cfg = export.projector(v, tmp_path, metadata=meta, binary=True)
     _, f = _read_pbtxt(cfg)
     assert f["tensor_path"] == ["tensors.bytes"] and f["tensor_shape"] == [12, 3]
     np.testing.assert_array_equal(np.fromfile(tmp_path / "tensors.bytes", "<f4").reshape(12, 3), v)
@@ -71,12 +72,16 @@ def test_sprite_shrinks_to_8192():
 
 
 def test_projector_errors(tmp_path):
-    with pytest.raises(export.ExportError, match="metadata column"):
-        export.projector(tmp_path, np.zeros((3, 2)), metadata=["a"])
-    with pytest.raises(export.ExportError, match="vectors"):
-        export.projector(tmp_path, np.zeros(3))
-    with pytest.raises(export.ExportError, match="images"):
-        export.projector(tmp_path, np.zeros((3, 2)), images=np.zeros((2, 8, 8)))
+    with pytest.raises(InputError, match="metadata column"):
+        export.projector(np.zeros((3, 2)), tmp_path, metadata=["a"])
+    with pytest.raises(InputError, match="vectors"):
+        export.projector(np.zeros(3), tmp_path)
+    with pytest.raises(InputError, match="images"):
+        export.projector(np.zeros((3, 2)), tmp_path, images=np.zeros((2, 8, 8)))
+    with pytest.raises(LatentJaxError, match="export.projector: images must lie in"):
+        export.projector(np.zeros((3, 2)), tmp_path, images=np.full((3, 8, 8), 2.0))
+    with pytest.raises(InputError, match="labels"):
+        export.html_viewer(np.zeros((3, 2)), tmp_path / "v.html", labels=[0, 1])
 
 
 def _viewer(tmp_path):
@@ -86,8 +91,8 @@ def _viewer(tmp_path):
     y = rng.normal(size=(n, 2)) + 4.0 * np.stack([labels, labels % 2], axis=1)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
     return export.html_viewer(
-        tmp_path / "viewer.html",
         y,
+        tmp_path / "viewer.html",
         labels=labels,
         label_names=["shirt", XSS, "bag & <b>boots</b>"],
         images=images,

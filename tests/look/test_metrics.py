@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 
-from latentjax.errors import LatentJaxError
+from latentjax.errors import InputError
 from latentjax.look import metrics
 
 
@@ -69,5 +69,5 @@ def test_knn_accuracy_ties_go_to_smallest_label():
     ],
 )
 def test_bad_input(call):
-    with pytest.raises(LatentJaxError, match="metrics"):
+    with pytest.raises(InputError, match="metrics"):
         call()

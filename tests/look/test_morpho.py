@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from skimage import morphology, transform
 
-from latentjax.errors import LatentJaxError
+from latentjax.errors import InputError, LatentJaxError
 from latentjax.look import morpho
 
 
@@ -68,7 +68,7 @@ def test_bad_input_raises():
         morpho.measure(np.zeros((2, 28, 28, 3)))
     with pytest.raises(LatentJaxError, match=r"\[0, 1\]"):
         morpho.measure(np.full((1, 5, 5), 2.0))
-    with pytest.raises(LatentJaxError, match="threshold"):
+    with pytest.raises(InputError, match="morpho.measure: threshold"):
         morpho.measure(np.zeros((1, 5, 5)), threshold=1.5)
 
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latentjax.errors import LatentJaxError
+from latentjax.errors import InputError
 from latentjax.look import neighbors
 
 
@@ -63,5 +63,5 @@ def test_knn_doctest_example():
     ],
 )
 def test_knn_bad_input(kwargs):
-    with pytest.raises(LatentJaxError, match="knn"):
+    with pytest.raises(InputError, match="knn"):
         neighbors.knn(**kwargs)

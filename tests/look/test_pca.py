@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA as SkPCA
 
-from latentjax.errors import LatentJaxError
+from latentjax.errors import InputError
 from latentjax.look import pca
 
 
@@ -82,5 +82,5 @@ def test_doctest_examples():
     ],
 )
 def test_bad_input(kwargs):
-    with pytest.raises(LatentJaxError, match="pca"):
+    with pytest.raises(InputError, match="pca"):
         pca.fit(**kwargs)

@@ -10,7 +10,7 @@ import numpy as np
 from latentjax import viz
 from latentjax.app import embed, report
 from latentjax.learn import models
-from latentjax.look import export
+from latentjax.look import export, metrics
 
 
 def section(run, *, quick: bool) -> report.Section:
@@ -24,8 +24,6 @@ def section(run, *, quick: bool) -> report.Section:
     Returns:
       The ``report.Section``; its table holds trustworthiness@10 and seconds per method.
     """
-    from latentjax.look import metrics
-
     n = min(len(run.test_images), 1000 if quick else 5000)
     images, labels = run.test_images[:n], np.asarray(run.test_labels[:n])
     z = models.encode_images(run.model, images)
@@ -42,16 +40,16 @@ def section(run, *, quick: bool) -> report.Section:
         ys, labels, run.figures / "embedding_panels.png", label_names=names, images=images, num_thumbnails=12
     )
     viewer = export.html_viewer(
-        run.out / "embedding_viewer.html",
         ys["UMAP"],
+        run.out / "embedding_viewer.html",
         labels=labels,
         label_names=names,
         images=images,
         title=f"{run.dataset} latents: UMAP",
     )
-    meta = {"label": labels} if names is None else {"label": labels, "name": [names[int(i)] for i in labels]}
+    meta = embed.projector_metadata(labels, names)
     export.projector(
-        run.out / "projector", z, metadata=meta, images=images, tensor_name=f"{run.dataset} latents"
+        z, run.out / "projector", metadata=meta, images=images, tensor_name=f"{run.dataset} latents"
     )
     text = (
         f"The posterior means of {n} test images ({z.shape[1]}-d) reduced to 2-D by PCA, t-SNE and UMAP "
