@@ -29,6 +29,11 @@ class Morphometrics(NamedTuple):
             background.
         slant: horizontal shear angle in radians, ``arctan(-mu11 / mu02)``; positive when the top
             leans right.
+
+    Examples:
+        >>> img = np.zeros((28, 28)); img[4:24, 12:15] = 1.0
+        >>> measure(img).area.round(1).tolist()
+        [60.0]
     """
 
     area: np.ndarray

@@ -24,6 +24,10 @@ class Neighbors(NamedTuple):
       indices: ``(n, k)`` int32 row indices into the data; the query itself is excluded
         when the queries are the data.
       distances: ``(n, k)`` float32 Euclidean distances (not squared).
+
+    Examples:
+      >>> knn(jnp.array([[0.0], [1.0], [3.0]]), k=2).indices.tolist()
+      [[1, 2], [0, 2], [1, 0]]
     """
 
     indices: jax.Array

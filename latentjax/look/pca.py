@@ -20,6 +20,10 @@ class PCA(NamedTuple):
       explained_variance: ``(num_components,)`` variance along each axis (``ddof=1``).
       explained_variance_ratio: ``(num_components,)`` fraction of the total variance.
       singular_values: ``(num_components,)`` singular values of the centred data.
+
+    Examples:
+      >>> fit(jnp.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]]), num_components=1).mean.tolist()
+      [2.0, 0.0]
     """
 
     mean: jax.Array

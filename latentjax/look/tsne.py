@@ -23,6 +23,11 @@ class State(NamedTuple):
       gains: ``(n, 2)`` per-coordinate delta-bar-delta gains.
       step: scalar int32, steps done.
       graph: ``P`` laid out for the attraction by ``init`` (openTSNE's embedding carries it too).
+
+    Examples:
+      >>> s = init(affinities(jax.random.normal(jax.random.key(1), (30, 4)), perplexity=5.0), jnp.eye(30, 2))
+      >>> s.gains.shape, s.graph.cols.shape[1]
+      ((30, 2), 32)
     """
 
     embedding: jax.Array
@@ -39,8 +44,7 @@ _step = jax.jit(_fitsne.update, static_argnames=("method", "num_boxes"))
 def calibrate(distances: ArrayLike, *, perplexity: float, num_steps: int = 100) -> jax.Array:
     """Conditional probabilities ``p_{j|i}`` over each point's neighbours, at a target perplexity.
 
-    A bisection on every point's precision ``beta_i`` at once, until the entropy of
-    ``p_{.|i} ∝ exp(-beta_i d_ij^2)`` equals ``log(perplexity)``.
+    Bisection on every ``beta_i`` at once: ``p_{.|i} ∝ exp(-beta_i d_ij^2)`` has entropy ``log(perplexity)``.
 
     Args:
       distances: ``(n, k)`` Euclidean distances to the k nearest neighbours.
@@ -361,22 +365,19 @@ def embed(
     """
     p = affinities(x, perplexity=perplexity)
     y0 = initialize(key, x, method=initialization)
-    if early_exaggeration_steps is None:
-        early_exaggeration_steps = min(250, num_steps)
+    early = min(250, num_steps) if early_exaggeration_steps is None else early_exaggeration_steps
     return optimize(
         p,
         y0,
         num_steps=num_steps,
-        early_exaggeration_steps=early_exaggeration_steps,
+        early_exaggeration_steps=early,
         learning_rate=learning_rate,
         method=method,
     ).embedding
 
 
 def kl_divergence(affinities: neighbors.Graph, y: ArrayLike) -> jax.Array:
-    """``KL(P || Q)`` with the exact ``Z`` (blockwise O(n^2)): t-SNE's objective.
-
-    One ``P`` (``affinities`` of the input) compares embeddings from different implementations.
+    """``KL(P || Q)``, exact ``Z``: t-SNE's objective; one ``P`` compares maps of any implementation.
 
     Args:
       affinities: ``P`` from ``affinities``.

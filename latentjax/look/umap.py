@@ -21,8 +21,7 @@ from latentjax.look import _umap_kernels, neighbors, pca
 def find_ab(*, spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float]:
     """The ``a, b`` of the low-dimensional kernel ``1 / (1 + a d^(2b))``.
 
-    Least-squares fit of the curve to the offset exponential ``1`` for ``d < min_dist`` and
-    ``exp(-(d - min_dist) / spread)`` beyond, on 300 points of ``[0, 3 spread]``.
+    Least squares on ``[0, 3 spread]`` to ``1`` below ``min_dist``, ``exp(-(d - min_dist) / spread)`` beyond.
 
     Args:
       spread: scale of the embedded points.
@@ -37,8 +36,7 @@ def find_ab(*, spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float
       (1.58, 0.9)
 
     References:
-      McInnes, Healy and Melville, "UMAP", arXiv:1802.03426, section 3.2 and appendix C;
-      umap-learn's ``find_ab_params``.
+      McInnes, Healy and Melville, "UMAP", arXiv:1802.03426, appendix C; umap-learn's ``find_ab_params``.
     """
     if not spread > 0 or not 0 <= min_dist <= spread:
         raise InputError(
@@ -57,6 +55,10 @@ class Calibration(NamedTuple):
       memberships: ``(n, k)`` float32 ``exp(-(d_ij - rho_i) / sigma_i)`` (1 within ``rho_i``).
       sigma: ``(n,)`` float32 per-point bandwidth.
       rho: ``(n,)`` float32 distance to the nearest (non-identical) neighbour.
+
+    Examples:
+      >>> Calibration(jnp.ones((2, 3)), jnp.ones(2), jnp.zeros(2)).memberships.shape
+      (2, 3)
     """
 
     memberships: jax.Array
@@ -174,9 +176,8 @@ def initialize(
       key: a ``jax.random.key`` for the jitter (and the random method).
       graph: the fuzzy graph.
       num_components: embedding dimension.
-      method: ``"spectral"`` (``neighbors.laplacian_eigenmaps``; falls back to ``"pca"`` when the
-        graph is disconnected and ``x`` is given, else ``"random"``), ``"pca"`` (needs ``x``) or
-        ``"random"``.
+      method: ``"spectral"`` (``neighbors.laplacian_eigenmaps``; if the graph is disconnected,
+        ``"pca"`` when ``x`` is given, else ``"random"``), ``"pca"`` (needs ``x``) or ``"random"``.
       x: the data, for the PCA initialisation.
 
     Returns:
@@ -225,6 +226,12 @@ class State(NamedTuple):
       step: scalar int32, steps done.
       key: the ``jax.random.key`` of the negative samples (``fold_in(key, step)`` per step).
       schedule: the graph's edges, firing rates and negative-sample weights, built by ``init``.
+
+    Examples:
+      >>> g = fuzzy_graph(np.random.default_rng(0).normal(size=(40, 3)), n_neighbors=5)
+      >>> s = init(jax.random.key(0), g, jnp.zeros((40, 2)), num_steps=10)
+      >>> s.embedding.shape, int(s.step), s.schedule.negative_weight.shape[0]
+      ((40, 2), 0, 40)
     """
 
     embedding: jax.Array
@@ -333,8 +340,7 @@ def optimize(
       (60, 2)
 
     References:
-      McInnes, Healy and Melville, "UMAP", arXiv:1802.03426, section 3.2 and algorithm 5;
-      umap-learn's ``optimize_layout_euclidean``.
+      McInnes et al., "UMAP", arXiv:1802.03426, algorithm 5; umap-learn's ``optimize_layout_euclidean``.
     """
     state = init(key, graph, y0, num_steps=num_steps, negative_sample_rate=negative_sample_rate)
     hyper = (jnp.float32(a), jnp.float32(b), jnp.float32(gamma), jnp.float32(learning_rate))
@@ -384,8 +390,7 @@ def embed(
     if x.ndim != 2:
         raise InputError(f"umap.embed: x must be (n, d), got shape {x.shape}")
     n = x.shape[0]
-    if num_steps is None:
-        num_steps = 500 if n <= 10_000 else 200
+    num_steps = (500 if n <= 10_000 else 200) if num_steps is None else num_steps
     a, b = find_ab(spread=spread, min_dist=min_dist)
     graph = fuzzy_graph(x, n_neighbors=min(n_neighbors, n))
     k_init, k_opt = jax.random.split(key)

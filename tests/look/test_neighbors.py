@@ -3,9 +3,10 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.sparse
 
 from latentjax.errors import InputError
-from latentjax.look import neighbors
+from latentjax.look import neighbors, tsne, umap
 
 
 def _brute(x, q=None, k=5):
@@ -65,3 +66,35 @@ def test_knn_doctest_example():
 def test_knn_bad_input(kwargs):
     with pytest.raises(InputError, match="knn"):
         neighbors.knn(**kwargs)
+
+
+def test_laplacian_eigenmaps_span_the_dense_eigenvectors():
+    x = np.random.default_rng(0).normal(size=(150, 5)).astype(np.float32)
+    g = umap.fuzzy_graph(x, n_neighbors=10)
+    y = np.asarray(neighbors.laplacian_eigenmaps(g, num_components=2))
+    w = scipy.sparse.csr_matrix(
+        (np.asarray(g.weights), (np.asarray(g.rows), np.asarray(g.cols))), shape=(150, 150)
+    )
+    dinv = 1 / np.sqrt(np.asarray(w.sum(1)).ravel())
+    lap = np.eye(150) - dinv[:, None] * w.toarray() * dinv[None, :]
+    vals, vecs = np.linalg.eigh(lap)
+    # Same subspace as the 2nd and 3rd eigenvectors of the normalised Laplacian.
+    proj = vecs[:, 1:3] @ vecs[:, 1:3].T @ y
+    np.testing.assert_allclose(proj, y, atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "build", [lambda x: tsne.affinities(x, perplexity=5.0), lambda x: umap.fuzzy_graph(x)]
+)
+def test_tsne_and_umap_build_the_same_kind_of_graph(build):
+    x = np.random.default_rng(3).normal(size=(80, 4)).astype(np.float32)
+    g = build(x)
+    assert isinstance(g, neighbors.Graph) and g.num_points == 80
+    rows, cols, w = (np.asarray(a) for a in g)
+    assert rows.dtype == cols.dtype == np.int32 and w.dtype == np.float32
+    order = np.lexsort((cols, rows))
+    np.testing.assert_array_equal(order, np.arange(rows.size))  # sorted by row, then column
+    dense = np.zeros((80, 80))
+    dense[rows, cols] = w
+    np.testing.assert_array_equal(dense, dense.T)  # symmetric
+    assert np.all(w > 0) and not np.any(rows == cols)

@@ -158,21 +158,6 @@ def test_disconnected_graph_falls_back(monkeypatch):
     assert y0.shape == (80, 2) and float(y0.min()) >= 0.0 and float(y0.max()) <= 10.0
 
 
-def test_spectral_init_matches_scipy_dense():
-    x, _ = _blobs(n=150, d=5, centers=1)
-    g = umap.fuzzy_graph(x, n_neighbors=10)
-    y = np.asarray(neighbors.laplacian_eigenmaps(g, num_components=2))
-    w = scipy.sparse.csr_matrix(
-        (np.asarray(g.weights), (np.asarray(g.rows), np.asarray(g.cols))), shape=(150, 150)
-    )
-    dinv = 1 / np.sqrt(np.asarray(w.sum(1)).ravel())
-    lap = np.eye(150) - dinv[:, None] * w.toarray() * dinv[None, :]
-    vals, vecs = np.linalg.eigh(lap)
-    # Same subspace as the 2nd and 3rd eigenvectors of the normalised Laplacian.
-    proj = vecs[:, 1:3] @ vecs[:, 1:3].T @ y
-    np.testing.assert_allclose(proj, y, atol=2e-3)
-
-
 def test_bad_input():
     with pytest.raises(InputError, match="x must be"):
         umap.fuzzy_graph(np.zeros(5), n_neighbors=3)
