@@ -4,11 +4,11 @@ Compares, in one run and alternating rounds, images per second of full training 
 backward, Adam) on random uint8 28x28 images:
   - ``mlp_vae_b128``, ``mlp_vae_b1024``: the MLP VAE 784-400-20 / 20-400-784, Bernoulli, Adam,
     trained as latentjax users get it: a whole segment of steps as one ``lax.scan``
-    (``train.make_run``) with the data on the device;
+    (``loop.make_scan``) with the data on the device;
   - ``conv_vae_b256``: the conv VAE (stride-2 3x3 convs, sub-pixel decoder) through a Python loop
     over the jitted step gathering batches on the device (``train.fit``'s CPU mode for conv);
   - ``mlp_vae_b128_pop8``: population mode, 8 MLP VAEs in one vmapped step
-    (``parallel.make_population_run``), reported as models x images per second.
+    (``population.make_step`` in ``loop.make_scan``), reported as models x images per second.
 Achieved GFLOP/s use one count per case for every implementation: XLA's cost analysis of the
 latentjax step (forward + backward + Adam). Compile time is reported separately (``compile_s``).
 
@@ -34,12 +34,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from latentjax.learn import _xla, loop, models, population, state, train, tuning
+
 # the clock of every timed round: wall time (default), or CPU time of the process (--clock cpu), which
 # is robust to other jobs on a shared machine when the run is pinned to one core (taskset -c 1)
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCK["wall"]
-
-from latentjax.learn import models, parallel, train
 
 CASES = ("mlp_vae_b128", "mlp_vae_b1024", "conv_vae_b256", "mlp_vae_b128_pop8")
 
@@ -65,9 +65,9 @@ def case_setup(case: str, quick: bool):
 
 def step_flops(config, batch: int) -> float:
     """FLOPs of one training step (fwd + bwd + Adam) at ``batch``, from XLA's cost analysis."""
-    graphdef, state, tx = train.init(jax.random.key(0), config, learning_rate=1e-3)
+    graphdef, st, tx = state.init(jax.random.key(0), config, learning_rate=1e-3)
     images = jax.ShapeDtypeStruct((batch,) + tuple(config.image_shape), jnp.uint8)
-    cost = jax.jit(train.make_step(graphdef, tx)).lower(state, images).cost_analysis()  # no compile needed
+    cost = jax.jit(train.make_step(graphdef, tx)).lower(st, images).cost_analysis()  # no compile needed
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("flops", 0.0)) if cost else 0.0
 
@@ -79,38 +79,39 @@ class LatentJaxRunner:
         self,
         config,
         batch: int,
-        population: int,
+        members: int,
         steps: int,
         data: np.ndarray,
         *,
         options: dict | None | str = "latentjax",
         conv_kernels: str | None = None,
     ):
-        self.steps, self.batch, self.population = steps, batch, population
+        self.steps, self.batch, self.members = steps, batch, members
         # as train.fit would: oneDNN conv kernels for conv models on CPU when available
-        self.conv_kernels = conv_kernels or (train.default_conv_kernels(config) if population == 1 else "xla")
-        # XLA compiler options: latentjax's own (``train.compiler_options()``), or None = XLA's defaults
-        options = train.compiler_options() if options == "latentjax" else options
+        self.conv_kernels = conv_kernels or (tuning.default_conv_kernels(config) if members == 1 else "xla")
+        # XLA compiler options: latentjax's own (``_xla.compiler_options()``), or None = XLA's defaults
+        options = _xla.compiler_options() if options == "latentjax" else options
         jit = lambda f, **kw: jax.jit(f, compiler_options=options, **kw)  # noqa: E731
         n = len(data)
         rng = np.random.default_rng(0)
         self.data = jax.device_put(data)
         t0 = time.perf_counter()
-        if population > 1:
-            graphdef, pop, tx = parallel.init_population(config, seeds=range(population), learning_rate=1e-3)
-            self.state, self.betas = pop.states, pop.betas
-            idx = rng.integers(0, n, (steps, population, batch)).astype(np.int32)
+        if members > 1:
+            keys = [jax.random.key(s) for s in range(members)]
+            graphdef, self.state, tx = population.init(keys, config, learning_rate=1e-3)
+            idx = rng.integers(0, n, (steps, members, batch)).astype(np.int32)
             self.idx = jnp.asarray(idx)
-            run = jit(parallel.make_population_run(graphdef, tx), donate_argnums=0)
-            self.fn = run.lower(self.state, self.betas, self.data, self.idx).compile()
-            self.call = lambda: self.fn(self.state, self.betas, self.data, self.idx)  # noqa: E731
+            # as population.fit runs it: the scan not unrolled
+            run = jit(loop.make_scan(population.make_step(graphdef, tx), unroll=1), donate_argnums=0)
+            self.fn = run.lower(self.state, self.data, self.idx).compile()
+            self.call = lambda: self.fn(self.state, self.data, self.idx)  # noqa: E731
         else:
-            graphdef, self.state, tx = train.init(jax.random.key(0), config, learning_rate=1e-3)
+            graphdef, self.state, tx = state.init(jax.random.key(0), config, learning_rate=1e-3)
             # as train.fit would: its default microbatches for this model and batch
             step = train.make_step(
                 graphdef,
                 tx,
-                microbatches=train.default_microbatches(config, batch),
+                microbatches=tuning.default_microbatches(config, batch),
                 conv_kernels=self.conv_kernels,
             )
             idx = rng.integers(0, n, (steps, batch)).astype(np.int32)
@@ -128,7 +129,7 @@ class LatentJaxRunner:
 
                 self.call = call
             else:
-                run = jit(train.make_run(step), donate_argnums=0)
+                run = jit(loop.make_scan(step), donate_argnums=0)
                 self.idx = jnp.asarray(idx)
                 self.fn = run.lower(self.state, self.data, self.idx).compile()
                 self.call = lambda: self.fn(self.state, self.data, self.idx)  # noqa: E731
@@ -136,6 +137,7 @@ class LatentJaxRunner:
         self.time_once()  # warm-up
 
     def time_once(self) -> float:
+        """Seconds of one timed unit."""
         t0 = clock()
         self.state, losses = self.call()
         jax.block_until_ready((self.state, losses))
@@ -143,6 +145,8 @@ class LatentJaxRunner:
 
 
 class TorchRunner:
+    """One timed unit = ``steps`` training steps of the PyTorch peer (eager or compiled)."""
+
     def __init__(self, config, batch: int, steps: int, data: np.ndarray, *, compile: bool):
         import torch
         import torch_peer
@@ -160,6 +164,7 @@ class TorchRunner:
         self.time_once()  # warm-up
 
     def time_once(self) -> float:
+        """Seconds of one timed unit."""
         t0 = clock()
         for i in self.idx:
             loss = self.step(self.data[i])
@@ -234,7 +239,7 @@ def main(argv=None) -> dict:
             per_step = LatentJaxRunner(config, batch, pop, 2, data).time_once() / 2
             steps = max(2, int(args.seconds / max(per_step, 1e-4)))
         runners = {"latentjax": LatentJaxRunner(config, batch, pop, steps, data)}
-        if train.compiler_options() is not None and not args.no_xla_default:
+        if _xla.compiler_options() is not None and not args.no_xla_default:
             # the same step, plain JAX: XLA's default options and XLA's convolutions
             runners["latentjax_xla_default"] = LatentJaxRunner(
                 config, batch, pop, steps, data, options=None, conv_kernels="xla"
@@ -282,7 +287,7 @@ def main(argv=None) -> dict:
         "benchmark": "train_throughput",
         "device": device_string(),
         "versions": versions,
-        "compiler_options": train.compiler_options(),
+        "compiler_options": _xla.compiler_options(),
         "quick": quick,
         "clock": args.clock,
         "flops_source": "XLA cost analysis of the latentjax step (fwd+bwd+Adam)",

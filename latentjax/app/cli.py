@@ -1,6 +1,7 @@
 """The ``latentjax`` console script: ``train``, ``demo`` and ``embed``.
 
-User errors (bad data, files, arguments, checkpoints) end with one line on stderr and exit code 2.
+User errors (bad data, files, arguments, checkpoints) end with one line on stderr and exit code 2;
+the library's messages name Python arguments, which ``_with_flags`` turns into this script's flags.
 """
 
 from __future__ import annotations
@@ -8,7 +9,50 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+
+# The library's argument names -> this script's flags. Library messages write an argument as
+# ``name=value`` (``devices=99``) or, for names with an underscore, as the bare name (``out_dir``).
+FLAGS = {
+    "batch_size": "--batch-size",
+    "beta_grid": "--beta-grid",
+    "checkpoint_every": "--checkpoint-every",
+    "conv_kernels": "--conv-kernels",
+    "coordinator": "--coordinator",
+    "data_dir": "--data-dir",
+    "devices": "--devices",
+    "latent_dim": "--latent-dim",
+    "learning_rate": "--lr",
+    "num_processes": "--num-processes",
+    "out_dir": "--out",
+    "parallel": "--parallel",
+    "precision": "--precision",
+    "process_id": "--process-id",
+    "resume": "--resume",
+    "size": "--population",
+}
+
+
+def _with_flags(message: str) -> str:
+    """A library message with its argument names replaced by the flags that set them.
+
+    Examples:
+      >>> _with_flags("pass resume=True to continue it or choose another out_dir")
+      'pass --resume to continue it or choose another --out'
+      >>> _with_flags("parallel.select_devices: devices=99 asked for, but 4 devices exist")
+      'parallel.select_devices: --devices 99 asked for, but 4 devices exist'
+    """
+    message = re.sub(r"\bresume=True\b", "--resume", message)
+
+    def flag(m: re.Match) -> str:
+        name, value = m.group(1), m.group(2)
+        if value is not None:
+            return f"{FLAGS[name]} {value}"
+        return FLAGS[name] if "_" in name else m.group(0)
+
+    names = "|".join(sorted(FLAGS, key=len, reverse=True))
+    return re.sub(rf"(?<![\w.-])({names})(?:=(\S+?))?(?=[\s,;:)]|$)", flag, message)
 
 
 def _positive_int(s: str) -> int:
@@ -63,13 +107,13 @@ def _parser() -> argparse.ArgumentParser:
         "--microbatches",
         type=_positive_int,
         default=None,
-        help="compute each batch's gradient in N equal slices (default: train.default_microbatches)",
+        help="compute each batch's gradient in N equal slices (default: tuning.default_microbatches)",
     )
     t.add_argument(
         "--conv-kernels",
         choices=("xla", "onednn"),
         default=None,
-        help="conv layers' kernels (default: train.default_conv_kernels: oneDNN on CPU when available)",
+        help="conv layers' kernels (default: tuning.default_conv_kernels: oneDNN on CPU when available)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     g = t.add_argument_group("scale (see README: sharding is the recommended path)")
@@ -124,16 +168,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(args) -> int:
     if args.coordinator or args.num_processes or os.environ.get("JAX_COORDINATOR_ADDRESS"):
-        from latentjax.learn import parallel
+        from latentjax.learn import distributed
 
-        parallel.initialize_distributed(
-            args.coordinator, num_processes=args.num_processes, process_id=args.process_id
-        )
+        distributed.initialize(args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
     import jax
 
     from latentjax import data
     from latentjax.errors import LatentJaxError
-    from latentjax.learn import models, parallel, train
+    from latentjax.learn import models, train
 
     ds = data.load(args.dataset, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     shape = tuple(ds.train_images.shape[1:])
@@ -147,7 +189,7 @@ def _train(args) -> int:
         hidden=args.hidden,
         depth=args.depth,
         activation=args.activation,
-        compute_dtype=parallel.compute_dtype(args.precision),
+        compute_dtype=models.compute_dtype(args.precision),
     )
     settings = {"seed": args.seed, "dataset": args.dataset, "limit": args.limit}
     scaled = (
@@ -229,14 +271,17 @@ def _train_data_parallel(args, cfg, ds, settings) -> int:
 def _train_population(args, cfg, ds, settings) -> int:
     import pathlib
 
+    import jax
+
     from latentjax.learn import population
 
     seeds, betas = population.grid(size=args.population, seed=args.seed, beta_grid=args.beta_grid)
-    graphdef, pop, history = population.fit(
+    res = population.fit(
+        [jax.random.key(s) for s in seeds],
         cfg,
         ds.train_images,
-        seeds=seeds,
         betas=betas,
+        seeds=seeds,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
@@ -248,7 +293,8 @@ def _train_population(args, cfg, ds, settings) -> int:
         progress=not args.quiet,
         settings=settings,
     )
-    losses = history[-1]["losses"] if history else [None] * len(pop.seeds)
+    history = res.history
+    losses = history[-1]["losses"] if history else [None] * len(seeds)
     members = [
         {
             "out": str(pathlib.Path(args.out) / population.member_name(k, seed, beta)),
@@ -256,13 +302,13 @@ def _train_population(args, cfg, ds, settings) -> int:
             "beta": float(beta),
             "loss": losses[k],
         }
-        for k, (seed, beta) in enumerate(zip(pop.seeds, pop.betas.tolist()))
+        for k, (seed, beta) in enumerate(zip(seeds, betas))
     ]
     print(
         json.dumps(
             {
                 "out": args.out,
-                "step": int(pop.states.step[0]),
+                "step": int(res.state.step[0]),
                 "members": members,
                 "model_images_per_s": history[-1]["images_per_s"] if history else None,
             }
@@ -299,10 +345,10 @@ def _embed(args) -> int:
 
     res = embed.run(
         args.checkpoint,
+        args.out,
         method=args.method,
-        out_dir=args.out,
         data_dir=args.data_dir,
-        n=args.n,
+        num_points=args.n,
         seed=args.seed,
         dataset=args.dataset,
     )
@@ -311,13 +357,24 @@ def _embed(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs ``latentjax train|demo|embed``.
+
+    Args:
+      argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+      The exit code: 0, 2 for a user error (one line on stderr, naming flags), 130 if interrupted.
+
+    Examples:
+      >>> main(["train", "--help"])  # doctest: +SKIP
+    """
     from latentjax.errors import LatentJaxError
 
     args = _parser().parse_args(argv)
     try:
         return {"train": _train, "demo": _demo, "embed": _embed}[args.command](args)
     except LatentJaxError as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = _with_flags(str(e).splitlines()[0]) if str(e) else type(e).__name__
         print(f"latentjax {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

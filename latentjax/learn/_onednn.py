@@ -7,7 +7,7 @@ slower than oneDNN's for the conv VAE's layers (measured per layer at batch 256 
 wheels, and no formulation in plain JAX (patches + dot, space-to-depth, shifted slices) was faster
 (``benchmarks/README.md``). So the three kernels are called through XLA's FFI.
 
-How: ``onednn_conv.cc`` (next to this file) is compiled with the system C++ compiler against
+How: ``_onednn_conv.cc`` (next to this file) is compiled with the system C++ compiler against
 jaxlib's FFI headers and the oneDNN wheels (``pip install 'latentjax[onednn]'``) on first use,
 cached under ``$LATENTJAX_CACHE_DIR`` (default ``~/.cache/latentjax``) by a hash of the source,
 and registered as XLA FFI targets. Nothing here is needed: without a compiler or the wheels,
@@ -42,18 +42,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_batching import custom_vmap
 
-from latentjax.errors import LatentJaxError
+from latentjax.errors import InputError
 
 _SRC = Path(__file__).with_name("_onednn_conv.cc")
 _TARGETS = ("LatentjaxConvFwd", "LatentjaxConvBwdData", "LatentjaxConvBwdWeights")
-_DN = ("NHWC", "HWIO", "NHWC")
+# the layouts of every 3x3 convolution here: one-image NHWC maps, HWIO kernels
+DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 _state = threading.local()
 
 
 def _roots() -> list[Path]:
-    """Prefixes that may hold oneDNN's ``include/`` and ``lib/`` (pip installs the wheels'
-    data there).
-    """
+    """Prefixes that may hold oneDNN's ``include/`` and ``lib/`` (where pip puts the wheels' data)."""
     env = os.environ.get("LATENTJAX_ONEDNN_ROOT")
     roots = [Path(env)] if env else []
     roots += [Path(sys.prefix), Path(sys.base_prefix), Path("/usr/local"), Path("/usr")]
@@ -146,21 +145,54 @@ def _load() -> str | None:
 
 
 def unavailable_reason() -> str | None:
-    """Why the oneDNN kernels cannot be used here, or ``None`` when they can."""
+    """Why the oneDNN kernels cannot be used here, or ``None`` when they can.
+
+    The first call builds and loads the kernels (a few seconds; then cached on disk).
+
+    Returns:
+      A one-line reason (no compiler, no oneDNN wheels, disabled by ``LATENTJAX_ONEDNN=0``, ...),
+      or None.
+
+    Examples:
+      >>> unavailable_reason() is None or isinstance(unavailable_reason(), str)
+      True
+    """
     return _load()
 
 
 def available() -> bool:
+    """Whether the oneDNN kernels can be used in this process (see :func:`unavailable_reason`).
+
+    Returns:
+      True when the kernels are built and registered.
+
+    Examples:
+      >>> available() == (unavailable_reason() is None)
+      True
+    """
     return _load() is None
 
 
 @contextlib.contextmanager
 def enabled(on: bool = True):
-    """While a function is traced inside this context, the conv layers of ``latentjax.models``
-    call :func:`conv` (when ``on``).
+    """A context: the conv layers (``learn/_conv.py``) traced inside it call :func:`conv`.
+
+    Args:
+      on: False leaves the plain XLA convolutions on (for a caller that decides at run time).
+
+    Returns:
+      A context manager.
+
+    Raises:
+      InputError: ``on`` but the kernels are unavailable (the message says why).
+
+    Examples:
+      >>> with enabled(False):
+      ...     active()
+      False
     """
     if on and not available():
-        raise LatentJaxError(f"the oneDNN kernels are unavailable: {unavailable_reason()}")
+        raise InputError(f"_onednn.enabled: the oneDNN kernels are unavailable: {unavailable_reason()}")
     before = getattr(_state, "on", False)
     _state.on = on
     try:
@@ -170,6 +202,15 @@ def enabled(on: bool = True):
 
 
 def active() -> bool:
+    """Whether this thread is inside ``enabled(True)`` (read while a conv layer is traced).
+
+    Returns:
+      The flag.
+
+    Examples:
+      >>> active()
+      False
+    """
     return getattr(_state, "on", False)
 
 
@@ -185,7 +226,20 @@ def _fwd_call(x, w, stride):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv_batch(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
-    """SAME 3x3 convolution of a float32 ``(n, h, w, ci)`` batch with ``(3, 3, ci, co)`` weights."""
+    """SAME 3x3 convolution of a float32 ``(n, h, w, ci)`` batch with ``(3, 3, ci, co)`` weights.
+
+    Args:
+      x: float32 images ``(n, h, w, ci)``.
+      w: float32 weights ``(3, 3, ci, co)``.
+      stride: 1 or 2.
+
+    Returns:
+      ``(n, ceil(h / stride), ceil(w / stride), co)``; differentiable (reverse mode).
+
+    Examples:
+      >>> conv_batch(jnp.ones((2, 8, 8, 3)), jnp.ones((3, 3, 3, 4)), 2).shape  # doctest: +SKIP
+      (2, 4, 4, 4)
+    """
     return _fwd_call(x, w, stride)
 
 
@@ -204,7 +258,9 @@ conv_batch.defvjp(_conv_batch_fwd, _conv_batch_bwd)
 
 
 def _lax_conv(x, w, stride):
-    return jax.lax.conv_general_dilated(x[None], w, (stride, stride), "SAME", dimension_numbers=_DN)[0]
+    return jax.lax.conv_general_dilated(
+        x[None], w, (stride, stride), "SAME", dimension_numbers=DIMENSION_NUMBERS
+    )[0]
 
 
 @functools.cache
@@ -226,11 +282,25 @@ def _per_example(stride: int):
 
 
 def conv(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
-    """One ``(h, w, ci)`` image's SAME 3x3 convolution with ``(3, 3, ci, co)`` weights, through
-    oneDNN; vmapped over images, one oneDNN call for the whole batch.
+    """One image's SAME 3x3 convolution through oneDNN; vmapped, one oneDNN call for the batch.
+
+    Args:
+      x: one float32 image ``(h, w, ci)``.
+      w: float32 weights ``(3, 3, ci, co)`` (vmapped weights take XLA's convolution).
+      stride: 1 or 2.
+
+    Returns:
+      ``(ceil(h / stride), ceil(w / stride), co)``.
+
+    Raises:
+      InputError: ``x`` is not one image or ``w`` not a 3x3 kernel over its channels.
+
+    Examples:
+      >>> conv(jnp.ones((8, 8, 3)), jnp.ones((3, 3, 3, 4))).shape  # doctest: +SKIP
+      (8, 8, 4)
     """
     if x.ndim != 3 or w.shape[:2] != (3, 3) or w.shape[2] != x.shape[-1]:
-        raise ValueError(
-            f"onednn.conv: expected (h, w, c) images and (3, 3, c, co) weights, got {x.shape} and {w.shape}"
+        raise InputError(
+            f"_onednn.conv: expected (h, w, c) images and (3, 3, c, co) weights, got {x.shape} and {w.shape}"
         )
     return _per_example(int(stride))(x, w)

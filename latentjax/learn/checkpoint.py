@@ -1,71 +1,115 @@
-"""Checkpoints with orbax: train states and models saved with the config that rebuilds them.
+"""Checkpoints with orbax: any pytree saved every N steps with a JSON ``meta`` item, the last K kept.
 
-The only module that imports orbax. A run directory holds ``checkpoint/<step>/`` (orbax's
-layout: the train state and a JSON ``meta`` item with the model config and run settings).
+The only module that imports orbax, and it knows nothing of models or training: a run folder's
+format (``config.json``, which state is saved) belongs to ``latentjax.learn.runs``. A folder holds
+``checkpoint/<step>/`` in orbax's layout. Typed PRNG keys travel as their raw ``uint32`` data
+(``keys_to_data`` / ``data_to_keys``, also used wherever a state crosses processes or devices).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 from typing import Any
 
 import jax
 import numpy as np
-from flax import nnx
 
 from latentjax.errors import CheckpointError
-from latentjax.learn import models
 
 CHECKPOINT_DIR = "checkpoint"
 
 
 def _ocp():
-    import orbax.checkpoint as ocp  # imported here: orbax is slow to import
+    import orbax.checkpoint as ocp  # imported on first use: orbax takes ~0.35 s to import
 
     return ocp
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> pathlib.Path:
-    """``run_dir/checkpoint``, or ``run_dir`` itself when it is named ``checkpoint``."""
+    """Where a run folder's checkpoints are.
+
+    Args:
+      run_dir: a run folder, or its ``checkpoint`` folder itself.
+
+    Returns:
+      The absolute ``run_dir/checkpoint`` (or ``run_dir`` when it is named ``checkpoint``).
+
+    Examples:
+      >>> checkpoint_dir("/runs/vae").as_posix()
+      '/runs/vae/checkpoint'
+    """
     p = pathlib.Path(run_dir).absolute()
     return p if p.name == CHECKPOINT_DIR else p / CHECKPOINT_DIR
 
 
-def _to_saveable(tree: Any) -> Any:
-    """Typed PRNG keys become their raw uint32 data (orbax stores plain arrays)."""
+def _is_key(x: Any) -> bool:
+    return jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key)
+
+
+def keys_to_data(tree: Any) -> Any:
+    """``tree`` with every typed PRNG key replaced by its raw ``uint32`` data.
+
+    Args:
+      tree: a pytree (a ``TrainState``).
+
+    Returns:
+      The same structure holding only plain arrays (what orbax and collectives move).
+
+    Examples:
+      >>> keys_to_data({"key": jax.random.key(0)})["key"].dtype
+      dtype('uint32')
+    """
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+
+
+def data_to_keys(data: Any, like: Any) -> Any:
+    """``keys_to_data``'s inverse: raw key data back to the typed keys of ``like``.
+
+    Args:
+      data: ``keys_to_data(like)``, or arrays of its shapes (restored, broadcast, placed).
+      like: the pytree with typed keys (its arrays or their ``jax.ShapeDtypeStruct``).
+
+    Returns:
+      ``data`` with the leaves that are keys in ``like`` wrapped as keys of ``like``'s type.
+
+    Examples:
+      >>> tree = {"key": jax.random.key(0)}
+      >>> data_to_keys(keys_to_data(tree), tree)["key"].dtype
+      key<fry>
+    """
     return jax.tree.map(
-        lambda a: (
-            jax.random.key_data(a)
-            if jax.dtypes.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key)
-            else a
-        ),
-        tree,
+        lambda d, x: jax.random.wrap_key_data(d, dtype=x.dtype) if _is_key(x) else d, data, like
     )
 
 
-def _from_saveable(tree: Any, like: Any) -> Any:
-    def back(a, ref):
-        if jax.dtypes.issubdtype(getattr(ref, "dtype", None), jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(a, impl=jax.random.key_impl(ref))
-        return a
-
-    return jax.tree.map(back, tree, like)
-
-
 class Manager:
-    """Saves and restores train states every N steps, keeping the last K.
+    """Saves and restores a pytree every N steps, keeping the last K.
 
-    Saving is synchronous: the trainer donates its state buffers to the next step, so a save
+    Saving is synchronous: the trainers donate their state buffers to the next step, so a save
     must own its copy before returning.
+
+    Args:
+      run_dir: the run folder (checkpoints go to ``checkpoint_dir(run_dir)``).
+      keep: checkpoints to keep.
+      this_process_only: in a multi-process run, only this process saves (orbax otherwise waits
+        at barriers for every process); what it saves must be host-local, e.g. replicated params.
+
+    Examples:
+      >>> import tempfile
+      >>> mngr = Manager(tempfile.mkdtemp(), keep=2)
+      >>> for step in (1, 2, 3):
+      ...     mngr.save(step, {"w": np.full(2, step), "key": jax.random.key(step)}, {"note": "hi"})
+      >>> mngr.all_steps(), mngr.latest_step(), mngr.meta()
+      ([2, 3], 3, {'note': 'hi'})
+      >>> tree, meta = mngr.restore(jax.eval_shape(lambda: {"w": np.zeros(2, int), "key": jax.random.key(0)}))
+      >>> tree["w"].tolist(), tree["key"].dtype
+      ([3, 3], key<fry>)
+      >>> mngr.delete(3)
+      >>> mngr.close()
     """
 
     def __init__(self, run_dir: str | os.PathLike, *, keep: int = 3, this_process_only: bool = False):
-        """Args:
-        this_process_only: in a multi-process run, only this process saves (orbax otherwise waits
-          at barriers for every process); its state must be host-local, e.g. replicated params.
-        """
         ocp = _ocp()
         self.directory = checkpoint_dir(run_dir)
         extra = {}
@@ -81,40 +125,63 @@ class Manager:
         self._mngr = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
+        """The step of the newest checkpoint (an int), or None."""
         return self._mngr.latest_step()
 
     def all_steps(self) -> list[int]:
+        """The steps of every kept checkpoint (a list of ints, oldest first)."""
         return list(self._mngr.all_steps())
 
     def delete(self, step: int) -> None:
-        """Removes the checkpoint of ``step`` (a resumed run replaces the ones after its start)."""
+        """Removes the checkpoint of ``step`` (an int; a resumed run replaces the ones after its start)."""
         self._mngr.delete(int(step))
 
-    def save(self, step: int, state: Any, meta: dict) -> None:
+    def save(self, step: int, tree: Any, meta: dict) -> None:
+        """Saves the pytree ``tree`` (copied to the host) and the JSON-able ``meta`` as checkpoint ``step``.
+
+        Args:
+          step: the checkpoint's step.
+          tree: any pytree of arrays (typed keys included).
+          meta: a JSON-able dict saved beside it.
+        """
         ocp = _ocp()
-        state = jax.device_get(_to_saveable(state))
+        tree = jax.device_get(keys_to_data(tree))
         self._mngr.save(
             int(step),
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
             force=True,
         )
 
-    def meta(self, step: int | None = None) -> dict:
-        ocp = _ocp()
+    def _step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no checkpoint in {self.directory}")
-        return self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        return step
+
+    def meta(self, step: int | None = None) -> dict:
+        """The ``meta`` dict saved at ``step`` (default: the latest); ``CheckpointError`` if none."""
+        ocp = _ocp()
+        return self._mngr.restore(self._step(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
+            "meta"
+        ]
 
     def restore(self, like: Any, step: int | None = None) -> tuple[Any, dict]:
-        """Restores the state saved at ``step`` (default: latest) into the structure of ``like``."""
+        """The pytree saved at ``step`` (default: the latest) in the structure of ``like``, and its meta.
+
+        Args:
+          like: the pytree's structure; it may be abstract (``jax.eval_shape``'s
+            ``ShapeDtypeStruct`` leaves): only structure, shapes and dtypes are read.
+          step: the checkpoint's step.
+
+        Returns:
+          ``(tree, meta)``.
+
+        Raises:
+          CheckpointError: the checkpoint is missing or holds other shapes (another model).
+        """
         ocp = _ocp()
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise CheckpointError(f"no checkpoint in {self.directory}")
-        target = jax.tree.map(
-            lambda a: np.zeros(np.shape(a), np.asarray(a).dtype), jax.device_get(_to_saveable(like))
-        )
+        step = self._step(step)
+        target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), jax.eval_shape(keys_to_data, like))
         try:
             out = self._mngr.restore(
                 step,
@@ -132,50 +199,8 @@ class Manager:
                     f"checkpoint {self.directory}/{step} does not match this model "
                     f"(an array of shape {np.shape(a)} where {np.shape(b)} was expected)"
                 )
-        return _from_saveable(restored, like), out["meta"]
+        return data_to_keys(restored, like), out["meta"]
 
     def close(self) -> None:
+        """Waits for nothing (saves are synchronous) and releases orbax's resources."""
         self._mngr.close()
-
-
-def read_config(run_dir: str | os.PathLike) -> models.Config:
-    """The model config of a run (from ``run_dir/config.json``, else the latest checkpoint)."""
-    run_dir = pathlib.Path(run_dir)
-    cfg_file = run_dir / "config.json"
-    if not cfg_file.exists() and run_dir.name == CHECKPOINT_DIR:
-        cfg_file = run_dir.parent / "config.json"
-    if cfg_file.exists():
-        try:
-            return models.Config.from_json(json.loads(cfg_file.read_text())["model"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{cfg_file} is not a latentjax run config ({e})") from e
-    d = checkpoint_dir(run_dir)
-    if not d.exists():
-        raise CheckpointError(f"no latentjax run at {run_dir} (no config.json and no checkpoint/)")
-    return models.Config.from_json(Manager(run_dir).meta()["model"])
-
-
-def load_model(
-    run_dir: str | os.PathLike, *, step: int | None = None
-) -> tuple[models.AutoEncoder, models.Config]:
-    """The trained model of a ``latentjax train``/``demo`` run and its config.
-
-    Examples:
-      >>> model, cfg = load_model("latentjax-demo")  # doctest: +SKIP
-      >>> models.decode(model, jnp.zeros(cfg.latent_dim))  # doctest: +SKIP
-    """
-    cfg = read_config(run_dir)
-    mngr = Manager(run_dir)
-    if mngr.latest_step() is None:
-        raise CheckpointError(f"no checkpoint in {mngr.directory}")
-    graphdef = nnx.graphdef(models.create(jax.random.key(0), cfg))
-    meta = mngr.meta(step)
-    if models.Config.from_json(meta["model"]) != cfg:
-        raise CheckpointError(
-            f"checkpoint in {mngr.directory} was written by another model than config.json describes"
-        )
-    from latentjax.learn import train  # the state layout lives with the trainer
-
-    state, _ = mngr.restore(train.abstract_state(cfg, meta.get("train", {})), step)
-    mngr.close()
-    return nnx.merge(graphdef, state.params), cfg

@@ -2,12 +2,12 @@
 
 A model is an ``nnx.Module`` (a pytree in flax 0.12); every function here takes one example
 (an image ``(h, w, c)`` in [0, 1] or a latent ``(latent_dim,)``) and works under ``jax.jit``,
-``jax.vmap`` and ``jax.grad``. Batch with ``jax.vmap(fn, in_axes=(None, 0))``.
+``jax.vmap`` and ``jax.grad``. Batch with ``jax.vmap(fn, in_axes=(None, 0))``. The conv layers'
+fast CPU forms live in ``learn/_conv.py``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
@@ -16,290 +16,76 @@ import numpy as np
 from flax import nnx
 from jax.typing import ArrayLike
 
-from latentjax.errors import LatentJaxError
-from latentjax.learn import _onednn as onednn
+from latentjax.errors import InputError
+from latentjax.learn import _networks
 from latentjax.learn import _xla as xla
-
-KINDS = ("vae", "ae")
-ARCHS = ("mlp", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian")
-ACTIVATIONS = {"relu": jax.nn.relu, "swish": jax.nn.swish, "elu": jax.nn.elu, "gelu": jax.nn.gelu}
-
-
-class Config(NamedTuple):
-    """Everything needed to rebuild a model; stored beside every checkpoint.
-
-    Attributes:
-      kind: ``"vae"`` (Gaussian posterior, KL to N(0, I)) or ``"ae"`` (deterministic code).
-      arch: ``"mlp"`` or ``"conv"``.
-      image_shape: ``(h, w, c)`` of one image.
-      latent_dim: size of the latent code.
-      likelihood: ``"bernoulli"`` (continuous Bernoulli-style cross-entropy on [0, 1] pixels)
-        or ``"gaussian"`` (Normal with the mean through a sigmoid and one learned scale,
-        the "sigma-VAE" of Rybkin et al. 2021).
-      hidden: width of the MLP hidden layers (and of the conv models' dense layer).
-      depth: number of hidden layers of the MLP encoder and decoder.
-      channels: channels of the first conv layer (doubled at each downsampling).
-      activation: one of ``relu``, ``swish``, ``elu``, ``gelu``. Smooth activations give
-        smooth decoder metrics (geodesics); ``relu`` matches the classic MLP VAE.
-      compute_dtype: ``"float32"`` or ``"bfloat16"`` (parameters stay float32).
-    """
-
-    kind: str = "vae"
-    arch: str = "mlp"
-    image_shape: tuple[int, int, int] = (28, 28, 1)
-    latent_dim: int = 16
-    likelihood: str = "bernoulli"
-    hidden: int = 400
-    depth: int = 1
-    channels: int = 32
-    activation: str = "swish"
-    compute_dtype: str = "float32"
-
-    def to_json(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self._asdict().items()}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Config:
-        unknown = set(d) - set(cls._fields)
-        if unknown:
-            raise LatentJaxError(f"unknown model config fields {sorted(unknown)}")
-        d = dict(d)
-        if "image_shape" in d:
-            d["image_shape"] = tuple(int(v) for v in d["image_shape"])
-        return cls(**d)
-
-    def validate(self) -> Config:
-        if self.kind not in KINDS:
-            raise LatentJaxError(f"model kind must be one of {KINDS}, got {self.kind!r}")
-        if self.arch not in ARCHS:
-            raise LatentJaxError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.likelihood not in LIKELIHOODS:
-            raise LatentJaxError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-        if self.activation not in ACTIVATIONS:
-            raise LatentJaxError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
-            raise LatentJaxError(f"image_shape must be (h, w, c), got {self.image_shape}")
-        if self.latent_dim < 1:
-            raise LatentJaxError(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if self.arch == "conv" and (self.image_shape[0] % 4 or self.image_shape[1] % 4):
-            raise LatentJaxError(f"the conv model needs h and w divisible by 4, got {self.image_shape}")
-        return self
+from latentjax.learn._config import (  # noqa: F401  (re-exported: models.Config, models.compute_dtype)
+    ACTIVATIONS,
+    ARCHS,
+    KINDS,
+    LIKELIHOODS,
+    PRECISIONS,
+    Config,
+    compute_dtype,
+)
 
 
 class Gaussian(NamedTuple):
-    """A diagonal Gaussian posterior q(z|x); ``log_var`` is None for a plain autoencoder."""
+    """A diagonal Gaussian posterior q(z|x), what ``encode`` returns.
+
+    Attributes:
+      mean: ``(latent_dim,)``.
+      log_var: ``(latent_dim,)``, or None for a plain autoencoder (``kind="ae"``).
+
+    Examples:
+      >>> float(kl_divergence(Gaussian(jnp.zeros(3), jnp.zeros(3))))
+      0.0
+    """
 
     mean: jax.Array
     log_var: jax.Array | None
 
 
-def _num_downsamples(h: int, w: int) -> int:
-    """Stride-2 stages until the feature map is at most 8 pixels on a side (at least 2)."""
-    n = 2
-    while (
-        min(h, w) // 2 ** (n + 1) >= 4
-        and max(h, w) // 2**n > 8
-        and h % 2 ** (n + 1) == 0
-        and w % 2 ** (n + 1) == 0
-    ):
-        n += 1
-    return n
-
-
-def _depth_to_space(x: jax.Array, factor: int = 2) -> jax.Array:
-    """(h, w, f*f*c) -> (f*h, f*w, c): the sub-pixel upsampling of Shi et al. 2016."""
-    h, w, c4 = x.shape[-3:]
-    c = c4 // (factor * factor)
-    lead = x.shape[:-3]
-    x = x.reshape(*lead, h, w, factor, factor, c)
-    x = jnp.swapaxes(x, -4, -3)  # (h, f, w, f, c)
-    return x.reshape(*lead, h * factor, w * factor, c)
-
-
-# The conv layers below compute what ``nnx.Conv`` computes, from its parameters, in forms that
-# XLA:CPU trains faster (measured on the conv VAE step, batch 256, 2 cores; the parameters and
-# checkpoints are those of the plain ``nnx.Conv`` layers).
-
-_DN = ("NHWC", "HWIO", "NHWC")
-
-
-def _add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
-    """``y + bias`` over the channel axis of one ``(h, w, c)`` feature map.
-
-    The bias is broadcast by a dot with a ones column, so that its gradient is a dot too. The
-    plain broadcast's gradient is a reduce over (batch, h, w) once vmapped, which XLA:CPU's
-    tree-reduction rewrite turns into a slow reduce-window (41 of 213 ms in the conv VAE step).
-    Linear in ``bias``, so forward- and reverse-mode both work.
-    """
-    h, w, c = y.shape
-    ones = jnp.ones((h * w, 1), y.dtype)
-    return y + jax.lax.dot_general(ones, bias.astype(y.dtype)[None], (((1,), (0,)), ((), ()))).reshape(
-        h, w, c
-    )
-
-
-def _conv(layer: nnx.Conv, x: jax.Array, stride: int = 1) -> jax.Array:
-    """``layer(x)`` for a 3x3 ``nnx.Conv`` with SAME padding, on one ``(h, w, c)`` image."""
-    dt = layer.dtype or x.dtype
-    x, kernel = x.astype(dt), layer.kernel[...].astype(dt)
-    if onednn.active() and x.dtype == jnp.float32 and kernel.dtype == jnp.float32:
-        y = onednn.conv(x, kernel, stride)
-    else:
-        y = jax.lax.conv_general_dilated(x[None], kernel, (stride, stride), "SAME", dimension_numbers=_DN)[0]
-    return _add_bias(y, layer.bias[...])
-
-
-def _tap_selector(channels: int, dtype) -> jax.Array:
-    """The fixed ``(3, 3, 9 c, c)`` kernel whose output channel ``o`` at a pixel sums, over the 9
-    taps ``(i, j)``, input channel ``9 o + 3 i + j`` at the pixel shifted by ``(i - 1, j - 1)``.
-    """
-    sel = np.zeros((3, 3, 9 * channels, channels), np.float32)
-    for o in range(channels):
-        for i in range(3):
-            for j in range(3):
-                sel[i, j, 9 * o + 3 * i + j, o] = 1.0
-    return jnp.asarray(sel, dtype)
-
-
-def _conv_after_subpixel(layer: nnx.Conv, a: jax.Array) -> jax.Array:
-    """``layer(_depth_to_space(a))`` for the decoder's last conv, whose outputs are few (the
-    image channels), without building the upsampled ``(2h, 2w, c)`` feature map.
-
-    Each tap's contribution is a per-pixel dot, so it is taken on ``a``'s sub-pixel layout
-    (``(h, w, 4 c)`` -> ``(h, w, 4, 9 out)``); only that small result is shuffled to full
-    resolution, and a fixed one-hot 3x3 conv adds the 9 shifted taps. On XLA:CPU this avoids
-    the transposes of the ``(b, 2h, 2w, c)`` activations (and of their gradient) that the conv's
-    weight gradient otherwise needs: the conv VAE step went from 213 to ~175 ms.
-    """
-    dt = layer.dtype or a.dtype
-    h, w, c4 = a.shape
-    kernel = layer.kernel[...].astype(dt)
-    kh, kw, cin, cout = kernel.shape
-    taps = kernel.transpose(2, 3, 0, 1).reshape(cin, cout * kh * kw)  # column 9 o + 3 i + j
-    z = a.astype(dt).reshape(h, w, 4, cin) @ taps  # (h, w, 4, 9 out): the sub-pixels' tap values
-    z = _depth_to_space(z.reshape(h, w, 4 * cout * kh * kw))  # (2h, 2w, 9 out)
-    y = jax.lax.conv_general_dilated(z[None], _tap_selector(cout, dt), (1, 1), "SAME", dimension_numbers=_DN)[
-        0
-    ]
-    return _add_bias(y, layer.bias[...])
-
-
-class MLPEncoder(nnx.Module):
-    def __init__(self, cfg: Config, out_dim: int, *, rngs: nnx.Rngs):
-        dims = [math.prod(cfg.image_shape)] + [cfg.hidden] * cfg.depth
-        dt = jnp.dtype(cfg.compute_dtype)
-        self.hidden = nnx.List([nnx.Linear(a, b, dtype=dt, rngs=rngs) for a, b in zip(dims[:-1], dims[1:])])
-        self.out = nnx.Linear(dims[-1], out_dim, dtype=dt, rngs=rngs)
-        self.act = cfg.activation
-
-    def __call__(self, x):
-        h = x.reshape(-1)
-        for layer in self.hidden:
-            h = ACTIVATIONS[self.act](layer(h))
-        return self.out(h)
-
-
-class MLPDecoder(nnx.Module):
-    def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
-        dims = [cfg.latent_dim] + [cfg.hidden] * cfg.depth
-        dt = jnp.dtype(cfg.compute_dtype)
-        self.hidden = nnx.List([nnx.Linear(a, b, dtype=dt, rngs=rngs) for a, b in zip(dims[:-1], dims[1:])])
-        self.out = nnx.Linear(dims[-1], math.prod(cfg.image_shape), dtype=dt, rngs=rngs)
-        self.act = cfg.activation
-        self.image_shape = tuple(cfg.image_shape)
-
-    def __call__(self, z):
-        h = z
-        for layer in self.hidden:
-            h = ACTIVATIONS[self.act](layer(h))
-        return self.out(h).reshape(self.image_shape)
-
-
-class ConvEncoder(nnx.Module):
-    """Stride-2 3x3 convolutions (channels doubling), then a dense layer."""
-
-    def __init__(self, cfg: Config, out_dim: int, *, rngs: nnx.Rngs):
-        h, w, c = cfg.image_shape
-        n = _num_downsamples(h, w)
-        chans = [c] + [cfg.channels * 2**i for i in range(n)]
-        dt = jnp.dtype(cfg.compute_dtype)
-        self.convs = nnx.List(
-            [
-                nnx.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding="SAME", dtype=dt, rngs=rngs)
-                for a, b in zip(chans[:-1], chans[1:])
-            ]
-        )
-        flat = (h // 2**n) * (w // 2**n) * chans[-1]
-        self.dense = nnx.Linear(flat, cfg.hidden, dtype=dt, rngs=rngs)
-        self.out = nnx.Linear(cfg.hidden, out_dim, dtype=dt, rngs=rngs)
-        self.act = cfg.activation
-
-    def __call__(self, x):
-        act = ACTIVATIONS[self.act]
-        h = x
-        for conv in self.convs:
-            h = act(_conv(conv, h, 2))
-        return self.out(act(self.dense(h.reshape(-1))))
-
-
-class ConvDecoder(nnx.Module):
-    """Dense layer to a small feature map, then sub-pixel upsampling stages.
-
-    Each stage is a stride-1 3x3 convolution to 4x the channels followed by depth-to-space,
-    instead of a stride-2 transposed convolution: the same receptive field, and on XLA:CPU
-    about 3x faster to train, since the weight gradient of a strided ``ConvTranspose`` is a
-    slow path there (measured in ``../shared/PERF_NOTES.md``).
-    """
-
-    def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
-        h, w, c = cfg.image_shape
-        n = _num_downsamples(h, w)
-        chans = [cfg.channels * 2**i for i in range(n)][::-1]  # e.g. 64, 32
-        dt = jnp.dtype(cfg.compute_dtype)
-        self.start = (h // 2**n, w // 2**n, chans[0])
-        self.dense1 = nnx.Linear(cfg.latent_dim, cfg.hidden, dtype=dt, rngs=rngs)
-        self.dense2 = nnx.Linear(cfg.hidden, math.prod(self.start), dtype=dt, rngs=rngs)
-        outs = chans[1:] + [chans[-1]]
-        self.ups = nnx.List(
-            [
-                nnx.Conv(a, 4 * b, kernel_size=(3, 3), padding="SAME", dtype=dt, rngs=rngs)
-                for a, b in zip(chans, outs)
-            ]
-        )
-        self.out = nnx.Conv(outs[-1], c, kernel_size=(3, 3), padding="SAME", dtype=dt, rngs=rngs)
-        self.act = cfg.activation
-
-    def __call__(self, z):
-        act = ACTIVATIONS[self.act]
-        h = act(self.dense2(act(self.dense1(z)))).reshape(self.start)
-        for conv in self.ups[:-1]:
-            h = act(_depth_to_space(_conv(conv, h)))
-        a = act(_conv(self.ups[-1], h))
-        if onednn.active():  # oneDNN's kernels are fast on the upsampled map itself
-            return _conv(self.out, _depth_to_space(a))
-        # = self.out(_depth_to_space(a)), computed without the upsampled map
-        return _conv_after_subpixel(self.out, a)
-
-
 class AutoEncoder(nnx.Module):
-    """An encoder, a decoder and (for the Gaussian likelihood) one learned log-scale."""
+    """An encoder, a decoder and (for the Gaussian likelihood) one learned log-scale.
+
+    Build one with ``create``; use it through this module's single-example functions.
+
+    Args:
+      cfg: the model's ``Config`` (validated; kept as ``self.config``).
+      rngs: initialises the parameters.
+
+    Examples:
+      >>> model = AutoEncoder(Config(latent_dim=2, hidden=8), rngs=nnx.Rngs(params=0))
+      >>> model.config.latent_dim
+      2
+    """
 
     def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
         cfg = cfg.validate()
         out_dim = 2 * cfg.latent_dim if cfg.kind == "vae" else cfg.latent_dim
         if cfg.arch == "mlp":
-            self.encoder = MLPEncoder(cfg, out_dim, rngs=rngs)
-            self.decoder = MLPDecoder(cfg, rngs=rngs)
+            self.encoder = _networks.MLPEncoder(cfg, out_dim, rngs=rngs)
+            self.decoder = _networks.MLPDecoder(cfg, rngs=rngs)
         else:
-            self.encoder = ConvEncoder(cfg, out_dim, rngs=rngs)
-            self.decoder = ConvDecoder(cfg, rngs=rngs)
+            self.encoder = _networks.ConvEncoder(cfg, out_dim, rngs=rngs)
+            self.decoder = _networks.ConvDecoder(cfg, rngs=rngs)
         self.log_scale = nnx.Param(jnp.full((), -2.0)) if cfg.likelihood == "gaussian" else None
         self.config = cfg
 
 
 def create(key: jax.Array, config: Config) -> AutoEncoder:
     """Builds a model with parameters initialised from ``key``.
+
+    Args:
+      key: initialises the parameters.
+      config: the model.
+
+    Returns:
+      An ``AutoEncoder``.
+
+    Raises:
+      InputError: an invalid ``config``.
 
     Examples:
       >>> model = create(jax.random.key(0), Config(latent_dim=2, hidden=32))
@@ -310,15 +96,26 @@ def create(key: jax.Array, config: Config) -> AutoEncoder:
 
 
 def to_float(images: ArrayLike) -> jax.Array:
-    """uint8 images in [0, 255] -> float32 in [0, 1] (any leading shape)."""
+    """uint8 images in [0, 255] -> float32 in [0, 1] (any leading shape).
+
+    Args:
+      images: uint8 array of any shape.
+
+    Returns:
+      float32, the same shape.
+
+    Examples:
+      >>> to_float(np.array([0, 255], np.uint8)).tolist()
+      [0.0, 1.0]
+    """
     return jnp.asarray(images).astype(jnp.float32) / 255.0
 
 
 def _check_image(model: AutoEncoder, x: jax.Array) -> jax.Array:
     x = jnp.asarray(x)
     if x.shape != tuple(model.config.image_shape):
-        raise LatentJaxError(
-            f"expected one image of shape {tuple(model.config.image_shape)}, got {x.shape} "
+        raise InputError(
+            f"models: expected one image of shape {tuple(model.config.image_shape)}, got {x.shape} "
             "(batch with jax.vmap)"
         )
     return x.astype(jnp.float32)
@@ -327,14 +124,28 @@ def _check_image(model: AutoEncoder, x: jax.Array) -> jax.Array:
 def _check_latent(model: AutoEncoder, z: jax.Array) -> jax.Array:
     z = jnp.asarray(z)
     if z.shape != (model.config.latent_dim,):
-        raise LatentJaxError(
-            f"expected one latent of shape ({model.config.latent_dim},), got {z.shape} (batch with jax.vmap)"
+        raise InputError(
+            f"models: expected one latent of shape ({model.config.latent_dim},), got {z.shape} "
+            "(batch with jax.vmap)"
         )
     return z
 
 
 def encode(model: AutoEncoder, x: ArrayLike) -> Gaussian:
-    """q(z|x) for one image ``x`` of shape ``(h, w, c)`` in [0, 1]."""
+    """q(z|x) for one image.
+
+    Args:
+      model: the model.
+      x: one image ``(h, w, c)`` in [0, 1].
+
+    Returns:
+      ``Gaussian(mean, log_var)``, each ``(latent_dim,)`` (``log_var`` None for an autoencoder).
+
+    Examples:
+      >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
+      >>> encode(model, jnp.zeros((8, 8, 1))).mean.shape
+      (2,)
+    """
     x = _check_image(model, x)
     out = model.encoder(x.astype(model.config.compute_dtype)).astype(jnp.float32)
     if model.config.kind == "ae":
@@ -354,6 +165,14 @@ def encode_images(model: AutoEncoder, images: ArrayLike, *, batch_size: int = 10
     Chunks of ``batch_size`` (the last one padded) go through one jitted ``vmap`` of ``encode``,
     so it compiles once per model and chunk shape, however often it is called.
 
+    Args:
+      model: the model.
+      images: uint8 ``(n, h, w, c)``.
+      batch_size: images per compiled chunk.
+
+    Returns:
+      float32 numpy ``(n, latent_dim)``.
+
     Examples:
       >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=3, hidden=8))
       >>> encode_images(model, np.zeros((5, 8, 8, 1), np.uint8)).shape
@@ -370,18 +189,57 @@ def encode_images(model: AutoEncoder, images: ArrayLike, *, batch_size: int = 10
 
 
 def decode_logits(model: AutoEncoder, z: ArrayLike) -> jax.Array:
-    """The decoder's pre-sigmoid output for one latent: shape ``image_shape``."""
+    """The decoder's pre-sigmoid output for one latent.
+
+    Args:
+      model: the model.
+      z: one latent ``(latent_dim,)``.
+
+    Returns:
+      float32 logits of shape ``image_shape``.
+
+    Examples:
+      >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
+      >>> decode_logits(model, jnp.zeros(2)).shape
+      (8, 8, 1)
+    """
     z = _check_latent(model, z)
     return model.decoder(z.astype(model.config.compute_dtype)).astype(jnp.float32)
 
 
 def decode(model: AutoEncoder, z: ArrayLike) -> jax.Array:
-    """The mean image for one latent, in [0, 1]."""
+    """The mean image for one latent.
+
+    Args:
+      model: the model.
+      z: one latent ``(latent_dim,)``.
+
+    Returns:
+      ``(h, w, c)`` in [0, 1].
+
+    Examples:
+      >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
+      >>> float(decode(model, jnp.zeros(2)).max()) <= 1.0
+      True
+    """
     return jax.nn.sigmoid(decode_logits(model, z))
 
 
 def reconstruct(model: AutoEncoder, x: ArrayLike) -> jax.Array:
-    """Decodes the posterior mean of one image."""
+    """Decodes the posterior mean of one image.
+
+    Args:
+      model: the model.
+      x: one image ``(h, w, c)`` in [0, 1].
+
+    Returns:
+      The reconstruction ``(h, w, c)`` in [0, 1].
+
+    Examples:
+      >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
+      >>> reconstruct(model, jnp.zeros((8, 8, 1))).shape
+      (8, 8, 1)
+    """
     return decode(model, encode(model, x).mean)
 
 
@@ -391,6 +249,19 @@ def log_likelihood(model: AutoEncoder, x: ArrayLike, z: ArrayLike) -> jax.Array:
     Bernoulli: the cross-entropy of sigmoid(logits) against pixel intensities in [0, 1] (the
     usual choice for MNIST-like data; a proper likelihood for binarised pixels). Gaussian:
     Normal(sigmoid(logits), exp(log_scale)) per pixel.
+
+    Args:
+      model: the model.
+      x: one image ``(h, w, c)`` in [0, 1].
+      z: one latent ``(latent_dim,)``.
+
+    Returns:
+      A scalar.
+
+    Examples:
+      >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
+      >>> float(log_likelihood(model, jnp.zeros((8, 8, 1)), jnp.zeros(2))) < 0
+      True
     """
     x = _check_image(model, x)
     logits = decode_logits(model, z)
@@ -407,7 +278,18 @@ def log_likelihood(model: AutoEncoder, x: ArrayLike, z: ArrayLike) -> jax.Array:
 
 
 def kl_divergence(q: Gaussian) -> jax.Array:
-    """KL(q || N(0, I)) in closed form (Kingma & Welling 2014, appendix B)."""
+    """KL(q || N(0, I)) in closed form (Kingma & Welling 2014, appendix B).
+
+    Args:
+      q: a ``Gaussian`` with ``log_var``.
+
+    Returns:
+      A scalar >= 0.
+
+    Examples:
+      >>> float(kl_divergence(Gaussian(jnp.zeros(2), jnp.zeros(2))))
+      0.0
+    """
     return 0.5 * jnp.sum(jnp.exp(q.log_var) + q.mean**2 - 1.0 - q.log_var)
 
 
@@ -423,6 +305,15 @@ def elbo(model: AutoEncoder, key: jax.Array, x: ArrayLike, *, beta: float = 1.0)
     One reparameterised sample of z (Kingma & Welling 2014, eq. 7; beta as in Higgins et al.
     2017). For an autoencoder (``kind="ae"``) it is log p(x|z) at the deterministic code.
 
+    Args:
+      model: the model.
+      key: draws z.
+      x: one image ``(h, w, c)`` in [0, 1].
+      beta: the KL weight.
+
+    Returns:
+      A scalar (higher is better).
+
     Examples:
       >>> model = create(jax.random.key(0), Config(latent_dim=2, hidden=32))
       >>> elbo(model, jax.random.key(1), jnp.zeros((28, 28, 1))).shape
@@ -436,7 +327,21 @@ def elbo(model: AutoEncoder, key: jax.Array, x: ArrayLike, *, beta: float = 1.0)
 
 
 def sample(model: AutoEncoder, key: jax.Array, *, temperature: float = 1.0) -> jax.Array:
-    """Draws z ~ N(0, temperature^2 I) and decodes it to a mean image."""
+    """Draws z ~ N(0, temperature^2 I) and decodes it to a mean image.
+
+    Args:
+      model: the model.
+      key: draws z.
+      temperature: the prior's scale.
+
+    Returns:
+      ``(h, w, c)`` in [0, 1].
+
+    Examples:
+      >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
+      >>> sample(model, jax.random.key(1)).shape
+      (8, 8, 1)
+    """
     z = temperature * jax.random.normal(key, (model.config.latent_dim,))
     return decode(model, z)
 
@@ -450,22 +355,29 @@ def iwae_bound(model: AutoEncoder, key: jax.Array, x: ArrayLike, *, num_samples:
 
     ``log (1/k) sum_i p(x, z_i) / q(z_i|x)`` with ``z_i ~ q(z|x)``; L_1 is the ELBO with
     beta = 1 and ``L_k`` increases with ``k`` towards log p(x).
+
+    Args:
+      model: a VAE.
+      key: draws the ``num_samples`` latents.
+      x: one image ``(h, w, c)`` in [0, 1].
+      num_samples: ``k``.
+
+    Returns:
+      A scalar.
+
+    Raises:
+      InputError: ``model`` is not a VAE.
+
+    Examples:
+      >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
+      >>> iwae_bound(model, jax.random.key(1), jnp.zeros((8, 8, 1)), num_samples=4).shape
+      ()
     """
     if model.config.kind != "vae":
-        raise LatentJaxError("iwae_bound needs a VAE (kind='vae')")
+        raise InputError("models.iwae_bound: model must be a VAE (kind='vae')")
     q = encode(model, x)
     z = _reparameterize(key, q, (num_samples,))
     log_px = jax.vmap(lambda zi: log_likelihood(model, x, zi))(z)
     mean, log_var = (jnp.broadcast_to(a, z.shape) for a in (q.mean, q.log_var))
     log_w = log_px + _log_normal(z, jnp.zeros_like(z), jnp.zeros_like(z)) - _log_normal(z, mean, log_var)
     return jax.nn.logsumexp(log_w) - jnp.log(num_samples)
-
-
-def flops_per_example(config: Config) -> int:
-    """Approximate multiply-add FLOPs (x2) of one forward pass (encoder + decoder)."""
-    model = nnx.eval_shape(lambda: create(jax.random.key(0), config))
-    f = jax.jit(lambda m, x: decode(m, encode(m, x).mean)).lower(model, jnp.zeros(config.image_shape))
-    cost = f.compile().cost_analysis()
-    if isinstance(cost, list):
-        cost = cost[0]
-    return int(cost.get("flops", 0)) if cost else 0

@@ -1,10 +1,14 @@
-"""Populations: K models trained at once, ``jax.vmap`` over stacked train states (one compiled step
-for any grid of seeds and KL weights), each member written as its own run folder.
+"""Populations: K models trained at once, each member written as its own run folder.
+
+``jax.vmap`` over stacked train states: one compiled step for any grid of keys and KL weights.
+``fit`` runs it in ``loop.run``, the loop of every trainer; member ``k`` equals ``train.fit`` with
+``keys[k]`` and ``betas[k]`` (same initialisation, data order and per-step keys).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -13,58 +17,90 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
 
-from latentjax.errors import CheckpointError, LatentJaxError
-from latentjax.learn import models, runs, train
+from latentjax import data
+from latentjax.errors import CheckpointError, InputError
+from latentjax.learn import loop, models, runs, state, train, tuning
 
 
-class Population(NamedTuple):
-    """K models trained at once: stacked train states (leading axis K) and their settings.
+class State(NamedTuple):
+    """The state of a population's training: stacked train states and each member's KL weight.
 
     Attributes:
-      states: a ``train.TrainState`` whose every leaf has a leading member axis.
-      betas: ``(K,)`` float32, each member's KL weight.
-      seeds: the members' seeds (``jax.random.key(seed)`` is what ``train.fit`` would be given).
+      states: a ``state.TrainState`` whose every leaf has a leading member axis (``state.stack``).
+      betas: ``(K,)`` float32, each member's KL weight (traced: one compilation serves any grid).
+
+    Examples:
+      >>> _, pop, _ = init([jax.random.key(0)] * 3, models.Config(latent_dim=2, hidden=8), betas=4.0)
+      >>> pop.betas.tolist()
+      [4.0, 4.0, 4.0]
     """
 
-    states: train.TrainState
+    states: state.TrainState
     betas: jax.Array
-    seeds: tuple
 
 
 def init(
+    keys: Sequence[jax.Array] | jax.Array,
     config: models.Config,
     *,
-    seeds: Sequence[int],
     betas: Sequence[float] | float = 1.0,
     learning_rate: float = 1e-3,
 ):
-    """``(graphdef, Population, tx)``: member ``k`` is exactly ``train.init(key(seeds[k]), ...)``.
+    """K fresh members; member ``k`` is exactly ``state.init(keys[k], config, ...)``.
 
-    ``betas`` is one value per member or a single value for all.
+    Args:
+      keys: one key per member (a list, or a ``(K,)`` key array).
+      config: the model (every member's).
+      betas: one KL weight per member, or one for all.
+      learning_rate: Adam's step size.
+
+    Returns:
+      ``(graphdef, State, tx)``.
+
+    Raises:
+      InputError: no keys, or ``betas`` of another length or negative.
+
+    Examples:
+      >>> keys = [jax.random.key(0), jax.random.key(1)]
+      >>> _, pop, _ = init(keys, models.Config(latent_dim=2, hidden=8), betas=[1.0, 4.0])
+      >>> pop.betas.tolist(), pop.states.step.shape
+      ([1.0, 4.0], (2,))
     """
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise LatentJaxError("a population needs at least one member (seeds is empty)")
+    keys = list(keys)
+    if not keys:
+        raise InputError("population.init: keys is empty; a population needs at least one member")
+    k = len(keys)
     betas = (
-        np.broadcast_to(np.asarray(betas, np.float32), (len(seeds),))
+        np.broadcast_to(np.asarray(betas, np.float32), (k,))
         if np.ndim(betas) == 0
         else np.asarray(betas, np.float32)
     )
-    if betas.shape != (len(seeds),):
-        raise LatentJaxError(f"--beta-grid has {betas.shape[0]} values for {len(seeds)} members")
+    if betas.shape != (k,):
+        raise InputError(f"population.init: betas has {betas.shape[0]} values for {k} keys")
     if not np.all(np.isfinite(betas)) or np.any(betas < 0):
-        raise LatentJaxError(f"betas must be finite and >= 0, got {betas.tolist()}")
-    members = [train.init(jax.random.key(s), config, learning_rate=learning_rate) for s in seeds]
+        raise InputError(f"population.init: betas must be finite and >= 0, got {betas.tolist()}")
+    members = [state.init(key, config, learning_rate=learning_rate) for key in keys]
     graphdef, tx = members[0][0], members[0][2]
-    states = jax.tree.map(lambda *xs: jnp.stack(xs), *[m[1] for m in members])
-    return graphdef, Population(states, jnp.asarray(betas), seeds), tx
+    return graphdef, State(state.stack([m[1] for m in members]), jnp.asarray(betas)), tx
 
 
 def grid(*, size: int | None = None, seed: int = 0, beta_grid: Sequence[float] | None = None):
-    """Seeds and betas for ``--population K --beta-grid b1,b2,...``: every beta of the grid
-    crossed with K seeds (``seed, seed+1, ...``), or K seeds at beta 1 without a grid.
+    """Seeds and betas of a grid: every beta of ``beta_grid`` crossed with ``size`` seeds.
+
+    The CLI's ``--population K --beta-grid b1,b2,...``: seeds ``seed, seed+1, ...``, or K seeds
+    at beta 1 without a grid. Member ``k``'s key is ``jax.random.key(seeds[k])``.
+
+    Args:
+      size: seeds per beta (default 1).
+      seed: the first seed.
+      beta_grid: the KL weights (default: 1 only).
+
+    Returns:
+      ``(seeds, betas)``, two tuples of one entry per member.
+
+    Raises:
+      InputError: ``size`` < 1.
 
     Examples:
       >>> grid(size=2, beta_grid=[0.5, 4.0])
@@ -73,92 +109,109 @@ def grid(*, size: int | None = None, seed: int = 0, beta_grid: Sequence[float] |
     betas_grid = [1.0] if not beta_grid else [float(b) for b in beta_grid]
     size = 1 if size is None else int(size)
     if size < 1:
-        raise LatentJaxError(f"--population must be >= 1, got {size}")
+        raise InputError(f"population.grid: size={size} must be >= 1")
     seeds = tuple(seed + i for _ in betas_grid for i in range(size))
     betas = tuple(b for b in betas_grid for _ in range(size))
     return seeds, betas
 
 
 def make_step(graphdef, tx: optax.GradientTransformation) -> Callable:
-    """``step(states, betas, images) -> (states, {"loss": (K,)})``: ``train.make_step`` vmapped
-    over members, each with its own batch ``images[k]`` (``(K, batch, h, w, c)``) and beta (traced,
-    so one compilation serves any grid). Member ``k`` computes exactly ``train.make_step`` with
-    ``beta=betas[k]``.
+    """The population's step ``step(pop, images) -> (pop, {"loss": (K,)})``.
+
+    ``train.make_step`` vmapped over members, each with its own batch ``images[k]``
+    (``(K, batch, h, w, c)``) and its ``pop.betas[k]``: member ``k`` computes exactly
+    ``train.make_step(..., beta=betas[k])``.
+
+    Args:
+      graphdef: the model's ``nnx.GraphDef``.
+      tx: the optax transformation.
+
+    Returns:
+      The step, pure and not yet jitted (``loop.make_scan`` scans it).
+
+    Examples:
+      >>> graphdef, pop, tx = init([jax.random.key(0)] * 2, models.Config(latent_dim=2, hidden=8))
+      >>> pop, m = jax.jit(make_step(graphdef, tx))(pop, np.zeros((2, 4, 28, 28, 1), np.uint8))
+      >>> m["loss"].shape
+      (2,)
     """
 
-    def one(state, beta, images):
-        return train.make_step(graphdef, tx, beta=beta)(state, images)
+    def one(st, beta, images):
+        return train.make_step(graphdef, tx, beta=beta)(st, images)
 
-    return jax.vmap(one)
+    def step(pop: State, images: jax.Array):
+        states, metrics = jax.vmap(one)(pop.states, pop.betas, images)
+        return State(states, pop.betas), metrics
 
-
-def make_run(graphdef, tx: optax.GradientTransformation) -> Callable:
-    """``run(states, betas, data, indices) -> (states, losses)``: a ``lax.scan`` of the population
-    step over index rows ``(steps, K, batch)`` into the data set on the device; ``losses`` is
-    ``(steps, K)``.
-    """
-    step = make_step(graphdef, tx)
-
-    def run(states, betas, data, indices):
-        def body(st, idx):
-            st, metrics = step(st, betas, data[idx])
-            return st, metrics["loss"]
-
-        return jax.lax.scan(body, states, indices)
-
-    return run
+    return step
 
 
-def member_name(k: int, seed: int, beta: float) -> str:
+def member_name(k: int, seed: int | None, beta: float) -> str:
     """The folder of member ``k`` in a population's ``out_dir``.
+
+    Args:
+      k: the member's index.
+      seed: the seed its key was made from, or None.
+      beta: its KL weight.
+
+    Returns:
+      ``member<k>_seed<seed>_beta<beta>`` (without ``_seed<seed>`` when ``seed`` is None).
 
     Examples:
       >>> member_name(2, 0, 4.0)
       'member02_seed0_beta4'
     """
-    return f"member{k:02d}_seed{int(seed)}_beta{float(beta):g}"
-
-
-def _take(tree: Any, k: int) -> Any:
-    return jax.tree.map(lambda x: x[k], tree)
+    seed_part = "" if seed is None else f"_seed{int(seed)}"
+    return f"member{k:02d}{seed_part}_beta{float(beta):g}"
 
 
 class _Members:
-    """A population's files: ``population.json`` (its seeds and betas) and one ``runs.RunDir``
-    per member, written and read with the methods ``runs.run_segments`` and ``runs.open_run`` use.
+    """A population's files: ``population.json`` (its seeds and betas) and a ``runs.RunDir`` each.
+
+    Written and read with the methods ``runs.run_segments`` and ``runs.open_run`` use.
     """
 
     def __init__(self, out_dir, *, config, settings, seeds, betas, resume, keep):
         self.directory = pathlib.Path(out_dir)
-        spec = {"seeds": [int(s) for s in seeds], "betas": [float(b) for b in betas]}
+        spec = {
+            "seeds": None if seeds is None else [int(s) for s in seeds],
+            "betas": [float(b) for b in betas],
+        }
         spec_file = self.directory / "population.json"
         if not resume and self.directory.exists() and any(self.directory.iterdir()):
-            raise LatentJaxError(
-                f"{self.directory} is not empty; pass --resume to continue the population in it "
-                "or choose another --out (nothing was overwritten)"
+            raise InputError(
+                f"{self.directory} is not empty; pass resume=True to continue the population in it "
+                "or choose another out_dir (nothing was overwritten)"
             )
         if spec_file.exists():
             old = json.loads(spec_file.read_text())
             if old != spec:
-                raise LatentJaxError(
+                raise CheckpointError(
                     f"cannot resume {self.directory} with another population "
                     f"(saved vs requested: {old} vs {spec})"
                 )
+        member_seeds = spec["seeds"] or [None] * len(spec["betas"])
         self.runs = [
             runs.RunDir(
                 self.directory / member_name(k, s, b),
                 config=config,
                 resume=resume,
                 keep=keep,
-                settings={**settings, "seed": s, "beta": b, "population": len(spec["seeds"])},
+                settings={
+                    **settings,
+                    **({} if s is None else {"seed": s}),
+                    "beta": b,
+                    "population": len(member_seeds),
+                },
             )
-            for k, (s, b) in enumerate(zip(spec["seeds"], spec["betas"]))
+            for k, (s, b) in enumerate(zip(member_seeds, spec["betas"]))
         ]
         spec_file.write_text(json.dumps(spec))
 
-    def restore(self, states: train.TrainState) -> train.TrainState:
-        """Every member at the latest step all of them saved (a run killed between two members'
-        saves leaves them one checkpoint apart).
+    def restore(self, states: state.TrainState) -> state.TrainState:
+        """Every member at the latest step all of them saved.
+
+        A run killed between two members' saves leaves them one checkpoint apart.
         """
         saved = [set(r.steps()) for r in self.runs]
         if not any(saved):
@@ -170,8 +223,7 @@ class _Members:
                 "cannot resume the population"
             )
         step = max(common)
-        members = [r.restore(_take(states, k), step) for k, r in enumerate(self.runs)]
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *members)
+        return state.stack([r.restore(state.take(states, k), step) for k, r in enumerate(self.runs)])
 
     def latest_step(self) -> int | None:
         steps = [r.latest_step() for r in self.runs]
@@ -182,9 +234,9 @@ class _Members:
         for k, r in enumerate(self.runs):
             r.log({**common, "loss": record["losses"][k]})
 
-    def save(self, states: train.TrainState) -> None:
+    def save(self, states: state.TrainState) -> None:
         for k, r in enumerate(self.runs):
-            r.save(_take(states, k))
+            r.save(state.take(states, k))
 
     def close(self) -> None:
         for r in self.runs:
@@ -192,126 +244,119 @@ class _Members:
 
 
 def fit(
+    keys: Sequence[jax.Array] | jax.Array,
     config: models.Config,
     train_images: Any,
     *,
-    seeds: Sequence[int],
     betas: Sequence[float] | float = 1.0,
+    seeds: Sequence[int] | None = None,
     epochs: int,
     batch_size: int = 128,
     learning_rate: float = 1e-3,
     mode: str = "auto",
-    out_dir: str | None = None,
+    out_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     keep: int = 3,
     resume: bool = False,
     progress: bool = False,
     settings: dict | None = None,
-):
-    """Trains K models at once; member ``k`` equals ``train.fit(jax.random.key(seeds[k]), config,
-    train_images, beta=betas[k], ...)`` (same initialisation, data order and per-step keys).
+) -> loop.FitResult:
+    """Trains K models at once; member ``k`` equals ``train.fit(keys[k], ..., beta=betas[k])``.
 
-    Each member is written as its own ``train.fit`` run folder, ``out_dir/member_name(k, seed,
-    beta)`` (``config.json`` with that member's seed and beta, its ``metrics.jsonl`` and
-    checkpoints of its single ``TrainState``), next to ``out_dir/population.json``. So
-    ``checkpoint.load_model`` and ``latentjax embed`` read a member like any run, and a member can
-    be continued alone by ``train.fit(..., resume=True)``. Every member is saved at the same steps;
-    ``resume`` restores all of them at the latest step every member holds and re-stacks them, so
-    the resumed population runs the same steps on the same state as the uninterrupted one and
-    equals it bit for bit on CPU.
+    Same initialisation, data order and per-step keys as that run. Each member is written as its own
+    ``train.fit`` run folder, ``out_dir/member_name(k, seed, beta)`` (``config.json`` with that member's beta
+    (and seed), its ``metrics.jsonl`` and checkpoints of its single ``state.TrainState``), next to
+    ``out_dir/population.json``. So ``runs.load_model`` and ``latentjax embed`` read a member like any run,
+    and a member can be continued alone by ``train.fit(..., resume=True)``. Every member is saved at the same
+    steps; ``resume`` restores all of them at the latest step every member holds and re-stacks them, so the
+    resumed population runs the same steps on the same state as the uninterrupted one and equals it bit for
+    bit on CPU.
 
     Args:
-      seeds, betas: one per member (see ``grid``); betas may be one value for all.
+      keys: one key per member (see ``grid`` for a grid of seeds).
+      config: the model (every member's).
+      train_images: uint8 ``(n, h, w, c)``.
+      betas: one KL weight per member, or one for all.
+      seeds: the seeds ``keys`` were made from, recorded in the folders' names, their
+        ``config.json`` and ``population.json`` (None: not recorded); ``resume`` needs the same.
+      epochs: passes over the data.
+      batch_size: images per step and member.
+      learning_rate: Adam's step size.
       mode: ``"scan"`` (a segment of steps as one ``lax.scan``; dense models), ``"loop"`` (a
         Python loop over the jitted population step; conv models on CPU) or ``"auto"``.
-      out_dir, checkpoint_every, keep, resume, settings: as for ``train.fit``; ``resume`` needs
-        the same seeds and betas.
+      out_dir: the population's folder, or None to write nothing.
+      checkpoint_every: as for ``train.fit``.
+      keep: as for ``train.fit``.
+      resume: as for ``train.fit``; needs the same seeds and betas.
+      progress: show a progress bar.
+      settings: as for ``train.fit``.
 
     Returns:
-      ``(graphdef, Population, history)``: ``history`` has a record per segment (one per epoch by
-      default) with the members' mean ``losses`` (K values) and ``images_per_s`` counting every
-      member's images (models x images per second). ``member(graphdef, population, k)`` gives
-      member ``k`` as a model.
+      ``loop.FitResult``: the model and ``state.TrainState`` stacked along a leading member axis
+      (``state.take(result.model, k)`` is member ``k``); ``history`` has a record per segment
+      (one per epoch by default) with the members' mean ``losses`` (K values) and
+      ``images_per_s`` counting every member's images (models x images per second).
+
+    Raises:
+      TrainingDiverged: a member's loss became NaN or infinite (the message names it).
 
     Examples:
       >>> cfg = models.Config(latent_dim=2, hidden=8)
       >>> images = np.zeros((32, 28, 28, 1), np.uint8)
-      >>> g, pop, hist = fit(cfg, images, seeds=[0, 1], betas=[1.0, 4.0], epochs=1, batch_size=16)
-      >>> pop.states.step.tolist()
+      >>> keys = [jax.random.key(0), jax.random.key(1)]
+      >>> res = fit(keys, cfg, images, betas=[1.0, 4.0], epochs=1, batch_size=16)
+      >>> res.state.step.tolist()
       [2, 2]
     """
-    config, train_images, steps_per_epoch = train.check_fit_args(
-        config, train_images, batch_size=batch_size, epochs=epochs
+    job = loop.prepare(
+        config, train_images, epochs=epochs, batch_size=batch_size, checkpoint_every=checkpoint_every
     )
-    n = len(train_images)
-    graphdef, pop, tx = init(config, seeds=seeds, betas=betas, learning_rate=learning_rate)
-    k = len(pop.seeds)
-    every = checkpoint_every or steps_per_epoch
-    if mode == "auto":
-        mode = "loop" if config.arch == "conv" and jax.default_backend() == "cpu" else "scan"
-    data = jax.device_put(train_images)
-    if mode == "scan":
-        run_scan = train.jit(make_run(graphdef, tx), donate_argnums=0)
-        segment = lambda st, rows: run_scan(st, pop.betas, data, jnp.asarray(rows))  # noqa: E731
-    elif mode == "loop":
-        pstep = make_step(graphdef, tx)
-        gather = train.jit(lambda st, b, d, idx: pstep(st, b, d[idx]), donate_argnums=0)
+    graphdef, pop, tx = init(keys, job.config, betas=betas, learning_rate=learning_rate)
+    k = len(pop.betas)
+    if seeds is not None and len(seeds) != k:
+        raise InputError(f"population.fit: seeds has {len(seeds)} values for {k} keys")
+    mode = tuning.choose_mode(mode, job.config)
+    segment = loop.device_segment(make_step(graphdef, tx), job.images, mode, unroll=1)
 
-        def segment(st, rows):
-            losses = []
-            for idx in rows:
-                st, m = gather(st, pop.betas, data, idx)
-                losses.append(m["loss"])
-            return st, jnp.stack(losses)
-    else:
-        raise LatentJaxError(f"mode must be 'scan', 'loop' or 'auto', got {mode!r}")
+    def orders(states):
+        order_keys = [state.order_key(state.take(states, m)) for m in range(k)]
 
-    member_settings = {
+        def order(epoch):
+            n = len(job.images)
+            return np.stack(
+                [data.epoch_order(ok, epoch, n, batch_size=batch_size) for ok in order_keys], axis=1
+            )
+
+        return order
+
+    def folder(out_dir, **kw):
+        return _Members(out_dir, seeds=seeds, betas=pop.betas.tolist(), **kw)
+
+    def describe(st, losses, done):
+        return {"losses": losses.mean(axis=0).tolist()}
+
+    settings = {
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "epochs": epochs,
-        "checkpoint_every": every,
+        "checkpoint_every": job.every,
         **(settings or {}),
     }
-    opener = (
-        (
-            lambda: _Members(
-                out_dir,
-                config=config,
-                settings=member_settings,
-                seeds=pop.seeds,
-                betas=pop.betas.tolist(),
-                resume=resume,
-                keep=keep,
-            )
-        )
-        if out_dir
-        else None
-    )
-    run, states = runs.open_run(opener, pop.states, resume=resume)
-    keys = [runs.host_key(states.key[i]) for i in range(k)]
-    states, history = runs.run_segments(
-        states,
+    return loop.run(
+        job,
+        graphdef,
+        pop.states,
         segment,
-        lambda epoch: np.stack([train.epoch_order(kk, epoch, n, batch_size) for kk in keys], axis=1),
-        start=int(np.asarray(states.step)[0]),
-        total=epochs * steps_per_epoch,
-        steps_per_epoch=steps_per_epoch,
-        every=every,
-        images_per_step=k * batch_size,
-        run=run,
-        describe=lambda st, losses, done: {"losses": losses.mean(axis=0).tolist()},
+        settings=settings,
+        out_dir=out_dir,
+        resume=resume,
+        keep=keep,
+        progress=progress,
         tags={"mode": mode},
-        progress=progress and jax.process_index() == 0,
+        images_per_step=k * batch_size,
+        folder=folder,
+        orders=orders,
+        place=lambda states: State(states, pop.betas),
+        host=lambda p: p.states,
+        describe=describe,
     )
-    return graphdef, pop._replace(states=states), history
-
-
-def member(graphdef, population: Population, k: int) -> models.AutoEncoder:
-    """Member ``k`` of a population as a model."""
-    return nnx.merge(graphdef, _take(population.states.params, k))
-
-
-def member_state(population: Population, k: int) -> train.TrainState:
-    """Member ``k``'s ``train.TrainState`` (e.g. to checkpoint it as a single run)."""
-    return _take(population.states, k)

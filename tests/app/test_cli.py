@@ -112,7 +112,7 @@ def _final_loss(run_dir):
 
 
 def test_population_and_data_parallel_cli_runs_are_loadable(capsys, tmp_path):
-    from latentjax.learn import checkpoint
+    from latentjax.learn import runs
 
     assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "single")]) == 0
     assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "dp"), "--devices", "all"]) == 0
@@ -127,7 +127,7 @@ def test_population_and_data_parallel_cli_runs_are_loadable(capsys, tmp_path):
     ref = _final_loss(tmp_path / "single")
     for d in ("dp", "pm"):
         assert abs(_final_loss(tmp_path / d) - ref) < 1e-4 * abs(ref), d
-        checkpoint.load_model(tmp_path / d)
+        runs.load_model(tmp_path / d)
     members = sorted(p for p in (tmp_path / "pop").iterdir() if p.is_dir())
     assert json.loads((tmp_path / "pop" / "population.json").read_text()) == {
         "seeds": [0, 1, 0, 1],
@@ -141,7 +141,7 @@ def test_population_and_data_parallel_cli_runs_are_loadable(capsys, tmp_path):
     ]
     assert abs(_final_loss(members[0]) - ref) < 1e-4 * abs(ref)  # seed 0, beta 1 is the single run
     for m in members:
-        checkpoint.load_model(m)
+        runs.load_model(m)
     code, err = _run(capsys, *SMALL_TRAIN, "--out", str(tmp_path / "dp"), "--devices", "all")
     assert code == 2 and "already holds a run" in err[0]
     code, err = _run(capsys, *SMALL_TRAIN, "--out", str(tmp_path / "pop"), "--population", "2")
@@ -156,7 +156,7 @@ def _metrics(run_dir):
 
 @pytest.mark.parametrize("scale", [["--devices", "2"], ["--population", "2"]], ids=["devices", "population"])
 def test_data_parallel_and_population_cli_runs_resume(capsys, tmp_path, scale):
-    from latentjax.learn import checkpoint
+    from latentjax.learn import runs
 
     base = [
         "train",
@@ -184,15 +184,15 @@ def test_data_parallel_and_population_cli_runs_resume(capsys, tmp_path, scale):
     assert train(tmp_path / "run", 2, "--resume") == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["step"] == 8  # 256 images, batch 64: 4 steps an epoch
-    runs = (
+    pairs = (
         [("ref", "run")]
         if scale[0] == "--devices"
         else [(f"ref/{m}", f"run/{m}") for m in ("member00_seed0_beta1", "member01_seed1_beta1")]
     )
-    for ref, run in runs:
+    for ref, run in pairs:
         assert _metrics(tmp_path / run) == _metrics(tmp_path / ref)  # bit-equal losses, each step once
-        a, _ = checkpoint.load_model(tmp_path / ref)
-        b, _ = checkpoint.load_model(tmp_path / run)
+        a, _ = runs.load_model(tmp_path / ref)
+        b, _ = runs.load_model(tmp_path / run)
         assert all((x == y).all() for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
@@ -295,3 +295,27 @@ def test_microbatches_flag(capsys, tmp_path):
     assert not (tmp_path / "dp").exists() and not (tmp_path / "pop").exists()
     assert cli.main(SMALL_TRAIN + ["--out", str(tmp_path / "xk"), "--conv-kernels", "xla"]) == 0
     assert json.loads((tmp_path / "xk" / "config.json").read_text())["train"]["conv_kernels"] == "xla"
+
+
+def test_library_errors_name_the_flags(capsys, tmp_path):
+    # the library names Python arguments (devices=, out_dir, resume=True); the CLI shows its flags
+    base = [
+        "train",
+        "--dataset",
+        "sprites",
+        "--limit",
+        "256",
+        "--latent-dim",
+        "3",
+        "--hidden",
+        "16",
+        "--quiet",
+    ]
+    code, err = _run(capsys, *base, "--out", str(tmp_path / "r"), "--devices", "99")
+    assert code == 2 and len(err) == 1 and "--devices 99 asked for" in err[0] and "devices=" not in err[0]
+    assert cli.main([*base, "--epochs", "1", "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    code, err = _run(capsys, *base, "--epochs", "1", "--out", str(tmp_path / "r"))
+    assert code == 2 and "pass --resume to continue it or choose another --out" in err[0]
+    assert cli._with_flags("try a smaller learning_rate") == "try a smaller --lr"
+    assert cli._with_flags("the batch of 4 devices; size 3") == "the batch of 4 devices; size 3"

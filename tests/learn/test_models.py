@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from latentjax.errors import LatentJaxError
-from latentjax.learn import models, train
+from latentjax.errors import InputError
+from latentjax.learn import _conv, models, state, train
 
 SMALL = {
     "mlp": models.Config(arch="mlp", image_shape=(8, 8, 1), latent_dim=3, hidden=16),
@@ -146,20 +146,20 @@ def test_iwae_increases_with_samples_on_trained_model(key):
 
 def test_bad_shapes_raise(key):
     model = models.create(key, SMALL["mlp"])
-    with pytest.raises(LatentJaxError, match="shape"):
+    with pytest.raises(InputError, match="shape"):
         models.encode(model, jnp.zeros((3, 8, 8, 1)))
-    with pytest.raises(LatentJaxError, match="latent"):
+    with pytest.raises(InputError, match="latent"):
         models.decode(model, jnp.zeros(5))
-    with pytest.raises(LatentJaxError, match="arch"):
+    with pytest.raises(InputError, match="arch"):
         models.Config(arch="transformer").validate()
-    with pytest.raises(LatentJaxError, match="divisible"):
+    with pytest.raises(InputError, match="divisible"):
         models.Config(arch="conv", image_shape=(30, 30, 1)).validate()
 
 
 def test_config_json_round_trip():
     cfg = SMALL["conv_rgb_gauss"]
     assert models.Config.from_json(cfg.to_json()) == cfg
-    with pytest.raises(LatentJaxError, match="unknown"):
+    with pytest.raises(InputError, match="unknown"):
         models.Config.from_json({"kind": "vae", "colour": 1})
 
 
@@ -179,7 +179,7 @@ def _reference_conv_decoder(dec, z):
     act = models.ACTIVATIONS[dec.act]
     h = act(dec.dense2(act(dec.dense1(z)))).reshape(dec.start)
     for conv in dec.ups:
-        h = act(models._depth_to_space(conv(h)))
+        h = act(_conv.depth_to_space(conv(h)))
     return dec.out(h)
 
 
@@ -229,3 +229,29 @@ def test_fast_conv_layers_equal_nnx_conv(shape, channels, key):
     g_fast, g_ref = grads(model)
     for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(b))))
+
+
+def test_bf16_compute_keeps_fp32_params_and_tracks_fp32_loss():
+    assert models.compute_dtype("auto", backend="cpu") == "float32"
+    assert models.compute_dtype("auto", backend="gpu") == "bfloat16"
+    with pytest.raises(InputError, match="precision"):
+        models.compute_dtype("fp16")
+    cfg0 = models.Config(latent_dim=4, hidden=32, activation="relu")
+    images = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+    losses = {}
+    for dt in ("float32", "bfloat16"):
+        cfg = cfg0._replace(compute_dtype=dt)
+        graphdef, st, tx = state.init(jax.random.key(0), cfg, learning_rate=1e-3)
+        step = train.make_step(graphdef, tx)
+        jaxpr = str(jax.make_jaxpr(step)(st, images))
+        new, m = jax.jit(step)(st, images)
+        losses[dt] = float(m["loss"])
+        assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(new.params))
+        assert all(
+            x.dtype == jnp.float32
+            for x in jax.tree.leaves(new.opt_state)
+            if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
+        )
+        # the matmuls (forward and backward) run in the compute dtype
+        assert ("bf16[" in jaxpr and "dot_general" in jaxpr) == (dt == "bfloat16")
+    np.testing.assert_allclose(losses["bfloat16"], losses["float32"], rtol=2e-2)

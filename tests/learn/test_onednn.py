@@ -1,4 +1,4 @@
-"""The oneDNN conv kernels (latentjax.onednn) against lax.conv_general_dilated and the XLA step."""
+"""The oneDNN conv kernels (learn/_onednn.py) against lax.conv_general_dilated and the XLA step."""
 
 import os
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latentjax.errors import LatentJaxError
+from latentjax.errors import InputError
 from latentjax.learn import _onednn as onednn
-from latentjax.learn import models, parallel, train
+from latentjax.learn import _xla, loop, models, population, state, train
 
 needs_onednn = pytest.mark.skipif(
     not onednn.available(), reason=f"oneDNN kernels: {onednn.unavailable_reason()}"
@@ -96,13 +96,13 @@ def test_per_example_conv_under_vmap_and_grad(key):
 def test_onednn_step_equals_xla_step(microbatches, key):
     # 10 Adam steps of a conv VAE: the oneDNN kernels give XLA's trajectory to float rounding.
     cfg = models.Config(arch="conv", image_shape=(28, 28, 1), latent_dim=4, hidden=32, channels=8)
-    graphdef, state, tx = train.init(key, cfg, learning_rate=1e-3)
+    graphdef, st0, tx = state.init(key, cfg, learning_rate=1e-3)
     data_ = jnp.asarray(np.random.default_rng(0).integers(0, 256, (200, 28, 28, 1), dtype=np.uint8))
     idx = jnp.arange(10 * 32).reshape(10, 32) % 200
     out = {}
     for kernels in ("xla", "onednn"):
         step = train.make_step(graphdef, tx, microbatches=microbatches, conv_kernels=kernels)
-        out[kernels] = train.jit(train.make_run(step))(state, data_, idx)
+        out[kernels] = _xla.jit(loop.make_scan(step))(st0, data_, idx)
     np.testing.assert_allclose(out["onednn"][1], out["xla"][1], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(out["onednn"][0].params), jax.tree.leaves(out["xla"][0].params)):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
@@ -112,7 +112,7 @@ def test_onednn_step_equals_xla_step(microbatches, key):
 def test_population_step_under_onednn_context_equals_plain(key):
     # Population members' weights are vmapped: the plain conv is used inside the context.
     cfg = models.Config(arch="conv", image_shape=(12, 12, 1), latent_dim=3, hidden=16, channels=4)
-    graphdef, pop, tx = parallel.init_population(cfg, seeds=range(2), learning_rate=1e-3)
+    graphdef, pop, tx = population.init([jax.random.key(s) for s in range(2)], cfg, learning_rate=1e-3)
     images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 8, 12, 12, 1), dtype=np.uint8))
     step = jax.vmap(train.make_step(graphdef, tx))
 
@@ -124,12 +124,8 @@ def test_population_step_under_onednn_context_equals_plain(key):
 
 
 def test_defaults_and_errors(monkeypatch, tmp_path):
-    conv = models.Config(arch="conv")
-    assert train.default_conv_kernels(conv, "gpu") == "xla"
-    assert train.default_conv_kernels(models.Config(arch="mlp"), "cpu") == "xla"
-    assert train.default_conv_kernels(conv._replace(compute_dtype="bfloat16"), "cpu") == "xla"
-    assert train.default_conv_kernels(conv, "cpu") == ("onednn" if onednn.available() else "xla")
-    with pytest.raises(LatentJaxError, match="conv_kernels must be"):
+    # the default itself: tests/learn/test_tuning.py
+    with pytest.raises(InputError, match="conv_kernels must be"):
         train.make_step(None, None, conv_kernels="cudnn")
     # Without the wheels, the reason names what is missing and how to get it; an unwritable cache
     # is a reason too, not a crash.

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from latentjax.learn import checkpoint, models, train
+from latentjax.learn import models, runs, train
 
 FIXTURES = __import__("pathlib").Path(__file__).parents[1] / "fixtures"
 
@@ -27,7 +27,7 @@ def expected():
 
 
 def test_a_0_1_0_run_loads(expected):
-    model, cfg = checkpoint.load_model(FIXTURES / "run_v0_1_0")
+    model, cfg = runs.load_model(FIXTURES / "run_v0_1_0")
     assert cfg == models.Config(image_shape=(12, 12, 1), latent_dim=2, hidden=8)
     from flax import nnx
 
