@@ -126,7 +126,7 @@ def embed_codes(key, codes, cfg):
     codes = np.asarray(codes)
     if cfg["tsne_iter"] > 0:
         return np.asarray(
-            tsne.embed(key, codes, perplexity=min(30.0, (len(codes) - 1) / 3), n_iter=cfg["tsne_iter"])
+            tsne.embed(key, codes, perplexity=min(30.0, (len(codes) - 1) / 3), num_steps=cfg["tsne_iter"])
         )
     return np.asarray(pca.transform(pca.fit(codes, num_components=2), codes))
 
@@ -285,7 +285,7 @@ def main(argv=None):
     )
     figures = {}
     for method in ("lerp", "slerp"):
-        zs = move.path(ends, cfg["path_frames"], method=method)
+        zs = move.path(ends, num_points=cfg["path_frames"], method=method)
         frames = np.stack([np.asarray(render_fn(z)) for z in zs])
         pxy = place_on_map(cnp, xy, np.asarray(zs))
         figures[f"path_{method}"] = str(

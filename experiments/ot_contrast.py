@@ -14,7 +14,8 @@
    points each) and the OT distances chair-chair, chair-table.
 
 Command (from the repository root):
-    python experiments/ot_contrast.py --data-dir ../shared/data --out runs/ot_contrast --limit 10000 --epochs 5
+    python experiments/ot_contrast.py --data-dir ../shared/data --out runs/ot_contrast \
+        --limit 10000 --epochs 5
 Expected result (measured: seed 0, `--limit 10000 --epochs 5`, busy 2-core CPU): the OT paths'
 centre of mass goes from the source's to the target's column exactly like the cross-fade's (to
 0.12 px at t = 1/2), the latent paths' does not (off by 0.1-0.6 px, endpoints are
@@ -25,12 +26,12 @@ pixel classifier (mean-difference vector: 1.0), and its moved cloud is much clos
 latents (Sinkhorn divergence 1.31, mean shift 8.18, unmoved 23.4): it matches the target's spread,
 not only its mean. Shapes (1,024 points): OT chair-chair 0.019 < chair-table 0.49; the
 chair/table barycenter is 0.12 / 0.13 from each.
-Runtime: about 3 minutes on 2 busy CPU cores with the settings above (`--quick`: 1-2 minutes, mostly compiling). Device: CPU (any JAX device).
+Runtime: about 3 minutes on 2 busy CPU cores with the settings above (`--quick`: 1-2 minutes, mostly
+compiling). Device: CPU (any JAX device).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
@@ -42,7 +43,10 @@ import numpy as np
 
 from latentjax import data, move, transport, viz
 from latentjax.learn import models, train
-from latentjax.shapes import furniture
+from latentjax.shapes import meshes
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # experiments/_common.py
+import _common
 
 PAIRS = {"fashion_mnist": ((0, 1), (7, 9)), "mnist": ((1, 7), (3, 8))}
 SOURCE, TARGET = 0, 1  # T-shirt/top -> Trouser
@@ -53,10 +57,6 @@ def _com_col(h) -> float:
     return float((h * np.arange(h.shape[1])[None, :]).sum() / h.sum())
 
 
-def _first(labels, c):
-    return int(np.flatnonzero(labels == c)[0])
-
-
 def contrast(model, ds, out: pathlib.Path, *, num: int, steps: int, max_iterations: int, tag: str) -> list:
     """The six-row contrast figure for each pair of classes of ``ds``; returns per-pair metrics."""
 
@@ -64,31 +64,22 @@ def contrast(model, ds, out: pathlib.Path, *, num: int, steps: int, max_iteratio
         return models.decode(model, v)
 
     @jax.jit
-    def latent_rows(x):
+    def latent_paths(x):
         z = jax.vmap(lambda im: models.encode(model, im).mean)(x)
-        rows = {
-            "latent lerp": move.path(z, num),
-            "latent slerp": move.path(z, num, method="slerp"),
-            "latent geodesic": move.geodesic(
-                decode, z[0], z[1], num_points=num, steps=steps, learning_rate=2e-2
-            ).points,
-        }
-        return {k: jax.vmap(decode)(v)[..., 0] for k, v in rows.items()}
+        return move.compare_paths(decode, z[0], z[1], num_points=num, num_steps=steps, learning_rate=2e-2)
 
     t = np.linspace(0.0, 1.0, num)
     results = []
     labels = np.asarray(ds.test_labels)
     for a, b in PAIRS[ds.name]:
-        idx = [_first(labels, a), _first(labels, b)]
+        idx = [_common.first_of(labels, a), _common.first_of(labels, b)]
         x = np.asarray(models.to_float(ds.test_images[idx]))
         gray = x[..., 0]
         rows = {"pixel": (1 - t)[:, None, None] * gray[0][None] + t[:, None, None] * gray[1][None]}
-        lat = jax.device_get(latent_rows(jnp.asarray(x)))  # pytrees come back with sorted keys
-        rows |= {k: np.asarray(lat[k]) for k in ("latent lerp", "latent slerp", "latent geodesic")}
+        lat = jax.device_get(latent_paths(jnp.asarray(x)))
+        rows |= {f"latent {k}": np.asarray(p.decoded)[..., 0] for k, p in lat._asdict().items()}
         t0 = time.perf_counter()
-        bary = transport.wasserstein_interpolate(
-            gray, transport.path_weights(num), max_iterations=max_iterations
-        )
+        bary = transport.wasserstein_interpolate(gray, transport.path_weights(num), max_steps=max_iterations)
         bary_s = time.perf_counter() - t0
         rows["Wasserstein"] = np.asarray(bary.image)
         rows["displacement"] = np.asarray(transport.displacement_interpolate(gray[0], gray[1], t).image)
@@ -111,10 +102,11 @@ def contrast(model, ds, out: pathlib.Path, *, num: int, steps: int, max_iteratio
                 ),
             }
         )
-    corners = np.asarray(models.to_float(ds.test_images[[_first(labels, c) for c in range(4)]]))[..., 0]
+    firsts = [_common.first_of(labels, c) for c in range(4)]
+    corners = np.asarray(models.to_float(ds.test_images[firsts]))[..., 0]
     side = 5
     square = transport.wasserstein_interpolate(
-        corners, transport.square_weights(side), max_iterations=max_iterations
+        corners, transport.square_weights(side), max_steps=max_iterations
     )
     viz.barycenter_square(
         square.image, side, out / f"square_{tag}.png", title=f"{ds.name}: barycenter square"
@@ -136,8 +128,9 @@ def latent_transport(model, ds, *, num_train: int, num_test: int) -> dict:
     z_src = np.asarray(encode(models.to_float(ds.test_images[src])))
     z_tgt = ztr[ytr[:num_train] == TARGET]
     moved = {
-        "ot_map": np.asarray(transport.transport_points(z_src, z_tgt, epsilon=1e-2)),
-        "mean_difference": z_src + np.asarray(move.class_vector(ztr, ytr[:num_train], SOURCE, TARGET))[None],
+        "ot_map": np.asarray(transport.transport_points(z_src, z_tgt, relative_epsilon=1e-2)),
+        "mean_difference": z_src
+        + np.asarray(move.class_vector(ztr, ytr[:num_train], source=SOURCE, target=TARGET))[None],
     }
     out = {"source": ds.label_names[SOURCE], "target": ds.label_names[TARGET], "num_test": len(src)}
     for k, z in moved.items():
@@ -159,7 +152,7 @@ def shapes(key, data_dir: pathlib.Path, out: pathlib.Path, *, num_points: int) -
     if not zpath.is_file():
         return {"skipped": f"{zpath} not found"}
     rng = np.random.default_rng(0)
-    every = furniture.read_point_clouds(data_dir)
+    every = meshes.read_point_clouds(data_dir)
     clouds = {
         k: every[v][0]
         for k, v in {"chair": "ChairNoArms1", "chair2": "ChairNoArms2", "table": "Table1"}.items()
@@ -193,22 +186,17 @@ def shapes(key, data_dir: pathlib.Path, out: pathlib.Path, *, num_points: int) -
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data-dir", type=pathlib.Path, default=None)
-    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/ot_contrast"))
-    p.add_argument("--json", type=pathlib.Path, default=None, help="default: OUT/result.json")
+    p = _common.parser(__doc__, name="ot_contrast", data_sets="fashion_mnist/, mnist/, furniture_shapes/")
     p.add_argument("--limit", type=int, default=20000, help="training images per data set")
     p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--datasets", nargs="*", default=["fashion_mnist", "mnist"], choices=["fashion_mnist", "mnist"]
     )
-    p.add_argument("--quick", action="store_true", help="a tiny run (format only)")
     args = p.parse_args(argv)
     if args.quick:
         args.limit, args.epochs = 512, 1
     num, steps, max_iterations = (5, 5, 200) if args.quick else (9, 200, 2000)
-    args.out.mkdir(parents=True, exist_ok=True)
+    _common.out_dir(args)
     key = jax.random.key(args.seed)
     result = {"config": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}}
     for i, name in enumerate(args.datasets):
@@ -236,12 +224,13 @@ def main(argv=None) -> dict:
             result["latent_ot"] = latent_transport(
                 fit.model, ds, num_train=min(args.limit, 5000), num_test=32 if args.quick else 200
             )
-    data_root = args.data_dir or pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-    result["shapes"] = shapes(
-        jax.random.fold_in(key, 9), pathlib.Path(data_root), args.out, num_points=256 if args.quick else 1024
+    data_root = _common.data_dir(args)
+    result["shapes"] = (
+        {"skipped": "no data directory"}
+        if data_root is None
+        else shapes(jax.random.fold_in(key, 9), data_root, args.out, num_points=256 if args.quick else 1024)
     )
-    path = args.json or args.out / "result.json"
-    path.write_text(json.dumps(result, indent=2))
+    _common.write_result(result, args)
     json.dump({k: v for k, v in result.items() if k != "config"}, sys.stdout, indent=1)
     print()
     return result
