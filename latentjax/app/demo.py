@@ -172,6 +172,7 @@ def _model_section(run: DemoRun, metrics: dict) -> report.Section:
             title=title,
             axis_labels=("PC 1", "PC 2"),
             continuous=factor is not None,
+            point_size=4.0,
         )
         figs.append(
             report.Figure(
