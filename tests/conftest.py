@@ -1,4 +1,4 @@
-"""The tests' fixtures: a ``key``, the real data directory, scripts of ``experiments/`` and ``benchmarks/``."""
+"""The tests' fixtures: a ``key``, the real data directory, scripts of experiments and benchmarks."""
 
 import importlib.util
 import os

@@ -12,7 +12,7 @@ def test_ci_runs_the_readme_test_command():
     assert "pytest" in command
     blocks = readme.split("```")
     first_block = blocks[1].split("\n", 1)[1]  # drop the language tag
-    lines = [l.strip() for l in first_block.splitlines() if l.strip() and not l.strip().startswith("#")]
+    lines = [ln.strip() for ln in first_block.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     assert len(lines) == 2, lines
     assert "latentjax demo" in lines[0]
     assert lines[1] == command
