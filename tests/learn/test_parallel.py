@@ -14,11 +14,11 @@ import sys
 import textwrap
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from flax import nnx
+from trainhelp import Killed, kill_after_save, leaves_equal, logged, max_diff, random_images
 
 from latentjax.errors import InputError, LatentJaxError
 from latentjax.learn import checkpoint, distributed, models, parallel, runs, state, train
@@ -27,19 +27,11 @@ CFG = models.Config(latent_dim=4, hidden=32, activation="relu")
 CONV = models.Config(arch="conv", image_shape=(8, 8, 1), latent_dim=3, hidden=16, channels=4)
 
 
-def _images(n, shape=(28, 28, 1), seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (n,) + shape, dtype=np.uint8)
-
-
 def _sgd_state(config, key=jax.random.key(0)):
     """A model with SGD, whose update is linear in the gradient: parameters must agree closely."""
     graphdef, st, _ = state.init(key, config, learning_rate=1e-3)
     tx = optax.sgd(1e-4)
     return graphdef, st._replace(opt_state=tx.init(st.params)), tx
-
-
-def _max_diff(a, b):
-    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def _run_single(graphdef, st, tx, batches):
@@ -55,7 +47,7 @@ def _run_single(graphdef, st, tx, batches):
 def test_sharded_and_pmap_steps_equal_single_device(config):
     assert len(jax.devices()) == 4
     graphdef, st0, tx = _sgd_state(config)
-    batches = [_images(16, config.image_shape, seed=s) for s in range(3)]
+    batches = [random_images(16, config.image_shape, seed=s) for s in range(3)]
     ref_state, ref = _run_single(graphdef, st0, tx, batches)
 
     mesh = distributed.make_mesh(4)
@@ -66,7 +58,7 @@ def test_sharded_and_pmap_steps_equal_single_device(config):
         sharded.append(float(m["loss"]))
     assert st.params["decoder"]["out"]["kernel"][...].sharding.is_fully_replicated
     np.testing.assert_allclose(sharded, ref, rtol=1e-6)
-    assert _max_diff(st.params, ref_state.params) < 1e-6
+    assert max_diff(st.params, ref_state.params) < 1e-6
 
     pstep = parallel.make_pmap_step(graphdef, tx, num_devices=4)
     pst, pm = distributed.replicate_for_pmap(st0, 4), []
@@ -76,7 +68,7 @@ def test_sharded_and_pmap_steps_equal_single_device(config):
         pm.append(float(m["loss"][0]))
     np.testing.assert_allclose(pm, ref, rtol=1e-6)
     np.testing.assert_allclose(pm, sharded, rtol=1e-6)
-    assert _max_diff(state.take(pst, 0).params, ref_state.params) < 1e-6
+    assert max_diff(state.take(pst, 0).params, ref_state.params) < 1e-6
 
 
 def test_sharded_step_compiles_once():
@@ -91,13 +83,13 @@ def test_sharded_step_compiles_once():
     )
     st = distributed.replicate(st0, mesh)
     for s in range(4):
-        st, _ = step(st, distributed.shard_batch(_images(8, seed=s), mesh, global_batch=8))
+        st, _ = step(st, distributed.shard_batch(random_images(8, seed=s), mesh, global_batch=8))
     assert int(st.step) == 4 and len(compiles) == 1
 
 
 @pytest.mark.parametrize("par,mode", [("jit", "scan"), ("jit", "loop"), ("pmap", "loop")])
 def test_fit_data_parallel_equals_fit(par, mode):
-    images, held_out = _images(96), _images(40, seed=9)
+    images, held_out = random_images(96), random_images(40, seed=9)
     ref = train.fit(
         jax.random.key(3),
         CFG,
@@ -125,16 +117,22 @@ def test_fit_data_parallel_equals_fit(par, mode):
         np.testing.assert_allclose([h[key] for h in res.history], [h[key] for h in ref.history], rtol=1e-4)
     assert int(res.state.step) == int(ref.state.step) == 6
     # Adam amplifies summation-order noise, so parameters agree to ~1e-5 (not bit for bit).
-    assert _max_diff(res.state.params, ref.state.params) < 1e-4
+    assert max_diff(res.state.params, ref.state.params) < 1e-4
 
 
 def test_bad_device_counts_raise():
     with pytest.raises(InputError, match="divisible"):
-        parallel.fit_data_parallel(jax.random.key(0), CFG, _images(40), epochs=1, batch_size=10, devices=4)
+        parallel.fit_data_parallel(
+            jax.random.key(0), CFG, random_images(40), epochs=1, batch_size=10, devices=4
+        )
     with pytest.raises(InputError, match="parallel="):
-        parallel.fit_data_parallel(jax.random.key(0), CFG, _images(40), epochs=1, batch_size=8, parallel="dp")
+        parallel.fit_data_parallel(
+            jax.random.key(0), CFG, random_images(40), epochs=1, batch_size=8, parallel="dp"
+        )
     with pytest.raises(InputError, match="mode must be one of"):
-        parallel.fit_data_parallel(jax.random.key(0), CFG, _images(40), epochs=1, batch_size=8, mode="host")
+        parallel.fit_data_parallel(
+            jax.random.key(0), CFG, random_images(40), epochs=1, batch_size=8, mode="host"
+        )
 
 
 _WORKER = textwrap.dedent("""
@@ -195,7 +193,9 @@ def test_two_process_run_equals_single_process(tmp_path, mode):
     got = [json.loads((tmp_path / f"p{i}.json").read_text()) for i in range(2)]
     assert got[0]["processes"] == 2 and got[0]["devices"] == 4
     assert got[0]["losses"] == got[1]["losses"]
-    ref = train.fit(jax.random.key(3), CFG, _images(96), epochs=2, batch_size=32, progress=False, mode="scan")
+    ref = train.fit(
+        jax.random.key(3), CFG, random_images(96), epochs=2, batch_size=32, progress=False, mode="scan"
+    )
     np.testing.assert_allclose(got[0]["losses"], [h["loss"] for h in ref.history], rtol=1e-5)
     for a, b in zip(got[0]["params"], jax.tree.leaves(ref.state.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
@@ -207,36 +207,9 @@ def test_two_process_run_equals_single_process(tmp_path, mode):
     assert steps == [3, 6]
 
 
-class _Killed(Exception):
-    """Stands for a SIGKILL right after a checkpoint was written."""
-
-
-def _kill_after_save(monkeypatch, step):
-    """The first save of ``step`` is the last thing the run does."""
-    save = runs.RunDir.save
-
-    def save_then_die(self, st):
-        save(self, st)
-        if int(st.step) == step:
-            raise _Killed
-
-    monkeypatch.setattr(runs.RunDir, "save", save_then_die)
-
-
-def _logged(run_dir):
-    return [
-        (r["step"], r["loss"]) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
-    ]
-
-
-def _leaves_equal(a, b):
-    la, lb = jax.tree.leaves(checkpoint.keys_to_data(a)), jax.tree.leaves(checkpoint.keys_to_data(b))
-    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
-
-
 @pytest.mark.parametrize("par,mode", [("jit", "scan"), ("jit", "loop"), ("pmap", "loop")])
 def test_data_parallel_resume_is_bitwise_exact(tmp_path, monkeypatch, par, mode):
-    images = _images(96)  # 3 steps an epoch; checkpoints every 2 steps: segments 0-2, 2-3, 3-4, 4-6
+    images = random_images(96)  # 3 steps an epoch; checkpoints every 2 steps: segments 0-2, 2-3, 3-4, 4-6
     kw = {
         "epochs": 2,
         "batch_size": 32,
@@ -247,8 +220,8 @@ def test_data_parallel_resume_is_bitwise_exact(tmp_path, monkeypatch, par, mode)
         "keep": 5,
     }
     ref = parallel.fit_data_parallel(jax.random.key(3), CFG, images, out_dir=tmp_path / "ref", **kw)
-    _kill_after_save(monkeypatch, 4)  # mid-epoch 2
-    with pytest.raises(_Killed):
+    kill_after_save(monkeypatch, 4)  # mid-epoch 2
+    with pytest.raises(Killed):
         parallel.fit_data_parallel(jax.random.key(3), CFG, images, out_dir=tmp_path / "run", **kw)
     monkeypatch.undo()
     with pytest.raises(LatentJaxError, match="already holds a run"):
@@ -257,18 +230,18 @@ def test_data_parallel_resume_is_bitwise_exact(tmp_path, monkeypatch, par, mode)
         jax.random.key(3), CFG, images, out_dir=tmp_path / "run", resume=True, **kw
     )
     assert [h["step"] for h in res.history] == [6]
-    assert _leaves_equal(res.state, ref.state)
-    assert _logged(tmp_path / "run") == _logged(tmp_path / "ref")
+    assert leaves_equal(res.state, ref.state)
+    assert logged(tmp_path / "run") == logged(tmp_path / "ref")
     assert checkpoint.Manager(tmp_path / "run").all_steps() == [2, 4, 6]
 
 
 def test_data_parallel_checkpoint_is_a_single_device_run(tmp_path):
-    images = _images(96)
+    images = random_images(96)
     res = parallel.fit_data_parallel(
         jax.random.key(3), CFG, images, epochs=1, batch_size=32, devices=4, out_dir=tmp_path / "run"
     )
     model, cfg = runs.load_model(tmp_path / "run")
-    assert cfg == CFG and _leaves_equal(nnx.state(model), nnx.state(res.model))
+    assert cfg == CFG and leaves_equal(nnx.state(model), nnx.state(res.model))
     # train.fit continues it on one device: the two-epoch single-device run up to summation order
     ref = train.fit(jax.random.key(3), CFG, images, epochs=2, batch_size=32, progress=False, mode="scan")
     cont = train.fit(
@@ -284,4 +257,4 @@ def test_data_parallel_checkpoint_is_a_single_device_run(tmp_path):
     )
     assert [h["step"] for h in cont.history] == [6]
     np.testing.assert_allclose(cont.history[0]["loss"], ref.history[1]["loss"], rtol=1e-5)
-    assert _max_diff(cont.state.params, ref.state.params) < 1e-4
+    assert max_diff(cont.state.params, ref.state.params) < 1e-4

@@ -3,13 +3,12 @@
 References: ``train.fit`` with each member's key and beta.
 """
 
-import json
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from trainhelp import Killed, kill_after_save, leaves_equal, logged, max_diff, random_images
 
 from latentjax.errors import CheckpointError, InputError, LatentJaxError, TrainingDiverged
 from latentjax.learn import checkpoint, loop, models, population, runs, state, train
@@ -17,25 +16,12 @@ from latentjax.learn import checkpoint, loop, models, population, runs, state, t
 CFG = models.Config(latent_dim=4, hidden=32, activation="relu")
 
 
-def _images(n, shape=(28, 28, 1), seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (n,) + shape, dtype=np.uint8)
-
-
 def _keys(seeds):
     return [jax.random.key(s) for s in seeds]
 
 
-def _max_diff(a, b):
-    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
-def _leaves_equal(a, b):
-    la, lb = jax.tree.leaves(checkpoint.keys_to_data(a)), jax.tree.leaves(checkpoint.keys_to_data(b))
-    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
-
-
 def test_population_equals_separate_runs():
-    images = _images(96)
+    images = random_images(96)
     seeds, betas = population.grid(size=2, beta_grid=[1.0, 4.0])
     assert (seeds, betas) == ((0, 1, 0, 1), (1.0, 1.0, 4.0, 4.0))
     seeds, betas = seeds[:3], betas[:3]  # two seeds at one beta, two betas at one seed
@@ -49,7 +35,7 @@ def test_population_equals_separate_runs():
         np.testing.assert_allclose(
             [h["losses"][k] for h in res.history], [h["loss"] for h in ref.history], rtol=1e-6
         )
-        assert _max_diff(state.take(res.state, k).params, ref.state.params) < 1e-6
+        assert max_diff(state.take(res.state, k).params, ref.state.params) < 1e-6
         x = models.to_float(images[:4])
         np.testing.assert_allclose(
             jax.vmap(models.reconstruct, in_axes=(None, 0))(state.take(res.model, k), x),
@@ -59,7 +45,7 @@ def test_population_equals_separate_runs():
 
 
 def test_population_loop_mode_and_one_compilation_for_any_betas():
-    images = _images(16)
+    images = random_images(16)
     graphdef, pop, tx = population.init(_keys([5, 6]), CFG, betas=[0.5, 2.0])
     step = jax.jit(population.make_step(graphdef, tx))
     batch = jnp.stack([images[:8], images[8:]])
@@ -83,30 +69,8 @@ def test_population_loop_mode_and_one_compilation_for_any_betas():
         population.fit(_keys([5]), CFG, images, epochs=1, batch_size=8, mode="host")
 
 
-class _Killed(Exception):
-    """Stands for a SIGKILL right after a checkpoint was written."""
-
-
-def _kill_after_save(monkeypatch, step):
-    """The first save of ``step`` (for a population: member 0's) is the last thing the run does."""
-    save = runs.RunDir.save
-
-    def save_then_die(self, st):
-        save(self, st)
-        if int(st.step) == step:
-            raise _Killed
-
-    monkeypatch.setattr(runs.RunDir, "save", save_then_die)
-
-
-def _logged(run_dir):
-    return [
-        (r["step"], r["loss"]) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
-    ]
-
-
 def test_population_resume_is_bitwise_exact(tmp_path, monkeypatch):
-    images = _images(96)
+    images = random_images(96)
     seeds = [0, 1]
     kw = {
         "seeds": seeds,
@@ -118,8 +82,8 @@ def test_population_resume_is_bitwise_exact(tmp_path, monkeypatch):
     }
     ref = population.fit(_keys(seeds), CFG, images, out_dir=tmp_path / "ref", **kw)
     # killed between the two members' saves of step 4: member 0 holds steps 2 and 4, member 1 only 2
-    _kill_after_save(monkeypatch, 4)
-    with pytest.raises(_Killed):
+    kill_after_save(monkeypatch, 4)
+    with pytest.raises(Killed):
         population.fit(_keys(seeds), CFG, images, out_dir=tmp_path / "run", **kw)
     monkeypatch.undo()
     names = [population.member_name(k, s, b) for k, (s, b) in enumerate(zip(kw["seeds"], kw["betas"]))]
@@ -132,15 +96,15 @@ def test_population_resume_is_bitwise_exact(tmp_path, monkeypatch):
         population.fit(_keys(seeds), CFG, images, out_dir=tmp_path / "run", **kw)
     res = population.fit(_keys(seeds), CFG, images, out_dir=tmp_path / "run", resume=True, **kw)
     assert [h["step"] for h in res.history] == [3, 4, 6]  # from the common step 2
-    assert _leaves_equal(res.state, ref.state)
+    assert leaves_equal(res.state, ref.state)
     for k, m in enumerate(names):
-        assert _logged(tmp_path / "run" / m) == _logged(tmp_path / "ref" / m)
+        assert logged(tmp_path / "run" / m) == logged(tmp_path / "ref" / m)
         model, _ = runs.load_model(tmp_path / "run" / m)
-        assert _leaves_equal(nnx.state(model), state.take(res.state, k).params)
+        assert leaves_equal(nnx.state(model), state.take(res.state, k).params)
 
 
 def test_population_nan_names_the_member_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    images = np.minimum(_images(96), 254)
+    images = np.minimum(random_images(96), 254)
     images[50] = 255  # member 1 (beta 4) diverges on the batch holding this image
     orig = train.loss_fn
 
@@ -171,7 +135,13 @@ def test_population_nan_names_the_member_and_keeps_last_good_checkpoint(tmp_path
 
 def test_members_without_seeds_are_named_by_index(tmp_path):
     population.fit(
-        _keys([3, 4]), CFG, _images(32), betas=[1.0, 2.0], epochs=1, batch_size=16, out_dir=tmp_path / "p"
+        _keys([3, 4]),
+        CFG,
+        random_images(32),
+        betas=[1.0, 2.0],
+        epochs=1,
+        batch_size=16,
+        out_dir=tmp_path / "p",
     )
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [
         "member00_beta1",

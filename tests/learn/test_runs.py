@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from trainhelp import leaves_equal
 
 from latentjax import data
 from latentjax.errors import CheckpointError, InputError, LatentJaxError, TrainingDiverged
@@ -25,11 +26,6 @@ def sprites16():
     return images
 
 
-def _leaves_equal(a, b):
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
-
-
 def test_read_config_and_load_model(tmp_path, sprites16, key):
     out = tmp_path / "run"
     res = train.fit(
@@ -39,7 +35,7 @@ def test_read_config_and_load_model(tmp_path, sprites16, key):
     assert cfg.model == CFG and cfg.train["dataset"] == "x" and cfg.train["batch_size"] == 64
     assert runs.read_config(out / "checkpoint") == cfg
     model, loaded = runs.load_model(out)
-    assert loaded == CFG and _leaves_equal(model, res.model)
+    assert loaded == CFG and leaves_equal(model, res.model)
     (out / "config.json").unlink()  # the checkpoint's meta says the same
     assert runs.read_config(out) == cfg
     (out / "config.json").write_text("{not json")
@@ -146,7 +142,7 @@ def test_kill_and_resume_is_bitwise_exact(tmp_path):
     assert ref.wait(timeout=300) == 0, ref.stderr.read()
     a, _ = runs.load_model(tmp_path / "ref")
     b, _ = runs.load_model(tmp_path / "victim")
-    assert _leaves_equal(a, b)
+    assert leaves_equal(a, b)
     lines = (tmp_path / "victim" / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(ln)["step"] for ln in lines]
     assert steps == sorted(set(steps))  # the replayed steps were not logged twice

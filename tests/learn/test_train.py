@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from trainhelp import leaves_equal
 
 from latentjax import data
 from latentjax.app import demo
@@ -17,11 +18,6 @@ CFG = models.Config(arch="mlp", image_shape=(16, 16, 1), latent_dim=3, hidden=32
 def sprites16():
     images, factors = data.sprites(num_images=1024, size=16, seed=0)
     return images
-
-
-def _leaves_equal(a, b):
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
 
 
 def test_step_compiles_once(sprites16, key):
@@ -49,7 +45,7 @@ def test_fit_learns_and_paths_agree(sprites16, key):
     assert hist[-1]["loss"] < hist[0]["loss"]
     # The scan, on-device loop and host-fed paths run the same steps on the same batches.
     for mode in ("loop", "host"):
-        assert _leaves_equal(runs[mode].state.params, runs["scan"].state.params), mode
+        assert leaves_equal(runs[mode].state.params, runs["scan"].state.params), mode
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
