@@ -4,11 +4,19 @@ A model is an ``nnx.Module`` (a pytree in flax 0.12); every function here takes 
 (an image ``(h, w, c)`` in [0, 1] or a latent ``(latent_dim,)``) and works under ``jax.jit``,
 ``jax.vmap`` and ``jax.grad``. Batch with ``jax.vmap(fn, in_axes=(None, 0))``. The conv layers'
 fast CPU forms live in ``learn/_conv.py``.
+
+Inputs are checked first (``learn/_inputs.py``): an image must be a float ``(h, w, c)`` (uint8
+images raise; convert them with ``to_float``) and a latent ``(latent_dim,)``, also under ``jit``;
+NaN/inf and image values outside [0, 1] raise ``InputError`` in eager calls (traced values are not
+inspected; see DEVELOPERS.md, "Validation"). dtypes: models compute in float32, their parameters'
+dtype (or ``Config.compute_dtype`` inside the layers), by design: float64 inputs with JAX's x64
+enabled give float32 results. Every parameter is a strongly typed float32, so a user's jitted
+step compiles once.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
 
 import jax
 import jax.numpy as jnp
@@ -16,8 +24,9 @@ import numpy as np
 from flax import nnx
 from jax.typing import ArrayLike
 
+from latentjax import _checks, data
 from latentjax.errors import InputError
-from latentjax.learn import _networks
+from latentjax.learn import _inputs, _networks
 from latentjax.learn import _xla as xla
 from latentjax.learn._config import (  # noqa: F401  (re-exported: models.Config, models.compute_dtype)
     ACTIVATIONS,
@@ -28,22 +37,9 @@ from latentjax.learn._config import (  # noqa: F401  (re-exported: models.Config
     Config,
     compute_dtype,
 )
-
-
-class Gaussian(NamedTuple):
-    """A diagonal Gaussian posterior q(z|x), what ``encode`` returns.
-
-    Attributes:
-      mean: ``(latent_dim,)``.
-      log_var: ``(latent_dim,)``, or None for a plain autoencoder (``kind="ae"``).
-
-    Examples:
-      >>> float(kl_divergence(Gaussian(jnp.zeros(3), jnp.zeros(3))))
-      0.0
-    """
-
-    mean: jax.Array
-    log_var: jax.Array | None
+from latentjax.learn._gaussian import Gaussian, kl_divergence  # noqa: F401  (re-exported)
+from latentjax.learn._gaussian import log_normal as _log_normal
+from latentjax.learn._gaussian import reparameterize as _reparameterize
 
 
 class AutoEncoder(nnx.Module):
@@ -70,7 +66,9 @@ class AutoEncoder(nnx.Module):
         else:
             self.encoder = _networks.ConvEncoder(cfg, out_dim, rngs=rngs)
             self.decoder = _networks.ConvDecoder(cfg, rngs=rngs)
-        self.log_scale = nnx.Param(jnp.full((), -2.0)) if cfg.likelihood == "gaussian" else None
+        # float32 given explicitly: a weakly typed scalar would turn strong after the first optimizer
+        # update and make a jitted step compile again.
+        self.log_scale = nnx.Param(jnp.full((), -2.0, jnp.float32)) if cfg.likelihood == "gaussian" else None
         self.config = cfg
 
 
@@ -111,42 +109,15 @@ def to_float(images: ArrayLike) -> jax.Array:
     return jnp.asarray(images).astype(jnp.float32) / 255.0
 
 
-def _check_image(model: AutoEncoder, x: jax.Array) -> jax.Array:
-    x = jnp.asarray(x)
-    if x.shape != tuple(model.config.image_shape):
-        raise InputError(
-            f"models: expected one image of shape {tuple(model.config.image_shape)}, got {x.shape} "
-            "(batch with jax.vmap)"
-        )
-    return x.astype(jnp.float32)
+def _image(model: AutoEncoder, x, name: str, fn: str) -> jax.Array:
+    return _inputs.image(x, model.config.image_shape, name, where=f"learn.models.{fn}")
 
 
-def _check_latent(model: AutoEncoder, z: jax.Array) -> jax.Array:
-    z = jnp.asarray(z)
-    if z.shape != (model.config.latent_dim,):
-        raise InputError(
-            f"models: expected one latent of shape ({model.config.latent_dim},), got {z.shape} "
-            "(batch with jax.vmap)"
-        )
-    return z
+def _latent(model: AutoEncoder, z, name: str, fn: str) -> jax.Array:
+    return _inputs.latent(z, model.config.latent_dim, name, where=f"learn.models.{fn}")
 
 
-def encode(model: AutoEncoder, x: ArrayLike) -> Gaussian:
-    """q(z|x) for one image.
-
-    Args:
-      model: the model.
-      x: one image ``(h, w, c)`` in [0, 1].
-
-    Returns:
-      ``Gaussian(mean, log_var)``, each ``(latent_dim,)`` (``log_var`` None for an autoencoder).
-
-    Examples:
-      >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
-      >>> encode(model, jnp.zeros((8, 8, 1))).mean.shape
-      (2,)
-    """
-    x = _check_image(model, x)
+def _encode(model: AutoEncoder, x: jax.Array) -> Gaussian:
     out = model.encoder(x.astype(model.config.compute_dtype)).astype(jnp.float32)
     if model.config.kind == "ae":
         return Gaussian(out, None)
@@ -154,31 +125,63 @@ def encode(model: AutoEncoder, x: ArrayLike) -> Gaussian:
     return Gaussian(mean, log_var)
 
 
+def _decode_logits(model: AutoEncoder, z: jax.Array) -> jax.Array:
+    return model.decoder(z.astype(model.config.compute_dtype)).astype(jnp.float32)
+
+
+def encode(model: AutoEncoder, x: ArrayLike) -> Gaussian:
+    """q(z|x) for one image.
+
+    Args:
+      model: the model.
+      x: one float image ``(h, w, c)`` in [0, 1].
+
+    Returns:
+      ``Gaussian(mean, log_var)``, each ``(latent_dim,)`` (``log_var`` None for an autoencoder).
+
+    Raises:
+      InputError: ``x`` of another shape, not float, or (eager) with NaN or values outside [0, 1].
+
+    Examples:
+      >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
+      >>> encode(model, jnp.zeros((8, 8, 1))).mean.shape
+      (2,)
+    """
+    return _encode(model, _image(model, x, "x", "encode"))
+
+
 @xla.lazy_jit
 def _encode_means(model: AutoEncoder, images: jax.Array) -> jax.Array:
-    return jax.vmap(lambda x: encode(model, x).mean)(to_float(images))
+    x = to_float(images) if images.dtype == jnp.uint8 else images.astype(jnp.float32)
+    return jax.vmap(lambda xi: _encode(model, xi).mean)(x)
 
 
 def encode_images(model: AutoEncoder, images: ArrayLike, *, batch_size: int = 1000):
-    """Posterior means of uint8 images ``(n, h, w, c)`` as a numpy array ``(n, latent_dim)``.
+    """Posterior means of images ``(n, h, w, c)`` as a numpy array ``(n, latent_dim)``.
 
     Chunks of ``batch_size`` (the last one padded) go through one jitted ``vmap`` of ``encode``,
     so it compiles once per model and chunk shape, however often it is called.
 
     Args:
       model: the model.
-      images: uint8 ``(n, h, w, c)``.
+      images: ``(n, h, w, c)`` of the model's image shape, uint8 in [0, 255] or float in [0, 1].
       batch_size: images per compiled chunk.
 
     Returns:
       float32 numpy ``(n, latent_dim)``.
+
+    Raises:
+      DataError: ``images`` of another shape or dtype, empty, or with NaN or values out of range.
+      InputError: ``batch_size`` not a positive integer.
 
     Examples:
       >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=3, hidden=8))
       >>> encode_images(model, np.zeros((5, 8, 8, 1), np.uint8)).shape
       (5, 3)
     """
-    images = np.asarray(images)
+    where = "learn.models.encode_images"
+    batch_size = _checks.index(batch_size, "batch_size", where=where, minimum=1)
+    images = data.validate_images(images, what=f"{where}: images", image_shape=model.config.image_shape)
     n = len(images)
     bs = max(1, min(batch_size, n))
     pad = (-n) % bs
@@ -198,13 +201,15 @@ def decode_logits(model: AutoEncoder, z: ArrayLike) -> jax.Array:
     Returns:
       float32 logits of shape ``image_shape``.
 
+    Raises:
+      InputError: ``z`` of another shape, not real, or (eager) with NaN/inf.
+
     Examples:
       >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
       >>> decode_logits(model, jnp.zeros(2)).shape
       (8, 8, 1)
     """
-    z = _check_latent(model, z)
-    return model.decoder(z.astype(model.config.compute_dtype)).astype(jnp.float32)
+    return _decode_logits(model, _latent(model, z, "z", "decode_logits"))
 
 
 def decode(model: AutoEncoder, z: ArrayLike) -> jax.Array:
@@ -217,12 +222,15 @@ def decode(model: AutoEncoder, z: ArrayLike) -> jax.Array:
     Returns:
       ``(h, w, c)`` in [0, 1].
 
+    Raises:
+      InputError: ``z`` of another shape, not real, or (eager) with NaN/inf.
+
     Examples:
       >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
       >>> float(decode(model, jnp.zeros(2)).max()) <= 1.0
       True
     """
-    return jax.nn.sigmoid(decode_logits(model, z))
+    return jax.nn.sigmoid(_decode_logits(model, _latent(model, z, "z", "decode")))
 
 
 def reconstruct(model: AutoEncoder, x: ArrayLike) -> jax.Array:
@@ -230,7 +238,7 @@ def reconstruct(model: AutoEncoder, x: ArrayLike) -> jax.Array:
 
     Args:
       model: the model.
-      x: one image ``(h, w, c)`` in [0, 1].
+      x: one float image ``(h, w, c)`` in [0, 1].
 
     Returns:
       The reconstruction ``(h, w, c)`` in [0, 1].
@@ -240,7 +248,8 @@ def reconstruct(model: AutoEncoder, x: ArrayLike) -> jax.Array:
       >>> reconstruct(model, jnp.zeros((8, 8, 1))).shape
       (8, 8, 1)
     """
-    return decode(model, encode(model, x).mean)
+    x = _image(model, x, "x", "reconstruct")
+    return jax.nn.sigmoid(_decode_logits(model, _encode(model, x).mean))
 
 
 def log_likelihood(model: AutoEncoder, x: ArrayLike, z: ArrayLike) -> jax.Array:
@@ -252,7 +261,7 @@ def log_likelihood(model: AutoEncoder, x: ArrayLike, z: ArrayLike) -> jax.Array:
 
     Args:
       model: the model.
-      x: one image ``(h, w, c)`` in [0, 1].
+      x: one float image ``(h, w, c)`` in [0, 1].
       z: one latent ``(latent_dim,)``.
 
     Returns:
@@ -263,8 +272,13 @@ def log_likelihood(model: AutoEncoder, x: ArrayLike, z: ArrayLike) -> jax.Array:
       >>> float(log_likelihood(model, jnp.zeros((8, 8, 1)), jnp.zeros(2))) < 0
       True
     """
-    x = _check_image(model, x)
-    logits = decode_logits(model, z)
+    return _log_likelihood(
+        model, _image(model, x, "x", "log_likelihood"), _latent(model, z, "z", "log_likelihood")
+    )
+
+
+def _log_likelihood(model: AutoEncoder, x: jax.Array, z: jax.Array) -> jax.Array:
+    logits = _decode_logits(model, z)
     # Flat pixels: for (h, w, 1) images XLA:CPU would otherwise loop over a trailing axis of
     # size 1 and not vectorise (MLP VAE at batch 128 on 2 cores: the softplus fusion 218 -> 110 us).
     x, logits = x.reshape(-1), logits.reshape(-1)
@@ -277,28 +291,6 @@ def log_likelihood(model: AutoEncoder, x: ArrayLike, z: ArrayLike) -> jax.Array:
     return jnp.sum(-0.5 * ((x - mean) * jnp.exp(-log_scale)) ** 2 - log_scale - 0.5 * jnp.log(2 * jnp.pi))
 
 
-def kl_divergence(q: Gaussian) -> jax.Array:
-    """KL(q || N(0, I)) in closed form (Kingma & Welling 2014, appendix B).
-
-    Args:
-      q: a ``Gaussian`` with ``log_var``.
-
-    Returns:
-      A scalar >= 0.
-
-    Examples:
-      >>> float(kl_divergence(Gaussian(jnp.zeros(2), jnp.zeros(2))))
-      0.0
-    """
-    return 0.5 * jnp.sum(jnp.exp(q.log_var) + q.mean**2 - 1.0 - q.log_var)
-
-
-def _reparameterize(key: jax.Array, q: Gaussian, shape=()) -> jax.Array:
-    eps = jax.random.normal(key, shape + q.mean.shape)
-    mean, std = (jnp.broadcast_to(a, eps.shape) for a in (q.mean, jnp.exp(0.5 * q.log_var)))
-    return mean + std * eps
-
-
 def elbo(model: AutoEncoder, key: jax.Array, x: ArrayLike, *, beta: float = 1.0) -> jax.Array:
     """The (beta-weighted) evidence lower bound of one image: E_q[log p(x|z)] - beta KL(q || p).
 
@@ -308,7 +300,7 @@ def elbo(model: AutoEncoder, key: jax.Array, x: ArrayLike, *, beta: float = 1.0)
     Args:
       model: the model.
       key: draws z.
-      x: one image ``(h, w, c)`` in [0, 1].
+      x: one float image ``(h, w, c)`` in [0, 1].
       beta: the KL weight.
 
     Returns:
@@ -319,11 +311,12 @@ def elbo(model: AutoEncoder, key: jax.Array, x: ArrayLike, *, beta: float = 1.0)
       >>> elbo(model, jax.random.key(1), jnp.zeros((28, 28, 1))).shape
       ()
     """
-    q = encode(model, x)
+    x = _image(model, x, "x", "elbo")
+    q = _encode(model, x)
     if model.config.kind == "ae":
-        return log_likelihood(model, x, q.mean)
+        return _log_likelihood(model, x, q.mean)
     z = _reparameterize(key, q)
-    return log_likelihood(model, x, z) - beta * kl_divergence(q)
+    return _log_likelihood(model, x, z) - beta * kl_divergence(q)
 
 
 def sample(model: AutoEncoder, key: jax.Array, *, temperature: float = 1.0) -> jax.Array:
@@ -342,12 +335,8 @@ def sample(model: AutoEncoder, key: jax.Array, *, temperature: float = 1.0) -> j
       >>> sample(model, jax.random.key(1)).shape
       (8, 8, 1)
     """
-    z = temperature * jax.random.normal(key, (model.config.latent_dim,))
-    return decode(model, z)
-
-
-def _log_normal(z, mean, log_var):
-    return jnp.sum(-0.5 * (jnp.log(2 * jnp.pi) + log_var + (z - mean) ** 2 * jnp.exp(-log_var)), axis=-1)
+    z = temperature * jax.random.normal(key, (model.config.latent_dim,), jnp.float32)
+    return jax.nn.sigmoid(_decode_logits(model, z))
 
 
 def iwae_bound(model: AutoEncoder, key: jax.Array, x: ArrayLike, *, num_samples: int) -> jax.Array:
@@ -359,14 +348,15 @@ def iwae_bound(model: AutoEncoder, key: jax.Array, x: ArrayLike, *, num_samples:
     Args:
       model: a VAE.
       key: draws the ``num_samples`` latents.
-      x: one image ``(h, w, c)`` in [0, 1].
+      x: one float image ``(h, w, c)`` in [0, 1].
       num_samples: ``k``.
 
     Returns:
       A scalar.
 
     Raises:
-      InputError: ``model`` is not a VAE.
+      InputError: ``model`` is not a VAE, ``num_samples`` is not a positive concrete integer (it
+        fixes a shape: keep it static under ``jit``), or a bad ``x`` (see ``encode``).
 
     Examples:
       >>> model = create(jax.random.key(0), Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8))
@@ -374,10 +364,12 @@ def iwae_bound(model: AutoEncoder, key: jax.Array, x: ArrayLike, *, num_samples:
       ()
     """
     if model.config.kind != "vae":
-        raise InputError("models.iwae_bound: model must be a VAE (kind='vae')")
-    q = encode(model, x)
+        raise InputError("learn.models.iwae_bound: model must be a VAE (kind='vae')")
+    num_samples = _checks.index(num_samples, "num_samples", where="learn.models.iwae_bound", minimum=1)
+    x = _image(model, x, "x", "iwae_bound")
+    q = _encode(model, x)
     z = _reparameterize(key, q, (num_samples,))
-    log_px = jax.vmap(lambda zi: log_likelihood(model, x, zi))(z)
+    log_px = jax.vmap(lambda zi: _log_likelihood(model, x, zi))(z)
     mean, log_var = (jnp.broadcast_to(a, z.shape) for a in (q.mean, q.log_var))
     log_w = log_px + _log_normal(z, jnp.zeros_like(z), jnp.zeros_like(z)) - _log_normal(z, mean, log_var)
-    return jax.nn.logsumexp(log_w) - jnp.log(num_samples)
+    return jax.nn.logsumexp(log_w) - math.log(num_samples)
