@@ -4,12 +4,22 @@ The only module that imports orbax, and it knows nothing of models or training: 
 format (``config.json``, which state is saved) belongs to ``latentjax.learn.runs``. A folder holds
 ``checkpoint/<step>/`` in orbax's layout. Typed PRNG keys travel as their raw ``uint32`` data
 (``keys_to_data`` / ``data_to_keys``, also used wherever a state crosses processes or devices).
+
+Each checkpoint's meta also holds ``"_integrity"``: the shapes and dtypes of its arrays and a
+sha256 of their bytes (``digest``), checked on restore, so a truncated or bit-rotten checkpoint is
+reported as corrupt (``CorruptCheckpoint``) instead of restored; ``meta()`` hides it. Checkpoints
+of latentjax 0.1.0 have none and restore unchecked.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
 import os
 import pathlib
+import sys
+import threading
 from typing import Any
 
 import jax
@@ -18,6 +28,76 @@ import numpy as np
 from latentjax.errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoint"
+_INTEGRITY = "_integrity"
+
+
+class CorruptCheckpoint(CheckpointError):
+    """A checkpoint whose files are missing, truncated or changed since it was saved."""
+
+
+def digest(tree: Any) -> str:
+    """The sha256 (hex) of a pytree's arrays: each leaf's dtype, shape and bytes, in leaf order.
+
+    Args:
+      tree: a pytree of arrays (typed keys as ``keys_to_data`` gives them).
+
+    Returns:
+      64 hex digits.
+
+    Examples:
+      >>> digest({"w": np.zeros(2)}) == digest({"w": np.zeros(2)}) != digest({"w": np.ones(2)})
+      True
+    """
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _spec(tree: Any) -> list:
+    return [[list(np.shape(a)), np.dtype(a.dtype).str] for a in jax.tree.leaves(tree)]
+
+
+def _closed_loop(exc: BaseException | None) -> bool:
+    return isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+
+
+def _drop_closed_loop_noise() -> None:
+    """Drops the tracebacks tensorstore's late callbacks print after a failed restore.
+
+    They reach orbax's closed asyncio loop from other threads; only these are dropped, once installed.
+    """
+    if getattr(sys.unraisablehook, "_latentjax", False):
+        return
+    unraisable, excepthook = sys.unraisablehook, threading.excepthook
+
+    def on_unraisable(args):
+        if not _closed_loop(args.exc_value):
+            unraisable(args)
+
+    def on_thread(args):
+        if not _closed_loop(args.exc_value):
+            excepthook(args)
+
+    on_unraisable._latentjax = on_thread._latentjax = True
+    sys.unraisablehook, threading.excepthook = on_unraisable, on_thread
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silences orbax's and asyncio's logging of a failed restore: the error says it in one line."""
+    loggers = [logging.getLogger(n) for n in ("absl", "asyncio", "orbax", "jax")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    _drop_closed_loop_noise()
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _ocp():
@@ -122,7 +202,8 @@ class Manager:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=False, create=not extra, **extra
         )
-        self._mngr = ocp.CheckpointManager(self.directory, options=options)
+        with _quiet():  # a damaged _CHECKPOINT_METADATA is logged; restore reports what matters
+            self._mngr = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         """The step of the newest checkpoint (an int), or None."""
@@ -146,6 +227,7 @@ class Manager:
         """
         ocp = _ocp()
         tree = jax.device_get(keys_to_data(tree))
+        meta = {**meta, _INTEGRITY: {"arrays": _spec(tree), "sha256": digest(tree)}}
         self._mngr.save(
             int(step),
             args=ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
@@ -158,12 +240,24 @@ class Manager:
             raise CheckpointError(f"no checkpoint in {self.directory}")
         return step
 
+    def _raw_meta(self, step: int) -> dict:
+        ocp = _ocp()
+        try:
+            with _quiet():
+                meta = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        except Exception as e:  # orbax raises many types for a missing or damaged file
+            raise CorruptCheckpoint(
+                f"checkpoint {self.directory}/{step} is corrupt: its meta cannot be read ({_first_line(e)})"
+            ) from None
+        if not isinstance(meta, dict):
+            raise CorruptCheckpoint(f"checkpoint {self.directory}/{step} is corrupt: its meta is not a dict")
+        return meta
+
     def meta(self, step: int | None = None) -> dict:
         """The ``meta`` dict saved at ``step`` (default: the latest); ``CheckpointError`` if none."""
-        ocp = _ocp()
-        return self._mngr.restore(self._step(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
-            "meta"
-        ]
+        meta = self._raw_meta(self._step(step))
+        meta.pop(_INTEGRITY, None)
+        return meta
 
     def restore(self, like: Any, step: int | None = None) -> tuple[Any, dict]:
         """The pytree saved at ``step`` (default: the latest) in the structure of ``like``, and its meta.
@@ -178,29 +272,42 @@ class Manager:
 
         Raises:
           CheckpointError: the checkpoint is missing or holds other shapes (another model).
+          CorruptCheckpoint: its files are damaged, or its arrays differ from those saved (sha256).
         """
         ocp = _ocp()
         step = self._step(step)
+        where = f"checkpoint {self.directory}/{step}"
         target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), jax.eval_shape(keys_to_data, like))
+        meta = self._raw_meta(step)
+        integrity = meta.pop(_INTEGRITY, None)
+        if integrity is not None and integrity.get("arrays") != _spec(target):
+            raise CheckpointError(f"{where} does not match this model (its arrays have other shapes)")
         try:
-            out = self._mngr.restore(
-                step,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
-            )
-        except Exception as e:  # orbax raises many types for shape/structure mismatches
+            with _quiet():
+                restored = self._mngr.restore(
+                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+                )["state"]
+        except Exception as e:  # orbax raises many types for damaged files and for other shapes
+            if integrity is not None:
+                raise CorruptCheckpoint(f"{where} is corrupt ({_first_line(e)})") from None
             raise CheckpointError(
-                f"checkpoint {self.directory}/{step} does not match this model ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:200]})"
-            ) from e
-        restored = out["state"]
+                f"{where} does not match this model or is corrupt ({_first_line(e)})"
+            ) from None
         for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(target)):
             if np.shape(a) != np.shape(b):
                 raise CheckpointError(
-                    f"checkpoint {self.directory}/{step} does not match this model "
+                    f"{where} does not match this model "
                     f"(an array of shape {np.shape(a)} where {np.shape(b)} was expected)"
                 )
-        return data_to_keys(restored, like), out["meta"]
+        if integrity is not None and digest(restored) != integrity.get("sha256"):
+            raise CorruptCheckpoint(f"{where} is corrupt: its arrays differ from those saved (sha256)")
+        return data_to_keys(restored, like), meta
 
     def close(self) -> None:
         """Waits for nothing (saves are synchronous) and releases orbax's resources."""
         self._mngr.close()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__

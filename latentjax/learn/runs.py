@@ -2,18 +2,17 @@
 
 A run folder (``RunDir``; read by ``read_config`` and ``load_model``) holds ``config.json``
 (``{"model": Config, "train": settings}``), ``metrics.jsonl`` (a record per segment of steps) and
-``checkpoint/<step>/`` (the single-device ``TrainState``, the same JSON as ``meta``). ``open_run``
-opens and resumes it across processes; ``run_segments`` is every trainer's epoch loop.
+``checkpoint/<step>/`` (the single-device ``TrainState``, the same JSON as ``meta``) and
+``.latentjax-manifest.json`` (what latentjax wrote there, ``_manifest``). ``open_run`` opens and
+resumes it across processes; ``run_segments`` is every trainer's epoch loop.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import pathlib
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import numpy as np
@@ -21,64 +20,21 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from latentjax.errors import CheckpointError, InputError, TrainingDiverged
+from latentjax.errors import CheckpointError, TrainingDiverged
 from latentjax.learn import checkpoint, models, state
+from latentjax.learn._run_config import CONFIG_FILE, METRICS_FILE, RunConfig, read_config
+from latentjax.learn._run_dir import RunDir
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-_RESUME_SETTINGS = ("batch_size", "learning_rate", "beta", "seed")  # a resumed run must keep these
-
-
-class RunConfig(NamedTuple):
-    """What a run folder's ``config.json`` holds (``read_config``).
-
-    Attributes:
-      model: the model's ``models.Config``.
-      train: the run's settings (``batch_size``, ``learning_rate``, ... and what the caller
-        added, e.g. the CLI's ``seed`` and ``dataset``).
-
-    Examples:
-      >>> RunConfig(models.Config(), {"seed": 0}).train["seed"]
-      0
-    """
-
-    model: models.Config
-    train: dict
-
-
-def read_config(run_dir: str | os.PathLike) -> RunConfig:
-    """The model config and settings of a run (its ``config.json``, else its latest checkpoint).
-
-    Args:
-      run_dir: a run folder (of ``train.fit``, ``latentjax train`` or ``latentjax demo``) or its
-        ``checkpoint`` folder.
-
-    Returns:
-      ``RunConfig(model, train)``.
-
-    Raises:
-      CheckpointError: no run there, or a ``config.json`` that is not a run's.
-
-    Examples:
-      >>> read_config("latentjax-demo").train["dataset"]  # doctest: +SKIP
-      'sprites'
-    """
-    run_dir = pathlib.Path(run_dir)
-    cfg_file = run_dir / CONFIG_FILE
-    if not cfg_file.exists() and run_dir.name == checkpoint.CHECKPOINT_DIR:
-        cfg_file = run_dir.parent / CONFIG_FILE
-    if cfg_file.exists():
-        try:
-            raw = json.loads(cfg_file.read_text())
-            return RunConfig(models.Config.from_json(raw["model"]), dict(raw.get("train", {})))
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{cfg_file} is not a latentjax run config ({e})") from e
-    if not checkpoint.checkpoint_dir(run_dir).exists():
-        raise CheckpointError(f"no latentjax run at {run_dir} (no {CONFIG_FILE} and no checkpoint/)")
-    mngr = checkpoint.Manager(run_dir)
-    meta = mngr.meta()
-    mngr.close()
-    return RunConfig(models.Config.from_json(meta["model"]), dict(meta.get("train", {})))
+__all__ = [
+    "CONFIG_FILE",
+    "METRICS_FILE",
+    "RunConfig",
+    "RunDir",
+    "load_model",
+    "open_run",
+    "read_config",
+    "run_segments",
+]
 
 
 def load_model(
@@ -117,126 +73,6 @@ def load_model(
     finally:
         mngr.close()
     return nnx.merge(graphdef, st.params), cfg
-
-
-class RunDir:
-    """The files of one run: ``config.json``, ``metrics.jsonl`` and ``checkpoint/``.
-
-    One process writes a run (see ``open_run``), so its checkpoint manager saves without waiting
-    for the others and the states it saves must be host-local: the single-device ``TrainState``,
-    whichever devices trained it.
-
-    Args:
-      out_dir: the run folder (created).
-      config: the model.
-      settings: the run's settings, written to ``config.json`` beside ``config``.
-      resume: continue the run ``out_dir`` holds (else ``out_dir`` must hold none).
-      keep: checkpoints to keep.
-
-    Raises:
-      InputError: ``out_dir`` holds a run and ``resume`` is False (nothing is overwritten).
-      CheckpointError: resuming a run of another model, or with other ``batch_size``,
-        ``learning_rate``, ``beta`` or ``seed``.
-
-    Examples:
-      >>> import tempfile
-      >>> from latentjax.learn import state
-      >>> cfg = models.Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8)
-      >>> run = RunDir(tempfile.mkdtemp(), config=cfg, settings={"seed": 0}, resume=False, keep=1)
-      >>> run.save(state.init(jax.random.key(0), cfg, learning_rate=1e-3)[1])
-      >>> run.log({"step": 0})
-      >>> run.close()
-      >>> run.steps(), read_config(run.path).train, load_model(run.path)[1] == cfg
-      ([0], {'seed': 0}, True)
-    """
-
-    def __init__(self, out_dir, *, config: models.Config, settings: dict, resume: bool, keep: int):
-        self.path = pathlib.Path(out_dir)
-        self.metrics = self.path / METRICS_FILE
-        cfg_file = self.path / CONFIG_FILE
-        if not resume and (
-            cfg_file.exists() or self.metrics.exists() or checkpoint.checkpoint_dir(self.path).exists()
-        ):
-            raise InputError(
-                f"{self.path} already holds a run; pass resume=True to continue it or choose another "
-                "out_dir (nothing was overwritten)"
-            )
-        if cfg_file.exists():
-            old = read_config(self.path)
-            if old.model != config:
-                saved = old.model._asdict()
-                diff = {k: (saved[k], v) for k, v in config._asdict().items() if saved[k] != v}
-                raise CheckpointError(
-                    f"{self.path} holds a run of another model (saved vs requested: {diff}); "
-                    "choose another out_dir"
-                )
-            changed = {
-                k: (old.train.get(k), v)
-                for k, v in settings.items()
-                if k in _RESUME_SETTINGS and old.train.get(k) != v
-            }
-            if changed:
-                raise CheckpointError(
-                    f"cannot resume {self.path} with other settings (saved vs requested: {changed})"
-                )
-        self.meta = {"model": config.to_json(), "train": settings}
-        self.path.mkdir(parents=True, exist_ok=True)
-        cfg_file.write_text(json.dumps(self.meta, indent=2))
-        self.manager = checkpoint.Manager(self.path, keep=keep, this_process_only=True)
-
-    @property
-    def directory(self) -> pathlib.Path:
-        """The checkpoint folder (``pathlib.Path``)."""
-        return self.manager.directory
-
-    def latest_step(self) -> int | None:
-        """The step of the newest checkpoint (an int), or None."""
-        return self.manager.latest_step()
-
-    def steps(self) -> list[int]:
-        """The steps of every kept checkpoint (a list of ints, oldest first)."""
-        return self.manager.all_steps()
-
-    def restore(self, like: state.TrainState, step: int | None = None) -> state.TrainState:
-        """The state saved at ``step`` (default: the latest), or ``like`` when nothing was saved.
-
-        Later checkpoints and log lines are dropped: the resumed run writes them again.
-
-        Args:
-          like: a ``TrainState`` of the run's structure (or its ``state.abstract_state``).
-          step: the checkpoint's step.
-
-        Returns:
-          The restored ``TrainState`` (host-local).
-        """
-        if self.manager.latest_step() is None:
-            return like
-        st, _ = self.manager.restore(like, step)
-        for later in self.manager.all_steps():
-            if later > int(st.step):
-                self.manager.delete(later)
-        self._truncate_metrics(int(st.step))
-        return st
-
-    def _truncate_metrics(self, step: int) -> None:
-        if not self.metrics.exists():
-            return
-        lines = [ln for ln in self.metrics.read_text().splitlines() if ln.strip()]
-        keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
-        self.metrics.write_text("".join(ln + "\n" for ln in keep))
-
-    def log(self, record: dict) -> None:
-        """Appends ``record`` (a JSON-able dict) to ``metrics.jsonl``."""
-        with self.metrics.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def save(self, st: state.TrainState) -> None:
-        """Checkpoints the host-local ``TrainState`` ``st`` at its step, with ``config.json``'s content."""
-        self.manager.save(int(st.step), st, self.meta)
-
-    def close(self) -> None:
-        """Closes the checkpoint manager (saves are synchronous: nothing is pending)."""
-        self.manager.close()
 
 
 def open_run(opener: Callable[[], Any] | None, st: Any, *, resume: bool) -> tuple[Any, Any]:
@@ -288,15 +124,24 @@ def open_run(opener: Callable[[], Any] | None, st: Any, *, resume: bool) -> tupl
 def _diverged(losses: np.ndarray, finite: np.ndarray, first: int, epoch: int, run: Any) -> str:
     bad = int(np.argmin(finite))
     saved = run.latest_step() if run is not None else None
-    where = "no checkpoint was written"
-    if saved is not None:
-        where = f"the last good checkpoint (step {saved}) in {run.directory} is kept"
+    if run is None:
+        where = "nothing was written; run again with a smaller learning_rate"
+    elif saved is None:
+        where = (
+            "no checkpoint was written (metrics.jsonl up to the last good step is kept); run again "
+            "into the same out_dir with a smaller learning_rate"
+        )
+    else:
+        where = (
+            f"the last good checkpoint (step {saved}) in {run.directory} is kept; to train with a "
+            "smaller learning_rate, choose another out_dir"
+        )
     if losses.ndim == 1:
         what = f"the loss became {losses[bad]}"
     else:
         members = np.where(~np.isfinite(losses[bad]))[0].tolist()
         what = f"the loss of population members {members} became NaN or infinite"
-    return f"{what} at step {first + bad} (epoch {epoch}); {where}; try a smaller learning_rate"
+    return f"{what} at step {first + bad} (epoch {epoch}); {where}"
 
 
 def run_segments(

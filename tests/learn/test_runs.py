@@ -81,7 +81,7 @@ def test_out_dir_with_a_run_is_not_overwritten(tmp_path, sprites16, key):
     out = tmp_path / "run"
     train.fit(key, CFG, sprites16, epochs=1, batch_size=64, progress=False, out_dir=out)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    with pytest.raises(InputError, match="already holds a run; pass resume=True .* another out_dir"):
+    with pytest.raises(InputError, match="already holds a run.*pass resume=True .* another out_dir"):
         train.fit(key, CFG, sprites16, epochs=1, batch_size=64, progress=False, out_dir=out)
     other = CFG._replace(latent_dim=5)
     with pytest.raises(CheckpointError, match="another model"):
