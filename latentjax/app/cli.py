@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train an autoencoder or VAE")
     t.add_argument("--dataset", required=True, help="fashion_mnist, mnist, sprites, smile_faces, genki4k")
     t.add_argument("--data-dir", default=None, help="data directory (default: $LATENTJAX_DATA_DIR)")
+    t.add_argument("--download", action="store_true", help="fetch (Fashion-)MNIST to the cache if missing")
     t.add_argument("--model", choices=("ae", "vae"), default="vae")
     t.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
     t.add_argument(
@@ -144,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train a VAE and write a report of its latent space")
     d.add_argument("--dataset", default="sprites")
     d.add_argument("--data-dir", default=None)
+    d.add_argument("--download", action="store_true", help="fetch (Fashion-)MNIST to the cache if missing")
     d.add_argument("--out", default="latentjax-demo")
     d.add_argument("--epochs", type=_positive_int, default=None)
     d.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
@@ -161,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--dataset", default=None, help="default: the data set the run was trained on")
     e.add_argument("--data-dir", default=None)
+    e.add_argument("--download", action="store_true", help="fetch (Fashion-)MNIST to the cache if missing")
     e.add_argument("--n", type=_positive_int, default=5000, help="number of test images to embed")
     e.add_argument("--seed", type=int, default=0)
     return p
@@ -177,7 +180,9 @@ def _train(args) -> int:
     from latentjax.errors import LatentJaxError
     from latentjax.learn import models, train
 
-    ds = data.load(args.dataset, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
+    ds = data.load(
+        args.dataset, data_dir=args.data_dir, limit=args.limit, seed=args.seed, download=args.download
+    )
     shape = tuple(ds.train_images.shape[1:])
     likelihood = args.likelihood or ("bernoulli" if shape[-1] == 1 else "gaussian")
     cfg = models.Config(
@@ -317,9 +322,19 @@ def _train_population(args, cfg, ds, settings) -> int:
     return 0
 
 
+def _fetch(name: str | None, data_dir: str | None) -> None:
+    """``--download``: the data set into the cache now (unless found), for a command that loads it later."""
+    from latentjax import data
+
+    if name in data.DOWNLOADABLE:
+        data.load(name, data_dir=data_dir, limit=1, download=True)
+
+
 def _demo(args) -> int:
     from latentjax.app import demo
 
+    if args.download:
+        _fetch(args.dataset, args.data_dir)
     m = demo.run(
         dataset=args.dataset,
         data_dir=args.data_dir,
@@ -342,7 +357,10 @@ def _demo(args) -> int:
 
 def _embed(args) -> int:
     from latentjax.app import embed
+    from latentjax.learn import runs
 
+    if args.download:
+        _fetch(args.dataset or runs.read_config(args.checkpoint).train.get("dataset"), args.data_dir)
     res = embed.run(
         args.checkpoint,
         args.out,

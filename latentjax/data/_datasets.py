@@ -1,7 +1,7 @@
-"""Offline data sets by name: ``load`` returns a ``Dataset`` of numpy arrays; nothing downloads.
+"""Data sets by name: ``load`` returns a ``Dataset`` of numpy arrays, offline unless asked to download.
 
 The readers live next door: IDX and prepared tfds files (``_idx``), generated sprites (``_sprites``),
-image folders (``_folders``, the face sets).
+image folders (``_folders``, the face sets); ``_download`` fetches MNIST and Fashion-MNIST into a cache.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from latentjax.data import _folders, _idx, _sprites
+from latentjax.data import _download, _folders, _idx, _sprites
 from latentjax.errors import DataError, InputError
 
 DATA_DIR_ENV = "LATENTJAX_DATA_DIR"
@@ -33,6 +33,11 @@ FASHION_MNIST_CLASSES = (
 _TEST_FRACTION = 0.1  # of the generated sprites and of the face sets, which come unsplit
 _NUM_SPRITES = 20000
 _SMILE_NAMES = ("not smiling", "smiling")
+# Where to get the face sets, which are never downloaded (README.md, "Real data").
+_FACE_SOURCES = {
+    "smile_faces": "github.com/hromi/SMILEsmileD",
+    "genki4k": "github.com/truongnmt/smile-detection",
+}
 
 
 class Dataset(NamedTuple):
@@ -70,8 +75,14 @@ def load(
     seed: int = 0,
     limit: int | None = None,
     tfds_data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    cache_dir: str | os.PathLike | None = None,
 ) -> Dataset:
-    """Loads a data set by name, offline.
+    """Loads a data set by name: offline, or fetching MNIST / Fashion-MNIST once with ``download=True``.
+
+    MNIST and Fashion-MNIST are looked for in ``<data_dir>/<name>/`` (IDX files, else a prepared
+    tfds data set), then in the cache ``<cache_dir>/<name>/``; with ``download=True`` the official
+    files the cache lacks are fetched into it first (`data.download`), so later loads need no network.
 
     Args:
         name: one of ``"fashion_mnist"``, ``"mnist"`` (IDX files or a prepared tfds data set,
@@ -83,13 +94,18 @@ def load(
         limit: keep at most ``limit`` train and ``limit`` test examples (the first ones).
         tfds_data_dir: where to look for a prepared tfds data set (``<dir>/<name>/<version>/``)
             when the IDX files are absent; defaults to ``data_dir``.
+        download: fetch MNIST or Fashion-MNIST into the cache when neither the data directory
+            nor the cache holds it (base URL: ``$LATENTJAX_DATA_URL``, else the official mirrors).
+            The face sets are never downloaded; ``"sprites"`` needs nothing.
+        cache_dir: the download cache; defaults to ``$LATENTJAX_CACHE_DIR``, else
+            ``~/.cache/latentjax/data``.
 
     Returns:
         A `Dataset`.
 
     Raises:
-        DataError: unknown name, missing or corrupt files, or a prepared tfds data set without
-            tensorflow-datasets installed.
+        DataError: unknown name, missing or corrupt files, a prepared tfds data set without
+            tensorflow-datasets installed, or a failed download (naming the URL and the problem).
         InputError: a ``limit`` below 1.
 
     Examples:
@@ -107,8 +123,11 @@ def load(
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(NAMES)}")
     if name in ("fashion_mnist", "mnist"):
         tfds_root = None if tfds_data_dir is None else pathlib.Path(tfds_data_dir).expanduser()
-        root = _data_root(data_dir, default=tfds_root)
-        return _load_digits(name, root, tfds_root=tfds_root or root, limit=limit)
+        d = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or tfds_root
+        root = None if not d else pathlib.Path(d).expanduser()
+        return _load_digits(
+            name, root, tfds_root or root, cache_dir=cache_dir, download=download, limit=limit
+        )
     root = _data_root(data_dir)
     if name == "smile_faces":
         folder = root / "smile_faces_lfw"
@@ -120,19 +139,38 @@ def load(
     return _load_faces(name, *files, columns=columns, label="smile", seed=seed, limit=limit)
 
 
-def _load_digits(name: str, root: pathlib.Path, *, tfds_root: pathlib.Path, limit: int | None) -> Dataset:
-    """MNIST or Fashion-MNIST from ``<root>/<name>/`` IDX files, else a prepared tfds data set."""
+def _load_digits(
+    name: str,
+    root: pathlib.Path | None,
+    tfds_root: pathlib.Path | None,
+    *,
+    cache_dir: str | os.PathLike | None,
+    download: bool,
+    limit: int | None,
+) -> Dataset:
+    """MNIST or Fashion-MNIST: ``<root>/<name>/`` IDX files, a prepared tfds set, else the cache."""
     names = FASHION_MNIST_CLASSES if name == "fashion_mnist" else tuple(str(i) for i in range(10))
-    splits = _idx._read_idx_set(root / name, num_classes=len(names), limit=limit)
-    if splits is None:
-        prepared = _idx._prepared_tfds(tfds_root, name)
-        if prepared is None:
-            raise DataError(
-                f"data set {name!r} not found: expected the IDX files "
-                f"{_idx._IDX_FILES['train_images']}.gz etc. in {root / name}, or a prepared tfds data "
-                f"set in {tfds_root / name}/<version>/; pass data_dir or set {DATA_DIR_ENV}"
-            )
+    splits = None if root is None else _idx._read_idx_set(root / name, num_classes=len(names), limit=limit)
+    prepared = None if splits is not None or tfds_root is None else _idx._prepared_tfds(tfds_root, name)
+    if prepared is not None:
         splits = _idx._read_tfds(prepared, limit=limit)
+    if splits is None:
+        cache = _download.cache_dir_for(cache_dir)
+        if download:
+            _download.download(name, cache_dir=cache)
+        if _download.missing(name, cache):
+            where = (
+                f"the IDX files {_idx._IDX_FILES['train_images']}.gz etc. in {root / name}, or a prepared "
+                f"tfds data set in {tfds_root / name}/<version>/"
+                if root is not None
+                else "a data directory"
+            )
+            raise DataError(
+                f"data set {name!r} not found: expected {where} (pass data_dir or set {DATA_DIR_ENV}), "
+                f"or a download in {cache / name}: fetch it with data.load({name!r}, download=True) or "
+                "the command line's --download"
+            )
+        splits = _idx._read_idx_set(cache / name, num_classes=len(names), limit=limit)
     return Dataset(*splits["train"], *splits["test"], names, name, None)
 
 
@@ -163,7 +201,8 @@ def _load_faces(
     for path in (images, labels_file):
         if not path.is_file():
             raise DataError(
-                f"data set {name!r} not found: expected {path}; pass data_dir or set {DATA_DIR_ENV}"
+                f"data set {name!r} not found: expected {path}; pass data_dir or set {DATA_DIR_ENV}; it is "
+                f"never downloaded: build it from {_FACE_SOURCES[name]} as README.md's 'Real data' says"
             )
 
     def split(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -189,8 +228,8 @@ def _face_split(n: int, *, seed: int, limit: int | None) -> tuple[np.ndarray, np
     return order[: n - n_test][:limit], order[n - n_test :][:limit]
 
 
-def _data_root(data_dir: str | os.PathLike | None, default: pathlib.Path | None = None) -> pathlib.Path:
-    d = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or default
+def _data_root(data_dir: str | os.PathLike | None) -> pathlib.Path:
+    d = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
     if not d:
         raise DataError(
             f"no data directory: pass data_dir or set {DATA_DIR_ENV} (a folder "

@@ -34,6 +34,7 @@ def test_load_limit_and_env_var(data_dir, monkeypatch):
 
 
 def test_missing_data_set_names_both_options(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))  # not a download in the user's cache
     with pytest.raises(DataError) as e:
         data.load("mnist", data_dir=tmp_path)
     msg = str(e.value)
