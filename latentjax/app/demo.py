@@ -10,7 +10,6 @@ import json
 import os
 import pathlib
 import platform
-import shutil
 import sys
 import time
 import traceback
@@ -25,7 +24,7 @@ from latentjax import data, move, viz
 from latentjax.app import report
 from latentjax.app.sections import embedding, latent, shapes, transport
 from latentjax.errors import InputError
-from latentjax.learn import models, train
+from latentjax.learn import _manifest, models, runs, train
 from latentjax.look import pca
 
 
@@ -216,16 +215,29 @@ def _model_section(run: DemoRun, metrics: dict) -> report.Section:
     )
 
 
+# What a demo writes in its folder besides the run's files (runs.RunDir records those itself).
+DEMO_FILES = ("report.html", "metrics.json", "figures", "embedding_viewer.html", "projector")
+
+
 def _check_out(out: pathlib.Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise InputError(
-                f"{out} is not empty (it holds an earlier run); choose another --out or pass "
-                "--overwrite (nothing was overwritten)"
-            )
-        if not (out / "report.html").exists() and not (out / "metrics.json").exists():
-            raise InputError(f"{out} does not look like a demo folder; refusing to delete it")
-        shutil.rmtree(out)
+    """Refuses a non-empty ``out`` unless ``overwrite``, which deletes only what latentjax wrote there."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    if not (out.exists() and any(out.iterdir())):
+        return
+    if not overwrite:
+        raise InputError(
+            f"{out} is not empty (it holds an earlier run); choose another --out or pass "
+            "--overwrite (nothing was overwritten)"
+        )
+    clash = _manifest.foreign(out, (*DEMO_FILES, *runs.RUN_FILES))
+    if clash:
+        raise InputError(
+            f"{out} holds {', '.join(clash)}, not written by latentjax (--overwrite deletes only the "
+            f"files its {_manifest.MANIFEST} lists); move them away or choose another --out "
+            "(nothing was deleted)"
+        )
+    _manifest.remove(out)
 
 
 def _run_sections(run: DemoRun, sections: tuple[Section, ...], *, quick: bool) -> tuple[list, dict, dict]:
@@ -309,6 +321,7 @@ def run(
         depth=2,
     )
     fit_key, eval_key, run_key = jax.random.split(jax.random.key(seed), 3)
+    _manifest.claim(out, DEMO_FILES)  # recorded before written: --overwrite may delete them later
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -361,7 +374,7 @@ def run(
         demo_run, sections, quick=quick
     )
     metrics["total_seconds"] = time.perf_counter() - t_start
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _manifest.write_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
     report.write_html(
         [first, *later],
         out / "report.html",

@@ -188,8 +188,8 @@ class RunDir:
             try:
                 st, _ = mngr.restore(like, s)
                 break
-            except checkpoint.CorruptCheckpoint as e:
-                if step is not None:
+            except CheckpointError as e:
+                if step is not None or not checkpoint.is_corrupt(e):
                     raise
                 problems.append(str(e))
         else:

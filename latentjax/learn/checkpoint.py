@@ -7,7 +7,7 @@ format (``config.json``, which state is saved) belongs to ``latentjax.learn.runs
 
 Each checkpoint's meta also holds ``"_integrity"``: the shapes and dtypes of its arrays and a
 sha256 of their bytes (``digest``), checked on restore, so a truncated or bit-rotten checkpoint is
-reported as corrupt (``CorruptCheckpoint``) instead of restored; ``meta()`` hides it. Checkpoints
+reported as corrupt (``is_corrupt``) instead of restored; ``meta()`` hides it. Checkpoints
 of latentjax 0.1.0 have none and restore unchecked.
 """
 
@@ -31,8 +31,23 @@ CHECKPOINT_DIR = "checkpoint"
 _INTEGRITY = "_integrity"
 
 
-class CorruptCheckpoint(CheckpointError):
-    """A checkpoint whose files are missing, truncated or changed since it was saved."""
+def corrupt(message: str) -> CheckpointError:
+    """The ``CheckpointError`` of a checkpoint whose files are missing, truncated or changed since saved.
+
+    Its ``corrupt`` attribute is True (``is_corrupt``), unlike that of a checkpoint of another model.
+
+    Examples:
+      >>> is_corrupt(corrupt("checkpoint 8 is corrupt")), is_corrupt(CheckpointError("another model"))
+      (True, False)
+    """
+    e = CheckpointError(message)
+    e.corrupt = True
+    return e
+
+
+def is_corrupt(e: BaseException) -> bool:
+    """Whether ``e`` says a checkpoint is corrupt (``corrupt``), rather than of another model."""
+    return bool(getattr(e, "corrupt", False))
 
 
 def digest(tree: Any) -> str:
@@ -246,11 +261,11 @@ class Manager:
             with _quiet():
                 meta = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         except Exception as e:  # orbax raises many types for a missing or damaged file
-            raise CorruptCheckpoint(
+            raise corrupt(
                 f"checkpoint {self.directory}/{step} is corrupt: its meta cannot be read ({_first_line(e)})"
             ) from None
         if not isinstance(meta, dict):
-            raise CorruptCheckpoint(f"checkpoint {self.directory}/{step} is corrupt: its meta is not a dict")
+            raise corrupt(f"checkpoint {self.directory}/{step} is corrupt: its meta is not a dict")
         return meta
 
     def meta(self, step: int | None = None) -> dict:
@@ -271,8 +286,8 @@ class Manager:
           ``(tree, meta)``.
 
         Raises:
-          CheckpointError: the checkpoint is missing or holds other shapes (another model).
-          CorruptCheckpoint: its files are damaged, or its arrays differ from those saved (sha256).
+          CheckpointError: the checkpoint is missing or holds other shapes (another model); or,
+            ``is_corrupt``, its files are damaged or its arrays differ from those saved (sha256).
         """
         ocp = _ocp()
         step = self._step(step)
@@ -289,7 +304,7 @@ class Manager:
                 )["state"]
         except Exception as e:  # orbax raises many types for damaged files and for other shapes
             if integrity is not None:
-                raise CorruptCheckpoint(f"{where} is corrupt ({_first_line(e)})") from None
+                raise corrupt(f"{where} is corrupt ({_first_line(e)})") from None
             raise CheckpointError(
                 f"{where} does not match this model or is corrupt ({_first_line(e)})"
             ) from None
@@ -300,7 +315,7 @@ class Manager:
                     f"(an array of shape {np.shape(a)} where {np.shape(b)} was expected)"
                 )
         if integrity is not None and digest(restored) != integrity.get("sha256"):
-            raise CorruptCheckpoint(f"{where} is corrupt: its arrays differ from those saved (sha256)")
+            raise corrupt(f"{where} is corrupt: its arrays differ from those saved (sha256)")
         return data_to_keys(restored, like), meta
 
     def close(self) -> None:

@@ -23,11 +23,12 @@ from tqdm.auto import tqdm
 from latentjax.errors import CheckpointError, TrainingDiverged
 from latentjax.learn import checkpoint, models, state
 from latentjax.learn._run_config import CONFIG_FILE, METRICS_FILE, RunConfig, read_config
-from latentjax.learn._run_dir import RunDir
+from latentjax.learn._run_dir import RUN_FILES, RunDir
 
 __all__ = [
     "CONFIG_FILE",
     "METRICS_FILE",
+    "RUN_FILES",
     "RunConfig",
     "RunDir",
     "load_model",
