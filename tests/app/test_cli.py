@@ -23,7 +23,8 @@ def test_unknown_dataset_exits_2(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_missing_data_names_both_options(capsys, tmp_path):
+def test_missing_data_names_both_options(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENTJAX_CACHE_DIR", str(tmp_path / "cache"))  # not the user's real cache
     code, err = _run(
         capsys,
         "train",
