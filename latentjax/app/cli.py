@@ -9,70 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
+import warnings
 
-# The library's argument names -> this script's flags. Library messages write an argument as
-# ``name=value`` (``devices=99``) or, for names with an underscore, as the bare name (``out_dir``).
-FLAGS = {
-    "batch_size": "--batch-size",
-    "beta_grid": "--beta-grid",
-    "checkpoint_every": "--checkpoint-every",
-    "conv_kernels": "--conv-kernels",
-    "coordinator": "--coordinator",
-    "data_dir": "--data-dir",
-    "devices": "--devices",
-    "latent_dim": "--latent-dim",
-    "learning_rate": "--lr",
-    "num_processes": "--num-processes",
-    "out_dir": "--out",
-    "parallel": "--parallel",
-    "precision": "--precision",
-    "process_id": "--process-id",
-    "resume": "--resume",
-    "size": "--population",
-}
-
-
-def _with_flags(message: str) -> str:
-    """A library message with its argument names replaced by the flags that set them.
-
-    Examples:
-      >>> _with_flags("pass resume=True to continue it or choose another out_dir")
-      'pass --resume to continue it or choose another --out'
-      >>> _with_flags("parallel.select_devices: devices=99 asked for, but 4 devices exist")
-      'parallel.select_devices: --devices 99 asked for, but 4 devices exist'
-    """
-    message = re.sub(r"\bresume=True\b", "--resume", message)
-
-    def flag(m: re.Match) -> str:
-        name, value = m.group(1), m.group(2)
-        if value is not None:
-            return f"{FLAGS[name]} {value}"
-        return FLAGS[name] if "_" in name else m.group(0)
-
-    names = "|".join(sorted(FLAGS, key=len, reverse=True))
-    return re.sub(rf"(?<![\w.-])({names})(?:=(\S+?))?(?=[\s,;:)]|$)", flag, message)
-
-
-def _positive_int(s: str) -> int:
-    v = int(s)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def _positive_float(s: str) -> float:
-    v = float(s)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
-    return v
+from latentjax.app import _cli_checks as _checks
+from latentjax.app._cli_checks import FLAGS, _with_flags  # noqa: F401  (re-exported)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="latentjax", description="Learn, look at and move through latent spaces."
-    )
+    p = _checks.Parser(prog="latentjax", description="Learn, look at and move through latent spaces.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an autoencoder or VAE")
@@ -87,26 +32,39 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="default: bernoulli for gray images, gaussian for colour",
     )
-    t.add_argument("--latent-dim", type=_positive_int, default=16)
-    t.add_argument("--hidden", type=_positive_int, default=400)
-    t.add_argument("--depth", type=_positive_int, default=1)
+    t.add_argument("--latent-dim", type=_checks.positive_int, default=16)
+    t.add_argument("--hidden", type=_checks.positive_int, default=400)
+    t.add_argument("--depth", type=_checks.positive_int, default=1)
     t.add_argument("--activation", default="swish", choices=("relu", "swish", "elu", "gelu"))
-    t.add_argument("--epochs", type=_positive_int, default=10)
-    t.add_argument("--batch-size", type=_positive_int, default=128)
-    t.add_argument("--lr", type=_positive_float, default=1e-3)
-    t.add_argument("--beta", type=float, default=1.0)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--limit", type=_positive_int, default=None, help="use only the first N train/test images")
+    t.add_argument("--epochs", type=_checks.positive_int, default=10)
+    t.add_argument("--batch-size", type=_checks.positive_int, default=128)
+    t.add_argument("--lr", type=_checks.positive_float, default=1e-3)
+    t.add_argument("--beta", type=_checks.nonnegative_float, default=1.0, help="KL weight of a VAE")
+    t.add_argument("--seed", type=_checks.nonnegative_int, default=0)
+    t.add_argument(
+        "--limit", type=_checks.positive_int, default=None, help="use only the first N train/test images"
+    )
     t.add_argument("--out", required=True, help="run folder: config.json, metrics.jsonl, checkpoint/")
     t.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its latest checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its newest intact checkpoint (a corrupt one is skipped)",
     )
-    t.add_argument("--checkpoint-every", type=_positive_int, default=None, help="steps (default: one epoch)")
-    t.add_argument("--keep", type=_positive_int, default=3, help="checkpoints to keep")
+    t.add_argument(
+        "--resume-step",
+        type=_checks.positive_int,
+        default=None,
+        metavar="N",
+        help="continue the run in --out from its checkpoint of step N (implies --resume)",
+    )
+    t.add_argument(
+        "--checkpoint-every", type=_checks.positive_int, default=None, help="steps (default: one epoch)"
+    )
+    t.add_argument("--keep", type=_checks.positive_int, default=3, help="checkpoints to keep")
     t.add_argument("--mode", choices=("auto", "scan", "loop", "host"), default="auto")
     t.add_argument(
         "--microbatches",
-        type=_positive_int,
+        type=_checks.positive_int,
         default=None,
         help="compute each batch's gradient in N equal slices (default: tuning.default_microbatches)",
     )
@@ -121,17 +79,17 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--devices", default=None, help="data-parallel over N devices or 'all' (jit + sharding)")
     g.add_argument("--parallel", choices=("jit", "pmap"), default="jit")
     g.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host, jax.distributed)")
-    g.add_argument("--num-processes", type=_positive_int, default=None)
-    g.add_argument("--process-id", type=int, default=None)
+    g.add_argument("--num-processes", type=_checks.positive_int, default=None)
+    g.add_argument("--process-id", type=_checks.nonnegative_int, default=None)
     g.add_argument(
         "--population",
-        type=_positive_int,
+        type=_checks.positive_int,
         default=None,
         help="train K models at once (vmap), seeds seed..seed+K-1 crossed with --beta-grid",
     )
     g.add_argument(
         "--beta-grid",
-        type=lambda s: [float(v) for v in s.split(",")],
+        type=_checks.float_list,
         default=None,
         help="comma-separated KL weights for the population, e.g. 0.5,1,4",
     )
@@ -147,12 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", default=None)
     d.add_argument("--download", action="store_true", help="fetch (Fashion-)MNIST to the cache if missing")
     d.add_argument("--out", default="latentjax-demo")
-    d.add_argument("--epochs", type=_positive_int, default=None)
+    d.add_argument("--epochs", type=_checks.positive_int, default=None)
     d.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
-    d.add_argument("--latent-dim", type=_positive_int, default=None)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--latent-dim", type=_checks.positive_int, default=None)
+    d.add_argument("--seed", type=_checks.nonnegative_int, default=0)
     d.add_argument("--quick", action="store_true", help="a small run (under a minute on 2 CPU cores)")
-    d.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
+    d.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier demo in --out (deletes only what latentjax wrote)",
+    )
     d.add_argument("--quiet", action="store_true")
 
     e = sub.add_parser("embed", help="embed a trained model's latents with PCA, t-SNE or UMAP")
@@ -164,8 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", default=None, help="default: the data set the run was trained on")
     e.add_argument("--data-dir", default=None)
     e.add_argument("--download", action="store_true", help="fetch (Fashion-)MNIST to the cache if missing")
-    e.add_argument("--n", type=_positive_int, default=5000, help="number of test images to embed")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--n", type=_checks.positive_int, default=5000, help="number of test images to embed")
+    e.add_argument("--seed", type=_checks.nonnegative_int, default=0)
     return p
 
 
@@ -231,7 +193,7 @@ def _train(args) -> int:
         out_dir=args.out,
         checkpoint_every=args.checkpoint_every,
         keep=args.keep,
-        resume=args.resume,
+        resume=_resume(args),
         progress=not args.quiet,
         eval_images=ds.test_images[:2000],
         mode=args.mode,
@@ -242,6 +204,11 @@ def _train(args) -> int:
     last = result.history[-1] if result.history else {"step": int(result.state.step)}
     print(json.dumps({"out": args.out, **last}))
     return 0
+
+
+def _resume(args) -> bool | int:
+    """``--resume`` (True: the newest intact checkpoint) or ``--resume-step N`` (that step)."""
+    return args.resume_step if args.resume_step is not None else args.resume
 
 
 def _train_data_parallel(args, cfg, ds, settings) -> int:
@@ -263,7 +230,7 @@ def _train_data_parallel(args, cfg, ds, settings) -> int:
         out_dir=args.out,
         checkpoint_every=args.checkpoint_every,
         keep=args.keep,
-        resume=args.resume,
+        resume=_resume(args),
         progress=not args.quiet,
         eval_images=ds.test_images[:2000],
         settings=settings,
@@ -294,7 +261,7 @@ def _train_population(args, cfg, ds, settings) -> int:
         out_dir=args.out,
         checkpoint_every=args.checkpoint_every,
         keep=args.keep,
-        resume=args.resume,
+        resume=_resume(args),
         progress=not args.quiet,
         settings=settings,
     )
@@ -389,14 +356,29 @@ def main(argv: list[str] | None = None) -> int:
     from latentjax.errors import LatentJaxError
 
     args = _parser().parse_args(argv)
+    warnings.formatwarning = lambda message, category, *a, **k: (
+        f"latentjax {args.command}: warning: {message}\n"
+    )
     try:
         return {"train": _train, "demo": _demo, "embed": _embed}[args.command](args)
     except LatentJaxError as e:
         msg = _with_flags(str(e).splitlines()[0]) if str(e) else type(e).__name__
         print(f"latentjax {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"latentjax {args.command}: error: {_checks.os_error(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"latentjax {args.command}: interrupted", file=sys.stderr)
+        msg = "interrupted"
+        if args.command == "train":
+            step = _checks.saved_step(args.out)
+            msg += (
+                f"; no checkpoint was saved in {args.out}: run the same command again to start over"
+                if step is None
+                else f"; the last checkpoint (step {step}) is in {args.out}/checkpoint: "
+                "run the same command with --resume to continue"
+            )
+        print(f"latentjax {args.command}: {msg}", file=sys.stderr)
         return 130
 
 
