@@ -79,6 +79,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                 raise DataError(f"{path} is corrupt: more data than its header's shape {shape}")
     except FileNotFoundError:
         raise DataError(f"IDX file not found: {path}") from None
+    except PermissionError:
+        raise  # not corrupt data: the CLI reports the path and the cause
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path} is corrupt or truncated: {e}") from None
     return out.astype(out.dtype.newbyteorder("="), copy=False)
