@@ -1,19 +1,17 @@
 """Moving through a latent space: paths, edits and generation, one namespace over private files.
 
 Paths (lerp, slerp, geodesics, their diagnostics) in ``_paths``/``_geodesic``, edits (attribute
-vectors, traversals) in ``_edits``, generation (prior draws, 2-D grids) in ``_generate``.
+vectors, apply, chain) in ``_edits``, traversals and factor sensitivity in ``_traverse``, generation
+(prior draws, 2-D grids) in ``_generate``.
 """
 
 from latentjax.move._edits import (
-    Sensitivity,
     apply,
     attribute_vector,
     chain,
     class_vector,
-    factor_sensitivity,
     gram_schmidt,
     regression_vector,
-    traverse,
 )
 from latentjax.move._generate import grid_2d, sample_prior
 from latentjax.move._geodesic import (
@@ -27,6 +25,7 @@ from latentjax.move._geodesic import (
     geodesic_step,
 )
 from latentjax.move._paths import Decode, Diagnostics, curve_energy, lerp, path, path_diagnostics, slerp
+from latentjax.move._traverse import Sensitivity, factor_sensitivity, traverse
 
 __all__ = [
     "Decode",

@@ -1,36 +1,18 @@
-"""Edits in a latent space: attribute vectors, applying and chaining them, traversals, sensitivity.
+"""Edits in a latent space: attribute vectors, and applying and chaining them.
 
-The vectors are computed from ``(n, d)`` latents (e.g. encoder means); `apply`, `chain` and `traverse`
-edit one latent ``(d,)`` (sweep with `jax.vmap`).
+The vectors are computed from ``(n, d)`` latents (e.g. encoder means); `apply` and `chain` edit one
+latent ``(d,)`` (sweep with `jax.vmap`).
 """
-
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
+from latentjax import _checks
 from latentjax.errors import InputError
-from latentjax.move._safe import _safe_divide, _safe_sqrt
-
-
-class Sensitivity(NamedTuple):
-    """Which latent dimension moves which known factor, from `factor_sensitivity`.
-
-    Attributes:
-        correlation: ``(latent_dim, num_factors)`` absolute Pearson correlation between each
-            latent-mean coordinate and each factor (0 where either is constant).
-        best_dim: ``(num_factors,)`` the latent dimension most correlated with each factor.
-
-    Examples:
-        >>> z = jnp.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0]])
-        >>> s = factor_sensitivity(z, jnp.array([0.0, 1.0, 2.0]))
-        >>> s.correlation.shape, s.best_dim
-        ((2, 1), Array([0], dtype=int32))
-    """
-
-    correlation: jax.Array
-    best_dim: jax.Array
+from latentjax.move._paths import _float_dtype, _scalar
+from latentjax.move._safe import _safe_divide
 
 
 def _masked_mean(z: jax.Array, mask: jax.Array) -> jax.Array:
@@ -38,16 +20,26 @@ def _masked_mean(z: jax.Array, mask: jax.Array) -> jax.Array:
     return (w @ z) / jnp.maximum(jnp.sum(w), 1.0)
 
 
-def _check_latents(z: jax.Array, n: int, where: str) -> None:
-    if z.ndim != 2:
-        raise InputError(f"{where}: z must be (n, d) latents, got shape {z.shape}")
+def _latents(z: ArrayLike, n: int, where: str) -> jax.Array:
+    """``(n, d)`` latents in their float dtype; NaN/inf refused in eager calls."""
+    z = _checks.array(z, "z", where=where)
+    if len(z.shape) != 2:
+        raise InputError(f"{where}: z must be (n, d) latents, got shape {tuple(z.shape)}")
     if z.shape[0] != n:
         raise InputError(f"{where}: {z.shape[0]} latents but {n} labels/values")
+    return jnp.asarray(z, _float_dtype(z))
 
 
-def _concrete(x: jax.Array):
-    # Input checks only run on concrete values; under jit the caller owns the labels.
-    return None if isinstance(x, jax.core.Tracer) else jax.device_get(x)
+def _class_labels(labels: ArrayLike, where: str, num_classes: int | None = None) -> jax.Array:
+    """Integer or bool labels ``(n,)``: the dtype always, the values (>= 0, < num_classes) when concrete."""
+    if _checks.is_traced(labels):
+        dt = labels.dtype
+        if labels.ndim != 1 or not (jnp.issubdtype(dt, jnp.integer) or dt == jnp.bool_):
+            raise InputError(
+                f"{where}: labels must be a vector of integers or bools, got {dt} of shape {labels.shape}"
+            )
+        return labels
+    return jnp.asarray(_checks.labels(np.asarray(labels), where=where, num_classes=num_classes))
 
 
 def attribute_vector(z: ArrayLike, labels: ArrayLike) -> jax.Array:
@@ -57,13 +49,14 @@ def attribute_vector(z: ArrayLike, labels: ArrayLike) -> jax.Array:
 
     Args:
         z: ``(n, d)`` latents (e.g. encoder means).
-        labels: ``(n,)`` booleans (or 0/1), True for examples that have the attribute.
+        labels: ``(n,)`` booleans (or integers 0/1), True for examples that have the attribute.
 
     Returns:
-        ``(d,)`` vector.
+        ``(d,)`` vector, in the latents' float dtype.
 
     Raises:
-        InputError: shapes disagree, or (outside jit) the labels are all positive or all negative.
+        InputError: shapes disagree, labels are not bools or integers, or (eager calls) a label
+            is not 0/1, the labels are all positive or all negative, or ``z`` holds NaN/inf.
 
     Examples:
         >>> z = jnp.array([[1.0, 0.0], [3.0, 0.0], [0.0, 0.0]])
@@ -74,15 +67,16 @@ def attribute_vector(z: ArrayLike, labels: ArrayLike) -> jax.Array:
         Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric", Sec. 5
         (visual attribute vectors); White 2016, "Sampling Generative Networks", Sec. 2.4.
     """
-    z = jnp.asarray(z, jnp.float32)
-    labels = jnp.asarray(labels).astype(bool)
-    _check_latents(z, labels.shape[0], "move.attribute_vector")
-    concrete = _concrete(labels)
-    if concrete is not None and (concrete.all() or not concrete.any()):
-        raise InputError(
-            "move.attribute_vector: labels need both positives and negatives, got "
-            f"{int(concrete.sum())} of {concrete.size} positive"
-        )
+    where = "move.attribute_vector"
+    labels = _class_labels(labels, where, num_classes=2)
+    z = _latents(z, labels.shape[0], where)
+    if not _checks.is_traced(labels):
+        pos = int(jnp.sum(labels))
+        if pos in (0, labels.shape[0]):
+            raise InputError(
+                f"{where}: labels need both positives and negatives, got {pos} of {labels.shape[0]} positive"
+            )
+    labels = labels.astype(bool)
     return _masked_mean(z, labels) - _masked_mean(z, ~labels)
 
 
@@ -107,7 +101,8 @@ def regression_vector(z: ArrayLike, values: ArrayLike, *, kind: str = "mean_shif
         ``(d,)`` vector; ``apply(z, v, 2.0)`` asks for two more units of the attribute.
 
     Raises:
-        InputError: shapes disagree or ``kind`` is unknown.
+        InputError: shapes disagree, ``kind`` is unknown, or (eager calls) NaN/inf in ``z`` or
+            ``values``.
 
     Examples:
         >>> y = jnp.array([0.0, 1.0, 2.0]); z = jnp.stack([2.0 * y, jnp.zeros(3)], axis=1)
@@ -118,19 +113,19 @@ def regression_vector(z: ArrayLike, values: ArrayLike, *, kind: str = "mean_shif
         Least squares (Legendre 1805); attribute directions from regression as in Shen et al.
         2020, "Interpreting the Latent Space of GANs for Semantic Face Editing" (InterFaceGAN, Sec. 2).
     """
-    z = jnp.asarray(z, jnp.float32)
-    y = jnp.asarray(values, jnp.float32)
-    if y.ndim != 1:
-        raise InputError(f"move.regression_vector: values must be (n,), got shape {y.shape}")
-    _check_latents(z, y.shape[0], "move.regression_vector")
+    where = "move.regression_vector"
+    if kind not in ("mean_shift", "predictor"):
+        raise InputError(f"{where}: kind must be 'mean_shift' or 'predictor', got {kind!r}")
+    y = _checks.array(values, "values", where=where, ndim=1)
+    z = _latents(z, y.shape[0], where)
+    y = jnp.asarray(y, z.dtype)
     zc = z - z.mean(axis=0, keepdims=True)
     yc = y - y.mean()
+    tiny = jnp.finfo(z.dtype).tiny
     if kind == "mean_shift":
-        return (yc @ zc) / jnp.maximum(yc @ yc, jnp.finfo(jnp.float32).tiny)
-    if kind == "predictor":
-        w = jnp.linalg.lstsq(zc, yc)[0]
-        return w / jnp.maximum(w @ w, jnp.finfo(jnp.float32).tiny)
-    raise InputError(f"move.regression_vector: kind must be 'mean_shift' or 'predictor', got {kind!r}")
+        return (yc @ zc) / jnp.maximum(yc @ yc, tiny)
+    w = jnp.linalg.lstsq(zc, yc)[0]
+    return w / jnp.maximum(w @ w, tiny)
 
 
 def class_vector(z: ArrayLike, labels: ArrayLike, *, source: int, target: int) -> jax.Array:
@@ -146,7 +141,8 @@ def class_vector(z: ArrayLike, labels: ArrayLike, *, source: int, target: int) -
         ``(d,)`` vector.
 
     Raises:
-        InputError: shapes disagree, or (outside jit) a class has no example.
+        InputError: shapes disagree, labels are not non-negative integers, or (eager calls) a
+            class has no example or ``z`` holds NaN/inf.
 
     Examples:
         >>> class_vector(jnp.array([[0.0], [2.0], [4.0]]), jnp.array([0, 1, 1]), source=0, target=1)
@@ -155,14 +151,15 @@ def class_vector(z: ArrayLike, labels: ArrayLike, *, source: int, target: int) -
     References:
         Mikolov et al. 2013 (vector offsets); White 2016, "Sampling Generative Networks", Sec. 2.4.
     """
-    z = jnp.asarray(z, jnp.float32)
-    labels = jnp.asarray(labels)
-    _check_latents(z, labels.shape[0], "move.class_vector")
-    concrete = _concrete(labels)
-    if concrete is not None:
-        for c in (source, target):
-            if not (concrete == c).any():
-                raise InputError(f"move.class_vector: no example of class {c} among the labels")
+    where = "move.class_vector"
+    source = _checks.index(source, "source", where=where, minimum=0)
+    target = _checks.index(target, "target", where=where, minimum=0)
+    labels = _class_labels(labels, where)
+    z = _latents(z, labels.shape[0], where)
+    if not _checks.is_traced(labels):
+        for name, c in (("source", source), ("target", target)):
+            if not bool(jnp.any(labels == c)):
+                raise InputError(f"{where}: no example of class {c} ({name}) among the labels")
     return _masked_mean(z, labels == target) - _masked_mean(z, labels == source)
 
 
@@ -170,15 +167,19 @@ def apply(z: ArrayLike, vector: ArrayLike, strength: ArrayLike) -> jax.Array:
     """``z + strength * vector`` for one latent and a scalar strength.
 
     Sweep with ``jax.vmap(apply, in_axes=(None, None, 0))(z, v, strengths)``; over inputs and
-    strengths at once nest two vmaps.
+    strengths at once nest two vmaps (a vector ``strength`` is refused, not broadcast).
 
     Args:
         z: ``(d,)`` latent.
-        vector: ``(d,)`` edit direction (e.g. from `attribute_vector`).
+        vector: ``(d,)`` edit direction (e.g. from `attribute_vector`), the same shape.
         strength: scalar multiple of ``vector`` to add.
 
     Returns:
-        ``(d,)`` edited latent.
+        ``(d,)`` edited latent, in the float dtype of ``z`` and ``vector``.
+
+    Raises:
+        InputError: ``z`` and ``vector`` differ in shape, ``strength`` is not a scalar, or (eager
+            calls) an argument holds NaN/inf.
 
     Examples:
         >>> apply(jnp.zeros(2), jnp.array([1.0, 0.0]), -2.0)
@@ -187,7 +188,12 @@ def apply(z: ArrayLike, vector: ArrayLike, strength: ArrayLike) -> jax.Array:
     References:
         White 2016, "Sampling Generative Networks", Sec. 2.4.
     """
-    return jnp.asarray(z) + jnp.asarray(strength) * jnp.asarray(vector)
+    where = "move.apply"
+    z, vector = _checks.array(z, "z", where=where), _checks.array(vector, "vector", where=where)
+    _checks.same_shape(z, vector, ("z", "vector"), where=where)
+    strength = _scalar(strength, "strength", where)
+    dt = _float_dtype(z, vector)
+    return jnp.asarray(z, dt) + jnp.asarray(strength, dt) * jnp.asarray(vector, dt)
 
 
 def gram_schmidt(vectors: ArrayLike) -> jax.Array:
@@ -200,7 +206,10 @@ def gram_schmidt(vectors: ArrayLike) -> jax.Array:
         vectors: ``(k, d)`` vectors, in order of priority.
 
     Returns:
-        ``(k, d)`` mutually orthogonal vectors (a zero vector stays zero).
+        ``(k, d)`` mutually orthogonal vectors (a zero vector stays zero), in their float dtype.
+
+    Raises:
+        InputError: ``vectors`` is not ``(k, d)`` or (eager calls) holds NaN/inf.
 
     Examples:
         >>> gram_schmidt(jnp.array([[1.0, 0.0], [1.0, 1.0]]))
@@ -210,7 +219,8 @@ def gram_schmidt(vectors: ArrayLike) -> jax.Array:
     References:
         Golub & Van Loan, "Matrix Computations", Sec. 5.2.7 (modified Gram-Schmidt).
     """
-    vs = jnp.asarray(vectors, jnp.float32)
+    vs = _checks.array(vectors, "vectors", where="move.gram_schmidt", ndim=2)
+    vs = jnp.asarray(vs, _float_dtype(vs))
     out = []
     for j in range(vs.shape[0]):
         v = vs[j]
@@ -236,10 +246,11 @@ def chain(
         orthogonalize: orthogonalise the vectors in order first.
 
     Returns:
-        ``(d,)`` edited latent.
+        ``(d,)`` edited latent, in the float dtype of ``z`` and ``vectors``.
 
     Raises:
-        InputError: the shapes of ``vectors`` and ``strengths`` do not fit ``z``.
+        InputError: the shapes of ``vectors`` and ``strengths`` do not fit ``z``, or (eager calls)
+            an argument holds NaN/inf.
 
     Examples:
         >>> vs = jnp.array([[1.0, 0.0], [1.0, 1.0]])
@@ -249,94 +260,15 @@ def chain(
     References:
         Shen et al. 2020, "InterFaceGAN", Sec. 2.3 (conditional manipulation by projection).
     """
-    z = jnp.asarray(z, jnp.float32)
-    vectors = jnp.asarray(vectors, jnp.float32)
-    strengths = jnp.asarray(strengths, jnp.float32)
-    if vectors.ndim != 2 or vectors.shape[1] != z.shape[-1] or strengths.shape != (vectors.shape[0],):
-        raise InputError(
-            f"move.chain: expected vectors (k, {z.shape[-1]}) and strengths (k,), "
-            f"got {vectors.shape} and {strengths.shape}"
-        )
+    where = "move.chain"
+    z = _checks.array(z, "z", where=where, ndim=1)
+    vectors = _checks.array(vectors, "vectors", where=where)
+    strengths = _checks.array(strengths, "strengths", where=where)
+    vs, ss = tuple(vectors.shape), tuple(strengths.shape)
+    if len(vs) != 2 or vs[1] != z.shape[0] or ss != (vs[0],):
+        raise InputError(f"{where}: expected vectors (k, {z.shape[0]}) and strengths (k,), got {vs} and {ss}")
+    dt = _float_dtype(z, vectors)
+    z, vectors, strengths = jnp.asarray(z, dt), jnp.asarray(vectors, dt), jnp.asarray(strengths, dt)
     if orthogonalize:
         vectors = gram_schmidt(vectors)
     return z + strengths @ vectors
-
-
-def traverse(z: ArrayLike, dim_or_direction: int | ArrayLike, values: ArrayLike) -> jax.Array:
-    """Latents ``z + values[i] * direction`` around one point (one latent dimension or a direction).
-
-    Args:
-        z: ``(d,)`` latent to start from.
-        dim_or_direction: an int (move along that coordinate) or a ``(d,)`` direction (e.g. a
-            principal direction or an attribute vector), used as given (not normalised).
-        values: ``(m,)`` offsets.
-
-    Returns:
-        ``(m, d)`` latents to decode.
-
-    Raises:
-        InputError: the dimension is out of range or the direction's shape is not ``z``'s.
-
-    Examples:
-        >>> traverse(jnp.zeros(2), 1, jnp.array([-1.0, 1.0]))
-        Array([[ 0., -1.],
-               [ 0.,  1.]], dtype=float32)
-
-    References:
-        Higgins et al. 2017, "beta-VAE", Fig. 1 (latent traversals).
-    """
-    z = jnp.asarray(z, jnp.float32)
-    values = jnp.asarray(values, jnp.float32)
-    if isinstance(dim_or_direction, int):
-        if not -z.shape[0] <= dim_or_direction < z.shape[0]:
-            raise InputError(
-                f"move.traverse: dimension {dim_or_direction} out of range for a latent of size {z.shape[0]}"
-            )
-        direction = jax.nn.one_hot(dim_or_direction % z.shape[0], z.shape[0], dtype=jnp.float32)
-    else:
-        direction = jnp.asarray(dim_or_direction, jnp.float32)
-        if direction.shape != z.shape:
-            raise InputError(
-                f"move.traverse: direction shape {direction.shape} differs from latent shape {z.shape}"
-            )
-    return jax.vmap(apply, in_axes=(None, None, 0))(z, direction, values)
-
-
-def factor_sensitivity(z: ArrayLike, factors: ArrayLike) -> Sensitivity:
-    """Absolute correlation between every latent coordinate and every known generative factor.
-
-    On a data set with known factors (sprites: shape, scale, rotation, x, y) this tells which
-    latent dimension moves which factor; a disentangled model has one large entry per column.
-    Pass periodic factors (rotation) as cos/sin columns, since correlation is linear.
-
-    Args:
-        z: ``(n, d)`` latents (encoder means).
-        factors: ``(n, f)`` factor values (categorical ones as codes or one-hot columns), or ``(n,)``
-            for one factor.
-
-    Returns:
-        `Sensitivity` with ``correlation (d, f)`` and ``best_dim (f,)``.
-
-    Raises:
-        InputError: ``z`` and ``factors`` have different numbers of rows.
-
-    Examples:
-        >>> z = jnp.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0]])
-        >>> factor_sensitivity(z, jnp.array([[0.0], [2.0], [4.0]])).best_dim
-        Array([0], dtype=int32)
-
-    References:
-        Higgins et al. 2017, "beta-VAE" (dSprites factors); Ridgeway & Mozer 2018, "Learning Deep
-        Disentangled Embeddings with the F-Statistic Loss" (modularity from latent-factor statistics).
-    """
-    z = jnp.asarray(z, jnp.float32)
-    f = jnp.asarray(factors, jnp.float32)
-    if f.ndim == 1:
-        f = f[:, None]
-    _check_latents(z, f.shape[0], "move.factor_sensitivity")
-    zc = z - z.mean(axis=0, keepdims=True)
-    fc = f - f.mean(axis=0, keepdims=True)
-    zs = _safe_sqrt(jnp.sum(zc * zc, axis=0))
-    fs = _safe_sqrt(jnp.sum(fc * fc, axis=0))
-    corr = _safe_divide(jnp.abs(zc.T @ fc), zs[:, None] * fs[None, :])
-    return Sensitivity(correlation=corr, best_dim=jnp.argmax(corr, axis=0).astype(jnp.int32))

@@ -8,15 +8,18 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.typing import ArrayLike
 
+from latentjax import _checks
 from latentjax.errors import InputError
 from latentjax.move._paths import (
     Decode,
     Diagnostics,
     _check_endpoints,
     _diagnostics,
+    _float_dtype,
     curve_energy,
     lerp,
     path,
@@ -97,26 +100,34 @@ def geodesic_init(
         `GeodesicState` with ``num_points - 2`` interior points.
 
     Raises:
-        InputError: endpoints of different shapes, ``num_points < 3``, or noise without a key.
+        InputError: endpoints of different shapes, ``num_points < 3``, noise without a key, or
+            (eager calls) NaN/inf endpoints, or a ``decode`` that gives NaN/inf on the start path.
 
     Examples:
         >>> s = geodesic_init(lambda z: z, jnp.zeros(1), jnp.ones(1), num_points=3)
         >>> s.interior, float(s.energy)
         (Array([[0.5]], dtype=float32), 1.0)
     """
-    z0, z1 = jnp.asarray(z0, jnp.float32), jnp.asarray(z1, jnp.float32)
-    _check_endpoints(z0, z1, "move.geodesic")
-    if num_points < 3:
+    where = "move.geodesic"
+    _check_endpoints(z0, z1, where)
+    if _checks.index(num_points, "num_points", where=where) < 3:
         raise InputError(
-            f"move.geodesic: num_points must be >= 3 (two endpoints and an interior), got {num_points}"
+            f"{where}: num_points must be >= 3 (two endpoints and an interior), got {num_points}"
         )
     if init_noise > 0 and key is None:
-        raise InputError("move.geodesic: init_noise > 0 needs a key")
-    ts = jnp.linspace(0.0, 1.0, num_points)[1:-1]
+        raise InputError(f"{where}: init_noise > 0 needs a key")
+    dt = _float_dtype(z0, z1)
+    z0, z1 = jnp.asarray(z0, dt), jnp.asarray(z1, dt)
+    ts = jnp.linspace(0.0, 1.0, num_points, dtype=dt)[1:-1]
     interior = jax.vmap(lerp, in_axes=(None, None, 0))(z0, z1, ts)
     if init_noise > 0:
-        interior = interior + init_noise * jax.random.normal(key, interior.shape)
+        interior = interior + init_noise * jax.random.normal(key, interior.shape, dt)
     energy = curve_energy(decode, _points(z0, interior, z1))
+    if not _checks.is_traced(energy) and not np.isfinite(float(energy)):
+        raise InputError(
+            f"{where}: decode returned NaN/inf on the start path from z0 to z1 (curve energy "
+            f"{float(energy)}); a geodesic needs a decoder that is finite there"
+        )
     # Adam's state does not depend on the learning rate, which `geodesic_step` takes.
     opt_state = optax.adam(1.0).init(interior)
     return GeodesicState(z0, z1, interior, opt_state, interior, energy, energy)
@@ -171,7 +182,7 @@ def geodesic(
     `curve_energy` with the endpoints fixed: `geodesic_init`, then ``num_steps`` of
     `geodesic_step` in one `lax.scan` on device. Minimising the energy (not the length) also spaces
     the points evenly in decoded space. The returned points are the lowest-energy iterate, so the
-    result never has more energy than the straight line.
+    result never has more energy than the start (an iterate whose energy is NaN is never chosen).
 
     Args:
         decode: single-latent decoder ``(d,) -> output``; differentiable.
@@ -288,8 +299,9 @@ def compare_paths(
         >>> c.lerp.decoded[:, 0], float(c.geodesic.diagnostics.decoded_length)
         (Array([0., 1., 2.], dtype=float32), 2.0)
     """
-    z0, z1 = jnp.asarray(z0, jnp.float32), jnp.asarray(z1, jnp.float32)
     _check_endpoints(z0, z1, "move.compare_paths")
+    dt = _float_dtype(z0, z1)
+    z0, z1 = jnp.asarray(z0, dt), jnp.asarray(z1, dt)
     ends = jnp.stack([z0, z1])
     points = (
         path(ends, num_points=num_points),

@@ -1,4 +1,4 @@
-"""move edits: attribute, regression and class vectors, chains, traversals, factor sensitivity."""
+"""move edits: attribute, regression and class vectors, apply and chains, against numpy."""
 
 import jax
 import jax.numpy as jnp
@@ -74,26 +74,6 @@ def test_chain_orthogonalize_keeps_first_edit(key):
     np.testing.assert_allclose(np.abs(gs / np.linalg.norm(gs, axis=1, keepdims=True)), np.abs(q.T), atol=1e-4)
 
 
-def test_traverse_dimension_and_direction():
-    z = jnp.array([1.0, 2.0, 3.0])
-    t = move.traverse(z, 1, jnp.array([-1.0, 0.0, 2.0]))
-    np.testing.assert_allclose(t, [[1, 1, 3], [1, 2, 3], [1, 4, 3]])
-    t2 = move.traverse(z, jnp.array([1.0, 0.0, 1.0]), jnp.array([1.0]))
-    np.testing.assert_allclose(t2, [[2, 2, 4]])
-
-
-def test_factor_sensitivity_against_numpy(key):
-    n = 500
-    f = jax.random.uniform(key, (n, 3))
-    noise = jax.random.normal(jax.random.fold_in(key, 1), (n, 4)) * 0.1
-    # dim 2 encodes factor 0, dim 0 encodes factor 2, dims 1 and 3 are noise.
-    z = noise + jnp.stack([f[:, 2], jnp.zeros(n), -f[:, 0], jnp.zeros(n)], axis=1)
-    s = move.factor_sensitivity(z, f)
-    ref = np.abs(np.corrcoef(np.asarray(z).T, np.asarray(f).T)[:4, 4:])
-    np.testing.assert_allclose(s.correlation, ref, atol=1e-4)
-    np.testing.assert_array_equal(np.asarray(s.best_dim)[[0, 2]], [2, 0])
-
-
 def test_bad_input_raises_input_error():
     with pytest.raises(InputError, match="move.attribute_vector: .*positives and negatives"):
         move.attribute_vector(jnp.zeros((3, 2)), jnp.array([True, True, True]))
@@ -107,5 +87,55 @@ def test_bad_input_raises_input_error():
         move.regression_vector(jnp.zeros((3, 2)), jnp.arange(2.0))
     with pytest.raises(InputError, match="move.chain"):
         move.chain(jnp.zeros(2), jnp.zeros((2, 2)), jnp.zeros(3))
-    with pytest.raises(InputError, match="move.traverse: dimension 5"):
-        move.traverse(jnp.zeros(2), 5, jnp.zeros(3))
+    # Labels: 0/1 or bool only (a 2 used to count as positive), never floats; NaN latents refused.
+    z = jnp.zeros((3, 2))
+    with pytest.raises(InputError, match="move.attribute_vector: labels must be below 2, got 2 at index 1"):
+        move.attribute_vector(z, np.array([0, 2, 1]))
+    with pytest.raises(InputError, match="move.attribute_vector: labels must be non-negative integers"):
+        move.attribute_vector(z, np.array([0.0, 1.0, 1.0]))
+    with pytest.raises(InputError, match="move.attribute_vector: z contains 1 NaN"):
+        move.attribute_vector(z.at[1, 0].set(jnp.nan), np.array([0, 1, 1]))
+    with pytest.raises(InputError, match="move.regression_vector: values contains 1 NaN"):
+        move.regression_vector(z, jnp.array([0.0, jnp.nan, 1.0]))
+    with pytest.raises(InputError, match="move.regression_vector: z contains"):
+        move.regression_vector(z.at[0, 0].set(jnp.inf), jnp.arange(3.0))
+    with pytest.raises(InputError, match="move.class_vector: labels must be non-negative"):
+        move.class_vector(z, np.array([0, -1, 1]), source=0, target=1)
+    # apply: no silent broadcasting, a scalar strength (vmap over strengths).
+    for other in (jnp.ones(1), jnp.ones(4)):
+        with pytest.raises(InputError, match="move.apply: z has shape \\(3,\\) but vector"):
+            move.apply(jnp.zeros(3), other, 1.0)
+    with pytest.raises(InputError, match="move.apply: strength must be a scalar"):
+        move.apply(jnp.zeros(3), jnp.ones(3), jnp.ones(3))
+    with pytest.raises(InputError, match="move.apply: vector contains"):
+        move.apply(jnp.zeros(3), jnp.array([1.0, jnp.nan, 0.0]), 1.0)
+
+
+def test_labels_traced_under_jit_are_checked_for_dtype_only(key):
+    z = jax.random.normal(key, (10, 3))
+    labels = jnp.arange(10) % 2
+    eager = move.attribute_vector(z, labels)
+    np.testing.assert_allclose(jax.jit(move.attribute_vector)(z, labels), eager, atol=1e-6)
+    np.testing.assert_allclose(jax.jit(move.attribute_vector)(z, labels.astype(bool)), eager, atol=1e-6)
+    with pytest.raises(
+        InputError, match="move.attribute_vector: labels must be a vector of integers or bools"
+    ):
+        jax.jit(move.attribute_vector)(z, labels.astype(jnp.float32))
+
+
+def test_float64_stays_float64():
+    rng = np.random.default_rng(0)
+    z, vs, ss = rng.normal(size=4), rng.normal(size=(3, 4)), rng.normal(size=3)
+    with jax.enable_x64(True):
+        out = move.chain(z, vs, ss)
+        assert out.dtype == jnp.float64
+        np.testing.assert_allclose(out, z + ss @ vs, rtol=1e-14)
+        gs = np.asarray(move.gram_schmidt(vs))
+        assert gs.dtype == np.float64
+        np.testing.assert_allclose(gs @ gs.T - np.diag(np.diag(gs @ gs.T)), 0.0, atol=1e-13)
+        assert move.apply(z, vs[0], 0.5).dtype == jnp.float64
+        labels = np.array([0, 1, 1, 0])
+        zz = rng.normal(size=(4, 2))
+        v = move.attribute_vector(zz, labels)
+        assert v.dtype == jnp.float64
+        np.testing.assert_allclose(v, zz[1:3].mean(0) - zz[[0, 3]].mean(0), rtol=1e-14)
