@@ -6,35 +6,47 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from latentjax import _checks
 from latentjax.errors import InputError
-from latentjax.look import neighbors
+from latentjax.look import _distances, neighbors
 
 
-def _pair(x, y, k, name):
-    x = jnp.asarray(x, jnp.float32)
-    y = jnp.asarray(y, jnp.float32)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
-        raise InputError(f"metrics.{name}: x and y must be (n, d) and (n, e), got {x.shape} and {y.shape}")
-    if not 1 <= k < x.shape[0] / 2:
-        raise InputError(f"metrics.{name}: k={k} must be in [1, n/2) for n={x.shape[0]}")
-    return x, y
+def _pair(x, y, k, where):
+    """Validated ``x`` ``(n, d)`` and ``y`` ``(n, e)`` and an int ``k`` in ``[1, n / 2)``."""
+    x = _checks.array(x, "x", where=where, ndim=2)
+    y = _checks.array(y, "y", where=where, ndim=2)
+    if x.shape[0] != y.shape[0]:
+        raise InputError(
+            f"{where}: x has {x.shape[0]} rows but y has {y.shape[0]}; each point needs its embedding"
+        )
+    k = _checks.index(k, "k", where=where, minimum=1)
+    if not k < x.shape[0] / 2:
+        raise InputError(f"{where}: k must be in [1, n/2) for n={x.shape[0]}, got {k}")
+    return x, y, k
 
 
 def trustworthiness(x: ArrayLike, y: ArrayLike, *, k: int = 10, block_size: int = 256) -> jax.Array:
     """How far the embedding's k nearest neighbours are in the input space (1 is best).
 
     ``T = 1 - 2 / (n k (2n - 3k - 1)) sum_i sum_{j in N_k^y(i)} max(0, r(i, j) - k)`` with
-    ``r(i, j)`` the rank of ``j`` among ``i``'s neighbours in ``x``; equal to
-    ``sklearn.manifold.trustworthiness`` (Euclidean), computed blockwise without an n x n matrix.
+    ``r(i, j)`` the rank of ``j`` among ``i``'s neighbours in ``x``, computed blockwise without an
+    n x n matrix, with the points centred and scaled first (an offset or a scale of either set
+    changes nothing). Equal to ``sklearn.manifold.trustworthiness`` (Euclidean); tied distances
+    in ``x`` are ranked by index, as sklearn's ranking with a stable sort (numpy's default sort,
+    which sklearn uses, may order ties otherwise, by a few rank units).
 
     Args:
-      x: ``(n, d)`` input points.
-      y: ``(n, e)`` their embedding.
-      k: neighbourhood size, ``k < n / 2``.
+      x: ``(n, d)`` input points, finite.
+      y: ``(n, e)`` their embedding, finite.
+      k: neighbourhood size, ``1 <= k < n / 2``.
       block_size: query rows per block.
 
     Returns:
-      Scalar float32.
+      A scalar in the inputs' float dtype (float32, or float64 under x64).
+
+    Raises:
+      InputError: ``x`` or ``y`` not 2-D real arrays of the same length, with NaN/inf; ``k`` or
+        ``block_size`` not an integer in range.
 
     Examples:
       >>> import jax
@@ -45,27 +57,34 @@ def trustworthiness(x: ArrayLike, y: ArrayLike, *, k: int = 10, block_size: int 
     References:
       Venna and Kaski, "Neighborhood preservation in nonlinear projection methods", ICANN 2001.
     """
-    x, y = _pair(x, y, k, "trustworthiness")
+    where = "look.metrics.trustworthiness"
+    x, y, k = _pair(x, y, k, where)
+    block_size = _checks.index(block_size, "block_size", where=where, minimum=1)
     emb = neighbors.knn(y, k=k).indices
-    return _trust(x, emb, k=int(k), block_size=int(min(block_size, x.shape[0])))
+    x = jnp.asarray(x, _distances.compute_dtype(x.dtype, y.dtype))
+    return _trust(x, emb, k=k, block_size=min(block_size, x.shape[0]))
 
 
 @functools.partial(jax.jit, static_argnames=("k", "block_size"))
 def _trust(x, emb, *, k, block_size):
     n = x.shape[0]
-    sq = jnp.sum(x * x, axis=1)
+    (xc,) = _distances.frame(x)
+    sq = jnp.sum(xc * xc, axis=1)
+    cols = jnp.arange(n)
 
     def row(args):
         r, e = args
-        xr = x[r]
-        d2 = jnp.sum(xr * xr) + sq - 2.0 * jnp.matmul(xr, x.T, precision=jax.lax.Precision.HIGHEST)
-        d2 = jnp.where(jnp.arange(n) == r, jnp.inf, d2)
-        # Rank (1-based) of each embedding neighbour among the input-space distances.
-        rank = 1 + jnp.sum(d2[None, :] < d2[e][:, None], axis=1)
+        d2 = _distances.squared(xc[r][None, :], xc, sq)[0]
+        d2 = jnp.where(cols == r, jnp.inf, d2)
+        # Rank (1-based) of each embedding neighbour among the input-space distances, ties by
+        # index: its position in a stable sort of the row, as sklearn's argsort ranks it.
+        de = d2[e][:, None]
+        before = (d2[None, :] < de) | ((d2[None, :] == de) & (cols[None, :] < e[:, None]))
+        rank = 1 + jnp.sum(before, axis=1)
         return jnp.sum(jnp.maximum(rank - k, 0))
 
-    penalties = jax.lax.map(row, (jnp.arange(n), emb), batch_size=block_size)
-    total = jnp.sum(penalties.astype(jnp.float32))
+    penalties = jax.lax.map(row, (cols, emb), batch_size=block_size)
+    total = jnp.sum(penalties.astype(x.dtype))
     return 1.0 - total * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)))
 
 
@@ -78,10 +97,13 @@ def knn_recall(x: ArrayLike, y: ArrayLike, *, k: int = 10) -> jax.Array:
     Args:
       x: ``(n, d)`` input points.
       y: ``(n, e)`` their embedding.
-      k: neighbourhood size, ``k < n / 2``.
+      k: neighbourhood size, ``1 <= k < n / 2``.
 
     Returns:
       Scalar float32 in [0, 1].
+
+    Raises:
+      InputError: as `trustworthiness`.
 
     Examples:
       >>> import jax
@@ -93,7 +115,7 @@ def knn_recall(x: ArrayLike, y: ArrayLike, *, k: int = 10) -> jax.Array:
       Kobak and Berens, "The art of using t-SNE for single-cell transcriptomics", Nature
       Communications 10 (2019) ("kNN preservation").
     """
-    x, y = _pair(x, y, k, "knn_recall")
+    x, y, k = _pair(x, y, k, "look.metrics.knn_recall")
     a = neighbors.knn(x, k=k).indices
     b = neighbors.knn(y, k=k).indices
     hits = jnp.sum(a[:, :, None] == b[:, None, :], axis=(1, 2))
@@ -108,26 +130,28 @@ def knn_accuracy(y: ArrayLike, labels: ArrayLike, *, k: int = 10) -> jax.Array:
 
     Args:
       y: ``(n, e)`` embedding.
-      labels: ``(n,)`` integer labels in ``[0, num_classes)``.
-      k: neighbours voting.
+      labels: ``(n,)`` non-negative integer labels.
+      k: neighbours voting, ``1 <= k < n``.
 
     Returns:
       Scalar float32 in [0, 1].
+
+    Raises:
+      InputError: ``y`` not a 2-D real array or with NaN/inf; ``labels`` not ``(n,)``
+        non-negative integers; ``k`` not an integer in range.
 
     Examples:
       >>> import jax.numpy as jnp
       >>> float(knn_accuracy(jnp.array([[0.0], [0.1], [5.0], [5.1]]), jnp.array([0, 0, 1, 1]), k=1))
       1.0
     """
-    y = jnp.asarray(y, jnp.float32)
-    labels = jnp.asarray(labels)
-    if y.ndim != 2 or labels.shape != (y.shape[0],):
-        raise InputError(
-            f"metrics.knn_accuracy: y must be (n, e) and labels (n,), got {y.shape} and {labels.shape}"
-        )
-    if not 1 <= k < y.shape[0]:
-        raise InputError(f"metrics.knn_accuracy: k={k} must be in [1, n) for n={y.shape[0]}")
-    labels = labels.astype(jnp.int32)
-    num_classes = int(jnp.max(labels)) + 1
-    votes = jax.nn.one_hot(labels[neighbors.knn(y, k=k).indices], num_classes).sum(axis=1)
-    return jnp.mean((jnp.argmax(votes, axis=1) == labels).astype(jnp.float32))
+    where = "look.metrics.knn_accuracy"
+    y = _checks.array(y, "y", where=where, ndim=2)
+    n = y.shape[0]
+    labels = _checks.labels(labels, "labels", where=where, length=n)
+    k = _checks.index(k, "k", where=where, minimum=1)
+    if not k < n:
+        raise InputError(f"{where}: k must be in [1, n) for n={n}, got {k}")
+    num_classes = int(labels.max()) + 1
+    votes = jax.nn.one_hot(jnp.asarray(labels)[neighbors.knn(y, k=k).indices], num_classes).sum(axis=1)
+    return jnp.mean((jnp.argmax(votes, axis=1) == jnp.asarray(labels)).astype(jnp.float32))

@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 from scipy import ndimage
 from skimage import morphology, transform
 
-from latentjax import data
+from latentjax import _checks, data
 from latentjax.errors import InputError
 
 # Half of the 8-neighbourhood: each skeleton link is counted once, diagonals weigh sqrt(2)
@@ -164,12 +164,11 @@ def measure(images: ArrayLike, *, threshold: float = 0.5, scale: int = 4) -> Mor
         Diagnostics for Representation Learning", JMLR 20(178), Sec. 3.1; Zhang & Suen 1984, "A fast
         parallel algorithm for thinning digital patterns".
     """
-    if not 0.0 < threshold < 1.0:
-        raise InputError(f"morpho.measure: threshold must be in (0, 1), got {threshold}")
-    if int(scale) != scale or scale < 1:
-        raise InputError(f"morpho.measure: scale must be a positive integer, got {scale}")
+    if not isinstance(threshold, (int, float, np.integer, np.floating)) or not 0.0 < threshold < 1.0:
+        raise InputError(f"morpho.measure: threshold must be a number in (0, 1), got {threshold!r}")
+    scale = _checks.index(scale, "scale", where="morpho.measure", minimum=1)
     x = _as_gray_batch(images, "measure")
-    rows = np.array([_one(_binarise(img, threshold, int(scale)), int(scale)) for img in x], np.float64)
+    rows = np.array([_one(_binarise(img, threshold, scale), scale) for img in x], np.float64)
     rows = rows.reshape(len(x), 3)
     return Morphometrics(area=rows[:, 0], length=rows[:, 1], thickness=rows[:, 2], slant=slant(x))
 

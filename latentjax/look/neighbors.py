@@ -14,7 +14,9 @@ import scipy.sparse.csgraph
 import scipy.sparse.linalg
 from jax.typing import ArrayLike
 
+from latentjax import _checks
 from latentjax.errors import InputError
+from latentjax.look import _distances
 
 
 class Neighbors(NamedTuple):
@@ -23,7 +25,8 @@ class Neighbors(NamedTuple):
     Attributes:
       indices: ``(n, k)`` int32 row indices into the data; the query itself is excluded
         when the queries are the data.
-      distances: ``(n, k)`` float32 Euclidean distances (not squared).
+      distances: ``(n, k)`` Euclidean distances (not squared), in the inputs' float dtype
+        (float32, or float64 under x64).
 
     Examples:
       >>> knn(jnp.array([[0.0], [1.0], [3.0]]), k=2).indices.tolist()
@@ -64,21 +67,25 @@ class Graph(NamedTuple):
         return int(np.max(np.asarray(self.rows), initial=-1)) + 1
 
 
-def _one_query(q, q_index, x, x_sqnorm, *, k: int, exclude_self: bool):
+def _one_query(q, q_c, q_index, x, x_c, x_sqnorm, *, k: int, num_candidates: int, exclude_self: bool):
     """The k nearest rows of ``x`` for one query ``q`` ``(d,)`` (vmapped over a block)."""
-    # |q - x|^2 = |q|^2 + |x|^2 - 2 q.x: one matmul per block once vmapped; HIGHEST keeps float32
-    # on accelerators (TF32 would reorder near neighbours).
-    cross = jnp.matmul(q, x.T, precision=jax.lax.Precision.HIGHEST)
-    d2 = jnp.sum(q * q) + x_sqnorm - 2.0 * cross
+    # Candidates from one matmul per block in the centred frame; then their distances exactly, as
+    # sum((q - x)^2) on the inputs, which decides the order (ties: the smaller index first).
+    d2 = _distances.squared(q_c[None, :], x_c, x_sqnorm)[0]
     if exclude_self:
         d2 = jnp.where(jnp.arange(x.shape[0]) == q_index, jnp.inf, d2)
-    neg, idx = jax.lax.top_k(-d2, k)
-    # Recompute the selected distances directly (no cancellation) and re-sort by them.
-    diff = q[None, :] - x[idx]
-    dist = jnp.sqrt(jnp.sum(diff * diff, axis=-1))
-    dist = jnp.where(jnp.isinf(neg), jnp.inf, dist)
-    order = jnp.argsort(dist, stable=True)
-    return idx[order], dist[order]
+    _, cand = jax.lax.top_k(-d2, num_candidates)
+    diff = q[None, :] - x[cand]
+    exact = jnp.sum(diff * diff, axis=-1)
+    if exclude_self:
+        exact = jnp.where(cand == q_index, jnp.inf, exact)
+    order = jnp.lexsort((cand, exact))[:k]
+    return cand[order], jnp.sqrt(exact[order])
+
+
+def _num_candidates(k: int, available: int) -> int:
+    # A margin for the rounding of the matmul expansion near the k-th distance.
+    return min(k + 4 + k // 8, available)
 
 
 def knn(x: ArrayLike, *, k: int, queries: ArrayLike | None = None, block_size: int = 1024) -> Neighbors:
@@ -86,17 +93,25 @@ def knn(x: ArrayLike, *, k: int, queries: ArrayLike | None = None, block_size: i
 
     Queries are processed in blocks of ``block_size`` rows (``jax.lax.map`` with ``batch_size``);
     each block costs one ``(block_size, n)`` distance matrix and a ``top_k``, so memory is
-    ``O(block_size * n)``.
+    ``O(block_size * n)``. The matrix is computed with the points centred on the data's mean and
+    scaled (so an offset or a scale of the data changes nothing), and the ``k + margin`` best
+    candidates are re-ranked by their exact distances ``sum((q - x)^2)``: the same neighbours as a
+    float64 brute force for data at any offset and scale. Tied distances go to the smaller index.
 
     Args:
-      x: ``(n, d)`` data points.
+      x: ``(n, d)`` data points, finite.
       k: number of neighbours (``1 <= k < n`` when ``queries`` is None, else ``k <= n``).
-      queries: ``(m, d)`` query points; None means ``x`` itself, with each point excluded from
-        its own neighbours.
+      queries: ``(m, d)`` query points, finite; None means ``x`` itself, with each point excluded
+        from its own neighbours.
       block_size: queries per block.
 
     Returns:
-      ``Neighbors(indices (m, k) int32, distances (m, k) float32)``, nearest first.
+      ``Neighbors(indices (m, k) int32, distances (m, k))``, nearest first; the distances have
+      the inputs' float dtype, at least float32 (float64 stays float64 when x64 is enabled).
+
+    Raises:
+      InputError: ``x`` or ``queries`` not a 2-D real array, with NaN/inf, or of other widths;
+        ``k`` or ``block_size`` not an integer in range.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -108,32 +123,47 @@ def knn(x: ArrayLike, *, k: int, queries: ArrayLike | None = None, block_size: i
       Brute-force search; the blockwise layout follows FAISS's ``IndexFlatL2`` (Johnson,
       Douze and Jegou, "Billion-scale similarity search with GPUs", 2017).
     """
-    x = jnp.asarray(x, jnp.float32)
-    if x.ndim != 2:
-        raise InputError(f"neighbors.knn: x must be (n, d), got shape {x.shape}")
+    where = "look.neighbors.knn"
+    x = _checks.array(x, "x", where=where, ndim=2)
     exclude_self = queries is None
-    q = x if exclude_self else jnp.asarray(queries, jnp.float32)
-    if q.ndim != 2 or q.shape[1] != x.shape[1]:
-        raise InputError(f"neighbors.knn: queries must be (m, {x.shape[1]}), got shape {q.shape}")
-    n, m = x.shape[0], q.shape[0]
+    if not exclude_self:
+        queries = _checks.array(queries, "queries", where=where, ndim=2)
+        if queries.shape[1] != x.shape[1]:
+            raise InputError(
+                f"{where}: queries must have {x.shape[1]} columns like x, got shape {tuple(queries.shape)}"
+            )
+    k = _checks.index(k, "k", where=where)
+    block_size = _checks.index(block_size, "block_size", where=where, minimum=1)
+    n = x.shape[0]
     max_k = n - 1 if exclude_self else n
     if not 1 <= k <= max_k:
-        raise InputError(f"neighbors.knn: k={k} must be in [1, {max_k}] for {n} points")
-    if block_size < 1:
-        raise InputError(f"neighbors.knn: block_size={block_size} must be positive")
-    return _knn(x, q, k=int(k), block_size=int(min(block_size, m)), exclude_self=exclude_self)
+        raise InputError(f"{where}: k must be in [1, {max_k}] for {n} points, got {k}")
+    dtype = _distances.compute_dtype(x.dtype, *(() if exclude_self else (queries.dtype,)))
+    x = jnp.asarray(x, dtype)
+    q = x if exclude_self else jnp.asarray(queries, dtype)
+    return _knn(
+        x,
+        q,
+        k=k,
+        num_candidates=_num_candidates(k, n),
+        block_size=min(block_size, q.shape[0]),
+        exclude_self=exclude_self,
+    )
 
 
-@functools.partial(jax.jit, static_argnames=("k", "block_size", "exclude_self"))
-def _knn(x, q, *, k, block_size, exclude_self):
-    x_sqnorm = jnp.sum(x * x, axis=1)
+@functools.partial(jax.jit, static_argnames=("k", "num_candidates", "block_size", "exclude_self"))
+def _knn(x, q, *, k, num_candidates, block_size, exclude_self):
+    x_c, q_c = _distances.frame(x, q)
+    x_sqnorm = jnp.sum(x_c * x_c, axis=1)
 
     def one(args):
-        return _one_query(*args, x, x_sqnorm, k=k, exclude_self=exclude_self)
+        return _one_query(
+            *args, x, x_c, x_sqnorm, k=k, num_candidates=num_candidates, exclude_self=exclude_self
+        )
 
     q_index = jnp.arange(q.shape[0], dtype=jnp.int32)
-    idx, dist = jax.lax.map(one, (q, q_index), batch_size=block_size)
-    return Neighbors(idx.astype(jnp.int32), dist.astype(jnp.float32))
+    idx, dist = jax.lax.map(one, (q, q_c, q_index), batch_size=block_size)
+    return Neighbors(idx.astype(jnp.int32), dist)
 
 
 def laplacian_eigenmaps(graph: Graph, *, num_components: int) -> np.ndarray | None:

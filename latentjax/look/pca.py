@@ -7,7 +7,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from latentjax import _checks
 from latentjax.errors import InputError
+from latentjax.look import _distances
 
 
 class PCA(NamedTuple):
@@ -58,7 +60,8 @@ def fit(x: ArrayLike, *, num_components: int, method: str = "auto", key: jax.Arr
     """Fit PCA to ``x``.
 
     Args:
-      x: ``(n, d)`` data.
+      x: ``(n, d)`` data, finite, ``n >= 2``; computed in its float dtype (at least float32,
+        float64 under x64).
       num_components: number of axes to keep, ``1 <= num_components <= min(n, d)``.
       method: ``"svd"`` (exact, thin SVD of the centred data), ``"randomized"`` (Halko et al.;
         needs ``key``) or ``"auto"``: randomized when ``key`` is given, both ``n`` and ``d``
@@ -66,7 +69,12 @@ def fit(x: ArrayLike, *, num_components: int, method: str = "auto", key: jax.Arr
       key: a ``jax.random.key`` for the randomized method.
 
     Returns:
-      The fitted ``PCA``.
+      The fitted ``PCA``, in ``x``'s float dtype.
+
+    Raises:
+      InputError: ``x`` not a 2-D real array with at least 2 rows, or with NaN/inf;
+        ``num_components`` not an integer in range; an unknown ``method``; ``"randomized"``
+        without a ``key``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -78,20 +86,23 @@ def fit(x: ArrayLike, *, num_components: int, method: str = "auto", key: jax.Arr
       Halko, Martinsson and Tropp, "Finding structure with randomness", SIAM Review 53 (2011),
       Algorithm 4.4.
     """
-    x = jnp.asarray(x, jnp.float32)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise InputError(f"pca.fit: x must be (n, d) with n >= 2, got shape {x.shape}")
+    where = "look.pca.fit"
+    x = _checks.array(x, "x", where=where, ndim=2)
     n, d = x.shape
+    if n < 2:
+        raise InputError(f"{where}: x must have at least 2 rows, got shape {tuple(x.shape)}")
+    num_components = _checks.index(num_components, "num_components", where=where)
     if not 1 <= num_components <= min(n, d):
-        raise InputError(f"pca.fit: num_components={num_components} must be in [1, {min(n, d)}]")
+        raise InputError(f"{where}: num_components must be in [1, {min(n, d)}], got {num_components}")
     if method not in ("auto", "svd", "randomized"):
-        raise InputError(f"pca.fit: unknown method {method!r} (auto, svd or randomized)")
+        raise InputError(f"{where}: method must be 'auto', 'svd' or 'randomized', got {method!r}")
     if method == "auto":
         large = min(n, d) > 500 and num_components < 0.8 * min(n, d)
         method = "randomized" if (large and key is not None) else "svd"
     if method == "randomized" and key is None:
-        raise InputError("pca.fit: method='randomized' needs a key")
-    return _fit(x, key, num_components=int(num_components), randomized=method == "randomized")
+        raise InputError(f"{where}: key is None; method='randomized' needs a jax.random.key")
+    x = jnp.asarray(x, _distances.compute_dtype(x.dtype))
+    return _fit(x, key, num_components=num_components, randomized=method == "randomized")
 
 
 @functools.partial(jax.jit, static_argnames=("num_components", "randomized"))
@@ -130,9 +141,11 @@ def transform(pca: PCA, x: ArrayLike) -> jax.Array:
       >>> transform(p, jnp.array([4.0, 1.0])).round(4).tolist()
       [2.0]
     """
-    x = jnp.asarray(x, jnp.float32)
-    if x.shape[-1:] != pca.mean.shape:
-        raise InputError(f"pca.transform: x must end in {pca.mean.shape[0]} features, got shape {x.shape}")
+    where = "look.pca.transform"
+    x = _checks.array(x, "x", where=where)
+    if tuple(x.shape[-1:]) != tuple(pca.mean.shape):
+        raise InputError(f"{where}: x must end in {pca.mean.shape[0]} features, got shape {tuple(x.shape)}")
+    x = jnp.asarray(x, _distances.compute_dtype(x.dtype, pca.mean.dtype))
     return (x - _lift(pca.mean, x.ndim)) @ pca.components.T
 
 
@@ -152,9 +165,11 @@ def inverse_transform(pca: PCA, z: ArrayLike) -> jax.Array:
       >>> inverse_transform(p, jnp.array([2.0])).round(4).tolist()
       [4.0, 1.0]
     """
-    z = jnp.asarray(z, jnp.float32)
-    if z.shape[-1:] != pca.components.shape[:1]:
+    where = "look.pca.inverse_transform"
+    z = _checks.array(z, "z", where=where)
+    if tuple(z.shape[-1:]) != tuple(pca.components.shape[:1]):
         raise InputError(
-            f"pca.inverse_transform: z must end in {pca.components.shape[0]} components, got shape {z.shape}"
+            f"{where}: z must end in {pca.components.shape[0]} components, got shape {tuple(z.shape)}"
         )
+    z = jnp.asarray(z, _distances.compute_dtype(z.dtype, pca.components.dtype))
     return z @ pca.components + _lift(pca.mean, z.ndim)
