@@ -20,13 +20,13 @@ def _masked_mean(z: jax.Array, mask: jax.Array) -> jax.Array:
     return (w @ z) / jnp.maximum(jnp.sum(w), 1.0)
 
 
-def _latents(z: ArrayLike, n: int, where: str) -> jax.Array:
+def _latents(z: ArrayLike, n: int, where: str, other: str) -> jax.Array:
     """``(n, d)`` latents in their float dtype; NaN/inf refused in eager calls."""
     z = _checks.array(z, "z", where=where)
     if len(z.shape) != 2:
         raise InputError(f"{where}: z must be (n, d) latents, got shape {tuple(z.shape)}")
     if z.shape[0] != n:
-        raise InputError(f"{where}: {z.shape[0]} latents but {n} labels/values")
+        raise InputError(f"{where}: z has {z.shape[0]} latents but {other} has {n} entries; they must match")
     return jnp.asarray(z, _float_dtype(z))
 
 
@@ -69,7 +69,7 @@ def attribute_vector(z: ArrayLike, labels: ArrayLike) -> jax.Array:
     """
     where = "move.attribute_vector"
     labels = _class_labels(labels, where, num_classes=2)
-    z = _latents(z, labels.shape[0], where)
+    z = _latents(z, labels.shape[0], where, "labels")
     if not _checks.is_traced(labels):
         pos = int(jnp.sum(labels))
         if pos in (0, labels.shape[0]):
@@ -117,7 +117,7 @@ def regression_vector(z: ArrayLike, values: ArrayLike, *, kind: str = "mean_shif
     if kind not in ("mean_shift", "predictor"):
         raise InputError(f"{where}: kind must be 'mean_shift' or 'predictor', got {kind!r}")
     y = _checks.array(values, "values", where=where, ndim=1)
-    z = _latents(z, y.shape[0], where)
+    z = _latents(z, y.shape[0], where, "values")
     y = jnp.asarray(y, z.dtype)
     zc = z - z.mean(axis=0, keepdims=True)
     yc = y - y.mean()
@@ -155,7 +155,7 @@ def class_vector(z: ArrayLike, labels: ArrayLike, *, source: int, target: int) -
     source = _checks.index(source, "source", where=where, minimum=0)
     target = _checks.index(target, "target", where=where, minimum=0)
     labels = _class_labels(labels, where)
-    z = _latents(z, labels.shape[0], where)
+    z = _latents(z, labels.shape[0], where, "labels")
     if not _checks.is_traced(labels):
         for name, c in (("source", source), ("target", target)):
             if not bool(jnp.any(labels == c)):

@@ -123,7 +123,7 @@ def factor_sensitivity(z: ArrayLike, factors: ArrayLike) -> Sensitivity:
     """
     where = "move.factor_sensitivity"
     f = _checks.array(factors, "factors", where=where, ndim=(1, 2))
-    z = _latents(z, f.shape[0], where)
+    z = _latents(z, f.shape[0], where, "factors")
     f = jnp.asarray(f, z.dtype)
     if f.ndim == 1:
         f = f[:, None]

@@ -83,7 +83,7 @@ def test_bad_input_raises_input_error():
         move.class_vector(jnp.zeros((3, 2)), jnp.array([0, 1, 1]), 0, 1)  # hyperparameters by keyword
     with pytest.raises(InputError, match="move.regression_vector: kind"):
         move.regression_vector(jnp.zeros((3, 2)), jnp.arange(3.0), kind="ridge")
-    with pytest.raises(InputError, match="3 latents but 2"):
+    with pytest.raises(InputError, match="move.regression_vector: z has 3 latents but values has 2"):
         move.regression_vector(jnp.zeros((3, 2)), jnp.arange(2.0))
     with pytest.raises(InputError, match="move.chain"):
         move.chain(jnp.zeros(2), jnp.zeros((2, 2)), jnp.zeros(3))
