@@ -70,6 +70,23 @@ def test_bad_input_raises():
         morpho.measure(np.full((1, 5, 5), 2.0))
     with pytest.raises(InputError, match="morpho.measure: threshold"):
         morpho.measure(np.zeros((1, 5, 5)), threshold=1.5)
+    with pytest.raises(InputError, match="morpho.measure: threshold"):
+        morpho.measure(np.zeros((1, 5, 5)), threshold="0.5")
+    with pytest.raises(InputError, match="morpho.measure: scale"):
+        morpho.measure(np.zeros((1, 5, 5)), scale=2.5)
+    with pytest.raises(InputError, match="morpho.measure: scale"):
+        morpho.measure(np.zeros((1, 5, 5)), scale=0)
+    nan = np.zeros((2, 5, 5))
+    nan[1, 2, 3] = np.nan
+    for f in (morpho.measure, morpho.shear, morpho.slant, morpho.thickness):
+        with pytest.raises(LatentJaxError, match="NaN"):
+            f(nan)
+
+
+def test_numpy_integer_scale_equals_python_int():
+    img = capsule(3.0, 30)
+    a, b = morpho.measure(img, scale=np.int64(2)), morpho.measure(img, scale=2)
+    np.testing.assert_array_equal(a.thickness, b.thickness)
 
 
 def _reference_thickness(img, scale=4):
