@@ -1,9 +1,8 @@
 """t-SNE's device kernels, computed as FIt-SNE does; ``tsne`` holds the API and calls them.
 
-The perplexity bisection; the attraction over the sparse affinities in a sliced-ELL layout; the
-repulsion, exact (blockwise O(n^2)) or, for a 2-D embedding, FIt-SNE's: unit charges spread onto a
-grid with Lagrange interpolation, convolved with the Cauchy kernel by FFT, and interpolated back;
-the gradient-descent update and its device loop.
+The attraction over the sparse affinities in a sliced-ELL layout; the
+repulsion, exact (blockwise O(n^2)) or, for a 2-D embedding, FIt-SNE's (in ``_fitsne_grid``); the
+grid's size; the gradient-descent update and its device loop.
 
 References:
   Linderman, Rachh, Hoskins, Steinerberger and Kluger, "Fast interpolation-based t-SNE for improved
@@ -18,8 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from latentjax import _checks
 from latentjax.errors import InputError
-from latentjax.look import neighbors
+from latentjax.look import _fitsne_grid, neighbors
+from latentjax.look._dimred_args import float_dtype
 
 # Between chunks the grid is sized for the extent expected at the chunk's end: the last
 # chunk's growth, at most this factor.
@@ -27,40 +28,6 @@ MAX_GROWTH = 1.2
 # Boxes per side: each needs its own XLA compilation, so sizes come from this short list
 # (FFT lengths 6 * boxes with prime factors 2, 3, 5; ~1.2x apart).
 BOX_SIZES = (50, 60, 72, 90, 108, 128, 160, 192, 240, 288, 360, 432, 512, 640, 768, 1024)
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def calibrate(d: jax.Array, perplexity: float, num_steps: int) -> jax.Array:
-    """``p_{j|i}`` ``(n, k)`` at the target perplexity, by bisection on each point's precision."""
-    # Shifting by the nearest distance leaves p unchanged and keeps exp() in range.
-    d2 = d * d
-    d2 = d2 - d2[:, :1]
-    target = math.log(perplexity)
-
-    def probs(beta):
-        logits = -d2 * beta[:, None]
-        p = jax.nn.softmax(logits, axis=1)
-        entropy = -jnp.sum(p * jax.nn.log_softmax(logits, axis=1), axis=1)
-        return p, entropy
-
-    def body(_, carry):
-        beta, lo, hi = carry
-        _, h = probs(beta)
-        # Entropy falls as beta rises: too high -> raise beta.
-        up = h > target
-        lo = jnp.where(up, beta, lo)
-        hi = jnp.where(up, hi, beta)
-        beta = jnp.where(
-            up & jnp.isinf(hi), lo * 2.0, jnp.where(~up & (lo == 0.0), hi / 2.0, (lo + hi) / 2.0)
-        )
-        # Tied distances cannot reach the target: stop doubling before beta overflows.
-        return jnp.minimum(beta, 1e30), lo, hi
-
-    # Start at 1 / (median squared distance): then few doublings are needed.
-    beta0 = 1.0 / jnp.maximum(jnp.mean(d2, axis=1), 1e-12)
-    init = (beta0, jnp.zeros_like(beta0), jnp.full_like(beta0, jnp.inf))
-    beta, _, _ = jax.lax.fori_loop(0, num_steps, body, init)
-    return probs(beta)[0]
 
 
 class Pieces(NamedTuple):
@@ -79,28 +46,73 @@ class Pieces(NamedTuple):
     weights: jax.Array
 
 
-def pieces(p: neighbors.Graph, n: int, width: int = 32) -> Pieces:
-    """``P`` on ``n`` points cut into ``Pieces`` of ``width`` edges, on the host.
+def check_graph(p: neighbors.Graph, n: int, *, where: str) -> neighbors.Graph:
+    """``p`` checked as affinities on ``n`` points; returns it (concrete arrays as numpy).
+
+    Static facts always: a ``neighbors.Graph`` whose rows, cols and weights are vectors of one
+    length. Value facts when concrete: indices in ``[0, n)``, finite weights.
+
+    Raises:
+      InputError: any of these fails.
+
+    Examples:
+      >>> g = neighbors.Graph(np.array([0, 2]), np.array([2, 0]), np.array([0.5, 0.5]))
+      >>> check_graph(g, 2, where="look.tsne.gradient")
+      Traceback (most recent call last):
+      ...
+      latentjax.errors.InputError: look.tsne.gradient: affinities index 2 out of range for 2 points
+    """
+    if not isinstance(p, neighbors.Graph):
+        raise InputError(f"{where}: affinities must be a neighbors.Graph (tsne.affinities), got {type(p)}")
+    shapes = [tuple(np.shape(a)) for a in p]
+    if len(shapes[0]) != 1 or len(set(shapes)) != 1:
+        raise InputError(
+            f"{where}: affinities rows, cols and weights must be vectors of one length, got {shapes}"
+        )
+    if any(_checks.is_traced(a) for a in p):
+        return p
+    rows, cols = np.asarray(p.rows, np.int64), np.asarray(p.cols, np.int64)
+    if rows.size:
+        lo, hi = min(rows.min(), cols.min()), max(rows.max(), cols.max())
+        if lo < 0 or hi >= n:
+            raise InputError(f"{where}: affinities index {hi if hi >= n else lo} out of range for {n} points")
+    _checks.finite(p.weights, "affinities.weights", where=where)
+    return neighbors.Graph(rows, cols, np.asarray(p.weights))
+
+
+def pieces(p: neighbors.Graph, n: int, width: int = 32, *, where: str = "look.tsne", dtype=None) -> Pieces:
+    """``P`` on ``n`` points cut into ``Pieces`` of ``width`` edges: on the host, or on device if traced.
+
+    A concrete graph is laid out on the host with exactly as many pieces as needed. A traced graph
+    (``P`` passed as an argument of a user's ``jit``) is laid out on device with the static bound
+    ``n + ceil(e / width)`` pieces, the extra ones empty (weight 0) on the last row.
 
     Args:
       p: the affinities.
       n: number of points.
       width: edges per piece.
+      where: the public function, for error messages.
+      dtype: the weights' dtype; None keeps ``p.weights``' float dtype (at least float32).
 
     Returns:
       The ``Pieces``.
+
+    Raises:
+      InputError: ``check_graph`` fails.
 
     Examples:
       >>> import jax.numpy as jnp
       >>> p = neighbors.Graph(jnp.array([0, 1]), jnp.array([1, 0]), jnp.array([0.5, 0.5]))
       >>> pieces(p, 2, width=4).cols.tolist()
       [[1, 0, 0, 0], [0, 1, 1, 1]]
+      >>> jax.jit(lambda g: pieces(g, 2, width=4))(p).cols.tolist()
+      [[1, 0, 0, 0], [0, 1, 1, 1], [1, 1, 1, 1]]
     """
-    rows = np.asarray(p.rows, np.int64)
-    cols = np.asarray(p.cols, np.int64)
-    vals = np.asarray(p.weights, np.float32)
-    if rows.size and (rows.max() >= n or cols.max() >= n):
-        raise InputError(f"tsne: affinities index {max(rows.max(), cols.max())} out of range for {n} points")
+    p = check_graph(p, n, where=where)
+    dtype = float_dtype(p.weights.dtype) if dtype is None else dtype
+    if any(_checks.is_traced(a) for a in p):
+        return _pieces_traced(p.rows, p.cols, jnp.asarray(p.weights, dtype), n, width)
+    rows, cols, vals = p.rows, p.cols, np.asarray(p.weights, dtype)
     order = np.lexsort((cols, rows))
     rows, cols, vals = rows[order], cols[order], vals[order]
     deg = np.bincount(rows, minlength=n)
@@ -111,14 +123,33 @@ def pieces(p: neighbors.Graph, n: int, width: int = 32) -> Pieces:
     piece = piece_start[rows] + pos // width
     owner = np.repeat(np.arange(n), num)
     g_cols = np.repeat(owner[:, None], width, axis=1)
-    g_vals = np.zeros((owner.size, width), np.float32)
+    g_vals = np.zeros((owner.size, width), dtype)
     g_cols[piece, pos % width] = cols
     g_vals[piece, pos % width] = vals
     return Pieces(jnp.asarray(owner, jnp.int32), jnp.asarray(g_cols, jnp.int32), jnp.asarray(g_vals))
 
 
+def _pieces_traced(rows, cols, vals, n, width):
+    """``pieces`` on device, as the host layout, padded to ``n + ceil(e / width)`` pieces."""
+    e = rows.shape[0]
+    rows, cols = rows.astype(jnp.int32), cols.astype(jnp.int32)
+    order = jnp.lexsort((cols, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    deg = jnp.bincount(rows, length=n)
+    num = jnp.maximum(1, -(-deg // width))
+    piece_start = jnp.cumsum(num) - num
+    row_start = jnp.cumsum(deg) - deg
+    pos = jnp.arange(e, dtype=jnp.int32) - row_start[rows]
+    piece = piece_start[rows] + pos // width
+    # Padding repeats the last row: the owners stay sorted and the empty pieces add 0.
+    owner = jnp.repeat(jnp.arange(n, dtype=jnp.int32), num, total_repeat_length=n + -(-e // width))
+    g_cols = jnp.broadcast_to(owner[:, None], (owner.shape[0], width)).at[piece, pos % width].set(cols)
+    g_vals = jnp.zeros((owner.shape[0], width), vals.dtype).at[piece, pos % width].set(vals)
+    return Pieces(owner, g_cols, g_vals)
+
+
 def forces(
-    y: jax.Array, graph: Pieces, exaggeration, *, method: str, num_boxes: int | None
+    y: jax.Array, graph: Pieces, exaggeration, *, method: str, num_boxes: int | tuple[int, ...] | None
 ) -> tuple[jax.Array, jax.Array]:
     """``(gradient (n, 2), Z)`` of t-SNE (without the factor 4): the one place the repulsion is chosen.
 
@@ -127,16 +158,49 @@ def forces(
       graph: ``P`` as ``Pieces``.
       exaggeration: multiplies the attraction.
       method: ``"fft"`` or ``"exact"``.
-      num_boxes: grid boxes per side for ``"fft"``.
+      num_boxes: grid boxes per side for ``"fft"``; a tuple of them: the first no smaller than the
+        extent (``grid_choice``), picked on device, or the exact sum if none is.
 
     Returns:
       ``exaggeration * attraction - repulsion / Z`` and ``Z``.
     """
-    if method == "fft":
-        rep, z = repulsion(y, num_boxes=num_boxes)
+    if method == "fft" and isinstance(num_boxes, tuple):
+        branches = [functools.partial(_fitsne_grid.repulsion, num_boxes=b) for b in num_boxes] + [
+            repulsion_exact
+        ]
+        rep, z = jax.lax.switch(grid_choice(y, num_boxes), branches, y)
+    elif method == "fft":
+        rep, z = _fitsne_grid.repulsion(y, num_boxes=num_boxes)
     else:
         rep, z = repulsion_exact(y)
     return exaggeration * _attraction(y, graph) - rep / z, z
+
+
+# The box counts ``tsne.gradient`` picks from when not given one: few, because under ``jit`` each
+# is a compiled branch (FFT lengths 6 * boxes with prime factors 2, 3, 5).
+GRADIENT_BOXES = (50, 100, 200, 400, 800)
+
+
+def gradient_grids(n: int) -> tuple[int, ...]:
+    """The ``GRADIENT_BOXES`` worth using on ``n`` points: grids cheaper than the exact O(n^2) sum.
+
+    A grid of ``b`` boxes costs about as much as ``(6 b)^2`` point pairs (measured on CPU at
+    n = 5,000: 128 boxes 20x faster than exact), so ``12 b <= n`` keeps it below half the exact cost.
+
+    Examples:
+      >>> gradient_grids(500), gradient_grids(3000)
+      ((), (50, 100, 200))
+    """
+    return tuple(b for b in GRADIENT_BOXES if 12 * b <= n)
+
+
+def grid_choice(y: jax.Array, grids: tuple[int, ...]) -> jax.Array:
+    """Index of the first of ``grids`` with boxes no wider than 1 on ``y`` (openTSNE's rule), or the count.
+
+    Computed on device, so that the eager and the jitted ``tsne.gradient`` pick the same grid.
+    """
+    want = jnp.maximum(50.0, jnp.ceil(jnp.max(y) - jnp.min(y)))
+    return jnp.searchsorted(jnp.asarray(grids, y.dtype), want, side="left")
 
 
 def _attraction(y, graph):
@@ -252,132 +316,3 @@ def num_boxes(extent: float, *, min_num_intervals: int, ints_in_interval: float)
         if b >= want:
             return b
     return int(2 ** math.ceil(math.log2(want)))
-
-
-def _lagrange_weights(t, p):
-    """Weights of the ``p`` equispaced nodes ``(l + 1/2) / p`` at ``t`` in [0, 1]: (..., p)."""
-    nodes = (np.arange(p) + 0.5) / p
-    cols = []
-    for j in range(p):
-        w = jnp.ones_like(t)
-        for m in range(p):
-            if m != j:
-                w = w * (t - nodes[m]) / (nodes[j] - nodes[m])
-        cols.append(w)
-    return jnp.stack(cols, axis=-1)
-
-
-def _kernels(offsets_x, offsets_y):
-    """``(K, G_x, G_y)`` at offsets: the Cauchy kernel and ``-grad K / 2 = d K^2``."""
-    cauchy = 1.0 / (1.0 + offsets_x * offsets_x + offsets_y * offsets_y)
-    c2 = cauchy * cauchy
-    return jnp.stack([cauchy, offsets_x * c2, offsets_y * c2])
-
-
-def _kernel_hats(width, *, num_boxes, num_nodes):
-    """The spectra ``(K^, G_x^, G_y^)`` of the kernels, from one real transform.
-
-    The grid is zero-padded to ``2g x 2g`` nodes of spacing ``width / p``; half spectra, as ``rfft2``.
-
-    ``K`` is even in both axes, so its spectrum is real; ``G_x`` (``G_y``) is odd in x (y) and
-    even in the other axis, so its spectrum is imaginary and odd in k_x (k_y). The spectrum of
-    ``K + G_x + G_y`` therefore splits back into the three by real part and parity.
-    """
-    g = num_boxes * num_nodes
-    f = 2 * g
-    # Circulant order: index m is offset m (m < g) or m - 2g; |offset| <= g - 1 is all a
-    # linear convolution of a g-point grid needs, so offset -g (index g) is free: zero there
-    # keeps G_x, G_y exactly odd.
-    index = jnp.arange(f)
-    offs = jnp.where(index < g, index, index - f).astype(jnp.float32) * (width / num_nodes)
-    kern = _kernels(offs[:, None], offs[None, :])
-    odd_x = jnp.where(index[:, None] == g, 0.0, kern[1])
-    odd_y = jnp.where(index[None, :] == g, 0.0, kern[2])
-    spec = _spectrum(kern[0] + odd_x + odd_y)  # (g + 1, f)
-    k_hat = jnp.real(spec).astype(spec.dtype)
-    odd = spec - k_hat
-    gx_hat = 0.5 * (odd - jnp.roll(odd[:, ::-1], 1, axis=1))  # the part odd in k_x
-    return jnp.stack([k_hat, gx_hat, odd - gx_hat])
-
-
-# XLA:CPU transforms along a leading axis run ~5x slower than along the last one (measured at
-# 960 x 960), so the 2-D transforms below are 1-D ones along the last axis with explicit
-# transposes. Spectra are laid out (k_y in [0, f/2], k_x in [0, f)).
-def _spectrum(a, *, f=None):
-    """``rfft2`` of real ``a`` (x, y), zero-padded to ``f x f``, as (k_y, k_x)."""
-    f = a.shape[0] if f is None else f
-    return jnp.fft.fft(jnp.fft.rfft(a, n=f, axis=-1).T, n=f, axis=-1)
-
-
-def _inverse_corner(spec, g):
-    """The ``g x g`` corner (x, y) of the inverse of spectra ``(..., f/2 + 1, f)``."""
-    f = spec.shape[-1]
-    a = jnp.fft.ifft(spec, axis=-1)[..., :g]  # (..., k_y, x)
-    return jnp.fft.irfft(jnp.swapaxes(a, -1, -2), n=f, axis=-1)[..., :g]
-
-
-def _repulsion_grid(y, lo, width, hats, *, num_boxes, num_nodes):
-    """The repulsion on a grid of ``num_boxes`` boxes of side ``width`` from the corner ``lo`` ``(2,)``.
-
-    ``hats`` are the kernels' spectra from ``_kernel_hats(width)``.
-
-    Unit charges are spread onto the grid (``num_nodes`` Lagrange nodes per box and side),
-    convolved by FFT, and interpolated back. The kernel ``G = d K^2`` gives the repulsion
-    directly and ``Z`` is ``charges . (K * charges)`` by Parseval: one forward, two inverse
-    (skipping the unused half) and one kernel transform per iteration, where FIt-SNE's charges
-    ``(1, y, |y|^2)`` need 4 + 4 + 1 and cancel large terms in ``Z``.
-    """
-    p, nb = num_nodes, num_boxes
-    g = nb * p
-    f = 2 * g
-    u = (y - lo[None, :]) / width
-    box = jnp.clip(jnp.floor(u), 0, nb - 1)
-    w = _lagrange_weights(u - box, p)  # (n, 2, p)
-    w2 = w[:, 0, :, None] * w[:, 1, None, :]  # (n, p, p)
-    box = box.astype(jnp.int32)
-    flat_box = box[:, 0] * nb + box[:, 1]
-    charges = jax.ops.segment_sum(w2, flat_box, num_segments=nb * nb)  # (nb*nb, p, p)
-    charges = charges.reshape(nb, nb, p, p).transpose(0, 2, 1, 3).reshape(g, g)
-
-    c_hat = _spectrum(charges, f=f)  # (g + 1, f)
-    row_weight = jnp.concatenate([jnp.ones(1), jnp.full(g - 1, 2.0), jnp.ones(1)])
-    grid_z = jnp.sum(jnp.real(hats[0]) * (jnp.abs(c_hat) ** 2) * row_weight[:, None]) / (f * f)
-    fields = _inverse_corner(hats[1:] * c_hat[None], g)  # (2, g, g)
-
-    fields = fields.reshape(2, nb, p, nb, p).transpose(1, 3, 0, 2, 4).reshape(nb * nb, 2, p, p)
-    rep = jnp.einsum("nkab,nab->nk", fields[flat_box], w2)
-
-    # Each point also sees its own charge through the grid (spread, convolved, interpolated
-    # back): subtract that interpolated self-interaction exactly (not just K(0) = 1, G(0) = 0).
-    # It involves the kernels at offsets within one box only.
-    local = (np.arange(p)[:, None] - np.arange(p)[None, :]).astype(np.float32) * (width / p)
-    near = _kernels(local[:, None, :, None], local[None, :, None, :])  # (3, p, p, p, p)
-    self_field = jnp.einsum("nab,kabcd,ncd->nk", w2, near, w2)
-    return rep - self_field[:, 1:], grid_z - jnp.sum(self_field[:, 0])
-
-
-def repulsion(y: jax.Array, *, num_boxes: int, num_nodes: int = 3) -> tuple[jax.Array, jax.Array]:
-    """``(sum_j (q^u_ij)^2 (y_i - y_j) (n, 2), Z = sum_{i != j} q^u_ij)`` on a grid fitted to ``y``.
-
-    Args:
-      y: ``(n, 2)`` embedding.
-      num_boxes: boxes per side (static: one compilation per value).
-      num_nodes: interpolation nodes per box and side.
-
-    Returns:
-      The repulsive forces ``(n, 2)`` and the normaliser ``Z`` (scalar).
-
-    Examples:
-      >>> y = jax.random.normal(jax.random.key(0), (200, 2))
-      >>> rep, z = repulsion(y, num_boxes=8)
-      >>> rep.shape, bool(z > 0)
-      ((200, 2), True)
-    """
-    width = jnp.maximum((jnp.max(y) - jnp.min(y)) / num_boxes, 1e-6)
-    hats = _kernel_hats(width, num_boxes=num_boxes, num_nodes=num_nodes)
-    # The grid is refitted to the embedding every iteration (as FIt-SNE). Keeping a grid, and
-    # its kernel spectra, for a few iterations (1 % wider) measured KL +3 % at n = 10k even with
-    # sub-node shifts of its origin: a still grid's interpolation error acts as a fixed force.
-    return _repulsion_grid(
-        y, jnp.full((2,), jnp.min(y)), width, hats, num_boxes=num_boxes, num_nodes=num_nodes
-    )

@@ -1,17 +1,25 @@
 """t-SNE: ``affinities`` -> ``initialize`` -> ``optimize`` (``init``, then ``step`` on device).
 
-``embed`` runs them all. The device kernels (FIt-SNE's FFT-interpolated repulsion) are in ``_fitsne``.
+``embed`` runs them all. ``calibrate`` and ``affinities`` live in ``_tsne_affinities``; the device
+kernels in ``_fitsne`` (FIt-SNE's FFT-interpolated repulsion in ``_fitsne_grid``).
+
+dtypes: every function keeps its input's float dtype (float64 stays float64 when JAX's x64 is
+enabled; integers and float16 become float32).
 """
 
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
+from latentjax import _checks
 from latentjax.errors import InputError
 from latentjax.look import _fitsne, neighbors, pca
+from latentjax.look._dimred_args import float_dtype, positive
+from latentjax.look._tsne_affinities import _affinities
+from latentjax.look._tsne_affinities import affinities as affinities
+from latentjax.look._tsne_affinities import calibrate as calibrate
 
 
 class State(NamedTuple):
@@ -41,87 +49,21 @@ _gradient = jax.jit(_fitsne.forces, static_argnames=("method", "num_boxes"))
 _step = jax.jit(_fitsne.update, static_argnames=("method", "num_boxes"))
 
 
-def calibrate(distances: ArrayLike, *, perplexity: float, num_steps: int = 100) -> jax.Array:
-    """Conditional probabilities ``p_{j|i}`` over each point's neighbours, at a target perplexity.
-
-    Bisection on every ``beta_i`` at once: ``p_{.|i} ∝ exp(-beta_i d_ij^2)`` has entropy ``log(perplexity)``.
-
-    Args:
-      distances: ``(n, k)`` Euclidean distances to the k nearest neighbours.
-      perplexity: target perplexity, in ``[1, k]``.
-      num_steps: bisection steps (each halves the bracket once it is found).
-
-    Returns:
-      ``(n, k)`` float32 rows summing to one.
-
-    Examples:
-      >>> calibrate(jnp.ones((1, 4)), perplexity=2.0).round(3).tolist()
-      [[0.25, 0.25, 0.25, 0.25]]
-
-    References:
-      van der Maaten and Hinton, "Visualizing Data using t-SNE", JMLR 9 (2008), Section 2.
-    """
-    d = jnp.asarray(distances, jnp.float32)
-    if d.ndim != 2:
-        raise InputError(f"tsne.calibrate: distances must be (n, k), got shape {d.shape}")
-    if not 1.0 <= perplexity <= d.shape[1]:
-        raise InputError(f"tsne.calibrate: perplexity={perplexity} must be in [1, k={d.shape[1]}]")
-    return _fitsne.calibrate(d, float(perplexity), int(num_steps))
-
-
-def affinities(x: ArrayLike, *, perplexity: float = 30.0, block_size: int = 1024) -> neighbors.Graph:
-    """t-SNE's symmetric affinities from the ``3 * perplexity`` exact nearest neighbours.
-
-    ``P = (P_cond + P_cond^T) / 2n`` with ``P_cond`` from ``calibrate`` (the two directions summed).
-
-    Args:
-      x: ``(n, d)`` data.
-      perplexity: effective number of neighbours.
-      block_size: query block of the neighbour search.
-
-    Returns:
-      ``neighbors.Graph`` whose weights ``p_ij`` sum to one.
-
-    Examples:
-      >>> p = affinities(jax.random.normal(jax.random.key(0), (50, 3)), perplexity=5.0)
-      >>> round(float(p.weights.sum()), 4)
-      1.0
-
-    References:
-      van der Maaten, "Accelerating t-SNE using tree-based algorithms", JMLR 15 (2014), Eq. 5.
-    """
-    x = jnp.asarray(x, jnp.float32)
-    if x.ndim != 2:
-        raise InputError(f"tsne.affinities: x must be (n, d), got shape {x.shape}")
-    n = x.shape[0]
-    k = min(n - 1, int(3 * perplexity))
-    if n < 3 or perplexity <= 0 or perplexity > k:
-        raise InputError(
-            f"tsne.affinities: perplexity={perplexity} needs more than {3 * perplexity:g} points, got {n}"
-        )
-    nb = neighbors.knn(x, k=k, block_size=block_size)
-    p_cond = np.asarray(calibrate(nb.distances, perplexity=perplexity), np.float64)
-    # Sparse P + P^T on the host: its number of edges depends on the data.
-    rows = np.repeat(np.arange(n, dtype=np.int64), k)
-    cols = np.asarray(nb.indices).ravel().astype(np.int64)
-    keys = np.concatenate([rows * n + cols, cols * n + rows])
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    summed = np.bincount(inverse, weights=np.concatenate([p_cond.ravel()] * 2), minlength=uniq.size)
-    weights = jnp.asarray(summed / summed.sum(), jnp.float32)
-    return neighbors.Graph(jnp.asarray(uniq // n, jnp.int32), jnp.asarray(uniq % n, jnp.int32), weights)
-
-
 def initialize(key: jax.Array, x: ArrayLike, *, method: str = "pca", num_components: int = 2) -> jax.Array:
     """A starting embedding: PCA scaled to standard deviation 1e-4 (first axis), or such noise.
 
     Args:
       key: a ``jax.random.key`` (for ``"random"``, and the randomized PCA of wide data).
-      x: ``(n, d)`` data.
+      x: ``(n, d)`` data, finite.
       method: ``"pca"`` or ``"random"``.
       num_components: embedding dimension.
 
     Returns:
-      ``(n, num_components)`` float32.
+      ``(n, num_components)`` in ``x``'s float dtype.
+
+    Raises:
+      InputError: ``x`` not a 2-D real array or with NaN/inf; an unknown ``method``; more PCA
+        components than ``min(x.shape)``.
 
     Examples:
       >>> y0 = initialize(jax.random.key(0), jax.random.normal(jax.random.key(1), (100, 5)))
@@ -131,24 +73,34 @@ def initialize(key: jax.Array, x: ArrayLike, *, method: str = "pca", num_compone
     References:
       Kobak and Linderman, Nature Biotechnology 39 (2021); openTSNE's ``initialization.pca``.
     """
+    where = "look.tsne.initialize"
     if method not in ("pca", "random"):
-        raise InputError(f"tsne.initialize: unknown method {method!r} (pca or random)")
-    x = jnp.asarray(x, jnp.float32)
-    if x.ndim != 2:
-        raise InputError(f"tsne.initialize: x must be (n, d), got shape {x.shape}")
+        raise InputError(f"{where}: method must be 'pca' or 'random', got {method!r}")
+    x = _checks.array(x, "x", where=where, ndim=2)
+    num_components = _checks.index(num_components, "num_components", where=where, minimum=1)
+    dtype = float_dtype(x.dtype)
     if method == "random":
-        return 1e-4 * jax.random.normal(key, (x.shape[0], num_components), jnp.float32)
+        return 1e-4 * jax.random.normal(key, (x.shape[0], num_components), dtype)
     if num_components > min(x.shape):
-        raise InputError(f"tsne.initialize: {num_components} PCA components from data of shape {x.shape}")
-    y = pca.transform(pca.fit(x, num_components=num_components, key=key), x)
+        raise InputError(
+            f"{where}: num_components={num_components} PCA components from x of shape {tuple(x.shape)}"
+        )
+    x = jnp.asarray(x, dtype)
+    y = jnp.asarray(pca.transform(pca.fit(x, num_components=num_components, key=key), x), dtype)
     return y / jnp.std(y[:, 0]) * 1e-4
 
 
-def _check(where, method, y):
+def _method(where, method, y):
     if method not in ("fft", "exact"):
-        raise InputError(f"tsne.{where}: unknown method {method!r} (fft or exact)")
+        raise InputError(f"{where}: method must be 'fft' or 'exact', got {method!r}")
     if method == "fft" and y.shape[1] != 2:
-        raise InputError(f"tsne.{where}: method='fft' needs a 2-D embedding, got shape {y.shape}")
+        raise InputError(f"{where}: method='fft' needs a 2-D embedding, got shape {tuple(y.shape)}")
+
+
+def _embedding(y, name, where):
+    """``y`` validated (2-D, finite when concrete) as a JAX array of its float dtype."""
+    y = _checks.array(y, name, where=where, ndim=2)
+    return jnp.asarray(y, float_dtype(y.dtype))
 
 
 def gradient(
@@ -163,31 +115,52 @@ def gradient(
 
     ``grad_i = exaggeration * sum_j p_ij q^u_ij (y_i - y_j) - sum_j (q^u_ij)^2 (y_i - y_j) / Z``.
 
+    Jittable, also with ``affinities`` as an argument of the ``jit`` (then laid out on device).
+
     Args:
       y: ``(n, 2)`` embedding.
-      affinities: ``P`` from ``affinities``.
-      exaggeration: multiplies the attraction.
+      affinities: ``P`` from ``affinities``, on ``n`` points.
+      exaggeration: multiplies the attraction (may be traced).
       method: ``"exact"`` or ``"fft"``.
-      num_boxes: grid boxes per side for ``"fft"`` (default: from the extent, as ``optimize``).
+      num_boxes: grid boxes per side for ``"fft"``. None: the first of 50, 100, 200, 400, 800
+        boxes no wider than 1 (openTSNE's rule), among those cheaper than the exact sum
+        (``12 * boxes <= n``); when none is, the exact sum. The choice is made on device, so the
+        jitted and eager gradients agree.
 
     Returns:
-      ``(gradient (n, 2), Z)``.
+      ``(gradient (n, 2), Z)`` in ``y``'s float dtype.
+
+    Raises:
+      InputError: ``y`` not 2-D or (when concrete) with NaN/inf; ``affinities`` not a
+        ``neighbors.Graph``, or (when concrete) with NaN/inf weights or indices out of ``[0, n)``;
+        an unknown ``method``; ``"fft"`` for an embedding that is not 2-D.
 
     Examples:
-      >>> y = jax.random.normal(jax.random.key(0), (30, 2))
-      >>> p = affinities(jax.random.normal(jax.random.key(1), (30, 4)), perplexity=5.0)
+      >>> y = jax.random.normal(jax.random.key(0), (600, 2))
+      >>> p = affinities(jax.random.normal(jax.random.key(1), (600, 4)), perplexity=5.0)
       >>> g_exact, g_fft = gradient(y, p)[0], gradient(y, p, method="fft")[0]
       >>> bool(jnp.linalg.norm(g_fft - g_exact) < 0.01 * jnp.linalg.norm(g_exact))
+      True
+      >>> bool(jnp.allclose(jax.jit(gradient)(y, p)[0], g_exact, rtol=1e-5, atol=1e-7))
       True
 
     References:
       Linderman et al., "Fast interpolation-based t-SNE", Nature Methods 16 (2019), Eqs. 5-9.
     """
-    y = jnp.asarray(y, jnp.float32)
-    _check("gradient", method, y)
+    where = "look.tsne.gradient"
+    y = _embedding(y, "y", where)
+    _method(where, method, y)
+    if jnp.ndim(exaggeration) != 0:
+        raise InputError(f"{where}: exaggeration must be a scalar, got shape {jnp.shape(exaggeration)}")
+    _checks.finite(exaggeration, "exaggeration", where=where)
+    graph = _fitsne.pieces(affinities, y.shape[0], where=where, dtype=y.dtype)
     if method == "fft" and num_boxes is None:
-        num_boxes = _fitsne.num_boxes(float(jnp.ptp(y)), min_num_intervals=50, ints_in_interval=1.0)
-    graph = _fitsne.pieces(affinities, y.shape[0])
+        num_boxes = _fitsne.gradient_grids(y.shape[0])
+        if not _checks.is_traced(y):
+            i = int(_fitsne.grid_choice(y, num_boxes))
+            method, num_boxes = ("fft", num_boxes[i]) if i < len(num_boxes) else ("exact", None)
+    elif method == "fft":
+        num_boxes = _checks.index(num_boxes, "num_boxes", where=where, minimum=1)
     return _gradient(y, graph, exaggeration, method=method, num_boxes=num_boxes)
 
 
@@ -196,21 +169,24 @@ def init(affinities: neighbors.Graph, y0: ArrayLike) -> State:
 
     Args:
       affinities: ``P`` from ``affinities``.
-      y0: ``(n, 2)`` initial embedding (``initialize``).
+      y0: ``(n, 2)`` initial embedding (``initialize``), finite.
 
     Returns:
-      The ``State`` at step 0.
+      The ``State`` at step 0, in ``y0``'s float dtype.
+
+    Raises:
+      InputError: ``y0`` not 2-D or with NaN/inf; ``affinities`` not a ``neighbors.Graph`` on
+        ``n`` points.
 
     Examples:
       >>> s = init(affinities(jax.random.normal(jax.random.key(1), (30, 4)), perplexity=5.0), jnp.eye(30, 2))
       >>> s.embedding.shape, int(s.step)
       ((30, 2), 0)
     """
-    y0 = jnp.asarray(y0, jnp.float32)
-    if y0.ndim != 2:
-        raise InputError(f"tsne.init: y0 must be (n, num_components), got shape {y0.shape}")
+    where = "look.tsne.init"
+    y0 = _embedding(y0, "y0", where)
     y0 = y0 - jnp.mean(y0, axis=0, keepdims=True)
-    graph = _fitsne.pieces(affinities, y0.shape[0])
+    graph = _fitsne.pieces(affinities, y0.shape[0], where=where, dtype=y0.dtype)
     return State(y0, jnp.zeros_like(y0), jnp.ones_like(y0), jnp.zeros((), jnp.int32), graph)
 
 
@@ -245,7 +221,7 @@ def step(
       >>> int(step(s, learning_rate=10.0, exaggeration=1.0, momentum=0.5).step)
       1
     """
-    _check("step", method, state.embedding)
+    _method("look.tsne.step", method, state.embedding)
     max_norm = jnp.inf if max_step_norm is None else max_step_norm
     hyper = (learning_rate, exaggeration, momentum, min_gain, max_norm)
     moving = _step(state[:4], state.graph, *hyper, method=method, num_boxes=num_boxes)
@@ -283,7 +259,8 @@ def optimize(
       early_exaggeration_steps: the first phase's steps (openTSNE's ``early_exaggeration_iter``).
       early_exaggeration: attraction factor of the first phase.
       exaggeration: attraction factor of the normal phase.
-      learning_rate: a float, or ``"auto"``: ``max(n / exaggeration, 50)`` in each phase (openTSNE).
+      learning_rate: a float, or ``"auto"``: ``max(n / exaggeration, 50)`` in each phase, openTSNE's
+        ``n / exaggeration`` (Belkina et al.) with a floor for small ``n``.
       initial_momentum: momentum of the first phase (openTSNE 1.0: 0.8).
       final_momentum: momentum of the normal phase (openTSNE 1.0: 0.8).
       min_gain: floor added to shrinking gains.
@@ -295,7 +272,12 @@ def optimize(
       state: continue from this ``State`` (graph, gains, momentum) instead of ``init(affinities, y0)``.
 
     Returns:
-      The final ``State``; ``state.embedding`` is the ``(n, 2)`` map.
+      The final ``State``; ``state.embedding`` is the ``(n, 2)`` map, in ``y0``'s float dtype.
+
+    Raises:
+      InputError: as ``init``; an unknown ``method``; step counts that are not integers with
+        ``0 <= early_exaggeration_steps <= num_steps``; a ``learning_rate`` that is neither
+        ``"auto"`` nor a positive number.
 
     Examples:
       >>> x = jax.random.normal(jax.random.key(0), (60, 5))
@@ -308,16 +290,21 @@ def optimize(
       Linderman et al., Nature Methods 16 (2019); Belkina et al., Nature Communications 10 (2019)
       (learning rate); Policar et al., "openTSNE", JMLR 25 (2024).
     """
+    where = "look.tsne.optimize"
     st = init(affinities, y0) if state is None else state
-    _check("optimize", method, st.embedding)
-    if not 0 <= (early := early_exaggeration_steps) <= num_steps:
-        raise InputError(f"tsne.optimize: early_exaggeration_steps={early} not in [0, num_steps={num_steps}]")
-    n = st.embedding.shape[0]
+    _method(where, method, st.embedding)
+    num_steps = _checks.index(num_steps, "num_steps", where=where, minimum=0)
+    early = _checks.index(early_exaggeration_steps, "early_exaggeration_steps", where=where, minimum=0)
+    if early > num_steps:
+        raise InputError(f"{where}: early_exaggeration_steps={early} not in [0, num_steps={num_steps}]")
+    if learning_rate != "auto":
+        learning_rate = positive(learning_rate, "learning_rate", where=where)
+    n, dtype = st.embedding.shape[0], st.embedding.dtype
     max_norm = jnp.inf if max_step_norm is None else max_step_norm
 
     def phase(st, num, exag, momentum):
-        lr = max(n / exag, 50.0) if learning_rate == "auto" else float(learning_rate)
-        hyper = tuple(jnp.float32(v) for v in (lr, exag, momentum, min_gain, max_norm))
+        lr = max(n / exag, 50.0) if learning_rate == "auto" else learning_rate
+        hyper = tuple(jnp.asarray(v, dtype) for v in (lr, exag, momentum, min_gain, max_norm))
         grid = {"min_num_intervals": min_num_intervals, "ints_in_interval": ints_in_interval}
         moving = _fitsne.run(
             st[:4], st.graph, hyper, num_steps=num, method=method, chunk_size=chunk_size, **grid
@@ -341,10 +328,12 @@ def embed(
 ) -> jax.Array:
     """t-SNE of ``x`` into 2-D: ``affinities`` -> ``initialize`` -> ``optimize``.
 
+    Translating or scaling ``x`` leaves the result unchanged (beyond the rounding of ``x`` itself).
+
     Args:
       key: a ``jax.random.key`` (initialisation).
-      x: ``(n, d)`` data.
-      perplexity: effective number of neighbours.
+      x: ``(n, d)`` data, finite.
+      perplexity: effective number of neighbours, in ``[1, n - 1]``.
       num_steps: all steps (openTSNE's ``n_iter + early_exaggeration_iter``); the other knobs of
         ``optimize`` keep their defaults (call the stages to change them).
       early_exaggeration_steps: the first phase's steps; None means ``min(250, num_steps)``.
@@ -353,7 +342,11 @@ def embed(
       initialization: ``"pca"`` or ``"random"`` (``initialize``'s ``method``).
 
     Returns:
-      ``(n, 2)`` float32 embedding.
+      ``(n, 2)`` embedding in ``x``'s float dtype.
+
+    Raises:
+      InputError: ``x`` not a 2-D real array or with NaN/inf; ``perplexity`` out of range; the
+        other arguments as in ``optimize``.
 
     Examples:
       >>> x = jax.random.normal(jax.random.key(1), (60, 5))
@@ -363,7 +356,10 @@ def embed(
     References:
       van der Maaten and Hinton, JMLR 9 (2008); Linderman et al., Nature Methods 16 (2019).
     """
-    p = affinities(x, perplexity=perplexity)
+    where = "look.tsne.embed"
+    _method(where, method, jnp.zeros((0, 2)))
+    num_steps = _checks.index(num_steps, "num_steps", where=where, minimum=0)
+    p = _affinities(x, perplexity=perplexity, block_size=1024, where=where)
     y0 = initialize(key, x, method=initialization)
     early = min(250, num_steps) if early_exaggeration_steps is None else early_exaggeration_steps
     return optimize(
@@ -381,10 +377,14 @@ def kl_divergence(affinities: neighbors.Graph, y: ArrayLike) -> jax.Array:
 
     Args:
       affinities: ``P`` from ``affinities``.
-      y: ``(n, e)`` embedding.
+      y: ``(n, e)`` embedding, finite.
 
     Returns:
-      Scalar float32 (nats).
+      Scalar (nats), in ``y``'s float dtype.
+
+    Raises:
+      InputError: ``y`` not 2-D or with NaN/inf; ``affinities`` not a ``neighbors.Graph`` or (when
+        concrete) with indices out of ``[0, n)``.
 
     Examples:
       >>> x = jax.random.normal(jax.random.key(0), (40, 3))
@@ -394,7 +394,7 @@ def kl_divergence(affinities: neighbors.Graph, y: ArrayLike) -> jax.Array:
     References:
       van der Maaten and Hinton, JMLR 9 (2008), Eq. 2.
     """
-    y = jnp.asarray(y, jnp.float32)
-    if y.ndim != 2 or affinities.num_points > y.shape[0]:
-        raise InputError(f"tsne.kl_divergence: y of shape {y.shape} does not match the affinities")
-    return _fitsne.kl(y, affinities.rows, affinities.cols, affinities.weights)
+    where = "look.tsne.kl_divergence"
+    y = _embedding(y, "y", where)
+    p = _fitsne.check_graph(affinities, y.shape[0], where=where)
+    return _fitsne.kl(y, p.rows, p.cols, jnp.asarray(p.weights).astype(y.dtype))
