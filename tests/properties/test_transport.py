@@ -36,7 +36,7 @@ def test_ot_distance_is_translation_invariant(seed, offset):
     base = float(transport.ot_distance(_f32(x), _f32(y), epsilon=EPS))
     moved = float(transport.ot_distance(_f32(x + offset), _f32(y + offset), epsilon=EPS))
     # float32 rounds the moved points by up to |offset| * 6e-8; Sinkhorn stops at ott's threshold.
-    np.testing.assert_allclose(moved, base, rtol=2e-2, atol=1e-3 + 1e-6 * np.abs(offset).max())
+    np.testing.assert_allclose(moved, base, rtol=5e-3, atol=1e-4 + 1e-6 * np.abs(offset).max())
 
 
 @settings(PROPS, max_examples=2)  # each scale compiles ott's solver for its epsilon (seconds)
