@@ -128,7 +128,7 @@ def one_line_warning(prefix: str):
 
     Examples:
       >>> one_line_warning("latentjax train")("checkpoint 8 is corrupt", UserWarning, "x.py", 1)
-      'latentjax train: warning: checkpoint 8 is corrupt\\n'
+      'latentjax train: warning: checkpoint 8 is corrupt\n'
     """
 
     def fmt(message, category, filename, lineno, line=None):
