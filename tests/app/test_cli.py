@@ -320,3 +320,76 @@ def test_library_errors_name_the_flags(capsys, tmp_path):
     assert code == 2 and "pass --resume to continue it or choose another --out" in err[0]
     assert cli._with_flags("try a smaller learning_rate") == "try a smaller --lr"
     assert cli._with_flags("the batch of 4 devices; size 3") == "the batch of 4 devices; size 3"
+
+
+# --- issue 20: flags checked, defaults shown, OS errors and interrupts in one line --------------
+
+_TINY = ["train", "--dataset", "sprites", "--limit", "64", "--latent-dim", "2", "--hidden", "8"]
+_TINY += ["--epochs", "1", "--batch-size", "16", "--quiet"]
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--beta", "nan"), ("--beta", "-1"), ("--lr", "0"), ("--lr", "inf"), ("--epochs", "0"),
+     ("--seed", "-1"), ("--batch-size", "x"), ("--beta-grid", "1,nan"), ("--resume-step", "0")],
+)  # fmt: skip
+def test_every_numeric_flag_is_checked_in_one_line(capsys, tmp_path, flag, value):
+    with pytest.raises(SystemExit) as e:
+        cli.main([*_TINY, "--out", str(tmp_path / "r"), flag, value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and f"argument {flag}" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in (
+        "--lr LR (default: 0.001)",
+        "--beta BETA KL weight of a VAE (default: 1.0)",
+        "(default: 128)",
+    ):
+        assert text in out
+
+
+def test_os_errors_are_one_line_naming_path_and_cause(capsys, tmp_path, monkeypatch):
+    import errno
+
+    from latentjax.learn import _manifest
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(_manifest, "write_atomic", full)
+    code, err = _run(capsys, *_TINY, "--out", str(tmp_path / "r"))
+    assert code == 2 and len(err) == 1 and "No space left on device" in err[0] and str(tmp_path) in err[0]
+    monkeypatch.undo()
+    (tmp_path / "file").write_text("x")
+    code, err = _run(capsys, *_TINY, "--out", str(tmp_path / "file"))
+    assert code == 2 and len(err) == 1 and "is a file, not a folder" in err[0]
+
+    def denied(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "data"))
+
+    from latentjax import data
+
+    monkeypatch.setattr(data, "load", denied)
+    code, err = _run(capsys, *_TINY, "--out", str(tmp_path / "r2"))
+    assert code == 2 and err == [
+        f"latentjax train: error: permission denied: {tmp_path / 'data'}: Permission denied"
+    ]
+
+
+def test_interrupt_says_which_step_was_saved(capsys, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    assert cli.main([*_TINY, "--out", str(out)]) == 0
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    from latentjax.learn import train
+
+    monkeypatch.setattr(train, "fit", interrupted)
+    code, err = _run(capsys, *_TINY, "--out", str(out), "--resume")
+    assert code == 130 and len(err) == 1 and "step 4" in err[0] and "--resume" in err[0]
