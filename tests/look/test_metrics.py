@@ -205,3 +205,13 @@ X, Y, LABELS = _nan((20, 3), value=0.0), _nan((20, 2), value=0.0), np.arange(20)
 def test_bad_input(call, name):
     with pytest.raises(InputError, match=rf"look\.metrics\.\w+: {name} "):
         call()
+
+
+def test_trustworthiness_and_recall_under_jit_equal_eager():
+    # Value checks are skipped on traced arguments (the policy); the results are the same.
+    x, y = _xy(120, seed=5)
+    x = x + np.float32(300.0)
+    jitted = jax.jit(lambda a, b: (metrics.trustworthiness(a, b, k=5), metrics.knn_recall(a, b, k=5)))(x, y)
+    np.testing.assert_allclose(float(jitted[0]), _sk_stable(x, y, 5), rtol=0, atol=1.01 * _rank_unit(120, 5))
+    np.testing.assert_allclose(float(jitted[0]), float(metrics.trustworthiness(x, y, k=5)), rtol=1e-6)
+    np.testing.assert_allclose(float(jitted[1]), float(metrics.knn_recall(x, y, k=5)), rtol=1e-6)
