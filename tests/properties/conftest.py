@@ -4,7 +4,8 @@ Every property runs a few examples on small arrays (JAX compiles once per shape,
 fixed and values are drawn), derandomized so that CI sees the same examples on every run and the
 suite stays within about a minute. A file applies the profile with
 ``@settings(settings.get_profile("latentjax-properties"), max_examples=n)``; a longer local hunt:
-``LATENTJAX_PROPERTY_RANDOM=1`` draws fresh examples each run.
+``LATENTJAX_PROPERTY_RANDOM=1`` draws fresh examples each run. Array elements exclude subnormal
+floats: XLA on CPU flushes them to zero (a platform property, not latentjax's).
 """
 
 import os

@@ -15,8 +15,8 @@ from latentjax.learn import models
 
 PROPS = settings.get_profile("latentjax-properties")
 SHAPE, LATENT, B = (8, 8, 1), 2, 4
-images = hnp.arrays(np.float32, (B, *SHAPE), elements=st.floats(0, 1, width=32))
-latents = hnp.arrays(np.float32, (B, LATENT), elements=st.floats(-5, 5, width=32))
+images = hnp.arrays(np.float32, (B, *SHAPE), elements=st.floats(0, 1, width=32, allow_subnormal=False))
+latents = hnp.arrays(np.float32, (B, LATENT), elements=st.floats(-5, 5, width=32, allow_subnormal=False))
 
 
 def _create(likelihood):
@@ -91,7 +91,7 @@ def test_integer_images_are_refused(model, x):
 
 @settings(PROPS, max_examples=4)
 @given(
-    x=hnp.arrays(np.float32, SHAPE, elements=st.floats(0, 1, width=32)),
+    x=hnp.arrays(np.float32, SHAPE, elements=st.floats(0, 1, width=32, allow_subnormal=False)),
     where=st.tuples(st.integers(0, SHAPE[0] - 1), st.integers(0, SHAPE[1] - 1)),
     value=st.sampled_from([255.0, 1.5, -0.1, np.nan, np.inf]),
 )

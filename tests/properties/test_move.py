@@ -17,9 +17,9 @@ from latentjax.errors import InputError
 
 PROPS = settings.get_profile("latentjax-properties")
 D, B = 4, 5
-vectors = hnp.arrays(np.float32, D, elements=st.floats(-100, 100, width=32))
-batches = hnp.arrays(np.float32, (B, D), elements=st.floats(-100, 100, width=32))
-times = st.floats(0, 1)
+vectors = hnp.arrays(np.float32, D, elements=st.floats(-100, 100, width=32, allow_subnormal=False))
+batches = hnp.arrays(np.float32, (B, D), elements=st.floats(-100, 100, width=32, allow_subnormal=False))
+times = st.floats(0, 1, allow_subnormal=False)
 
 
 def _slerp64(z0, z1, t):
@@ -47,8 +47,8 @@ def test_lerp_and_slerp_hit_their_endpoints(z0, z1):
 @st.composite
 def unit_pairs(draw, *, min_gap):
     """Two unit float32 vectors whose angle is at most pi - min_gap."""
-    a = draw(hnp.arrays(np.float64, D, elements=st.floats(-1, 1)))
-    b = draw(hnp.arrays(np.float64, D, elements=st.floats(-1, 1)))
+    a = draw(hnp.arrays(np.float64, D, elements=st.floats(-1, 1, allow_subnormal=False)))
+    b = draw(hnp.arrays(np.float64, D, elements=st.floats(-1, 1, allow_subnormal=False)))
     assume(np.linalg.norm(a) > 1e-2 and np.linalg.norm(b) > 1e-2)
     u0 = (a / np.linalg.norm(a)).astype(np.float32)
     u1 = (b / np.linalg.norm(b)).astype(np.float32)
@@ -87,7 +87,11 @@ def test_slerp_matches_float64_away_from_the_degenerate_angles(z0, z1, t):
 
 
 @settings(PROPS, max_examples=6)
-@given(z0=batches, z1=batches, t=hnp.arrays(np.float32, B, elements=st.floats(0, 1, width=32)))
+@given(
+    z0=batches,
+    z1=batches,
+    t=hnp.arrays(np.float32, B, elements=st.floats(0, 1, width=32, allow_subnormal=False)),
+)
 def test_lerp_and_slerp_vmap_equal_a_loop(z0, z1, t):
     for fn in (move.lerp, move.slerp):
         loop = np.stack([np.asarray(fn(a, b, s)) for a, b, s in zip(z0, z1, t)])
@@ -97,7 +101,11 @@ def test_lerp_and_slerp_vmap_equal_a_loop(z0, z1, t):
 
 
 @settings(PROPS, max_examples=6)
-@given(z=batches, v=vectors, strengths=hnp.arrays(np.float32, B, elements=st.floats(-10, 10, width=32)))
+@given(
+    z=batches,
+    v=vectors,
+    strengths=hnp.arrays(np.float32, B, elements=st.floats(-10, 10, width=32, allow_subnormal=False)),
+)
 def test_apply_and_chain_vmap_equal_a_loop(z, v, strengths):
     loop = np.stack([np.asarray(move.apply(a, v, s)) for a, s in zip(z, strengths)])
     np.testing.assert_allclose(jax.vmap(move.apply, in_axes=(0, None, 0))(z, v, strengths), loop, atol=1e-4)
@@ -109,7 +117,11 @@ def test_apply_and_chain_vmap_equal_a_loop(z, v, strengths):
 
 
 @settings(PROPS, max_examples=6)
-@given(z=batches, dim=st.integers(-D, D - 1), values=hnp.arrays(np.float32, 3, elements=st.floats(-5, 5)))
+@given(
+    z=batches,
+    dim=st.integers(-D, D - 1),
+    values=hnp.arrays(np.float32, 3, elements=st.floats(-5, 5, width=32, allow_subnormal=False)),
+)
 def test_traverse_vmap_equals_a_loop_and_takes_any_integer_type(z, dim, values):
     loop = np.stack([np.asarray(move.traverse(a, dim, values)) for a in z])
     np.testing.assert_allclose(jax.vmap(lambda a: move.traverse(a, dim, values))(z), loop, atol=1e-5)
@@ -128,7 +140,7 @@ def test_traverse_refuses_a_dimension_that_is_not_an_integer(dim, wrapper):
 
 
 @settings(PROPS, max_examples=5)
-@given(points=hnp.arrays(np.float32, (B, 3, D), elements=st.floats(-10, 10, width=32)))
+@given(points=hnp.arrays(np.float32, (B, 3, D), elements=st.floats(-10, 10, width=32, allow_subnormal=False)))
 def test_path_vmap_equals_a_loop(points):
     for method in ("lerp", "slerp"):
         fn = functools.partial(move.path, num_points=5, method=method)
