@@ -23,6 +23,8 @@ _CLIP = 4.0
 
 def smooth_knn_dist(distances, mean_all, *, target, n_neighbors, num_steps=64):
     """``(sigma, rho)`` for one point from its ``(k,)`` sorted neighbour distances (self excluded)."""
+    dt = distances.dtype
+    big = jnp.asarray(jnp.finfo(dt).max, dt)
     positive = distances > 0
     # local_connectivity = 1: rho is the first non-zero distance (0 if all neighbours coincide).
     rho = jnp.where(jnp.any(positive), distances[jnp.argmax(positive)], 0.0)
@@ -38,12 +40,12 @@ def smooth_knn_dist(distances, mean_all, *, target, n_neighbors, num_steps=64):
         too_big = s > target
         new_hi = jnp.where(too_big, mid, hi)
         new_lo = jnp.where(too_big, lo, mid)
-        new_mid = jnp.where(too_big | (hi < jnp.finfo(jnp.float32).max), (new_lo + new_hi) / 2.0, mid * 2.0)
+        new_mid = jnp.where(too_big | (hi < big), (new_lo + new_hi) / 2.0, mid * 2.0)
         return tuple(
             jnp.where(done, old, new) for old, new in zip((lo, hi, mid), (new_lo, new_hi, new_mid))
         ) + (done,)
 
-    init = (jnp.float32(0.0), jnp.finfo(jnp.float32).max, jnp.float32(1.0), jnp.bool_(False))
+    init = (jnp.zeros((), dt), big, jnp.ones((), dt), jnp.bool_(False))
     _, _, sigma, _ = jax.lax.fori_loop(0, num_steps, body, init)
     # umap-learn's means include the point itself (distance 0) among the n_neighbors.
     mean_own = jnp.sum(distances) / n_neighbors
@@ -54,7 +56,7 @@ def smooth_knn_dist(distances, mean_all, *, target, n_neighbors, num_steps=64):
 @functools.partial(jax.jit, static_argnames=("n_neighbors",))
 def memberships(distances, *, n_neighbors):
     mean_all = jnp.sum(distances) / (distances.shape[0] * n_neighbors)
-    target = jnp.log2(jnp.float32(n_neighbors))
+    target = jnp.log2(jnp.asarray(n_neighbors, distances.dtype))
     sigma, rho = jax.vmap(
         functools.partial(smooth_knn_dist, target=target, n_neighbors=n_neighbors),
         in_axes=(0, None),

@@ -1,7 +1,11 @@
 """UMAP: ``fuzzy_graph`` -> ``initialize`` -> ``optimize`` (``init``, then ``step`` on device).
 
-``embed`` runs them all. The device kernels (calibration, the negative-sampling layout step and
-its sampling ``Schedule``) are in ``_umap_kernels``.
+``embed`` runs them all. The graph (``calibrate``, ``fuzzy_graph``) is in ``_umap_graph``; the
+device kernels (calibration, the negative-sampling layout step and its sampling ``Schedule``) are
+in ``_umap_kernels``.
+
+dtypes: every function keeps its input's float dtype (float64 stays float64 when JAX's x64 is
+enabled; integers and float16 become float32).
 """
 
 import warnings
@@ -11,11 +15,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
-import scipy.sparse
 from jax.typing import ArrayLike
 
+from latentjax import _checks
 from latentjax.errors import InputError
 from latentjax.look import _umap_kernels, neighbors, pca
+from latentjax.look._dimred_args import float_dtype, positive
+from latentjax.look._umap_graph import Calibration as Calibration
+from latentjax.look._umap_graph import _fuzzy_graph
+from latentjax.look._umap_graph import calibrate as calibrate
+from latentjax.look._umap_graph import fuzzy_graph as fuzzy_graph
+from latentjax.look._umap_graph import fuzzy_graph_from_knn as fuzzy_graph_from_knn
 
 
 def find_ab(*, spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float]:
@@ -38,128 +48,28 @@ def find_ab(*, spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float
     References:
       McInnes, Healy and Melville, "UMAP", arXiv:1802.03426, appendix C; umap-learn's ``find_ab_params``.
     """
-    if not spread > 0 or not 0 <= min_dist <= spread:
-        raise InputError(
-            f"umap.find_ab: need spread > 0 and 0 <= min_dist <= spread, got {spread}, {min_dist}"
-        )
+    where = "look.umap.find_ab"
+    spread = positive(spread, "spread", where=where)
+    min_dist = positive(min_dist, "min_dist", where=where, inclusive=True)
+    if min_dist > spread:
+        raise InputError(f"{where}: min_dist must be <= spread = {spread:g}, got {min_dist:g}")
     xv = np.linspace(0, spread * 3, 300)
     yv = np.where(xv < min_dist, 1.0, np.exp(-(xv - min_dist) / spread))
     (a, b), _ = scipy.optimize.curve_fit(lambda x, a, b: 1.0 / (1.0 + a * x ** (2 * b)), xv, yv)
     return float(a), float(b)
 
 
-class Calibration(NamedTuple):
-    """Each point's directed memberships and the bandwidths that give them.
-
-    Attributes:
-      memberships: ``(n, k)`` float32 ``exp(-(d_ij - rho_i) / sigma_i)`` (1 within ``rho_i``).
-      sigma: ``(n,)`` float32 per-point bandwidth.
-      rho: ``(n,)`` float32 distance to the nearest (non-identical) neighbour.
-
-    Examples:
-      >>> Calibration(jnp.ones((2, 3)), jnp.ones(2), jnp.zeros(2)).memberships.shape
-      (2, 3)
-    """
-
-    memberships: jax.Array
-    sigma: jax.Array
-    rho: jax.Array
-
-
-def calibrate(distances: ArrayLike, *, n_neighbors: int) -> Calibration:
-    """Per-point ``rho``, ``sigma`` and memberships, by a binary search over all points at once.
-
-    ``sum_j exp(-(d_ij - rho_i) / sigma_i) = log2(n_neighbors)``, as umap-learn's ``smooth_knn_dist``.
-
-    Args:
-      distances: ``(n, n_neighbors - 1)`` ascending neighbour distances, the point itself excluded.
-      n_neighbors: umap-learn's ``n_neighbors``, which counts the point itself.
-
-    Returns:
-      The ``Calibration``.
-
-    Examples:
-      >>> c = calibrate(jnp.array([[1.0, 2.0, 3.0]]), n_neighbors=4)
-      >>> c.rho.tolist(), round(float(c.memberships.sum()), 4)
-      ([1.0], 2.0)
-
-    References:
-      McInnes, Healy and Melville, "UMAP", arXiv:1802.03426, definitions 7-9 and section 3.1.
-    """
-    distances = jnp.asarray(distances, jnp.float32)
-    if distances.ndim != 2 or distances.shape[1] != n_neighbors - 1:
-        raise InputError(f"umap.calibrate: distances must be (n, n_neighbors - 1), got {distances.shape}")
-    return Calibration(*_umap_kernels.memberships(distances, n_neighbors=n_neighbors))
-
-
-def fuzzy_graph_from_knn(indices: ArrayLike, distances: ArrayLike, *, n_neighbors: int) -> neighbors.Graph:
-    """The fuzzy simplicial set from precomputed neighbours (self excluded, nearest first).
-
-    Args:
-      indices: ``(n, n_neighbors - 1)`` int neighbour indices, the point itself excluded.
-      distances: ``(n, n_neighbors - 1)`` float distances, ascending per row.
-      n_neighbors: umap-learn's ``n_neighbors``, which counts the point itself.
-
-    Returns:
-      The symmetric ``neighbors.Graph`` of ``calibrate``'s memberships combined by fuzzy union
-      ``P + P^T - P * P^T``; weights in ``(0, 1]``.
-
-    Examples:
-      >>> nb = neighbors.knn(np.random.default_rng(0).normal(size=(50, 3)), k=4)
-      >>> g = fuzzy_graph_from_knn(nb.indices, nb.distances, n_neighbors=5)
-      >>> bool((g.weights <= 1).all() & (g.weights > 0).all())
-      True
-
-    References:
-      McInnes, Healy and Melville, "UMAP", arXiv:1802.03426, definitions 7-9 and section 3.1.
-    """
-    indices = np.asarray(indices)
-    if indices.ndim != 2 or indices.shape != np.shape(distances) or indices.shape[1] != n_neighbors - 1:
-        raise InputError(
-            f"umap.fuzzy_graph_from_knn: indices {indices.shape} and distances {np.shape(distances)} must "
-            f"both be (n, n_neighbors - 1 = {n_neighbors - 1})"
-        )
-    n, k = indices.shape
-    vals = calibrate(distances, n_neighbors=n_neighbors).memberships
-    rows = np.repeat(np.arange(n, dtype=np.int32), k)
-    p = scipy.sparse.coo_matrix(
-        (np.asarray(vals, np.float32).ravel(), (rows, indices.ravel().astype(np.int32))), shape=(n, n)
-    ).tocsr()
-    p.sum_duplicates()
-    union = (p + p.T - p.multiply(p.T)).tocsr()
-    union.eliminate_zeros()
-    union.sort_indices()
-    coo = union.tocoo()
-    return neighbors.Graph(
-        jnp.asarray(coo.row, jnp.int32), jnp.asarray(coo.col, jnp.int32), jnp.asarray(coo.data, jnp.float32)
-    )
-
-
-def fuzzy_graph(x: ArrayLike, *, n_neighbors: int = 15) -> neighbors.Graph:
-    """The fuzzy simplicial set of ``x``: exact Euclidean neighbours, then ``fuzzy_graph_from_knn``.
-
-    Args:
-      x: ``(n, d)`` data.
-      n_neighbors: neighbourhood size, counting the point itself (umap-learn's convention).
-
-    Returns:
-      The symmetric ``neighbors.Graph``.
-
-    Examples:
-      >>> g = fuzzy_graph(np.random.default_rng(0).normal(size=(100, 5)), n_neighbors=10)
-      >>> g.num_points, bool(g.rows.shape == g.cols.shape == g.weights.shape)
-      (100, True)
-
-    References:
-      McInnes, Healy and Melville, "UMAP", arXiv:1802.03426, section 3.1.
-    """
-    x = jnp.asarray(x, jnp.float32)
-    if x.ndim != 2:
-        raise InputError(f"umap.fuzzy_graph: x must be (n, d), got shape {x.shape}")
-    if not 2 <= n_neighbors <= x.shape[0]:
-        raise InputError(f"umap.fuzzy_graph: n_neighbors={n_neighbors} must be in [2, n={x.shape[0]}]")
-    nb = neighbors.knn(x, k=n_neighbors - 1)
-    return fuzzy_graph_from_knn(nb.indices, nb.distances, n_neighbors=n_neighbors)
+def _graph(graph, where) -> int:
+    """``n`` of a concrete, valid fuzzy ``graph`` (``neighbors.Graph``, weights finite and > 0)."""
+    if not isinstance(graph, neighbors.Graph):
+        raise InputError(f"{where}: graph must be a neighbors.Graph (umap.fuzzy_graph), got {type(graph)}")
+    rows, cols = np.asarray(graph.rows), np.asarray(graph.cols)
+    w = _checks.array(np.asarray(graph.weights), "graph.weights", where=where, ndim=1)
+    if not rows.shape == cols.shape == w.shape or not rows.size:
+        raise InputError(f"{where}: graph rows, cols and weights must be non-empty vectors of one length")
+    if min(rows.min(), cols.min()) < 0 or np.any(w <= 0):
+        raise InputError(f"{where}: graph needs indices >= 0 and weights > 0")
+    return int(max(rows.max(), cols.max())) + 1
 
 
 def initialize(
@@ -178,10 +88,14 @@ def initialize(
       num_components: embedding dimension.
       method: ``"spectral"`` (``neighbors.laplacian_eigenmaps``; if the graph is disconnected,
         ``"pca"`` when ``x`` is given, else ``"random"``), ``"pca"`` (needs ``x``) or ``"random"``.
-      x: the data, for the PCA initialisation.
+      x: ``(n, d)`` the data, for the PCA initialisation.
 
     Returns:
-      ``(n, num_components)`` float32 positions.
+      ``(n, num_components)`` positions, in ``x``'s float dtype (without ``x``: the graph's).
+
+    Raises:
+      InputError: an unknown ``method``; ``"pca"`` without ``x``; ``x`` not 2-D with ``n`` rows or
+        with NaN/inf; ``graph`` not a valid ``neighbors.Graph``.
 
     Examples:
       >>> g = fuzzy_graph(np.random.default_rng(0).normal(size=(60, 4)), n_neighbors=8)
@@ -192,11 +106,19 @@ def initialize(
     References:
       umap-learn's ``spectral_layout`` and ``simplicial_set_embedding``.
     """
-    n = graph.num_points
+    where = "look.umap.initialize"
+    n = _graph(graph, where)
     if method not in ("spectral", "pca", "random"):
-        raise InputError(f"umap.initialize: method must be 'spectral', 'pca' or 'random', got {method!r}")
+        raise InputError(f"{where}: method must be 'spectral', 'pca' or 'random', got {method!r}")
     if method == "pca" and x is None:
-        raise InputError("umap.initialize: method='pca' needs the data x")
+        raise InputError(f"{where}: method='pca' needs the data x")
+    num_components = _checks.index(num_components, "num_components", where=where, minimum=1)
+    dtype = float_dtype(graph.weights.dtype)
+    if x is not None:
+        x = _checks.array(x, "x", where=where, ndim=2)
+        if x.shape[0] != n:
+            raise InputError(f"{where}: x has {x.shape[0]} rows but the graph has {n} points")
+        dtype = float_dtype(x.dtype)
     k_noise, k_random = jax.random.split(key)
     y = None
     if method == "spectral":
@@ -204,25 +126,26 @@ def initialize(
         if y is None:
             method = "pca" if x is not None else "random"
             warnings.warn(
-                f"umap: spectral initialisation impossible (disconnected graph); using {method}", stacklevel=2
+                f"{where}: spectral initialisation impossible (disconnected graph); using {method}",
+                stacklevel=2,
             )
     if method == "pca":
-        xa = jnp.asarray(x, jnp.float32)
+        xa = jnp.asarray(x, dtype)
         y = np.asarray(pca.transform(pca.fit(xa, num_components=num_components), xa), np.float64)
     if method == "random":
-        return jax.random.uniform(k_random, (n, num_components), jnp.float32, 0.0, 10.0)
+        return jax.random.uniform(k_random, (n, num_components), dtype, 0.0, 10.0)
     # umap-learn: scale to max |coordinate| 10, add tiny jitter, then rescale each axis to [0, 10].
     y = 10.0 * y / np.abs(y).max()
     y = y + 1e-4 * np.asarray(jax.random.normal(k_noise, y.shape), np.float64)
     y = 10.0 * (y - y.min(axis=0)) / (y.max(axis=0) - y.min(axis=0))
-    return jnp.asarray(y, jnp.float32)
+    return jnp.asarray(y, dtype)
 
 
 class State(NamedTuple):
     """The layout during optimisation (``init``, ``step``, ``optimize``).
 
     Attributes:
-      embedding: ``(n, num_components)`` float32 positions.
+      embedding: ``(n, num_components)`` positions (``y0``'s float dtype).
       step: scalar int32, steps done.
       key: the ``jax.random.key`` of the negative samples (``fold_in(key, step)`` per step).
       schedule: the graph's edges, firing rates and negative-sample weights, built by ``init``.
@@ -248,12 +171,16 @@ def init(
     Args:
       key: a ``jax.random.key`` for the negative samples.
       graph: the fuzzy graph.
-      y0: ``(n, num_components)`` initial positions (``initialize``).
+      y0: ``(n, num_components)`` initial positions (``initialize``), finite.
       num_steps: steps the layout will run (the schedule keeps edges that fire at least once).
       negative_sample_rate: negative samples per firing edge.
 
     Returns:
       The ``State``.
+
+    Raises:
+      InputError: ``y0`` not ``(n, num_components)`` or with NaN/inf; ``graph`` not a valid
+        ``neighbors.Graph``; ``num_steps < 1`` or ``negative_sample_rate < 0``.
 
     Examples:
       >>> g = fuzzy_graph(np.random.default_rng(0).normal(size=(60, 4)), n_neighbors=8)
@@ -261,14 +188,17 @@ def init(
       >>> s.embedding.shape, int(s.step)
       ((60, 2), 0)
     """
-    n = graph.num_points
-    y0 = jnp.asarray(y0, jnp.float32)
-    if y0.ndim != 2 or y0.shape[0] != n:
-        raise InputError(f"umap.init: y0 must be ({n}, num_components), got shape {y0.shape}")
-    if num_steps < 1 or negative_sample_rate < 0:
-        raise InputError(
-            f"umap.init: need num_steps >= 1, negative_sample_rate >= 0: {num_steps}, {negative_sample_rate}"
-        )
+    return _init(key, graph, y0, num_steps, negative_sample_rate, where="look.umap.init")
+
+
+def _init(key, graph, y0, num_steps, negative_sample_rate, *, where):
+    n = _graph(graph, where)
+    y0 = _checks.array(y0, "y0", where=where, ndim=2)
+    if y0.shape[0] != n:
+        raise InputError(f"{where}: y0 must be ({n}, num_components), got shape {tuple(y0.shape)}")
+    y0 = jnp.asarray(y0, float_dtype(y0.dtype))
+    num_steps = _checks.index(num_steps, "num_steps", where=where, minimum=1)
+    negative_sample_rate = _checks.index(negative_sample_rate, "negative_sample_rate", where=where, minimum=0)
     sched = _umap_kernels.schedule(graph, num_steps=num_steps, negative_sample_rate=negative_sample_rate)
     return State(y0, jnp.zeros((), jnp.int32), key, sched)
 
@@ -298,7 +228,7 @@ def step(
       >>> int(step(s, a=1.58, b=0.9, num_steps=50).step)
       1
     """
-    hyper = (jnp.float32(a), jnp.float32(b), jnp.float32(gamma), jnp.float32(learning_rate))
+    hyper = tuple(jnp.asarray(v, state.embedding.dtype) for v in (a, b, gamma, learning_rate))
     yt, count = _umap_kernels.step(
         state.embedding.T, state.step, state.key, state.schedule, *hyper, num_steps=int(num_steps)
     )
@@ -333,6 +263,9 @@ def optimize(
     Returns:
       The final ``State``; ``state.embedding`` is the ``(n, num_components)`` layout.
 
+    Raises:
+      InputError: as ``init``.
+
     Examples:
       >>> g = fuzzy_graph(np.random.default_rng(0).normal(size=(60, 4)), n_neighbors=8)
       >>> y0 = initialize(jax.random.key(0), g)
@@ -342,8 +275,8 @@ def optimize(
     References:
       McInnes et al., "UMAP", arXiv:1802.03426, algorithm 5; umap-learn's ``optimize_layout_euclidean``.
     """
-    state = init(key, graph, y0, num_steps=num_steps, negative_sample_rate=negative_sample_rate)
-    hyper = (jnp.float32(a), jnp.float32(b), jnp.float32(gamma), jnp.float32(learning_rate))
+    state = _init(key, graph, y0, num_steps, negative_sample_rate, where="look.umap.optimize")
+    hyper = tuple(jnp.asarray(v, state.embedding.dtype) for v in (a, b, gamma, learning_rate))
     yt, count = _umap_kernels.run(
         state.embedding.T, state.step, state.key, state.schedule, *hyper, num_steps=int(num_steps)
     )
@@ -366,8 +299,8 @@ def embed(
 
     Args:
       key: a ``jax.random.key`` (initial jitter and negative samples).
-      x: ``(n, d)`` data.
-      n_neighbors: neighbourhood size, counting the point itself.
+      x: ``(n, d)`` data, finite.
+      n_neighbors: neighbourhood size, counting the point itself, in ``[2, n]``.
       min_dist: how tightly points may pack (``find_ab``).
       spread: scale of the embedded points (``find_ab``).
       num_steps: layout steps (umap-learn's ``n_epochs``); None means 500 for n <= 10,000 and
@@ -377,7 +310,12 @@ def embed(
       initialization: ``"spectral"``, ``"pca"`` or ``"random"`` (``initialize``'s ``method``).
 
     Returns:
-      ``(n, num_components)`` float32 embedding.
+      ``(n, num_components)`` embedding in ``x``'s float dtype. Translating ``x`` leaves it
+      unchanged; scaling ``x`` too, up to the graph's calibration tolerance.
+
+    Raises:
+      InputError: ``x`` not a 2-D real array or with NaN/inf; ``n_neighbors`` out of range; the
+        other arguments as in ``find_ab``, ``initialize`` and ``optimize``.
 
     Examples:
       >>> embed(jax.random.key(0), np.random.default_rng(0).normal(size=(80, 5)), num_steps=20).shape
@@ -386,13 +324,12 @@ def embed(
     References:
       McInnes, Healy and Melville, "UMAP", arXiv:1802.03426, 2018.
     """
-    x = jnp.asarray(x, jnp.float32)
-    if x.ndim != 2:
-        raise InputError(f"umap.embed: x must be (n, d), got shape {x.shape}")
+    where = "look.umap.embed"
+    x = _checks.array(x, "x", where=where, ndim=2)
     n = x.shape[0]
     num_steps = (500 if n <= 10_000 else 200) if num_steps is None else num_steps
     a, b = find_ab(spread=spread, min_dist=min_dist)
-    graph = fuzzy_graph(x, n_neighbors=min(n_neighbors, n))
+    graph = _fuzzy_graph(x, n_neighbors, where=where)
     k_init, k_opt = jax.random.split(key)
     y0 = initialize(k_init, graph, num_components=num_components, method=initialization, x=x)
     return optimize(
