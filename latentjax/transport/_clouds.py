@@ -2,6 +2,11 @@
 
 Also the point-cloud transport plan that `displacement_interpolate` moves pixels along. Supported
 ott-jax: 0.6.x (``sinkhorn_divergence`` returns ``(divergence, output)`` since 0.6).
+
+ott's squared Euclidean cost expands ``|x|^2 + |y|^2 - 2 x.y``, which in float32 loses the
+distances of clouds far from the origin (at an offset of 1e4 nothing of a unit spread is left).
+Every entry point therefore centres all its clouds by one common mean first (in float64 on the
+host when the clouds are concrete), which changes no distance, plan or barycenter.
 """
 
 import functools
@@ -16,6 +21,7 @@ from ott.solvers import linear
 from ott.solvers.linear import continuous_barycenter, sinkhorn
 from ott.tools import sinkhorn_divergence
 
+from latentjax import _checks
 from latentjax.errors import InputError
 
 
@@ -54,18 +60,31 @@ def _plan(x, y, a, b, *, epsilon, threshold, max_steps):
 _plan_jit = jax.jit(_plan, static_argnames=("epsilon", "max_steps"))
 
 
-def _as_cloud(x: ArrayLike, where: str, name: str) -> jax.Array:
-    x = jnp.asarray(x, jnp.float32)
-    if x.ndim != 2 or x.shape[0] < 1:
-        raise InputError(f"{where}: {name} must be a (n, d) point cloud, got shape {x.shape}")
-    if not bool(jnp.all(jnp.isfinite(x))):
-        raise InputError(f"{where}: {name} has non-finite coordinates")
+def _as_cloud(x: ArrayLike, where: str, name: str, ndim: int = 2):
+    """A point cloud ``(n, d)`` (or ``ndim`` dimensions), checked; finite when concrete."""
+    x = _checks.array(x, name, where=where)
+    if len(x.shape) != ndim or x.shape[-2] < 1:
+        want = "a (n, d) point cloud" if ndim == 2 else "(k, n, d) point clouds"
+        raise InputError(f"{where}: {name} must be {want}, got shape {tuple(x.shape)}")
     return x
 
 
-def _as_cloud_pair(
-    x: ArrayLike, y: ArrayLike, where: str, names: tuple[str, str]
-) -> tuple[jax.Array, jax.Array]:
+def _centred(*clouds) -> tuple[list[jax.Array], jax.Array]:
+    """The clouds minus their common mean (float32 for ott), and that mean ``(d,)``.
+
+    Concrete clouds are centred in float64 on the host, so a float64 cloud at an offset of 1e4
+    keeps its full spread; traced ones in their own dtype.
+    """
+    if any(_checks.is_traced(c) for c in clouds):
+        flat = jnp.concatenate([jnp.reshape(c, (-1, c.shape[-1])) for c in clouds])
+        mean = jnp.mean(flat, axis=0)
+        return [(jnp.asarray(c) - mean).astype(jnp.float32) for c in clouds], mean
+    arrays = [np.asarray(c, np.float64) for c in clouds]
+    mean = np.concatenate([a.reshape(-1, a.shape[-1]) for a in arrays]).mean(axis=0)
+    return [jnp.asarray(a - mean, jnp.float32) for a in arrays], jnp.asarray(mean, jnp.float32)
+
+
+def _as_cloud_pair(x: ArrayLike, y: ArrayLike, where: str, names: tuple[str, str]):
     x, y = _as_cloud(x, where, names[0]), _as_cloud(y, where, names[1])
     if x.shape[1] != y.shape[1]:
         raise InputError(
@@ -78,7 +97,8 @@ def ot_distance(x: ArrayLike, y: ArrayLike, *, epsilon: float = 1e-2) -> jax.Arr
     """The Sinkhorn divergence between two uniform point clouds (squared Euclidean cost).
 
     ``S_eps(x, y) = OT_eps(x, y) - (OT_eps(x, x) + OT_eps(y, y)) / 2``: zero for identical
-    clouds, positive otherwise, and ``W_2^2`` as ``epsilon -> 0``.
+    clouds, positive otherwise, and ``W_2^2`` as ``epsilon -> 0``. Translating both clouds
+    changes nothing; scaling both by ``s`` (and ``epsilon`` by ``s^2``) scales it by ``s^2``.
 
     Args:
         x: ``(n, d)`` points.
@@ -101,6 +121,7 @@ def ot_distance(x: ArrayLike, y: ArrayLike, *, epsilon: float = 1e-2) -> jax.Arr
         Divergences", AISTATS 2019.
     """
     x, y = _as_cloud_pair(x, y, "transport.ot_distance", ("x", "y"))
+    (x, y), _ = _centred(x, y)
     return _divergence(x, y, epsilon=float(epsilon))
 
 
@@ -141,7 +162,8 @@ def transport_points(
         Peyre & Cuturi, "Computational Optimal Transport", 2019, Remark 4.11 (barycentric map).
     """
     x, y = _as_cloud_pair(x_source, x_target, "transport.transport_points", ("x_source", "x_target"))
-    return _barycentric_map(x, y, relative_epsilon=float(relative_epsilon))
+    (x, y), mean = _centred(x, y)
+    return _barycentric_map(x, y, relative_epsilon=float(relative_epsilon)) + mean[None, :]
 
 
 @functools.partial(jax.jit, static_argnames=("relative_epsilon",))
@@ -174,10 +196,12 @@ def point_cloud_barycenter(
             tolerance, 1e-3).
 
     Returns:
-        ``(num_points, d)`` barycenter points (uniform weights).
+        ``(num_points, d)`` barycenter points (uniform weights). Translating the clouds translates
+        it; scaling them by ``s`` (and ``epsilon`` by ``s^2``) scales it.
 
     Raises:
-        InputError: ``clouds`` is not ``(k, n, d)``, bad ``weights``, or more points than the inputs.
+        InputError: ``clouds`` is not ``(k, n, d)`` or (eager calls) holds NaN/inf, bad ``weights``,
+            or more points than the inputs.
 
     Examples:
         >>> c = np.random.default_rng(0).normal(size=(2, 128, 3))
@@ -190,19 +214,21 @@ def point_cloud_barycenter(
         Cuturi & Doucet, "Fast Computation of Wasserstein Barycenters", ICML 2014.
     """
     where = "transport.point_cloud_barycenter"
-    y = jnp.asarray(clouds, jnp.float32)
-    if y.ndim != 3:
-        raise InputError(f"{where}: clouds must have shape (k, n, d), got {y.shape}")
+    y = _as_cloud(clouds, where, "clouds", ndim=3)
+    (y,), mean = _centred(y)
     k, n, _ = y.shape
     w = (
         jnp.full((k,), 1.0 / k)
         if weights is None
         else jnp.asarray(_barycentric_weights(weights, k, where)[0], jnp.float32)
     )
+    num_points = _checks.index(num_points, "num_points", where=where, minimum=1)
+    max_steps = _checks.index(max_steps, "max_steps", where=where, minimum=1)
     if num_points > k * n:
         raise InputError(f"{where}: num_points={num_points} exceeds the {k * n} input points")
-    return _free_barycenter(
-        key, y, w, epsilon=float(epsilon), num_points=int(num_points), max_steps=int(max_steps)
+    return (
+        _free_barycenter(key, y, w, epsilon=float(epsilon), num_points=num_points, max_steps=max_steps)
+        + mean[None, :]
     )
 
 

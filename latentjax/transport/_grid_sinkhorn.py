@@ -20,6 +20,17 @@ import numpy as np
 from ott.geometry import grid
 
 
+def _pixel_grid(shape: tuple[int, int], epsilon: float, dtype) -> grid.Grid:
+    """An ott ``Grid`` with pixel-proportional coordinates: axis ``i`` at ``arange(n_i) / (max(h, w) - 1)``.
+
+    A pixel step then costs the same along rows and columns (ott's default, ``linspace(0, 1, n)`` per
+    axis, makes a 20x60 image's row step about 3x longer than its column step); the longer side spans
+    ``[0, 1]``, so square images keep ott's and POT's convention.
+    """
+    scale = max(max(shape) - 1, 1)
+    return grid.Grid(x=[jnp.arange(n, dtype=dtype) / scale for n in shape], epsilon=epsilon)
+
+
 class _State(NamedTuple):
     """One barycenter iteration's variables; the log mode stores ``epsilon * log`` of each."""
 
@@ -64,7 +75,7 @@ def _kernel_barycenter(
     a, w, *, shape, epsilon, debiased, num_debias_steps, threshold, max_steps, check_every
 ):
     """Debiased fixed-support barycenter with scalings (Janati et al. 2020, Algorithm 1)."""
-    geom = grid.Grid(grid_size=shape, epsilon=epsilon)
+    geom = _pixel_grid(shape, epsilon, a.dtype)
     kernel = jax.vmap(geom.apply_kernel)
 
     def one(_, state):
@@ -97,7 +108,7 @@ def _kernel_barycenter(
 
 def _log_barycenter(a, w, *, shape, epsilon, debiased, num_debias_steps, threshold, max_steps, check_every):
     """The same iteration as `_kernel_barycenter` with potentials and log-sum-exp kernels."""
-    geom = grid.Grid(grid_size=shape, epsilon=epsilon)
+    geom = _pixel_grid(shape, epsilon, a.dtype)
 
     def lse(g):  # eps * log(K exp(g / eps)), stable for any g
         return geom.apply_lse_kernel(jnp.zeros_like(g), g, epsilon, axis=1)[0]

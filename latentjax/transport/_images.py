@@ -50,9 +50,11 @@ class Interpolation(NamedTuple):
 def default_epsilon(shape: tuple[int, ...], *, blur_px: float = 1.0) -> float:
     """The entropic regularisation whose Gibbs kernel blurs by ``blur_px`` pixels at 28x28.
 
-    Pixels sit on ``linspace(0, 1, n)`` per axis (ott's ``Grid`` and POT's convolutional
-    barycenters agree on this), and the kernel ``exp(-|x - y|^2 / eps)`` is a Gaussian of
-    variance ``eps / 2``, so ``eps = 2 (blur_px / (n - 1))^2`` with ``n = min(side, 28)``. Larger
+    Pixel ``(r, c)`` sits at ``(r, c) / (max(h, w) - 1)``: the longer side spans ``[0, 1]`` and a
+    pixel step costs the same along rows and columns (for square images this is ott's ``Grid``
+    and POT's convolutional barycenters). The kernel ``exp(-|x - y|^2 / eps)`` is a Gaussian of
+    variance ``eps / 2`` in both directions, so ``eps = 2 (blur_px / (n - 1))^2`` with
+    ``n = min(max(h, w), 28)``. Larger
     images keep the 28x28 value (the blur scales with the image, so an upsampled image has the
     same barycenters): then ``exp(d^2 / eps)`` stays below float64's overflow for any
     displacement ``d`` up to 1.39 (the unit square's diagonal is 1.41), which keeps the fast
@@ -63,7 +65,7 @@ def default_epsilon(shape: tuple[int, ...], *, blur_px: float = 1.0) -> float:
         blur_px: the kernel's standard deviation, in pixels at 28x28.
 
     Returns:
-        ``epsilon`` in the units of ``[0, 1]^2``.
+        ``epsilon`` in squared units of the longer side (which spans ``[0, 1]``).
 
     Examples:
         >>> round(default_epsilon((28, 28)), 6), round(default_epsilon((128, 128)), 6)
@@ -75,6 +77,14 @@ def default_epsilon(shape: tuple[int, ...], *, blur_px: float = 1.0) -> float:
 
 def _as_images(images: ArrayLike, where: str, what: str = "images") -> np.ndarray:
     """``(k, h, w)`` float64 intensities in [0, 1] from grayscale uint8 or float images."""
+    if isinstance(images, (list, tuple)):
+        shapes = [np.shape(im) for im in images]
+        odd = next((i for i, sh in enumerate(shapes) if sh != shapes[0]), None)
+        if odd is not None:
+            raise InputError(
+                f"{where}: {what}[{odd}] has shape {shapes[odd]} but {what}[0] has {shapes[0]}; "
+                "all images must have one size (resize or pad them first)"
+            )
     x = np.asarray(images)
     if x.ndim not in (3, 4):
         raise InputError(f"{where}: {what} must have shape (k, h, w) or (k, h, w, 1), got {x.shape}")
@@ -115,8 +125,10 @@ def wasserstein_interpolate(
     """Entropic Wasserstein barycenters of ``k`` images, one per row of ``weights``.
 
     Each image is normalised to a distribution on its pixel grid (plus a ``1e-12`` floor); the
-    barycenter minimises ``sum_k w_k S_eps(b, a_k)`` with the squared Euclidean ground cost on
-    ``[0, 1]^2`` and Sinkhorn convolutions on the separable grid (``ott.geometry.grid.Grid``).
+    barycenter minimises ``sum_k w_k S_eps(b, a_k)`` with the squared Euclidean ground cost
+    between pixel positions scaled by ``1 / (max(h, w) - 1)`` (isotropic: the same cost per pixel
+    along rows and columns, also for non-square images) and Sinkhorn convolutions on the
+    separable grid (``ott.geometry.grid.Grid``).
     With ``debiased=True`` (the default) ``S_eps`` is the Sinkhorn divergence, which removes the
     entropic blur: the barycenter with weight 1 on one image is that image.
 
@@ -129,7 +141,7 @@ def wasserstein_interpolate(
     Args:
         images: ``(k, h, w)`` or ``(k, h, w, 1)`` grayscale images, uint8 or float in [0, 1].
         weights: ``(m, k)`` weight vectors (or one ``(k,)``); rows are normalised to sum to 1.
-        epsilon: entropic regularisation in the units of ``[0, 1]^2``; default
+        epsilon: entropic regularisation in squared units of the longer side; default
             `default_epsilon` (one pixel at 28x28, scaled with larger images).
         mode: ``"auto"``, ``"kernel"`` or ``"log"``.
         dtype: ``"float64"`` (scoped with ``jax.enable_x64``, nothing global) or ``"float32"``.
@@ -145,7 +157,8 @@ def wasserstein_interpolate(
         An `Interpolation` with ``m`` barycenters.
 
     Raises:
-        InputError: bad shapes, weights, mode, dtype or epsilon, or a zero-mass image.
+        InputError: bad shapes (images of different sizes), weights, mode, dtype or epsilon, or a
+            zero-mass image.
         DataError: images that `data.validate_images` rejects (e.g. values outside [0, 1]).
 
     Examples:
@@ -288,7 +301,8 @@ def displacement_interpolate(
 ) -> Interpolation:
     """McCann's displacement interpolation between two images, from an entropic transport plan.
 
-    The non-zero pixels of each image are weighted points in ``[0, 1]^2``; Sinkhorn
+    The non-zero pixels of each image are weighted points at ``(r, c) / (max(h, w) - 1)`` (the
+    isotropic pixel scale of `wasserstein_interpolate`); Sinkhorn
     (``ott.solvers.linear.solve`` on a ``PointCloud``) gives the plan ``P``, and the image at time
     ``t`` puts mass ``P_ij`` at ``(1 - t) x_i + t y_j``, splatted bilinearly onto the grid. The
     endpoints are the inputs exactly (up to the plan's marginal error): unlike a barycenter, no
@@ -298,7 +312,7 @@ def displacement_interpolate(
         image0: ``(h, w)`` or ``(h, w, 1)`` grayscale image (uint8 or float in [0, 1]).
         image1: another image of the same shape.
         t: ``(m,)`` times in ``[0, 1]``.
-        epsilon: entropic regularisation of the plan (units of ``[0, 1]^2``); default
+        epsilon: entropic regularisation of the plan (squared units of the longer side); default
             ``default_epsilon(shape, blur_px=0.5)``, so the plan is close to a map.
         threshold: Sinkhorn marginal tolerance.
         max_steps: Sinkhorn iteration cap.

@@ -14,7 +14,11 @@ from latentjax.transport import _images
 
 
 def _blob(size, r, c, s=1.5):
-    rr, cc = np.mgrid[0:size, 0:size]
+    return _blob_hw((size, size), r, c, s)
+
+
+def _blob_hw(shape, r, c, s=1.5):
+    rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]]
     return np.exp(-((rr - r) ** 2 + (cc - c) ** 2) / (2 * s**2))
 
 
@@ -134,6 +138,11 @@ def test_bad_input_raises(blobs):
         transport.displacement_interpolate(blobs[0], np.zeros((20, 20)), [0.5])
     with pytest.raises(InputError, match="differ in shape"):
         transport.displacement_interpolate(blobs[0], np.ones((20, 21)), [0.5])
+    with pytest.raises(
+        InputError,
+        match="transport.wasserstein_interpolate: images\\[1\\] has shape \\(20, 21\\) but images\\[0\\]",
+    ):
+        transport.wasserstein_interpolate([blobs[0], np.ones((20, 21))], [0.5, 0.5])
     with pytest.raises(InputError, match="times in \\[0, 1\\]"):
         transport.displacement_interpolate(blobs[0], blobs[1], [1.5])
 
@@ -169,3 +178,59 @@ def test_auto_falls_back_to_log_when_kernel_overflows():
     assert not np.all(np.isfinite(np.asarray(kernel.histogram)))
     np.testing.assert_allclose(np.asarray(auto.histogram), np.asarray(log.histogram))
     assert abs(float(np.asarray(auto.histogram).sum()) - 1.0) < 1e-2
+
+
+@pytest.fixture(scope="module")
+def swap():
+    """On 20x60: two blobs that either move 10 px vertically or swap 20 px horizontally.
+
+    In pixels the vertical moves are cheaper (2 x 10^2 against 2 x 20^2); on ott's unit-square grid
+    (rows 1/19 apart, columns 1/59) the horizontal swap is (0.23 against 0.55). The midpoint of the
+    pixel answer has blobs at (9, 20) and (9, 40), that of the unit-square one at (4, 30), (14, 30).
+    """
+    shape = (20, 60)
+
+    def two(r0, c0, r1, c1):  # cut below 1e-3: small supports keep the displacement plan small
+        x = _blob_hw(shape, r0, c0) + _blob_hw(shape, r1, c1)
+        return np.where(x > 1e-3, x, 0.0)
+
+    pixel, square = two(9, 20, 9, 40), two(4, 30, 14, 30)
+    return two(4, 20, 14, 40), two(14, 20, 4, 40), pixel / pixel.sum(), square / square.sum()
+
+
+def test_non_square_barycenter_is_isotropic_in_pixels(swap):
+    a, b, pixel, square = swap
+    mid = np.asarray(
+        transport.wasserstein_interpolate(np.stack([a, b]), [[0.5, 0.5]]).histogram[0], np.float64
+    )
+    assert np.abs(mid - pixel).sum() < 0.05
+    assert np.abs(mid - square).sum() > 1.9  # (disjoint: 2)
+
+
+def test_non_square_displacement_is_isotropic_in_pixels(swap):
+    a, b, pixel, _ = swap
+    mid = np.asarray(transport.displacement_interpolate(a, b, [0.5]).histogram[0], np.float64)
+    assert np.abs(mid - pixel).sum() < 0.1  # the splatting of half-pixel positions smooths a little
+
+
+def test_non_square_blur_is_the_same_along_rows_and_columns():
+    """The plain (biased) barycenter of one image blurs it by the Gibbs kernel: a Gaussian of
+    variance ``eps / 2`` in units of the longer side, i.e. ``eps / 2 (max(h, w) - 1)^2`` px^2 along
+    both axes (on ott's unit-square grid the rows would get (60 / 20)^2 = 9x the columns')."""
+    shape = (21, 61)
+    delta = np.zeros(shape)
+    delta[10, 30] = 1.0
+    out = transport.wasserstein_interpolate(delta[None], [[1.0]], debiased=False).histogram[0]
+    h = np.asarray(out, np.float64)
+    rr, cc = np.mgrid[0:21, 0:61]
+    var_rows, var_cols = ((rr - 10) ** 2 * h).sum() / h.sum(), ((cc - 30) ** 2 * h).sum() / h.sum()
+    expected = transport.default_epsilon(shape) / 2 * 60**2
+    np.testing.assert_allclose([var_rows, var_cols], expected, rtol=1e-3)
+
+
+def test_transposed_images_give_the_transposed_barycenter(swap):
+    a, b, _, _ = swap
+    w = [[0.3, 0.7]]
+    out = transport.wasserstein_interpolate(np.stack([a, b]), w, max_steps=300).histogram[0]
+    out_t = transport.wasserstein_interpolate(np.stack([a.T, b.T]), w, max_steps=300).histogram[0]
+    np.testing.assert_allclose(np.asarray(out_t), np.asarray(out).T, atol=1e-6)
