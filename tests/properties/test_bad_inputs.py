@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 from latentjax import data, move, transport
 from latentjax.errors import LatentJaxError
 from latentjax.learn import models
-from latentjax.look import metrics, neighbors, pca, tsne, umap
+from latentjax.look import metrics, morpho, neighbors, pca, tsne, umap
 
 PROPS = settings.get_profile("latentjax-properties")
 N, D, E, L = 24, 3, 2, 2
@@ -66,6 +66,14 @@ CASES = {
     "tsne.gradient": (lambda a: tsne.gradient(a["y"], _graph()), {"y": (N, E)}),
     "tsne.kl_divergence": (lambda a: tsne.kl_divergence(_graph(), a["y"]), {"y": (N, E)}),
     "umap.fuzzy_graph": (lambda a: umap.fuzzy_graph(a["x"], n_neighbors=4), {"x": (N, D)}),
+    "tsne.embed": (
+        lambda a: tsne.embed(jax.random.key(0), a["x"], perplexity=3.0, num_steps=2),
+        {"x": (N, D)},
+    ),
+    "umap.embed": (
+        lambda a: umap.embed(jax.random.key(0), a["x"], n_neighbors=4, num_steps=2),
+        {"x": (N, D)},
+    ),
     "move.lerp": (lambda a: move.lerp(a["z0"], a["z1"], 0.5), {"z0": (D,), "z1": (D,)}),
     "move.slerp": (lambda a: move.slerp(a["z0"], a["z1"], 0.5), {"z0": (D,), "z1": (D,)}),
     "move.apply": (lambda a: move.apply(a["z"], a["vector"], 2.0), {"z": (D,), "vector": (D,)}),
@@ -108,6 +116,8 @@ IMAGE_CASES = {
     "models.encode": (lambda a: models.encode(_model(), a["x"]), {"x": SHAPE}),
     "models.elbo": (lambda a: models.elbo(_model(), jax.random.key(0), a["x"]), {"x": SHAPE}),
     "models.reconstruct": (lambda a: models.reconstruct(_model(), a["x"]), {"x": SHAPE}),
+    "models.encode_images": (lambda a: models.encode_images(_model(), a["images"]), {"images": (2, *SHAPE)}),
+    "morpho.measure": (lambda a: morpho.measure(a["images"]), {"images": (2, *SHAPE)}),
     "data.validate_images": (lambda a: data.validate_images(a["images"]), {"images": (2, *SHAPE)}),
     "transport.wasserstein_interpolate": (
         lambda a: transport.wasserstein_interpolate(a["images"], [0.5, 0.5]),
