@@ -70,18 +70,20 @@ def _as_cloud(x: ArrayLike, where: str, name: str, ndim: int = 2):
 
 
 def _centred(*clouds) -> tuple[list[jax.Array], jax.Array]:
-    """The clouds minus their common mean (float32 for ott), and that mean ``(d,)``.
+    """The clouds minus their common mean, and that mean ``(d,)``, in the clouds' float dtype.
 
     Concrete clouds are centred in float64 on the host, so a float64 cloud at an offset of 1e4
-    keeps its full spread; traced ones in their own dtype.
+    keeps its full spread even when JAX computes in float32; traced ones in their own dtype.
     """
+    dt = jnp.result_type(*clouds)
+    dt = dt if jnp.issubdtype(dt, jnp.floating) else jnp.result_type(float)
     if any(_checks.is_traced(c) for c in clouds):
-        flat = jnp.concatenate([jnp.reshape(c, (-1, c.shape[-1])) for c in clouds])
+        flat = jnp.concatenate([jnp.reshape(c, (-1, c.shape[-1])) for c in clouds]).astype(dt)
         mean = jnp.mean(flat, axis=0)
-        return [(jnp.asarray(c) - mean).astype(jnp.float32) for c in clouds], mean
+        return [jnp.asarray(c, dt) - mean.reshape((1,) * (c.ndim - 1) + (-1,)) for c in clouds], mean
     arrays = [np.asarray(c, np.float64) for c in clouds]
     mean = np.concatenate([a.reshape(-1, a.shape[-1]) for a in arrays]).mean(axis=0)
-    return [jnp.asarray(a - mean, jnp.float32) for a in arrays], jnp.asarray(mean, jnp.float32)
+    return [jnp.asarray(a - mean, dt) for a in arrays], jnp.asarray(mean, dt)
 
 
 def _as_cloud_pair(x: ArrayLike, y: ArrayLike, where: str, names: tuple[str, str]):
@@ -218,9 +220,9 @@ def point_cloud_barycenter(
     (y,), mean = _centred(y)
     k, n, _ = y.shape
     w = (
-        jnp.full((k,), 1.0 / k)
+        jnp.full((k,), 1.0 / k, y.dtype)
         if weights is None
-        else jnp.asarray(_barycentric_weights(weights, k, where)[0], jnp.float32)
+        else jnp.asarray(_barycentric_weights(weights, k, where)[0], y.dtype)
     )
     num_points = _checks.index(num_points, "num_points", where=where, minimum=1)
     max_steps = _checks.index(max_steps, "max_steps", where=where, minimum=1)
