@@ -17,12 +17,12 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from latentjax import data, move, viz
+from latentjax import data
 from latentjax.app import report
 from latentjax.app.sections import embedding, latent, shapes, transport
+from latentjax.app.sections import model as model_section
 from latentjax.errors import InputError
 from latentjax.learn import _manifest, models, runs, train
 from latentjax.look import pca
@@ -125,94 +125,8 @@ def pca_recon_mse(
 
 
 def _model_section(run: DemoRun, metrics: dict) -> report.Section:
-    """Reconstructions, prior samples, the latent map and a decoded grid of the trained model."""
-    model, fig_dir, key = run.model, run.figures, run.key
-    x = models.to_float(run.test_images[:10])
-    rec = np.asarray(jax.vmap(models.reconstruct, in_axes=(None, 0))(model, x))
-    recon_png = viz.image_grid(
-        np.concatenate([x, rec]), fig_dir / "reconstructions.png", rows=2, row_labels=["input", "recon."]
-    )
-    figs = [
-        report.Figure(
-            str(recon_png),
-            f"Test images (top) and their reconstructions from the posterior mean (bottom); test MSE "
-            f"{metrics['test_recon_mse']:.4f} vs PCA-{run.config.latent_dim} {metrics['pca_recon_mse']:.4f}.",
-        )
-    ]
-    samples = np.asarray(jax.vmap(models.sample, in_axes=(None, 0))(model, jax.random.split(key, 64)))
-    figs.append(
-        report.Figure(
-            str(viz.image_grid(samples, fig_dir / "samples.png", rows=8)),
-            "64 samples from the prior N(0, I), decoded to their mean images.",
-        )
-    )
-    z = models.encode_images(model, run.test_images[:3000])
-    side = 11
-    grid = move.grid_2d(size=side, span=2.0, latents=z)
-    plane = pca.fit(z, num_components=2)
-    # The grid and the fit may pick opposite signs for a principal direction: the map takes the
-    # grid's, so that right and up mean the same in both figures.
-    centre = grid[side // 2, side // 2]
-    right, up = grid[side // 2, side // 2 + 1] - centre, grid[side // 2 - 1, side // 2] - centre
-    agree = np.asarray(plane.components @ jnp.stack([right, up]).T).diagonal()
-    p2 = np.asarray(pca.transform(plane, z)) * np.where(agree < 0, -1.0, 1.0)[None, :]
-    scatters = [(np.asarray(run.test_labels[:3000]), "latent_scatter.png", run.label_names, None)]
-    name = next((k for k in ("x", "scale", "rotation") if k in (run.factors or {})), None)
-    if name is not None:
-        scatters.append((np.asarray(run.factors[name][1])[:3000], f"latent_scatter_{name}.png", None, name))
-    for values, file, names, factor in scatters:
-        title = f"{run.dataset}: posterior means, first 2 principal directions"
-        if factor is not None:
-            title = f"the same map coloured by the factor '{factor}'"
-        ax = viz.scatter(
-            p2,
-            values,
-            label_names=names,
-            title=title,
-            axis_labels=("PC 1", "PC 2"),
-            continuous=factor is not None,
-            point_size=4.0,
-        )
-        figs.append(
-            report.Figure(
-                str(viz.save_figure(ax.figure, fig_dir / file)),
-                "Posterior means of test images projected on their two principal directions, coloured by "
-                "class: similar images land close together."
-                if factor is None
-                else f"The same map coloured by the known generative factor '{factor}'.",
-            )
-        )
-    decode_grid = jax.vmap(jax.vmap(models.decode, in_axes=(None, 0)), in_axes=(None, 0))
-    decoded = np.asarray(decode_grid(model, grid))
-    grid_png = viz.decoded_grid(
-        decoded, fig_dir / "decoded_grid.png", extent=(-2, 2), axis_labels=("PC 1 (std)", "PC 2 (std)")
-    )
-    figs.append(
-        report.Figure(
-            str(grid_png),
-            "Images decoded on an 11x11 grid spanning +-2 standard deviations along the two principal "
-            "directions of the latents.",
-        )
-    )
-    keys = (
-        "dataset",
-        "model",
-        "latent_dim",
-        "epochs",
-        "test_elbo",
-        "test_recon_mse",
-        "pca_recon_mse",
-        "train_images_per_s",
-        "train_seconds",
-        "device",
-    )
-    return report.Section(
-        "The model",
-        f"A {metrics['model']} with a {run.config.latent_dim}-dimensional latent space, trained "
-        f"for {metrics['epochs']} epochs on {len(run.train_images)} images of '{run.dataset}'.",
-        figs,
-        {k: metrics[k] for k in keys},
-    )
+    """Reconstructions, prior samples, the latent map and a decoded grid (``sections/model.py``)."""
+    return model_section.section(run, metrics)
 
 
 # What a demo writes in its folder besides the run's files (runs.RunDir records those itself).
@@ -240,15 +154,26 @@ def _check_out(out: pathlib.Path, overwrite: bool) -> None:
     _manifest.remove(out)
 
 
-def _run_sections(run: DemoRun, sections: tuple[Section, ...], *, quick: bool) -> tuple[list, dict, dict]:
-    """Each section's ``report.Section``, seconds and error; a failing section becomes a note."""
+def _plain(v: Any) -> Any:
+    """A NumPy/JAX scalar or array in a section table as plain JSON (``json.dumps(default=...)``)."""
+    return np.asarray(v).tolist() if hasattr(v, "dtype") else str(v)
+
+
+def _run_sections(
+    run: DemoRun, sections: tuple[Section, ...], *, quick: bool, progress: bool = False
+) -> tuple[list, dict, dict]:
+    """Each section's ``report.Section``, seconds and error; a failing section becomes a note.
+
+    With ``progress``, a line on stderr as each section starts and ends (``report.timed``).
+    """
     out, timings, errors = [], {}, {}
     for section in sections:
         # `sections/<topic>.py`'s `section` is named for its topic, any other function by its name.
         name = section.__module__.rsplit(".", 1)[-1] if section.__name__ == "section" else section.__name__
         t0 = time.perf_counter()
         try:
-            out.append(section(run, quick=quick))
+            with report.timed(f"section '{name}'", enabled=progress):
+                out.append(section(run, quick=quick))
         except Exception as e:  # a broken section must not cost the user the rest of the report
             errors[name] = f"{type(e).__name__}: {e}"
             print(f"latentjax demo: section '{name}' failed: {errors[name]}", file=sys.stderr)
@@ -337,7 +262,9 @@ def run(
         settings={"seed": seed, "dataset": dataset},
     )
     train_seconds = time.perf_counter() - t0
-    ev = train.evaluate(result.model, eval_key, ds.test_images)
+    with report.timed("evaluating the model and the PCA baseline", enabled=progress):
+        ev = train.evaluate(result.model, eval_key, ds.test_images)
+        pca_mse = pca_recon_mse(ds.train_images, ds.test_images, num_components=latent_dim)
     metrics: dict[str, Any] = {
         "dataset": dataset,
         "model": f"{cfg.kind}/{cfg.arch}",
@@ -347,7 +274,7 @@ def run(
         "num_test": int(len(ds.test_images)),
         "test_elbo": ev["elbo"],
         "test_recon_mse": ev["recon_mse"],
-        "pca_recon_mse": pca_recon_mse(ds.train_images, ds.test_images, num_components=latent_dim),
+        "pca_recon_mse": pca_mse,
         "train_images_per_s": train.throughput(result.history),
         "train_seconds": train_seconds,
         "jax_version": jax.__version__,
@@ -369,12 +296,15 @@ def run(
         run_key,
         ds.factors,
     )
-    first = _model_section(demo_run, metrics)
+    with report.timed("section 'model' (reconstructions, samples, maps)", enabled=progress):
+        first = _model_section(demo_run, metrics)
     later, metrics["section_seconds"], metrics["section_errors"] = _run_sections(
-        demo_run, sections, quick=quick
+        demo_run, sections, quick=quick, progress=progress
     )
+    # Each section's table, the numbers its captions state (the model's are the top-level keys).
+    metrics["sections"] = {k: s.table or {} for k, s in zip(metrics["section_seconds"], later)}
     metrics["total_seconds"] = time.perf_counter() - t_start
-    _manifest.write_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
+    _manifest.write_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=_plain))
     report.write_html(
         [first, *later],
         out / "report.html",

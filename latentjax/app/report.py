@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import pathlib
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 
 class Figure(NamedTuple):
-    """A figure file with a one-line caption; an ``.html`` file becomes a link.
+    """A figure file with a one-line caption; an ``.html`` file or a folder becomes a link.
 
     Attributes:
         path: the file, relative to the report's folder or absolute.
@@ -43,6 +46,56 @@ class Section(NamedTuple):
     text: str = ""
     figures: tuple | list = ()
     table: dict[str, Any] | None = None
+
+
+_PROGRESS = {"on": False}
+
+
+@contextlib.contextmanager
+def timed(name: str, *, enabled: bool = True) -> Iterator[None]:
+    """Prints ``[demo] <name> ...`` when a part of the demo starts and ``... done in 1.2 s`` when it ends.
+
+    The lines go to stderr, like the training bar; `step` lines inside the block print only when
+    ``enabled``. A part that raises prints ``[demo] <name> failed after 1.2 s``.
+
+    Args:
+        name: what runs, e.g. ``"latent space"``.
+        enabled: print the lines (the demo's ``progress``).
+
+    Yields:
+        Nothing; the block runs between the two lines.
+
+    Examples:
+        >>> with timed("nothing", enabled=False):
+        ...     step("not printed")
+    """
+    before = _PROGRESS["on"]
+    _PROGRESS["on"] = enabled
+    t0 = time.perf_counter()
+    if enabled:
+        print(f"[demo] {name} ...", file=sys.stderr, flush=True)
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        if enabled:
+            verb = "done in" if ok else "failed after"
+            print(f"[demo] {name} {verb} {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        _PROGRESS["on"] = before
+
+
+def step(message: str) -> None:
+    """Inside `timed`, prints ``[demo]   <message>`` on stderr: a long part says what it does next.
+
+    Args:
+        message: one short line, e.g. ``"t-SNE"``.
+
+    Examples:
+        >>> step("outside timed: not printed")
+    """
+    if _PROGRESS["on"]:
+        print(f"[demo]   {message}", file=sys.stderr, flush=True)
 
 
 _CSS = """
@@ -120,7 +173,9 @@ def write_html(
                 parts.append(f"<p class='meta'>missing figure: {html.escape(str(fig.path))}</p>")
                 continue
             rel = pathlib.PurePath(rel).as_posix()
-            if rel.endswith(".html"):
+            if full.is_dir():  # a folder of exports: a link to it
+                rel += "/"
+            if rel.endswith((".html", "/")):
                 parts.append(f"<p><a href='{html.escape(rel)}'>{html.escape(fig.caption)}</a></p>")
             else:
                 parts.append(

@@ -63,6 +63,7 @@ def scatter(
     point_size: float | None = None,
     axis_labels: tuple[str, str] | None = None,
     continuous: bool | None = None,
+    colorbar_label: str | None = None,
 ):
     """Scatter of a 2-D embedding coloured by class (legend) or by a continuous factor (colour bar).
 
@@ -80,6 +81,9 @@ def scatter(
             their ticks, without them the plot shows neither.
         continuous: colour by value with a colour bar instead of by class; default: when
             ``labels`` are floats with more than 20 distinct values.
+        colorbar_label: the colour bar's label (continuous colouring).
+
+    The legend sits outside the axes, right of the data, its markers drawn at a readable size.
 
     Returns:
         The Axes; write it with ``viz.save_figure(ax.figure, path)``.
@@ -110,10 +114,13 @@ def scatter(
         continuous = np.issubdtype(labels.dtype, np.floating) and len(np.unique(labels)) > 20
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))
-    size = point_size or float(np.clip(2000.0 / max(y.shape[0], 1), 1.0, 20.0))
+    size = point_size or float(np.clip(6000.0 / max(y.shape[0], 1), 6.0, 30.0))
     if continuous:
         points = ax.scatter(y[:, 0], y[:, 1], c=labels, s=size, cmap="viridis", alpha=0.8, linewidths=0)
-        ax.figure.colorbar(points, ax=ax, fraction=0.046)
+        bar = ax.figure.colorbar(points, ax=ax, fraction=0.046)
+        if colorbar_label:
+            bar.set_label(colorbar_label, fontsize=9)
+        bar.ax.tick_params(labelsize=8)
         colours = points.to_rgba(labels)
     else:
         classes = np.unique(labels)
@@ -125,9 +132,16 @@ def scatter(
             )
             ax.scatter(y[m, 0], y[m, 1], s=size, color=cmap(i % cmap.N), label=name, linewidths=0, alpha=0.8)
         colours = [cmap(int(np.searchsorted(classes, c)) % cmap.N) for c in labels]
-        ax.legend(loc="best", fontsize=7, markerscale=max(1.0, 12.0 / size), framealpha=0.85)
+        ax.legend(
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0.0,
+            fontsize=9,
+            markerscale=max(1.0, 40.0 / size) ** 0.5,
+            frameon=False,
+        )
     if images is not None and num_thumbnails > 0:
-        zoom = 0.7 * 28.0 / max(images.shape[1:3])
+        zoom = 1.0 * 28.0 / max(images.shape[1:3])
         for i in spread_points(y, num_points=num_thumbnails):
             thumb = _as_float(images[i : i + 1])[0]
             thumb = thumb[..., 0] if thumb.shape[-1] == 1 else thumb
@@ -138,10 +152,11 @@ def scatter(
         ax.set_xticks([])
         ax.set_yticks([])
     else:
-        ax.set_xlabel(axis_labels[0])
-        ax.set_ylabel(axis_labels[1])
+        ax.set_xlabel(axis_labels[0], fontsize=9)
+        ax.set_ylabel(axis_labels[1], fontsize=9)
+        ax.tick_params(labelsize=8)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
     return ax
 
 
@@ -183,7 +198,7 @@ def embedding_panels(
         raise InputError("viz.embedding_panels: no embeddings given")
     k = len(embeddings)
     fig, axes = plt.subplots(1, k, figsize=(5.2 * k, 5.2), squeeze=False)
-    for ax, (name, y) in zip(axes[0], embeddings.items()):
+    for i, (ax, (name, y)) in enumerate(zip(axes[0], embeddings.items())):
         scatter(
             y,
             labels,
@@ -193,5 +208,7 @@ def embedding_panels(
             ax=ax,
             title=(titles or {}).get(name, name),
         )
+        if i < k - 1 and ax.get_legend() is not None:
+            ax.get_legend().remove()  # one legend, right of the last panel
     fig.tight_layout()
     return save_figure(fig, path)

@@ -125,8 +125,9 @@ def decoded_grid(
         images: ``(rows, cols, h, w, c)``, uint8 or floats in [0, 1]; row 0 is the top of the
             figure, i.e. the largest value of the second coordinate.
         path: the image file to write.
-        extent: the coordinate range of both axes, stated in the title.
-        axis_labels: names of the horizontal and vertical coordinates.
+        extent: the coordinate range of both axes: tick values under each column and left of each
+            row (none without it).
+        axis_labels: names of the horizontal and vertical coordinates (with ``extent``).
         title: figure title.
 
     Returns:
@@ -139,16 +140,25 @@ def decoded_grid(
         '.png'
     """
     x = _as_float(images, what="viz.decoded_grid: images")
-    rows, cols = x.shape[:2]
-    grid = _tile(x.reshape((rows * cols,) + x.shape[2:]), rows=rows, pad=0)
-    fig, ax = plt.subplots(figsize=(6, 6 * rows / cols))
+    rows, cols, h, w = x.shape[:4]
+    pad = max(1, h // 14)
+    grid = _tile(x.reshape((rows * cols,) + x.shape[2:]), rows=rows, pad=pad)
+    fig, ax = plt.subplots(figsize=(6.4, 6.4 * rows / cols))
     _show(ax, grid)
+    ax.set_axis_on()
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    centres_x = pad + np.arange(cols) * (w + pad) + (w - 1) / 2
+    centres_y = pad + np.arange(rows) * (h + pad) + (h - 1) / 2
     if extent is not None:
-        ax.set_title(
-            f"{title + ': ' if title else ''}{axis_labels[0]} → right, {axis_labels[1]} ↑ up, "
-            f"each in [{extent[0]:.2g}, {extent[1]:.2g}]",
-            fontsize=9,
-        )
-    elif title:
+        ax.set_xticks(centres_x, [f"{v:.2g}" for v in np.linspace(extent[0], extent[1], cols)], fontsize=8)
+        ax.set_yticks(centres_y, [f"{v:.2g}" for v in np.linspace(extent[1], extent[0], rows)], fontsize=8)
+        ax.set_xlabel(axis_labels[0], fontsize=9)
+        ax.set_ylabel(axis_labels[1], fontsize=9)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.tick_params(length=2)
+    if title:
         ax.set_title(title, fontsize=10)
     return save_figure(fig, path)

@@ -31,7 +31,12 @@ def _gray(x, what: str) -> np.ndarray:
 
 
 def transport_contrast(
-    rows: dict, path: str | os.PathLike, *, title: str | None = None, col_labels=None
+    rows: dict,
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    col_labels=None,
+    axis_labels: tuple[str, str] | None = None,
 ) -> pathlib.Path:
     """One row per interpolation method (name -> ``(m, h, w[, 1])`` frames), one column per step.
 
@@ -41,6 +46,7 @@ def transport_contrast(
         path: where to write the PNG.
         title: optional figure title.
         col_labels: optional labels under the columns (e.g. ``t`` values).
+        axis_labels: optional names of the horizontal and vertical directions.
 
     Returns:
         The path written.
@@ -67,9 +73,13 @@ def transport_contrast(
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([] if col_labels is None else [j * (w + gap) + w / 2 for j in range(cols)])
     if col_labels is not None:
-        ax.set_xticklabels([str(c) for c in col_labels], fontsize=7)
+        ax.set_xticklabels([str(c) for c in col_labels], fontsize=8)
     ax.set_yticks([i * (h + gap) + h / 2 for i in range(len(names))])
     ax.set_yticklabels(names, fontsize=8)
+    ax.tick_params(length=2)
+    if axis_labels is not None:
+        ax.set_xlabel(axis_labels[0], fontsize=9)
+        ax.set_ylabel(axis_labels[1], fontsize=9)
     for spine in ax.spines.values():
         spine.set_visible(False)
     if title:
@@ -81,6 +91,9 @@ def barycenter_square(
     images, size: int, path: str | os.PathLike, *, title: str | None = None
 ) -> pathlib.Path:
     """The ``size x size`` grid of 4-image barycenters (row-major, corners are the inputs).
+
+    Rows and columns are labelled by their bilinear weights (``transport.square_weights``): row
+    ``r`` gives the bottom corners weight ``r``, column ``c`` gives the right corners weight ``c``.
 
     Args:
         images: ``(size * size, h, w[, 1])`` barycenters, e.g. the ``image`` of
@@ -103,6 +116,11 @@ def barycenter_square(
     x = _gray(images, "viz.barycenter_square: images")
     if x.shape[0] != size * size:
         raise InputError(f"viz.barycenter_square: {x.shape[0]} images for a {size}x{size} square")
+    s = np.linspace(0.0, 1.0, size)
     return transport_contrast(
-        {f"row {i}": x[i * size : (i + 1) * size] for i in range(size)}, path, title=title
+        {f"{r:.2f}": x[i * size : (i + 1) * size] for i, r in enumerate(s)},
+        path,
+        title=title,
+        col_labels=[f"{c:.2f}" for c in s],
+        axis_labels=("weight of the right corners", "weight of the bottom corners"),
     )

@@ -41,3 +41,33 @@ def label_name(label_names: Sequence[str] | None, label: int) -> str:
     label = int(label)
     names = list(label_names) if label_names is not None else []
     return str(names[label]) if 0 <= label < len(names) else str(label)
+
+
+# The pair is chosen among the first test images, so every section finds the same one.
+PAIR_WINDOW = 500
+
+
+def class_pair(labels: np.ndarray) -> tuple[int, int, int, int]:
+    """The class pair every demo section walks: the first test image's class and a middle other class.
+
+    Chosen among the first `PAIR_WINDOW` labels, so the latent and transport sections show the same
+    two classes (and the same two images).
+
+    Args:
+        labels: ``(n,)`` test labels, in the test set's order.
+
+    Returns:
+        ``(a, b, i0, i1)``: the source and target classes and the index of the first example of
+        each (with one class only, ``b == a`` and ``i1`` is its second example).
+
+    Examples:
+        >>> class_pair(np.array([9, 2, 1, 1, 2, 6, 4]))
+        (9, 4, 0, 6)
+        >>> class_pair(np.array([3, 3, 3]))
+        (3, 3, 0, 1)
+    """
+    labels = np.asarray(labels)[:PAIR_WINDOW]
+    a = int(labels[0])
+    others = [int(c) for c in np.unique(labels) if c != a]
+    b = others[len(others) // 2] if others else a
+    return a, b, first_of(labels, a), first_of(labels, b, 1 if a == b else 0)

@@ -6,11 +6,12 @@ import numpy as np
 
 from latentjax import move, viz
 from latentjax.app import report
-from latentjax.app.sections._labels import first_of, label_name
+from latentjax.app.sections import _captions, _measures
+from latentjax.app.sections._labels import class_pair, first_of, label_name
 from latentjax.learn import models
 
 
-def _factor_columns(factors: dict, n: int) -> tuple[np.ndarray, list[str]]:
+def _factor_columns(factors: dict, n: int, label_names=None) -> tuple[np.ndarray, list[str]]:
     """Test-split factors as correlation-friendly columns: categorical shape one-hot, angles as cos/sin."""
     cols, names = [], []
     for name, (_, test) in sorted(factors.items()):
@@ -18,7 +19,7 @@ def _factor_columns(factors: dict, n: int) -> tuple[np.ndarray, list[str]]:
         if name == "shape" or v.dtype.kind in "iu":
             for c in np.unique(v):
                 cols.append((v == c).astype(np.float32))
-                names.append(f"{name}={int(c)}")
+                names.append(f"{name}={label_name(label_names, c) if name == 'shape' else int(c)}")
         elif name == "rotation":
             cols += [np.cos(v), np.sin(v)]
             names += ["cos rot", "sin rot"]
@@ -56,14 +57,12 @@ def section(run, *, quick: bool) -> report.Section:
     decode_many = jax.vmap(decode)
     figures, table = [], {}
 
-    a = int(labels[0])
-    others = [c for c in np.unique(labels) if c != a]
-    b = int(others[len(others) // 2]) if others else a
-    i0, i1 = first_of(labels, a), first_of(labels, b, 1 if a == b else 0)
+    a, b, i0, i1 = class_pair(labels)
     num_points = 10
     steps = (30 if conv else 100) if quick else (100 if conv else 400)
     strengths = np.array([0.0, 0.25, 0.5, 0.75, 1.0, 1.25], np.float32)
-    src = np.flatnonzero(labels == a)[:4]
+    # The vector is applied to up to 32 (quick) or 64 source examples; the figure shows the first 4.
+    src = np.flatnonzero(labels == a)[: 32 if quick else 64]
     std = z.std(axis=0)
     dims = np.argsort(-std)[: min(6 if quick else 10, z.shape[1])]
     values = np.linspace(-2.5, 2.5, 7).astype(np.float32)
@@ -90,40 +89,54 @@ def section(run, *, quick: bool) -> report.Section:
         tour = move.path(z[tour_idx], num_points=num_frames, method="slerp")
         return paths, sweep_img, trav_img, decode_many(tour)
 
+    report.step("paths, class vector, traversals and tour (one compiled call)")
     paths, sweep_img, trav_img, frames = jax.device_get(compute(jnp.asarray(z), jnp.asarray(labels)))
     strips = {k: p.decoded for k, p in paths._asdict().items()}  # lerp, slerp, geodesic
     diag = {k: p.diagnostics for k, p in paths._asdict().items()}
 
     # 1. Three paths between two test images of different classes.
     la, lb = label_name(run.label_names, a), label_name(run.label_names, b)
+    for k, d in diag.items():
+        table[f"{k} decoded energy"] = round(float(d.decoded_energy), 3)
+        table[f"{k} max step"] = round(float(d.max_step), 3)
+        table[f"{k} off-data ratio"] = round(_measures.off_data_ratio(np.asarray(strips[k]), images), 3)
     figures.append(
         report.Figure(
             str(
                 viz.path_strips(strips, fig_dir / "latent_paths.png", diagnostics=diag, title=f"{la} -> {lb}")
             ),
-            f"Paths from a {la} to a {lb}: straight line, spherical and geodesic (decoded curve energy "
-            f"minimised with Adam for {steps} steps). Lower energy and a smaller largest step mean a "
-            "smoother morph.",
+            f"Paths from {_captions.article(la)} to {_captions.article(lb)}: straight line, spherical and "
+            f"geodesic (decoded curve energy minimised with Adam for {steps} steps). "
+            + _captions.paths(table),
         )
     )
-    for k, d in diag.items():
-        table[f"{k} decoded energy"] = round(float(d.decoded_energy), 3)
-        table[f"{k} max step"] = round(float(d.max_step), 3)
 
-    # 2. The class-to-class vector applied to examples of the source class.
+    # 2. The class-to-class vector applied to examples of the source class, judged by a 5-NN pixel
+    # classifier on the test images (independent of the model).
     if a != b:
+        s0, s1 = int(np.flatnonzero(strengths == 0.0)[0]), int(np.flatnonzero(strengths == 1.0)[0])
+        shape = sweep_img.shape
+        pred = _measures.knn_classify(sweep_img.reshape((-1,) + shape[2:]), images, labels, k=5).reshape(
+            shape[:2]
+        )
+        rate = {s: float(np.mean(pred[:, j] == b)) for s, j in (("0", s0), ("1", s1))}
+        table["class vector examples"] = int(shape[0])
+        table["class vector target rate at strength 0"] = round(rate["0"], 3)
+        table["class vector target rate at strength 1"] = round(rate["1"], 3)
+        verdict = _captions.class_vector(rate["1"], rate["0"], int(shape[0]), la, lb)
         figures.append(
             report.Figure(
                 str(
                     viz.strength_sweep(
-                        sweep_img,
+                        sweep_img[:4],
                         strengths,
                         fig_dir / "latent_class_vector.png",
                         title=f"{la} -> {lb} vector",
                     )
                 ),
                 f"The {la} -> {lb} vector (mean latent of {lb} minus mean latent of {la}) added with "
-                "increasing strength to test examples of the first class.",
+                f"increasing strength to test examples of {_captions.article(la)} (4 shown); judged by a "
+                f"5-NN pixel classifier on {n} test images, {verdict}.",
             )
         )
 
@@ -150,8 +163,17 @@ def section(run, *, quick: bool) -> report.Section:
 
     # 4. On sprites: which latent dimension moves which known factor.
     if run.factors:
-        cols, fnames = _factor_columns(run.factors, n)
+        cols, fnames = _factor_columns(run.factors, n, run.label_names)
         sens = jax.device_get(jax.jit(move.factor_sensitivity)(z, cols))
+        corr = np.abs(np.asarray(sens.correlation))
+        best = {}
+        for j, fname in enumerate(fnames):
+            order = np.argsort(-corr[:, j], kind="stable")
+            second = float(corr[order[1], j]) if len(order) > 1 else 0.0
+            best[fname] = (int(order[0]), float(corr[order[0], j]), second)
+            table[f"factor {fname}: best dim"] = int(order[0])
+            table[f"factor {fname}: best |corr|"] = round(best[fname][1], 3)
+            table[f"factor {fname}: next |corr|"] = round(second, 3)
         figures.append(
             report.Figure(
                 str(
@@ -160,20 +182,17 @@ def section(run, *, quick: bool) -> report.Section:
                     )
                 ),
                 "|correlation| between each latent mean coordinate and each known factor (shape one-hot, "
-                "rotation as cos/sin): one bright cell per column means a disentangled factor.",
+                "rotation as cos/sin). " + _captions.disentanglement(best),
             )
         )
-        corr = np.asarray(sens.correlation)
-        for j, fname in enumerate(fnames):
-            table[f"factor {fname}: best dim (|corr|)"] = (
-                f"z{int(sens.best_dim[j])} ({corr[int(sens.best_dim[j]), j]:.2f})"
-            )
 
     # 5. A GIF along a piecewise slerp through examples of several classes.
     figures.append(
         report.Figure(
             str(viz.path_gif(frames, fig_dir / "latent_tour.gif", fps=8)),
-            "Animated piecewise slerp through one test example of several classes.",
+            "Animated piecewise slerp through one test example of each of "
+            + ", ".join(label_name(run.label_names, c) for c in tour_classes)
+            + ".",
         )
     )
     return report.Section("Moving through the latent space", text, figures, table)

@@ -6,14 +6,9 @@ import numpy as np
 
 from latentjax import move, transport, viz
 from latentjax.app import report
-from latentjax.app.sections._labels import label_name
+from latentjax.app.sections._captions import article
+from latentjax.app.sections._labels import class_pair, label_name
 from latentjax.learn import models
-
-
-def _pair(labels: np.ndarray) -> tuple[int, int]:
-    """The first test image and the first one of another class (or the second image)."""
-    other = np.flatnonzero(labels != labels[0])
-    return 0, int(other[0]) if other.size else 1
 
 
 def section(run, *, quick: bool) -> report.Section:
@@ -37,7 +32,7 @@ def section(run, *, quick: bool) -> report.Section:
     side = 4 if quick else 5
     max_steps = 500 if quick else 2000
     labels = np.asarray(run.test_labels)
-    i0, i1 = _pair(labels)
+    _, _, i0, i1 = class_pair(labels)  # the latent section's pair
     x = models.to_float(run.test_images[[i0, i1]])  # (2, h, w, c) in [0, 1]
     gray = np.asarray(x).mean(axis=-1)  # OT needs one channel: transport the luminance
     t = np.linspace(0.0, 1.0, num, dtype=np.float32)
@@ -52,9 +47,11 @@ def section(run, *, quick: bool) -> report.Section:
         num_steps = 30 if quick else 200
         return move.compare_paths(decode, z[0], z[1], num_points=num, num_steps=num_steps, learning_rate=2e-2)
 
+    report.step("latent paths")
     t0 = time.perf_counter()
     lat = jax.device_get(latent_paths(x))
     latent_s = time.perf_counter() - t0
+    report.step("Wasserstein barycenter path and displacement interpolation")
     t0 = time.perf_counter()
     bary = transport.wasserstein_interpolate(gray, transport.path_weights(num), max_steps=max_steps)
     bary_s = time.perf_counter() - t0
@@ -78,7 +75,9 @@ def section(run, *, quick: bool) -> report.Section:
 
     corners_idx = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)[:4]]
     corners_idx = (corners_idx + list(range(4)))[:4] if len(corners_idx) < 4 else corners_idx
+    corner_names = [label_name(run.label_names, labels[i]) for i in corners_idx]
     corners = np.asarray(models.to_float(run.test_images[corners_idx])).mean(axis=-1)
+    report.step(f"{side}x{side} barycenter square")
     t0 = time.perf_counter()
     square = transport.wasserstein_interpolate(corners, transport.square_weights(side), max_steps=max_steps)
     square_s = time.perf_counter() - t0
@@ -86,7 +85,7 @@ def section(run, *, quick: bool) -> report.Section:
         square.image,
         side,
         run.figures / "transport_square.png",
-        title="Wasserstein barycenters of 4 test images",
+        title="Wasserstein barycenters of 4 test images (corners: the inputs)",
     )
     com = np.stack(
         [
@@ -120,11 +119,17 @@ def section(run, *, quick: bool) -> report.Section:
         title="Optimal transport vs latent interpolation",
         text=text,
         figures=[
-            report.Figure(str(fig1), f"Six paths from a {la} to a {lb}, one per row."),
+            report.Figure(
+                str(fig1),
+                f"Six paths from {article(la)} to {article(lb)} (the latent section's pair), one per row; "
+                f"the barycenter path's t=0 frame is L1 {table['barycenter endpoint L1 (t=0)']:.3f} from the "
+                "input (0 would be exact; entropic blur makes it larger).",
+            ),
             report.Figure(
                 str(fig2),
-                f"A {side}x{side} square of Wasserstein barycenters; the corners are the inputs "
-                "(bilinear weights).",
+                f"{article(f'{side}x{side}').capitalize()} square of Wasserstein barycenters of four test "
+                f"images (corners: {', '.join(corner_names)}); each row and column is labelled by the "
+                "bilinear weight of the bottom and right corners.",
             ),
         ],
         table=table,
