@@ -304,7 +304,8 @@ def path_diagnostics(decode: Decode, zs: ArrayLike) -> Diagnostics:
 
     Args:
         decode: single-latent decoder ``(d,) -> output``.
-        zs: ``(n, d)`` latents along the path (``n >= 2``), in order.
+        zs: ``(n, d)`` latents along the path (``n >= 2``), in order, or a ``move.geodesic``
+            result (its ``points``).
 
     Returns:
         `Diagnostics` (scalars).
@@ -321,6 +322,7 @@ def path_diagnostics(decode: Decode, zs: ArrayLike) -> Diagnostics:
         Arvanitidis et al. 2018, "Latent Space Oddity", Eqs. 5-6 (length and energy of a curve).
     """
     where = "move.path_diagnostics"
+    zs = getattr(zs, "points", zs)  # a `Geodesic` (or `DecodedPath`) stands for its points
     zs = _checks.array(zs, "zs", where=where)
     if len(zs.shape) != 2 or zs.shape[0] < 2:
         raise InputError(f"{where}: zs must be a path (n>=2, d), got shape {tuple(zs.shape)}")
