@@ -95,9 +95,14 @@ def test_float64_stays_float64_under_x64(opentsne):
         assert tsne.initialize(jax.random.key(0), x).dtype == jnp.float64
         s = tsne.optimize(p, y * 1e-4, num_steps=4, early_exaggeration_steps=2, method="exact")
         assert s.embedding.dtype == s.gains.dtype == jnp.float64
-        # float32 stays float32 with x64 on (no silent promotion).
+        g_fft = tsne.gradient(y, p, method="fft", num_boxes=50)[0]
+        assert g_fft.dtype == jnp.float64
+        assert float(jnp.linalg.norm(g_fft - grad) / jnp.linalg.norm(grad)) < 0.01
+        # float32 stays float32 with x64 on (no silent promotion), also with a float64 P.
+        y32 = y.astype(jnp.float32)
         p32 = tsne.affinities(x.astype(np.float32), perplexity=8.0)
-        assert p32.weights.dtype == tsne.gradient(y.astype(jnp.float32), p32)[0].dtype == jnp.float32
+        assert p32.weights.dtype == tsne.gradient(y32, p32)[0].dtype == jnp.float32
+        assert tsne.gradient(y32, p, method="fft", num_boxes=50)[0].dtype == jnp.float32
 
 
 def _dense_kl(y, p_dense):
@@ -155,6 +160,9 @@ def test_gradient_jits_with_defaults_and_affinities_as_argument():
     g_exact = tsne.gradient(y_small, p)[0]
     err = float(jnp.linalg.norm(fft(y_small, p)[0] - g_exact) / jnp.linalg.norm(g_exact))
     assert 1e-6 < err < 0.02, err  # the grid was used; its accuracy: test_fft_repulsion_agrees_with_exact
+    np.testing.assert_allclose(
+        jax.jit(tsne.kl_divergence)(p, y_small), tsne.kl_divergence(p, y_small), rtol=1e-6
+    )
     # P closed over (concrete) and exaggeration traced.
     closed = jax.jit(lambda y, e: tsne.gradient(y, p, exaggeration=e, method="fft"))
     np.testing.assert_allclose(
