@@ -32,7 +32,8 @@ class Geodesic(NamedTuple):
     Attributes:
         points: ``(num_points, d)`` latents, endpoints included.
         energies: ``(num_steps + 1,)`` curve energy of the decoded path before each optimisation
-            step and after the last (``energies[0]`` is the straight line's).
+            step and after the last (``energies[0]`` is the start's: without ``init_noise``, the
+            straight line's).
 
     Examples:
         >>> g = geodesic(jnp.tanh, jnp.zeros(2), jnp.ones(2), num_points=4, num_steps=3)

@@ -268,6 +268,9 @@ def curve_energy(decode: Decode, zs: ArrayLike) -> jax.Array:
     Returns:
         The scalar energy.
 
+    Raises:
+        InputError: ``zs`` is not ``(n, d)`` or (eager calls) holds NaN/inf.
+
     Examples:
         >>> float(curve_energy(lambda z: 2.0 * z, jnp.array([[0.0], [0.5], [1.0]])))
         4.0
