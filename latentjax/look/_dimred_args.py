@@ -2,25 +2,13 @@
 
 import math
 
-import jax
 import numpy as np
 
 from latentjax import _checks
 from latentjax.errors import InputError
+from latentjax.look import _distances
 
-
-def float_dtype(*dtypes) -> np.dtype:
-    """The float dtype to compute in: the inputs' promoted float dtype, at least float32.
-
-    float64 stays float64 when JAX's x64 is enabled, as do integers (the default float); bools and
-    float16 give float32.
-
-    Examples:
-      >>> float_dtype(np.int32), float_dtype(np.float16, np.float32)
-      (dtype('float32'), dtype('float32'))
-    """
-    # numpy's promotion (JAX's would warn about float64 without x64), then JAX's canonical dtype.
-    return jax.dtypes.canonicalize_dtype(np.result_type(*dtypes, np.float32))
+float_dtype = _distances.compute_dtype  # one dtype rule for every look module
 
 
 def positive(v, name: str, *, where: str, minimum: float = 0.0, inclusive: bool = False) -> float:
