@@ -4,15 +4,16 @@ Trains an MLP VAE on MNIST, measures stroke thickness on training images (Morpho
 `latentjax.look.morpho`), builds the thickness direction by regression (`move.regression_vector`,
 strength in pixels of thickness), applies it to test digits at strengths from -2 to +2, decodes,
 and re-measures. A pixel logistic-regression classifier trained on real digits checks that the
-edit keeps the digit's class.
+edit keeps its call on the original digit.
 
 Command (from the repository root):
     python experiments/mnist_thickness.py --data-dir ../shared/data --out runs/mnist_thickness \
         --json runs/mnist_thickness/result.json
 Expected result (measured: seed 0, 20k images, 10 epochs): the mean measured thickness rises
 monotonically with strength, 1.78 px at -2 to 4.32 px at +2 (slope 0.63 px per px asked: the
-decoder pulls edits back towards typical digits); the predicted class is kept for 0.93-0.97 of the
-digits up to |strength| 1 and 0.79 / 0.87 at -2 / +2. Writes `thickness_sweep.png`,
+decoder pulls edits back towards typical digits); the classifier's call on the original digit is
+kept for 0.90-0.93 of the edited digits up to |strength| 1 (0.92 at strength 0: the reconstruction
+alone) and 0.77 / 0.84 at -2 / +2 (re-measured with this definition: 48 s wall). Writes `thickness_sweep.png`,
 `thickness_response.png` and the JSON
 `{"strengths": [...], "thickness": [...], "class_preserved": [...], ...}`.
 Runtime: about 1 CPU-minute (4 minutes wall on a busy 2-core machine; `--quick`: seconds).
@@ -108,7 +109,9 @@ def run(args: argparse.Namespace) -> dict:
     clf = LogisticRegression(max_iter=200 if quick else 500)
     clf.fit(ds.train_images[:n_clf].reshape(n_clf, -1) / 255.0, ds.train_labels[:n_clf])
     pred = clf.predict(decoded.reshape(num_edit * len(STRENGTHS), -1)).reshape(num_edit, len(STRENGTHS))
-    ref = pred[:, STRENGTHS.index(0.0)]
+    # Kept relative to the classifier's decision on the original (un-encoded) test digit, so strength 0
+    # measures what the reconstruction itself loses.
+    ref = clf.predict(x_test.reshape(num_edit, -1) / 255.0)
     preserved = (pred == ref[:, None]).mean(axis=0)
     accuracy = (pred == np.asarray(ds.test_labels[:num_edit])[:, None]).mean(axis=0)
     real_accuracy = float(clf.score(x_test.reshape(num_edit, -1) / 255.0, ds.test_labels[:num_edit]))
