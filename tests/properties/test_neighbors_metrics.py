@@ -131,6 +131,21 @@ def test_trustworthiness_matches_sklearn_after_translation_and_scaling(seed, mx,
     assert abs(got - want) <= 2 * _unit(N, K) + 1e-6, (got, want)
 
 
+@settings(PROPS, max_examples=6)
+@given(seed=seeds, size=st.integers(2, N), spread=st.floats(0, 5))
+@example(seed=0, size=30, spread=5.0)
+def test_trustworthiness_matches_sklearn_on_data_with_a_tight_cluster(seed, size, spread):
+    # Spread at most 1e-5 at unit magnitude: float32 still separates the points (no exact ties).
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, D))
+    x[:size] = x[0] + 10.0**-spread * rng.normal(size=(size, D))
+    y = x[:, :E] + 10.0**-spread * rng.normal(size=(N, E))
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    want = sklearn.manifold.trustworthiness(x.astype(np.float64), y.astype(np.float64), n_neighbors=K)
+    got = float(metrics.trustworthiness(x, y, k=K))
+    assert abs(got - want) <= 2 * _unit(N, K) + 1e-6, (got, want)
+
+
 @settings(PROPS, max_examples=8)
 @given(seed=seeds, perm=st.permutations(range(N)))
 def test_trustworthiness_is_invariant_under_a_joint_permutation(seed, perm):
