@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from latentjax import data
 from latentjax.app import demo, report
@@ -23,6 +24,21 @@ DEMO_FILES = [
     "figures/samples.png",
     "figures/latent_scatter.png",
     "figures/decoded_grid.png",
+]
+# What the report's sections write besides the model's figures (embedding, latent, transport, shapes).
+SECTION_FILES = [
+    "embedding_viewer.html",
+    "projector/projector_config.pbtxt",
+    "figures/embedding_panels.png",
+    "figures/latent_paths.png",
+    "figures/latent_class_vector.png",
+    "figures/latent_traversals.png",
+    "figures/latent_factor_sensitivity.png",
+    "figures/latent_tour.gif",
+    "figures/transport_contrast.png",
+    "figures/transport_square.png",
+    "figures/shapes_path.gif",
+    "figures/shapes_path.png",
 ]
 DEMO_KEYS = [
     "dataset",
@@ -52,17 +68,22 @@ def test_demo_quick_writes_everything(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "latentjax-demo"
-    for f in DEMO_FILES:
+    for f in DEMO_FILES + SECTION_FILES:
         assert (out / f).exists(), f
+    for gif in ("latent_tour.gif", "shapes_path.gif"):  # animations: the path moves
+        im = Image.open(out / "figures" / gif)
+        first = np.asarray(im.convert("L"))
+        im.seek(im.n_frames - 1)
+        assert im.n_frames >= 7 and np.abs(np.asarray(im.convert("L")) - first.astype(int)).max() > 0, gif
     m = json.loads((out / "metrics.json").read_text())
     for k in DEMO_KEYS:
         assert k in m, k
     assert m["section_errors"] == {}
     assert m["test_recon_mse"] < m["pca_recon_mse"]
     html = (out / "report.html").read_text()
-    for f in DEMO_FILES:
+    for f in DEMO_FILES + SECTION_FILES:
         if f.startswith("figures/"):
-            assert f in html
+            assert f in html, f
     assert "missing figure" not in html
     # A second demo into the same folder is refused and leaves the first intact.
     before = (out / "metrics.json").read_text()
