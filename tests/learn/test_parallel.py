@@ -217,7 +217,7 @@ def test_data_parallel_resume_is_bitwise_exact(tmp_path, monkeypatch, par, mode)
         "parallel": par,
         "mode": mode,
         "checkpoint_every": 2,
-        "keep": 5,
+        "keep": 2,
     }
     ref = parallel.fit_data_parallel(jax.random.key(3), CFG, images, out_dir=tmp_path / "ref", **kw)
     kill_after_save(monkeypatch, 4)  # mid-epoch 2
@@ -232,7 +232,9 @@ def test_data_parallel_resume_is_bitwise_exact(tmp_path, monkeypatch, par, mode)
     assert [h["step"] for h in res.history] == [6]
     assert leaves_equal(res.state, ref.state)
     assert logged(tmp_path / "run") == logged(tmp_path / "ref")
-    assert checkpoint.Manager(tmp_path / "run").all_steps() == [2, 4, 6]
+    # keep=2 pruned the older checkpoints (saved at 2, 4 and 6) in both runs
+    assert checkpoint.Manager(tmp_path / "run").all_steps() == [4, 6]
+    assert checkpoint.Manager(tmp_path / "ref").all_steps() == [4, 6]
 
 
 def test_data_parallel_checkpoint_is_a_single_device_run(tmp_path):
