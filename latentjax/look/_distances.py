@@ -8,6 +8,8 @@ rounded to a multiple of 1/16 of that power of two, so integer and other dyadic 
 (their tied distances stay tied).
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,3 +67,16 @@ def squared(q: jax.Array, x: jax.Array, x_sqnorm: jax.Array) -> jax.Array:
     cross = jnp.matmul(q, x.T, precision=jax.lax.Precision.HIGHEST)
     d2 = jnp.sum(q * q, axis=1)[:, None] + x_sqnorm[None, :] - 2.0 * cross
     return jnp.maximum(d2, 0.0)
+
+
+def rounding(d: int, dtype) -> float:
+    """A bound on the relative error of ``squared`` for ``d`` features (times ``|q|^2 + |x|^2``).
+
+    A few ulps per term, plus the dot product's accumulation (XLA sums blockwise: about
+    ``log2(d)`` roundings per element).
+
+    Examples:
+        >>> rounding(16, np.float32) == float(np.finfo(np.float32).eps) * 16
+        True
+    """
+    return float(jnp.finfo(dtype).eps) * (8 + 2 * math.ceil(math.log2(max(d, 2))))

@@ -71,19 +71,40 @@ def _trust(x, emb, *, k, block_size):
     (xc,) = _distances.frame(x)
     sq = jnp.sum(xc * xc, axis=1)
     cols = jnp.arange(n)
+    tol = _distances.rounding(x.shape[1], x.dtype) * 2.0 * jnp.max(sq)
 
-    def row(args):
-        r, e = args
-        d2 = _distances.squared(xc[r][None, :], xc, sq)[0]
-        d2 = jnp.where(cols == r, jnp.inf, d2)
+    def penalty(d2, r, e):
         # Rank (1-based) of each embedding neighbour among the input-space distances, ties by
         # index: its position in a stable sort of the row, as sklearn's argsort ranks it.
+        d2 = jnp.where(cols == r, jnp.inf, d2)
         de = d2[e][:, None]
         before = (d2[None, :] < de) | ((d2[None, :] == de) & (cols[None, :] < e[:, None]))
         rank = 1 + jnp.sum(before, axis=1)
-        return jnp.sum(jnp.maximum(rank - k, 0))
+        return jnp.sum(jnp.maximum(rank - k, 0)), d2, de
 
-    penalties = jax.lax.map(row, (cols, emb), batch_size=block_size)
+    def row(args):
+        r, e = args
+        p, d2, de = penalty(_distances.squared(xc[r][None, :], xc, sq)[0], r, e)
+        # A rank may be off when another distance lies within the expansion's rounding of it.
+        close = jnp.abs(d2[None, :] - de) <= 2.0 * tol
+        unsure = jnp.sum(close) > k  # each neighbour is close to itself
+        return p, unsure
+
+    penalties, unsure = jax.lax.map(row, (cols, emb), batch_size=block_size)
+    # Rows whose ranks the expansion cannot decide (points closer than its rounding, e.g. a tight
+    # cluster) are ranked again with exact distances sum((x_i - x_j)^2), one row at a time.
+    (flagged,) = jnp.nonzero(unsure, size=n, fill_value=0)
+
+    def body(carry):
+        j, penalties = carry
+        r = flagged[j]
+        diff = x - x[r][None, :]
+        p, _, _ = penalty(jnp.sum(diff * diff, axis=1), r, emb[r])
+        return j + 1, penalties.at[r].set(p)
+
+    _, penalties = jax.lax.while_loop(
+        lambda c: c[0] < jnp.sum(unsure), body, (jnp.zeros((), jnp.int32), penalties)
+    )
     total = jnp.sum(penalties.astype(x.dtype))
     return 1.0 - total * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)))
 

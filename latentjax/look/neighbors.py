@@ -68,19 +68,51 @@ class Graph(NamedTuple):
 
 
 def _one_query(q, q_c, q_index, x, x_c, x_sqnorm, *, k: int, num_candidates: int, exclude_self: bool):
-    """The k nearest rows of ``x`` for one query ``q`` ``(d,)`` (vmapped over a block)."""
+    """The k nearest rows of ``x`` for one query ``q`` ``(d,)`` (vmapped over a block).
+
+    Also returns whether the candidates may miss a neighbour: when a point outside them could be
+    nearer than the k-th, given the expansion's rounding bound ``_distances.rounding``.
+    """
     # Candidates from one matmul per block in the centred frame; then their distances exactly, as
     # sum((q - x)^2) on the inputs, which decides the order (ties: the smaller index first).
+    q_sq = jnp.sum(q_c * q_c)
     d2 = _distances.squared(q_c[None, :], x_c, x_sqnorm)[0]
     if exclude_self:
         d2 = jnp.where(jnp.arange(x.shape[0]) == q_index, jnp.inf, d2)
-    _, cand = jax.lax.top_k(-d2, num_candidates)
+    neg, cand = jax.lax.top_k(-d2, num_candidates)
     diff = q[None, :] - x[cand]
     exact = jnp.sum(diff * diff, axis=-1)
     if exclude_self:
         exact = jnp.where(cand == q_index, jnp.inf, exact)
     order = jnp.lexsort((cand, exact))[:k]
-    return cand[order], jnp.sqrt(exact[order])
+    if num_candidates >= x.shape[0] - int(exclude_self):
+        unsure = jnp.zeros((), bool)
+    else:
+        # Every point left out has an approximate distance >= the last candidate's, so its true
+        # one is >= that minus the bound; the k-th chosen is at most its approximation plus it.
+        tol = _distances.rounding(x.shape[1], x.dtype) * (q_sq + jnp.max(x_sqnorm))
+        unsure = -neg[-1] <= -neg[order[-1]] + 2.0 * tol
+    return cand[order], jnp.sqrt(exact[order]), unsure
+
+
+def _exact_rows(x, q, idx, dist, unsure, *, k: int, exclude_self: bool):
+    """Recomputes the rows flagged ``unsure`` against every point, exactly (a loop over those only)."""
+    (flagged,) = jnp.nonzero(unsure, size=unsure.shape[0], fill_value=0)
+    count = jnp.sum(unsure)
+    points = jnp.arange(x.shape[0])
+
+    def body(carry):
+        j, idx, dist = carry
+        r = flagged[j]
+        diff = x - q[r][None, :]
+        exact = jnp.sum(diff * diff, axis=1)
+        if exclude_self:
+            exact = jnp.where(points == r, jnp.inf, exact)
+        neg, best = jax.lax.top_k(-exact, k)  # ties: the smaller index first
+        return j + 1, idx.at[r].set(best.astype(idx.dtype)), dist.at[r].set(jnp.sqrt(-neg))
+
+    _, idx, dist = jax.lax.while_loop(lambda c: c[0] < count, body, (jnp.zeros((), count.dtype), idx, dist))
+    return idx, dist
 
 
 def _num_candidates(k: int, available: int) -> int:
@@ -95,7 +127,9 @@ def knn(x: ArrayLike, *, k: int, queries: ArrayLike | None = None, block_size: i
     each block costs one ``(block_size, n)`` distance matrix and a ``top_k``, so memory is
     ``O(block_size * n)``. The matrix is computed with the points centred on the data's mean and
     scaled (so an offset or a scale of the data changes nothing), and the ``k + margin`` best
-    candidates are re-ranked by their exact distances ``sum((q - x)^2)``: the same neighbours as a
+    candidates are re-ranked by their exact distances ``sum((q - x)^2)``; a query whose candidates
+    might miss a neighbour (points closer together than the expansion's rounding bound, e.g. a
+    tight cluster) is searched again exactly against every point. The same neighbours as a
     float64 brute force for data at any offset and scale. Tied distances go to the smaller index.
 
     Args:
@@ -162,8 +196,9 @@ def _knn(x, q, *, k, num_candidates, block_size, exclude_self):
         )
 
     q_index = jnp.arange(q.shape[0], dtype=jnp.int32)
-    idx, dist = jax.lax.map(one, (q, q_c, q_index), batch_size=block_size)
-    return Neighbors(idx.astype(jnp.int32), dist)
+    idx, dist, unsure = jax.lax.map(one, (q, q_c, q_index), batch_size=block_size)
+    idx, dist = _exact_rows(x, q, idx.astype(jnp.int32), dist, unsure, k=k, exclude_self=exclude_self)
+    return Neighbors(idx, dist)
 
 
 def laplacian_eigenmaps(graph: Graph, *, num_components: int) -> np.ndarray | None:
