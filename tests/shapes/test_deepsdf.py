@@ -1,4 +1,4 @@
-"""DeepSDF auto-decoder: architecture, loss, init/step, overfitting 4 shapes, code recovery, Chamfer."""
+"""DeepSDF auto-decoder: architecture, loss, init/step, overfitting 4 shapes, completion, Chamfer."""
 
 import jax
 import jax.numpy as jnp
@@ -126,25 +126,39 @@ def test_overfits_four_shapes(four_shapes):
     assert np.mean(np.sign(np.asarray(pred))[far] == np.sign(np.asarray(data[..., 3]))[far]) > 0.95
 
 
-def test_completion_recovers_code_neighbourhood(four_shapes):
+def test_completion_predicts_the_unobserved_half(four_shapes):
     model, codes = four_shapes["model"], four_shapes["codes"]
-    # Fresh samples of the same shapes; only the half x > 0 is observed (shape completion).
+    # Fresh samples of the same shapes; only the half x > 0 is observed (shape completion). The
+    # completed SDF is scored where nothing was observed (x <= 0), against the exact SDF.
     fresh = jax.jit(
         jax.vmap(lambda k, s: samples.shape_samples(k, s, num_samples=1024, uniform_fraction=0.2))
     )(jax.random.split(jax.random.key(11), 4), four_shapes["shapes"])
     observed = (fresh[:, :, 0] > 0).astype(jnp.float32)
-    for weights in (None, observed):
-        z = deepsdf.reconstruct(
-            model,
-            jax.random.key(12),
-            fresh,
-            weights=weights,
-            num_steps=200,
-            points_per_step=512,
-            code_sigma=0.1,
-        )
-        d = cdist(np.asarray(z), np.asarray(codes))
-        assert np.array_equal(d.argmin(1), np.arange(4)), d
+    hidden = np.asarray(1.0 - observed)
+    z = deepsdf.reconstruct(
+        model, jax.random.key(12), fresh, weights=observed, num_steps=200, points_per_step=512, code_sigma=0.1
+    )
+
+    def hidden_error(code, i):  # clamped L1 on the unobserved samples of shape i
+        pred = jax.vmap(deepsdf.decode, in_axes=(None, None, 0))(model, code, fresh[i, :, :3])
+        err = np.asarray(deepsdf.clamped_l1(pred, fresh[i, :, 3]))
+        return float(np.sum(err * hidden[i]) / np.sum(hidden[i])), np.asarray(pred)
+
+    # Measured: 0.008-0.012 against 0.029-0.070 for the best other training code and 0.027-0.066
+    # for the mean code; signs right on 0.977-0.996 of the unobserved samples away from the surface.
+    mean_code = jnp.mean(codes, axis=0)
+    for i in range(4):
+        err, pred = hidden_error(z[i], i)
+        others = min(hidden_error(codes[j], i)[0] for j in range(4) if j != i)
+        assert err < 0.5 * others and err < 0.5 * hidden_error(mean_code, i)[0], (i, err, others)
+        sdf = np.asarray(fresh[i, :, 3])
+        far = (np.abs(sdf) > 0.03) & (hidden[i] > 0)
+        assert np.mean(np.sign(pred[far]) == np.sign(sdf[far])) > 0.95, i
+    # and the code lands near its shape's training code, far from the others (measured: ratio <= 0.38)
+    d = cdist(np.asarray(z), np.asarray(codes))
+    own = np.diag(d)
+    nearest_other = np.where(np.eye(4, dtype=bool), np.inf, d).min(1)
+    assert np.all(own < 0.5 * nearest_other), d
 
 
 def test_fit_and_reconstruct_reject_bad_samples():
