@@ -79,7 +79,7 @@ def _one_query(q, q_c, q_index, x, x_c, x_sqnorm, *, k: int, num_candidates: int
     d2 = _distances.squared(q_c[None, :], x_c, x_sqnorm)[0]
     if exclude_self:
         d2 = jnp.where(jnp.arange(x.shape[0]) == q_index, jnp.inf, d2)
-    neg, cand = jax.lax.top_k(-d2, num_candidates)
+    _, cand = jax.lax.top_k(-d2, num_candidates)  # (its values unused: XLA:CPU is 15x faster so)
     diff = q[None, :] - x[cand]
     exact = jnp.sum(diff * diff, axis=-1)
     if exclude_self:
@@ -91,7 +91,8 @@ def _one_query(q, q_c, q_index, x, x_c, x_sqnorm, *, k: int, num_candidates: int
         # Every point left out has an approximate distance >= the last candidate's, so its true
         # one is >= that minus the bound; the k-th chosen is at most its approximation plus it.
         tol = _distances.rounding(x.shape[1], x.dtype) * (q_sq + jnp.max(x_sqnorm))
-        unsure = -neg[-1] <= -neg[order[-1]] + 2.0 * tol
+        approx = d2[cand]
+        unsure = approx[-1] <= approx[order[-1]] + 2.0 * tol
     return cand[order], jnp.sqrt(exact[order]), unsure
 
 
