@@ -71,7 +71,7 @@ def _trust(x, emb, *, k, block_size):
     (xc,) = _distances.frame(x)
     sq = jnp.sum(xc * xc, axis=1)
     cols = jnp.arange(n)
-    tol = _distances.rounding(x.shape[1], x.dtype) * 2.0 * jnp.max(sq)
+    eps = _distances.rounding(x.shape[1], x.dtype)
 
     def penalty(d2, r, e):
         # Rank (1-based) of each embedding neighbour among the input-space distances, ties by
@@ -86,7 +86,8 @@ def _trust(x, emb, *, k, block_size):
         r, e = args
         p, d2, de = penalty(_distances.squared(xc[r][None, :], xc, sq)[0], r, e)
         # A rank may be off when another distance lies within the expansion's rounding of it.
-        close = jnp.abs(d2[None, :] - de) <= 2.0 * tol
+        # |error of d2[i, j]| <= eps (|x_i|^2 + |x_j|^2), for both sides of each comparison
+        close = jnp.abs(d2[None, :] - de) <= eps * (2.0 * sq[r] + sq[None, :] + sq[e][:, None])
         unsure = jnp.sum(close) > k  # each neighbour is close to itself
         return p, unsure
 
