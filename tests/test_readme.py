@@ -52,6 +52,8 @@ def test_the_tour_runs_as_written(data_dir, tmp_path, monkeypatch):
     code = "\n".join(_tour_blocks())
     for old, new in SUBSTITUTIONS:
         code = code.replace(old, new)
+    data_dir = pathlib.Path(data_dir).resolve()  # before the chdir: the variable may be relative
+    monkeypatch.setenv("LATENTJAX_DATA_DIR", str(data_dir))
     monkeypatch.chdir(tmp_path)  # the tour writes runs/fm, runs/pop, panels.png, proj/, view.html
     scope = {"DATA_DIR": str(data_dir)}
     exec(compile(code, "README.md (tour)", "exec"), scope)

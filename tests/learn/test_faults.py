@@ -303,15 +303,18 @@ def _train(out, *extra, plan="none"):
 @pytest.mark.slow
 def test_kill_9_at_random_points_always_resumes_bit_for_bit(tmp_path):
     # Each process of a chain is killed at a random point (inside a checkpoint save, in the middle of
-    # a metrics line, or at a random time) and the next one resumes the folder: 24 kills over 3
-    # folders, then each finishes; every folder ends with the uninterrupted run's parameters and an
-    # honest metrics.jsonl, and no kill ever left a folder the next command refused.
+    # a metrics line, or at a random time) and the next one resumes the folder: at least 20 kills
+    # over as many folders as it takes, then each finishes; every folder ends with the
+    # uninterrupted run's parameters and an honest metrics.jsonl, and no kill ever left a folder
+    # the next command refused.
     ref = _train(tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr
     want = _flat(runs.load_model(tmp_path / "ref")[0])
     rng = random.Random(0)
     kills = 0
-    for chain in range(3):
+    chain = 0
+    while kills < 20 and chain < 8:  # a chain ends when a process finishes before its kill
+        chain += 1
         out = tmp_path / f"victim{chain}"
         for trial in range(8):
             plan = rng.choice(["save", "metrics", "time"]) + f":{rng.randrange(1, 12)}:{rng.random():.3f}"
