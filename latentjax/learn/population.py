@@ -21,6 +21,7 @@ import optax
 from latentjax import data
 from latentjax.errors import CheckpointError, InputError
 from latentjax.learn import loop, models, runs, state, train, tuning
+from latentjax.learn._run_config import saved_steps
 
 
 class State(NamedTuple):
@@ -178,12 +179,16 @@ class _Members:
             "betas": [float(b) for b in betas],
         }
         spec_file = self.directory / "population.json"
-        if not resume and self.directory.exists() and any(self.directory.iterdir()):
+        entries = list(self.directory.iterdir()) if self.directory.is_dir() else []
+        # A population that stopped before any checkpoint may be restarted with new settings.
+        saved = any(p.is_dir() and saved_steps(p) for p in entries)
+        ours = all(p.name == "population.json" or p.name.startswith("member") for p in entries)
+        if not resume and entries and (saved or not ours):
             raise InputError(
                 f"{self.directory} is not empty; pass resume=True to continue the population in it "
                 "or choose another out_dir (nothing was overwritten)"
             )
-        if spec_file.exists():
+        if spec_file.exists() and saved:
             old = json.loads(spec_file.read_text())
             if old != spec:
                 raise CheckpointError(

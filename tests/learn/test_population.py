@@ -3,6 +3,8 @@
 References: ``train.fit`` with each member's key and beta.
 """
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -149,3 +151,25 @@ def test_members_without_seeds_are_named_by_index(tmp_path):
         "population.json",
     ]
     assert "seed" not in runs.read_config(tmp_path / "p" / "member00_beta1").train
+
+
+def test_a_population_without_checkpoints_restarts_with_new_settings(tmp_path):
+    # A run that stopped before its first checkpoint leaves population.json and member folders
+    # without checkpoints; a new command (other betas) may start over in the same folder.
+    out = tmp_path / "pop"
+    (out / "member00_beta1").mkdir(parents=True)
+    (out / "population.json").write_text('{"seeds": null, "betas": [1.0]}')
+    x = np.zeros((16, 4, 4, 1), np.uint8)
+    cfg = models.Config(kind="vae", arch="mlp", image_shape=(4, 4, 1), latent_dim=2, hidden=8)
+    res = population.fit(
+        jax.random.split(jax.random.key(0), 2), cfg, x, betas=[1.0, 2.0], epochs=1, batch_size=8,
+        out_dir=out, checkpoint_every=1, progress=False,
+    )  # fmt: skip
+    assert np.isfinite(np.asarray(res.history[-1]["losses"])).all()
+    assert json.loads((out / "population.json").read_text())["betas"] == [1.0, 2.0]
+    # with checkpoints now saved, a plain restart is refused and nothing is touched
+    with pytest.raises(InputError, match="not empty"):
+        population.fit(
+            jax.random.split(jax.random.key(0), 2), cfg, x, betas=[1.0, 2.0], epochs=1, batch_size=8,
+            out_dir=out, checkpoint_every=1, progress=False,
+        )  # fmt: skip
