@@ -236,7 +236,7 @@ def run(
     *,
     settings: dict,
     out_dir: str | os.PathLike | None,
-    resume: bool,
+    resume: bool | int,
     keep: int,
     progress: bool,
     tags: dict,
@@ -256,7 +256,7 @@ def run(
       segment: ``segment(placed_state, rows) -> (placed_state, losses)`` (``runs.run_segments``).
       settings: the run's settings for ``config.json``.
       out_dir: the run folder, or None to write nothing.
-      resume: continue the run in ``out_dir`` from its latest checkpoint.
+      resume: continue the run in ``out_dir`` from its newest intact checkpoint, or from this step (int).
       keep: checkpoints to keep.
       progress: show a progress bar (on process 0).
       tags: fields of every record (``mode``, ...).

@@ -174,7 +174,7 @@ def fit_data_parallel(
     out_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     keep: int = 3,
-    resume: bool = False,
+    resume: bool | int = False,
     progress: bool = False,
     eval_images: Any = None,
     settings: dict | None = None,

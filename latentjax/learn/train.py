@@ -267,7 +267,7 @@ def fit(
     out_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     keep: int = 3,
-    resume: bool = False,
+    resume: bool | int = False,
     progress: bool = False,
     eval_images: ArrayLike | None = None,
     mode: str = "auto",
@@ -291,9 +291,11 @@ def fit(
       checkpoint_every: steps between checkpoints (default: one epoch); one is always saved at
         the end.
       keep: checkpoints kept.
-      resume: continue the run in ``out_dir`` from its latest checkpoint; the result equals the
-        uninterrupted run bit for bit on CPU. The checkpoint may come from
-        ``parallel.fit_data_parallel`` with the same settings (equal up to summation order).
+      resume: continue the run in ``out_dir`` from its newest intact checkpoint (a corrupt
+        latest one is skipped with a warning), or from the checkpoint of this step when an int
+        (``--resume-step N``); the result equals the uninterrupted run bit for bit on CPU. The
+        checkpoint may come from ``parallel.fit_data_parallel`` with the same settings (equal up
+        to summation order).
       progress: show a progress bar.
       eval_images: optional uint8 images whose ELBO and MSE are logged after each epoch.
       mode: ``"scan"``, ``"loop"``, ``"host"`` or ``"auto"`` (``tuning.choose_mode``).
