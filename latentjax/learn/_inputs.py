@@ -16,14 +16,8 @@ from latentjax.errors import InputError
 
 
 def _as_array(x, name: str, where: str):
-    if x is None:
-        raise InputError(f"{where}: {name} is None; an array is expected")
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return x
-    try:
-        return np.asarray(x)
-    except ValueError as e:  # ragged nested lists
-        raise InputError(f"{where}: {name} is not a rectangular array ({str(e).splitlines()[0]})") from None
+    # rank and values are checked below, per argument; this refuses None and ragged lists
+    return _checks.array(x, name, where=where, kind=None, check_finite=False)
 
 
 def image(x, image_shape: tuple[int, ...], name: str, *, where: str) -> jax.Array:
