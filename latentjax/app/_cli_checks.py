@@ -135,3 +135,11 @@ def one_line_warning(prefix: str):
         return f"{prefix}: warning: {message}\n"
 
     return fmt
+
+
+def fetch(name: str | None, data_dir: str | None) -> None:
+    """``--download``: the data set into the cache now (unless found), for a command that loads it later."""
+    from latentjax import data
+
+    if name in data.DOWNLOADABLE:
+        data.load(name, data_dir=data_dir, limit=1, download=True)

@@ -1,4 +1,4 @@
-"""The ``latentjax`` console script: ``train``, ``demo`` and ``embed``.
+"""The ``latentjax`` console script: one module per command (``_cmd_<name>.py``: ``add``, ``run``).
 
 User errors (bad data, files, arguments, checkpoints) end with one line on stderr and exit code 2;
 the library's messages name Python arguments, which ``_with_flags`` turns into this script's flags.
@@ -7,338 +7,23 @@ the library's messages name Python arguments, which ``_with_flags`` turns into t
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import warnings
 
 from latentjax.app import _cli_checks as _checks
+from latentjax.app import _cmd_demo, _cmd_embed, _cmd_train
 from latentjax.app._cli_checks import FLAGS, _with_flags  # noqa: F401  (re-exported)
+
+# The subcommands, in the order `latentjax --help` lists them: name -> module with add(sub), run(args).
+COMMANDS = {"train": _cmd_train, "demo": _cmd_demo, "embed": _cmd_embed}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = _checks.Parser(prog="latentjax", description="Learn, look at and move through latent spaces.")
     sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train an autoencoder or VAE")
-    t.add_argument("--dataset", required=True, help="fashion_mnist, mnist, sprites, smile_faces, genki4k")
-    t.add_argument("--data-dir", default=None, help="data directory (default: $LATENTJAX_DATA_DIR)")
-    t.add_argument("--download", action="store_true", help="fetch (Fashion-)MNIST to the cache if missing")
-    t.add_argument("--model", choices=("ae", "vae"), default="vae")
-    t.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
-    t.add_argument(
-        "--likelihood",
-        choices=("bernoulli", "gaussian"),
-        default=None,
-        help="default: bernoulli for gray images, gaussian for colour",
-    )
-    t.add_argument("--latent-dim", type=_checks.positive_int, default=16)
-    t.add_argument("--hidden", type=_checks.positive_int, default=400)
-    t.add_argument("--depth", type=_checks.positive_int, default=1)
-    t.add_argument("--activation", default="swish", choices=("relu", "swish", "elu", "gelu"))
-    t.add_argument("--epochs", type=_checks.positive_int, default=10)
-    t.add_argument("--batch-size", type=_checks.positive_int, default=128)
-    t.add_argument("--lr", type=_checks.positive_float, default=1e-3)
-    t.add_argument("--beta", type=_checks.nonnegative_float, default=1.0, help="KL weight of a VAE")
-    t.add_argument("--seed", type=_checks.nonnegative_int, default=0)
-    t.add_argument(
-        "--limit", type=_checks.positive_int, default=None, help="use only the first N train/test images"
-    )
-    t.add_argument("--out", required=True, help="run folder: config.json, metrics.jsonl, checkpoint/")
-    t.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out from its newest intact checkpoint (a corrupt one is skipped)",
-    )
-    t.add_argument(
-        "--resume-step",
-        type=_checks.positive_int,
-        default=None,
-        metavar="N",
-        help="continue the run in --out from its checkpoint of step N (implies --resume)",
-    )
-    t.add_argument(
-        "--checkpoint-every", type=_checks.positive_int, default=None, help="steps (default: one epoch)"
-    )
-    t.add_argument("--keep", type=_checks.positive_int, default=3, help="checkpoints to keep")
-    t.add_argument("--mode", choices=("auto", "scan", "loop", "host"), default="auto")
-    t.add_argument(
-        "--microbatches",
-        type=_checks.positive_int,
-        default=None,
-        help="compute each batch's gradient in N equal slices (default: tuning.default_microbatches)",
-    )
-    t.add_argument(
-        "--conv-kernels",
-        choices=("xla", "onednn"),
-        default=None,
-        help="conv layers' kernels (default: tuning.default_conv_kernels: oneDNN on CPU when available)",
-    )
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    g = t.add_argument_group("scale (see README: sharding is the recommended path)")
-    g.add_argument("--devices", default=None, help="data-parallel over N devices or 'all' (jit + sharding)")
-    g.add_argument("--parallel", choices=("jit", "pmap"), default="jit")
-    g.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host, jax.distributed)")
-    g.add_argument("--num-processes", type=_checks.positive_int, default=None)
-    g.add_argument("--process-id", type=_checks.nonnegative_int, default=None)
-    g.add_argument(
-        "--population",
-        type=_checks.positive_int,
-        default=None,
-        help="train K models at once (vmap), seeds seed..seed+K-1 crossed with --beta-grid",
-    )
-    g.add_argument(
-        "--beta-grid",
-        type=_checks.float_list,
-        default=None,
-        help="comma-separated KL weights for the population, e.g. 0.5,1,4",
-    )
-    g.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="bf16 compute with fp32 parameters; auto = bf16 on GPU/TPU, fp32 on CPU",
-    )
-
-    d = sub.add_parser("demo", help="train a VAE and write a report of its latent space")
-    d.add_argument("--dataset", default="sprites")
-    d.add_argument("--data-dir", default=None)
-    d.add_argument("--download", action="store_true", help="fetch (Fashion-)MNIST to the cache if missing")
-    d.add_argument("--out", default="latentjax-demo")
-    d.add_argument("--epochs", type=_checks.positive_int, default=None)
-    d.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
-    d.add_argument("--latent-dim", type=_checks.positive_int, default=None)
-    d.add_argument("--seed", type=_checks.nonnegative_int, default=0)
-    d.add_argument("--quick", action="store_true", help="a small run (under a minute on 2 CPU cores)")
-    d.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an earlier demo in --out (deletes only what latentjax wrote)",
-    )
-    d.add_argument("--quiet", action="store_true")
-
-    e = sub.add_parser("embed", help="embed a trained model's latents with PCA, t-SNE or UMAP")
-    e.add_argument(
-        "--checkpoint", required=True, help="a run folder of `latentjax train` or `latentjax demo`"
-    )
-    e.add_argument("--method", choices=("pca", "tsne", "umap"), default="tsne")
-    e.add_argument("--out", required=True)
-    e.add_argument("--dataset", default=None, help="default: the data set the run was trained on")
-    e.add_argument("--data-dir", default=None)
-    e.add_argument("--download", action="store_true", help="fetch (Fashion-)MNIST to the cache if missing")
-    e.add_argument("--n", type=_checks.positive_int, default=5000, help="number of test images to embed")
-    e.add_argument("--seed", type=_checks.nonnegative_int, default=0)
+    for command in COMMANDS.values():
+        command.add(sub)
     return p
-
-
-def _train(args) -> int:
-    if args.coordinator or args.num_processes or os.environ.get("JAX_COORDINATOR_ADDRESS"):
-        from latentjax.learn import distributed
-
-        distributed.initialize(args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
-    import jax
-
-    from latentjax import data
-    from latentjax.errors import LatentJaxError
-    from latentjax.learn import models, train
-
-    ds = data.load(
-        args.dataset, data_dir=args.data_dir, limit=args.limit, seed=args.seed, download=args.download
-    )
-    shape = tuple(ds.train_images.shape[1:])
-    likelihood = args.likelihood or ("bernoulli" if shape[-1] == 1 else "gaussian")
-    cfg = models.Config(
-        kind=args.model,
-        arch=args.arch,
-        image_shape=shape,
-        latent_dim=args.latent_dim,
-        likelihood=likelihood,
-        hidden=args.hidden,
-        depth=args.depth,
-        activation=args.activation,
-        compute_dtype=models.compute_dtype(args.precision),
-    )
-    settings = {"seed": args.seed, "dataset": args.dataset, "limit": args.limit}
-    scaled = (
-        args.population
-        or args.beta_grid
-        or args.devices
-        or args.parallel == "pmap"
-        or jax.process_count() > 1
-    )
-    if scaled and (args.microbatches is not None or args.mode == "host" or args.conv_kernels == "onednn"):
-        flag = (
-            "--microbatches"
-            if args.microbatches is not None
-            else "--mode host"
-            if args.mode == "host"
-            else "--conv-kernels onednn"
-        )
-        raise LatentJaxError(
-            f"{flag} applies to single-device training, not to --devices, --parallel pmap, "
-            "multi-process or --population runs"
-        )
-    if args.population or args.beta_grid:
-        return _train_population(args, cfg, ds, settings)
-    if args.devices or args.parallel == "pmap" or jax.process_count() > 1:
-        return _train_data_parallel(args, cfg, ds, settings)
-    result = train.fit(
-        jax.random.key(args.seed),
-        cfg,
-        ds.train_images,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        beta=args.beta,
-        out_dir=args.out,
-        checkpoint_every=args.checkpoint_every,
-        keep=args.keep,
-        resume=_resume(args),
-        progress=not args.quiet,
-        eval_images=ds.test_images[:2000],
-        mode=args.mode,
-        microbatches=args.microbatches,
-        conv_kernels=args.conv_kernels,
-        settings=settings,
-    )
-    last = result.history[-1] if result.history else {"step": int(result.state.step)}
-    print(json.dumps({"out": args.out, **last}))
-    return 0
-
-
-def _resume(args) -> bool | int:
-    """``--resume`` (True: the newest intact checkpoint) or ``--resume-step N`` (that step)."""
-    return args.resume_step if args.resume_step is not None else args.resume
-
-
-def _train_data_parallel(args, cfg, ds, settings) -> int:
-    import jax
-
-    from latentjax.learn import parallel
-
-    res = parallel.fit_data_parallel(
-        jax.random.key(args.seed),
-        cfg,
-        ds.train_images,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        beta=args.beta,
-        devices=args.devices or "all",
-        parallel=args.parallel,
-        mode=args.mode,
-        out_dir=args.out,
-        checkpoint_every=args.checkpoint_every,
-        keep=args.keep,
-        resume=_resume(args),
-        progress=not args.quiet,
-        eval_images=ds.test_images[:2000],
-        settings=settings,
-    )
-    last = res.history[-1] if res.history else {"step": int(res.state.step)}
-    print(json.dumps({"out": args.out, "process": jax.process_index(), **last}))
-    return 0
-
-
-def _train_population(args, cfg, ds, settings) -> int:
-    import pathlib
-
-    import jax
-
-    from latentjax.learn import population
-
-    seeds, betas = population.grid(size=args.population, seed=args.seed, beta_grid=args.beta_grid)
-    res = population.fit(
-        [jax.random.key(s) for s in seeds],
-        cfg,
-        ds.train_images,
-        betas=betas,
-        seeds=seeds,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        mode=args.mode,
-        out_dir=args.out,
-        checkpoint_every=args.checkpoint_every,
-        keep=args.keep,
-        resume=_resume(args),
-        progress=not args.quiet,
-        settings=settings,
-    )
-    history = res.history
-    losses = history[-1]["losses"] if history else [None] * len(seeds)
-    members = [
-        {
-            "out": str(pathlib.Path(args.out) / population.member_name(k, seed, beta)),
-            "seed": int(seed),
-            "beta": float(beta),
-            "loss": losses[k],
-        }
-        for k, (seed, beta) in enumerate(zip(seeds, betas))
-    ]
-    print(
-        json.dumps(
-            {
-                "out": args.out,
-                "step": int(res.state.step[0]),
-                "members": members,
-                "model_images_per_s": history[-1]["images_per_s"] if history else None,
-            }
-        )
-    )
-    return 0
-
-
-def _fetch(name: str | None, data_dir: str | None) -> None:
-    """``--download``: the data set into the cache now (unless found), for a command that loads it later."""
-    from latentjax import data
-
-    if name in data.DOWNLOADABLE:
-        data.load(name, data_dir=data_dir, limit=1, download=True)
-
-
-def _demo(args) -> int:
-    from latentjax.app import demo
-
-    if args.download:
-        _fetch(args.dataset, args.data_dir)
-    m = demo.run(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        out=args.out,
-        epochs=args.epochs,
-        quick=args.quick,
-        seed=args.seed,
-        arch=args.arch,
-        latent_dim=args.latent_dim,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
-    print(
-        f"test ELBO {m['test_elbo']:.2f}, test MSE {m['test_recon_mse']:.4f} (PCA {m['pca_recon_mse']:.4f}), "
-        f"{m['train_images_per_s']:.0f} images/s, {m['total_seconds']:.1f} s"
-    )
-    print(f"report: {os.path.join(args.out, 'report.html')}")
-    return 0
-
-
-def _embed(args) -> int:
-    from latentjax.app import embed
-    from latentjax.learn import runs
-
-    if args.download:
-        _fetch(args.dataset or runs.read_config(args.checkpoint).train.get("dataset"), args.data_dir)
-    res = embed.run(
-        args.checkpoint,
-        args.out,
-        method=args.method,
-        data_dir=args.data_dir,
-        num_points=args.n,
-        seed=args.seed,
-        dataset=args.dataset,
-    )
-    print(json.dumps(res, default=str))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         f"latentjax {args.command}: warning: {message}\n"
     )
     try:
-        return {"train": _train, "demo": _demo, "embed": _embed}[args.command](args)
+        return COMMANDS[args.command].run(args)
     except LatentJaxError as e:
         msg = _with_flags(str(e).splitlines()[0]) if str(e) else type(e).__name__
         print(f"latentjax {args.command}: error: {msg}", file=sys.stderr)
