@@ -1,0 +1,191 @@
+/* The explorer's backend without a server, for the self-contained page of `latentjax explore --static`.
+
+   `_static.py` embeds the run's data as JSON in <script type="application/json" id="lj-static-data">
+   (float arrays as base64 little-endian float32) and this file before explore.js; it defines
+   `window.LJStatic` (the maths, testable on its own) and `window.backend` (the object explore.js
+   talks to, the same async methods as the live server's backend).
+
+   Decoding, in one of two modes (data.decoder.mode):
+   - "mlp": the MLP decoder's weights are embedded and its forward pass runs here, equal to
+     latentjax.learn.models.decode: dense layers with the run's activation (relu, swish, elu, gelu
+     in jax.nn.gelu's default tanh form), a dense output layer, sigmoid; any latent decodes.
+   - "grid": (conv or other decoders) the decodes of a G x G grid over the map were computed when
+     the page was written; a map position shows its nearest grid cell, and latents that are not on
+     the map (paths, edits) cannot be decoded in the page.
+   The 2-D -> latent inverse is explore/_inverse.py's: the inverse-distance-weighted mean of the
+   k nearest map points' latents, weights 1 / (d^2 + eps). Geodesics need the server.
+*/
+(function (global) {
+  "use strict";
+
+  function f32(b64) {
+    const bin = atob(b64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return new Float32Array(bytes.buffer);
+  }
+
+  const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+  const ACTIVATIONS = {
+    relu: (x) => (x > 0 ? x : 0),
+    swish: (x) => x / (1 + Math.exp(-x)),
+    elu: (x) => (x > 0 ? x : Math.expm1(x)),
+    // jax.nn.gelu(approximate=True), its default
+    gelu: (x) => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))),
+  };
+  const sigmoid = (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
+
+  /* An MLP decoder from its embedded form: {activation, image_shape, layers: [{in, out, w, b}]}
+     (w row-major (in, out), as flax's kernel). Returns {decode(z) -> Float64Array h*w*c in [0, 1]}. */
+  function mlpDecoder(spec) {
+    const act = ACTIVATIONS[spec.activation];
+    if (!act) throw new Error("static backend: unknown activation " + spec.activation);
+    const layers = spec.layers.map((l) => ({ n: l.in, m: l.out, w: f32(l.w), b: f32(l.b) }));
+    function decode(z) {
+      if (z.length !== layers[0].n) throw new Error("static backend: latent of length " + z.length);
+      let h = Float64Array.from(z);
+      layers.forEach((l, j) => {
+        const out = new Float64Array(l.m);
+        for (let o = 0; o < l.m; o++) out[o] = l.b[o];
+        for (let i = 0; i < l.n; i++) {
+          const hi = h[i];
+          if (hi === 0) continue;
+          const row = i * l.m;
+          for (let o = 0; o < l.m; o++) out[o] += hi * l.w[row + o];
+        }
+        const last = j === layers.length - 1;
+        for (let o = 0; o < l.m; o++) out[o] = last ? sigmoid(out[o]) : act(out[o]);
+        h = out;
+      });
+      return h;
+    }
+    return { decode };
+  }
+
+  /* explore/_inverse.py's inverse_map in JS: the IDW mean of the k nearest points' latents at xy,
+     weights 1 / (d^2 + eps), eps = 1e-12 * extent^2 (extent: the map's larger side, 1 if 0); a
+     position within sqrt(eps) of map points returns the mean of their latents. float64 throughout. */
+  function mapExtent(points) {
+    const n = points.length / 2;
+    const lo = [Infinity, Infinity];
+    const hi = [-Infinity, -Infinity];
+    for (let i = 0; i < n; i++) {
+      for (let a = 0; a < 2; a++) {
+        lo[a] = Math.min(lo[a], points[2 * i + a]);
+        hi[a] = Math.max(hi[a], points[2 * i + a]);
+      }
+    }
+    return Math.max(hi[0] - lo[0], hi[1] - lo[1]) || 1;
+  }
+
+  function inverse(points, latents, dim, xy, k, extent) {
+    const n = points.length / 2;
+    const eps = 1e-12 * extent * extent;
+    const d2 = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const dx = xy[0] - points[2 * i];
+      const dy = xy[1] - points[2 * i + 1];
+      d2[i] = dx * dx + dy * dy;
+    }
+    const kk = Math.min(k, n);
+    const idx = Array.from({ length: n }, (_, i) => i);
+    idx.sort((a, b) => d2[a] - d2[b] || a - b);
+    const nearest = idx.slice(0, kk);
+    const hit = nearest.some((i) => d2[i] <= eps);
+    const z = new Float64Array(dim);
+    let total = 0;
+    for (const i of nearest) {
+      const w = hit ? (d2[i] <= eps ? 1 : 0) : 1 / (d2[i] + eps);
+      total += w;
+      for (let j = 0; j < dim; j++) z[j] += w * latents[i * dim + j];
+    }
+    for (let j = 0; j < dim; j++) z[j] /= total;
+    return { z: Array.from(z), neighbors: nearest };
+  }
+
+  /* move.lerp / move.slerp (the stable great-circle form of latentjax/move/_paths.py) and move.path. */
+  const dot = (a, b) => a.reduce((s, v, i) => s + v * b[i], 0);
+  const safeSqrt = (s) => (s > 0 ? Math.sqrt(s) : 0);
+  const sinc = (x) => (x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x));
+
+  function lerp(z0, z1, t) {
+    return z0.map((v, i) => (1 - t) * v + t * z1[i]);
+  }
+
+  function orthogonalAxis(u) {
+    let j = 0;
+    for (let i = 1; i < u.length; i++) if (Math.abs(u[i]) < Math.abs(u[j])) j = i;
+    const q = u.map((v, i) => (i === j ? 1 : 0) - u[j] * v);
+    const nq = Math.sqrt(dot(q, q));
+    return q.map((v) => v / nq);
+  }
+
+  function greatCircle(u0, u1, t) {
+    const d = u0.map((v, i) => v - u1[i]);
+    const s = u0.map((v, i) => v + u1[i]);
+    const dd = dot(d, d);
+    const ss = dot(s, s);
+    const angle = 2 * Math.atan2(safeSqrt(dd), safeSqrt(ss));
+    let p = ss < dd ? s.map((v, i) => v - 0.5 * ss * u0[i]) : u0.map((v, i) => 0.5 * dd * v - d[i]);
+    const pu = dot(u0, p);
+    p = p.map((v, i) => v - pu * u0[i]);
+    const pp = dot(p, p);
+    if (angle < Math.PI / 2) {
+      const k = (t * sinc((t * angle) / Math.PI)) / sinc(angle / Math.PI);
+      return u0.map((v, i) => Math.cos(t * angle) * v + k * p[i]);
+    }
+    const v = pp > 0 ? p.map((x) => x / Math.sqrt(pp)) : orthogonalAxis(u0);
+    return u0.map((x, i) => Math.cos(t * angle) * x + Math.sin(t * angle) * v[i]);
+  }
+
+  function slerp(z0, z1, t) {
+    if (z0.length === 1) return lerp(z0, z1, t);
+    const s0 = dot(z0, z0);
+    const s1 = dot(z1, z1);
+    const n0 = safeSqrt(s0);
+    const n1 = safeSqrt(s1);
+    let u0 = z0.map((v) => v / (s0 > 0 ? n0 : 1));
+    let u1 = z1.map((v) => v / (s1 > 0 ? n1 : 1));
+    if (!(s0 > 0)) u0 = u1;
+    if (!(s1 > 0)) u1 = u0;
+    const r = (1 - t) * n0 + t * n1;
+    return greatCircle(u0, u1, t).map((v) => r * v);
+  }
+
+  function path(points, numPoints, method) {
+    const f = method === "slerp" ? slerp : lerp;
+    const k = points.length;
+    const out = [];
+    for (let i = 0; i < numPoints; i++) {
+      const s = numPoints === 1 ? 0 : ((k - 1) * i) / (numPoints - 1);
+      const seg = Math.min(Math.max(Math.floor(s), 0), k - 2);
+      out.push(f(points[seg], points[seg + 1], s - seg));
+    }
+    return out;
+  }
+
+  /* move.path_diagnostics of decoded frames (arrays of equal length) and their latents. */
+  function diagnostics(zs, frames) {
+    let latent = 0;
+    let decoded = 0;
+    let energy = 0;
+    let maxStep = 0;
+    for (let i = 1; i < zs.length; i++) {
+      const dz = zs[i].map((v, j) => v - zs[i - 1][j]);
+      latent += safeSqrt(dot(dz, dz));
+      let sq = 0;
+      for (let j = 0; j < frames[i].length; j++) sq += (frames[i][j] - frames[i - 1][j]) ** 2;
+      decoded += safeSqrt(sq);
+      energy += sq;
+      maxStep = Math.max(maxStep, safeSqrt(sq));
+    }
+    return {
+      latent_length: latent,
+      decoded_length: decoded,
+      decoded_energy: (zs.length - 1) * energy,
+      max_step: maxStep,
+    };
+  }
+
+  global.LJStatic = { f32, mlpDecoder, mapExtent, inverse, lerp, slerp, path, diagnostics, ACTIVATIONS };
+})(window);
