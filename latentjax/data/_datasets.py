@@ -12,11 +12,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from latentjax.data import _download, _folders, _idx, _sprites
+from latentjax.data import _download, _dsprites, _folders, _idx, _sprites
 from latentjax.errors import DataError, InputError
 
 DATA_DIR_ENV = "LATENTJAX_DATA_DIR"
-NAMES = ("fashion_mnist", "mnist", "sprites", "smile_faces", "genki4k")
+NAMES = ("fashion_mnist", "mnist", "sprites", "dsprites", "smile_faces", "genki4k")
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -87,6 +87,8 @@ def load(
     Args:
         name: one of ``"fashion_mnist"``, ``"mnist"`` (IDX files or a prepared tfds data set,
             which needs the ``tfds`` extra), ``"sprites"`` (generated, needs no files),
+            ``"dsprites"`` (the dSprites grid, generated: `DSprites`; in the order of ``seed``, the
+            last 10 % is the test set; the whole set is 3 GB, so pass ``limit`` for less),
             ``"smile_faces"`` (SMILEsmileD), ``"genki4k"`` (GENKI-4K).
         data_dir: a directory laid out like ``shared/data`` (``<data_dir>/mnist/*.gz``, ...);
             defaults to ``$LATENTJAX_DATA_DIR``. Not needed for ``"sprites"``.
@@ -119,6 +121,8 @@ def load(
         raise InputError(f"data.load: limit must be a positive number of examples, got {limit}")
     if name == "sprites":
         return _load_sprites(seed=seed, limit=limit)
+    if name == "dsprites":
+        return _load_dsprites(seed=seed, limit=limit)
     if name not in NAMES:
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(NAMES)}")
     if name in ("fashion_mnist", "mnist"):
@@ -185,6 +189,19 @@ def _load_sprites(*, seed: int, limit: int | None) -> Dataset:
     x_test = _sprites.render_sprites({k: v[1] for k, v in split.items()})
     labels = split["shape"]
     return Dataset(x_train, labels[0], x_test, labels[1], _sprites.SPRITE_SHAPES, "sprites", split)
+
+
+def _load_dsprites(*, seed: int, limit: int | None) -> Dataset:
+    """All 737,280 dSprites-grid images in the order of ``seed``: the last 10 % are the test set."""
+    ds = _dsprites.DSprites()
+    order = np.random.default_rng(seed).permutation(len(ds))
+    n_test = int(round(len(ds) * _TEST_FRACTION))
+    parts = [ds.index_to_factors(o[:limit]) for o in (order[: len(ds) - n_test], order[len(ds) - n_test :])]
+    values = [ds.values(f) for f in parts]
+    split = {k: (values[0][k], values[1][k]) for k in _dsprites.DSPRITES_FACTORS}
+    x_train, x_test = (ds.render(f) for f in parts)
+    labels = split["shape"]
+    return Dataset(x_train, labels[0], x_test, labels[1], _dsprites.DSPRITES_SHAPES, "dsprites", split)
 
 
 def _load_faces(
