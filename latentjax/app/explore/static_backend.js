@@ -187,5 +187,230 @@
     };
   }
 
-  global.LJStatic = { f32, mlpDecoder, mapExtent, inverse, lerp, slerp, path, diagnostics, ACTIVATIONS };
+  /* move.gram_schmidt and move.chain. */
+  function gramSchmidt(vs) {
+    const out = [];
+    for (let v of vs) {
+      for (const u of out) {
+        const uu = dot(u, u);
+        const c = uu > 0 ? dot(u, v) / uu : 0;
+        v = v.map((x, i) => x - c * u[i]);
+      }
+      out.push(v);
+    }
+    return out;
+  }
+
+  function chain(z, vectors, strengths, orthogonalize) {
+    const vs = orthogonalize ? gramSchmidt(vectors) : vectors;
+    return z.map((x, i) => x + vs.reduce((s, v, j) => s + strengths[j] * v[i], 0));
+  }
+
+  /* Images: float pixels (h*w*c, [0, 1]) or uint8 -> a PNG data URL through a canvas, rounded as
+     _session.to_uint8. */
+  function toCanvas(pixels, shape, scale) {
+    const [h, w, c] = shape;
+    const s = scale || 1;
+    const canvas = document.createElement("canvas");
+    canvas.width = w * s;
+    canvas.height = h * s;
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(w * s, h * s);
+    for (let y = 0; y < h * s; y++) {
+      for (let x = 0; x < w * s; x++) {
+        const src = (Math.floor(y / s) * w + Math.floor(x / s)) * c;
+        const dst = (y * w * s + x) * 4;
+        for (let k = 0; k < 3; k++) {
+          const v = pixels[src + (c === 1 ? 0 : k)];
+          img.data[dst + k] = pixels instanceof Uint8ClampedArray ? v : Math.round(Math.min(Math.max(v, 0), 1) * 255);
+        }
+        img.data[dst + 3] = 255;
+      }
+    }
+    ctx.putImageData(img, 0, 0);
+    return canvas;
+  }
+
+  function loadImage(url) {
+    return new Promise((resolve, reject) => {
+      const im = new Image();
+      im.onload = () => resolve(im);
+      im.onerror = () => reject(new Error("static backend: an embedded image did not load"));
+      im.src = url;
+    });
+  }
+
+  /* Cell i of a sprite sheet {url, cols, h, w} as a canvas (scaled by an integer factor). */
+  function spriteCell(sheet, im, i, scale) {
+    const s = scale || 1;
+    const canvas = document.createElement("canvas");
+    canvas.width = sheet.w * s;
+    canvas.height = sheet.h * s;
+    const ctx = canvas.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    const r = Math.floor(i / sheet.cols);
+    const c = i % sheet.cols;
+    ctx.drawImage(im, c * sheet.w, r * sheet.h, sheet.w, sheet.h, 0, 0, sheet.w * s, sheet.h * s);
+    return canvas;
+  }
+
+  function fail(message) {
+    throw new Error(message);
+  }
+
+  /* The backend object explore.js talks to, from the embedded data (see _static.py). Its methods take
+     and return what the live server's endpoints do (explore/_api.py), with the same refusals where a
+     request is malformed; what needs the server says so in its error. */
+  function makeBackend(data) {
+    const info = data.info;
+    const dim = info.latent_dim;
+    const shape = info.image_shape;
+    const points = f32(data.points);
+    const latents = f32(data.latents);
+    const n = points.length / 2;
+    const extent = mapExtent(points);
+    const mode = data.decoder.mode;
+    const mlp = mode === "mlp" ? mlpDecoder(data.decoder) : null;
+    const images = {};
+    const latentOf = (i) => Array.from(latents.subarray(i * dim, (i + 1) * dim));
+    const noServer = (what) =>
+      fail(`explore (static page): ${what} needs the server: run latentjax explore on the run folder`);
+
+    function latentsOf(payload, where, lo, hi, single) {
+      const given = ["xy", "z", "index"].filter((k) => payload && k in payload);
+      if (given.length !== 1 || (given[0] === "index" && !single))
+        fail(`explore.api.${where}: give exactly one of ${single ? "xy, z or index" : "xy or z"}`);
+      const key = given[0];
+      if (key === "index") {
+        const i = payload.index;
+        if (!Number.isInteger(i) || i < 0 || i >= n) fail(`explore.api.${where}: index out of range [0, ${n - 1}]`);
+        return { z: [latentOf(i)], xy: null };
+      }
+      const width = key === "xy" ? 2 : dim;
+      const rows = single ? [payload[key]] : payload[key];
+      if (!Array.isArray(rows) || rows.length < lo || rows.length > hi)
+        fail(`explore.api.${where}: ${key} must hold between ${lo} and ${hi} points`);
+      for (const r of rows) {
+        if (!Array.isArray(r) || r.length !== width || !r.every((v) => typeof v === "number" && Number.isFinite(v)))
+          fail(`explore.api.${where}: ${key} must be rows of ${width} finite numbers`);
+      }
+      if (key === "z") return { z: rows.map((r) => r.slice()), xy: null };
+      return { z: rows.map((r) => inverse(points, latents, dim, r, data.k, extent).z), xy: rows };
+    }
+
+    /* Decoded float pixels of latents (mlp mode). */
+    function pixels(z) {
+      if (!mlp) noServer("decoding a latent that is not a map position (this page holds a grid of decodes)");
+      return z.map((zi) => mlp.decode(zi));
+    }
+
+    async function gridImage(xy, scale) {
+      const g = data.decoder;
+      const cell = [0, 1].map((a) => {
+        const t = (xy[a] - g.lo[a]) / (g.hi[a] - g.lo[a]);
+        return Math.min(g.size - 1, Math.max(0, Math.floor(t * g.size)));
+      });
+      const im = await (images.grid || (images.grid = loadImage(g.sprite.url)));
+      return spriteCell(g.sprite, im, cell[1] * g.size + cell[0], scale);
+    }
+
+    async function decodedUrls(z, xy) {
+      if (mlp) return pixels(z).map((p) => toCanvas(p, shape).toDataURL("image/png"));
+      if (!xy) noServer("decoding a latent that is not a map position (this page holds a grid of decodes)");
+      return Promise.all(xy.map(async (p) => (await gridImage(p)).toDataURL("image/png")));
+    }
+
+    return {
+      static: true,
+      mode,
+      async info() {
+        return { ...info, static: { mode, note: data.note } };
+      },
+      async decode(payload) {
+        const { z, xy } = latentsOf(payload, "decode", 1, info.limits.decode, false);
+        return { z, images: await decodedUrls(z, xy) };
+      },
+      async paths(payload) {
+        const { z } = latentsOf(payload, "paths", 2, info.limits.path_points, false);
+        const k = payload.num_points === undefined ? 9 : payload.num_points;
+        if (!Number.isInteger(k) || k < 3 || k > 33) fail("explore.api.paths: num_points must be an integer in [3, 33]");
+        const total = (z.length - 1) * (k - 1) + 1;
+        const out = { waypoints: z, num_points: k };
+        for (const m of ["lerp", "slerp"]) {
+          const zs = path(z, total, m);
+          const px = pixels(zs);
+          out[m] = {
+            z: zs,
+            images: px.map((p) => toCanvas(p, shape).toDataURL("image/png")),
+            diagnostics: diagnostics(zs, px),
+          };
+        }
+        out.geodesic = { unavailable: "geodesics need the server: run latentjax explore on the run folder" };
+        return out;
+      },
+      async edit(payload) {
+        const { z } = latentsOf(payload, "edit", 1, 1, true);
+        const edits = payload.edits || [];
+        if (!Array.isArray(edits) || edits.length > 16) fail("explore.api.edit: edits must be a list of at most 16 edits");
+        const vs = edits.map((e, i) => {
+          if (!e || typeof e !== "object") fail(`explore.api.edit: edits[${i}] must be an object`);
+          if (e.kind === "class") {
+            const a = info.class_means[e.source];
+            const b = info.class_means[e.target];
+            if (!a || !b) fail(`explore.api.edit: edits[${i}]: a class with no example on the map`);
+            return b.map((v, j) => v - a[j]);
+          }
+          if (e.kind === "factor" && info.edits[e.name]) return info.edits[e.name].vector;
+          return fail(`explore.api.edit: edits[${i}].kind must be 'class' or 'factor' (with a known name)`);
+        });
+        const ss = edits.map((e, i) =>
+          typeof e.strength === "number" && Number.isFinite(e.strength)
+            ? e.strength
+            : fail(`explore.api.edit: edits[${i}].strength must be a finite number`),
+        );
+        const out = vs.length ? chain(z[0], vs, ss, payload.orthogonalize === true) : z[0];
+        return { z: [out], images: await decodedUrls([out], null) };
+      },
+      async neighbors(payload) {
+        const { z } = latentsOf(payload, "neighbors", 1, 1, true);
+        const k = payload.k === undefined ? 8 : payload.k;
+        if (!Number.isInteger(k) || k < 1 || k > Math.min(64, n)) fail("explore.api.neighbors: k out of range");
+        const d = Array.from({ length: n }, (_, i) => {
+          let s = 0;
+          for (let j = 0; j < dim; j++) s += (latents[i * dim + j] - z[0][j]) ** 2;
+          return Math.sqrt(s);
+        });
+        const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[a] - d[b] || a - b).slice(0, k);
+        return {
+          indices: idx,
+          distances: idx.map((i) => d[i]),
+          labels: idx.map((i) => info.labels[i]),
+          points: idx.map((i) => [points[2 * i], points[2 * i + 1]]),
+        };
+      },
+      async strip(payload) {
+        if (payload.format === "gif") noServer("a GIF strip");
+        const z = payload.z;
+        const scale = payload.scale === undefined ? 4 : payload.scale;
+        const frames = pixels(z).map((p) => toCanvas(p, shape, scale));
+        const out = document.createElement("canvas");
+        out.width = frames.reduce((s, f) => s + f.width, 0);
+        out.height = frames[0].height;
+        frames.reduce((x, f) => (out.getContext("2d").drawImage(f, x, 0), x + f.width), 0);
+        return new Promise((resolve) => out.toBlob(resolve, "image/png"));
+      },
+      async thumb(i) {
+        const t = data.thumbs;
+        const im = await (images.thumbs || (images.thumbs = loadImage(t.url)));
+        return spriteCell(t, im, i).toDataURL("image/png");
+      },
+    };
+  }
+
+  global.LJStatic = {
+    f32, mlpDecoder, mapExtent, inverse, lerp, slerp, path, diagnostics, gramSchmidt, chain, toCanvas, makeBackend,
+    ACTIVATIONS,
+  };
+  const embedded = document.getElementById("lj-static-data");
+  if (embedded) global.backend = makeBackend(JSON.parse(embedded.textContent));
 })(window);
