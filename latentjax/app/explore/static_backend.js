@@ -2,8 +2,8 @@
 
    `_static.py` embeds the run's data as JSON in <script type="application/json" id="lj-static-data">
    (float arrays as base64 little-endian float32) and this file before explore.js; it defines
-   `window.LJStatic` (the maths, testable on its own) and `window.backend` (the object explore.js
-   talks to, the same async methods as the live server's backend).
+   `window.LJStatic` (the maths, testable on its own) and `window.EXPLORE_BACKEND` (the object
+   explore.js talks to: the methods of its live backend, documented at the top of explore.js).
 
    Decoding, in one of two modes (data.decoder.mode):
    - "mlp": the MLP decoder's weights are embedded and its forward pass runs here, equal to
@@ -271,7 +271,8 @@
     const extent = mapExtent(points);
     const mode = data.decoder.mode;
     const mlp = mode === "mlp" ? mlpDecoder(data.decoder) : null;
-    const images = {};
+    const images = {}; // the sprite sheets' loaded <img>s (info() loads them)
+    const thumbUrls = {};
     const latentOf = (i) => Array.from(latents.subarray(i * dim, (i + 1) * dim));
     const noServer = (what) =>
       fail(`explore (static page): ${what} needs the server: run latentjax explore on the run folder`);
@@ -304,31 +305,33 @@
       return z.map((zi) => mlp.decode(zi));
     }
 
-    async function gridImage(xy, scale) {
+    /* grid mode: the precomputed decode of the grid cell nearest to map position xy */
+    function gridImage(xy) {
       const g = data.decoder;
       const cell = [0, 1].map((a) => {
         const t = (xy[a] - g.lo[a]) / (g.hi[a] - g.lo[a]);
         return Math.min(g.size - 1, Math.max(0, Math.floor(t * g.size)));
       });
-      const im = await (images.grid || (images.grid = loadImage(g.sprite.url)));
-      return spriteCell(g.sprite, im, cell[1] * g.size + cell[0], scale);
+      return spriteCell(g.sprite, images.grid, cell[1] * g.size + cell[0]);
     }
 
-    async function decodedUrls(z, xy) {
+    function decodedUrls(z, xy) {
       if (mlp) return pixels(z).map((p) => toCanvas(p, shape).toDataURL("image/png"));
       if (!xy) noServer("decoding a latent that is not a map position (this page holds a grid of decodes)");
-      return Promise.all(xy.map(async (p) => (await gridImage(p)).toDataURL("image/png")));
+      return xy.map((p) => gridImage(p).toDataURL("image/png"));
     }
 
     return {
       static: true,
       mode,
       async info() {
+        images.thumbs = await loadImage(data.thumbs.url);
+        if (mode === "grid") images.grid = await loadImage(data.decoder.sprite.url);
         return { ...info, static: { mode, note: data.note } };
       },
       async decode(payload) {
         const { z, xy } = latentsOf(payload, "decode", 1, info.limits.decode, false);
-        return { z, images: await decodedUrls(z, xy) };
+        return { z, images: decodedUrls(z, xy) };
       },
       async paths(payload) {
         const { z } = latentsOf(payload, "paths", 2, info.limits.path_points, false);
@@ -345,11 +348,17 @@
             diagnostics: diagnostics(zs, px),
           };
         }
-        out.geodesic = { unavailable: "geodesics need the server: run latentjax explore on the run folder" };
+        out.geodesic = {
+          z: [],
+          images: [],
+          diagnostics: {},
+          unavailable: "geodesics need the server: run latentjax explore on the run folder",
+        };
         return out;
       },
       async edit(payload) {
-        const { z } = latentsOf(payload, "edit", 1, 1, true);
+        const { z, xy } = latentsOf(payload, "edit", 1, 1, true);
+        const at = xy || ("index" in payload ? [[points[2 * payload.index], points[2 * payload.index + 1]]] : null);
         const edits = payload.edits || [];
         if (!Array.isArray(edits) || edits.length > 16) fail("explore.api.edit: edits must be a list of at most 16 edits");
         const vs = edits.map((e, i) => {
@@ -369,7 +378,7 @@
             : fail(`explore.api.edit: edits[${i}].strength must be a finite number`),
         );
         const out = vs.length ? chain(z[0], vs, ss, payload.orthogonalize === true) : z[0];
-        return { z: [out], images: await decodedUrls([out], null) };
+        return { base: z, z: [out], images: decodedUrls([out], vs.length ? null : at) };
       },
       async neighbors(payload) {
         const { z } = latentsOf(payload, "neighbors", 1, 1, true);
@@ -391,6 +400,7 @@
       async strip(payload) {
         if (payload.format === "gif") noServer("a GIF strip");
         const z = payload.z;
+        if (!Array.isArray(z) || z.length === 0) noServer("this strip (geodesics)");
         const scale = payload.scale === undefined ? 4 : payload.scale;
         const frames = pixels(z).map((p) => toCanvas(p, shape, scale));
         const out = document.createElement("canvas");
@@ -399,10 +409,9 @@
         frames.reduce((x, f) => (out.getContext("2d").drawImage(f, x, 0), x + f.width), 0);
         return new Promise((resolve) => out.toBlob(resolve, "image/png"));
       },
-      async thumb(i) {
-        const t = data.thumbs;
-        const im = await (images.thumbs || (images.thumbs = loadImage(t.url)));
-        return spriteCell(t, im, i).toDataURL("image/png");
+      thumb(i) {
+        if (!thumbUrls[i]) thumbUrls[i] = spriteCell(data.thumbs, images.thumbs, i).toDataURL("image/png");
+        return thumbUrls[i];
       },
     };
   }
@@ -412,5 +421,5 @@
     ACTIVATIONS,
   };
   const embedded = document.getElementById("lj-static-data");
-  if (embedded) global.backend = makeBackend(JSON.parse(embedded.textContent));
+  if (embedded) global.EXPLORE_BACKEND = makeBackend(JSON.parse(embedded.textContent));
 })(window);

@@ -1,0 +1,238 @@
+"""What the explorer serves: a run's model, its test images, their latents and their 2-D map.
+
+`load` encodes the first ``num_points`` test images, reduces their latents to 2-D once and caches the map
+in the run folder (``RUN/explore/<method>-<n>.npz``, written atomically; reused while the latents it was
+computed from are unchanged). `Session.decode` is one jitted ``vmap`` of ``models.decode`` whose batches
+are padded to a few fixed sizes, so it compiles once per size, not once per request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pathlib
+import tempfile
+import warnings
+from typing import Any
+
+import jax
+import numpy as np
+from PIL import Image
+
+from latentjax import data, move
+from latentjax.app import embed
+from latentjax.app.explore import _inverse
+from latentjax.errors import InputError
+from latentjax.learn import models, runs
+
+BATCH_SIZES = (1, 4, 16, 64, 256)  # decode batches are padded up to one of these
+MAX_BATCH = BATCH_SIZES[-1]
+CACHE_DIR = "explore"
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """A loaded run, ready to serve.
+
+    Attributes:
+      run_dir: the run folder.
+      model: the trained model.
+      config: its ``models.Config``.
+      dataset: the data set's name.
+      images: ``(n, h, w, c)`` uint8 test images.
+      labels: ``(n,)`` integer labels.
+      label_names: the name of each label value.
+      factors: known factor / attribute name -> ``(n,)`` values (empty when the data set has none).
+      latents: ``(n, d)`` float32 posterior means of ``images``.
+      points: ``(n, 2)`` float32 map of ``latents``.
+      method: the map's method (``"pca"``, ``"tsne"``, ``"umap"``).
+    """
+
+    run_dir: pathlib.Path
+    model: Any
+    config: models.Config
+    dataset: str
+    images: np.ndarray
+    labels: np.ndarray
+    label_names: tuple[str, ...]
+    factors: dict[str, np.ndarray]
+    latents: np.ndarray
+    points: np.ndarray
+    method: str
+    _decode: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    def inverse(self, xy) -> np.ndarray:
+        """``(m, 2)`` map positions -> ``(m, d)`` latents (`_inverse.inverse_map`)."""
+        return _inverse.inverse_map(self.points, self.latents, xy)
+
+    def decode(self, z) -> np.ndarray:
+        """``(m, d)`` latents -> ``(m, h, w, c)`` float32 images in [0, 1], in padded jitted batches."""
+        z = np.asarray(z, np.float32)
+        out = []
+        for i in range(0, len(z), MAX_BATCH):
+            part = z[i : i + MAX_BATCH]
+            size = next(b for b in BATCH_SIZES if b >= len(part))
+            padded = np.zeros((size, z.shape[1]), np.float32)
+            padded[: len(part)] = part
+            out.append(np.asarray(self._decode(self.model, padded))[: len(part)])
+        return np.concatenate(out) if out else np.zeros((0, *self.config.image_shape), np.float32)
+
+    def decoder(self, z: jax.Array) -> jax.Array:
+        """The single-latent decoder ``(d,) -> (h, w, c)`` that ``move`` functions take."""
+        return models.decode(self.model, z)
+
+
+@jax.jit
+def _decode_batch(model, z):
+    return jax.vmap(lambda zi: models.decode(model, zi))(z)
+
+
+def to_uint8(images) -> np.ndarray:
+    """Float images in [0, 1] -> uint8 (rounded), the 8-bit values the page shows.
+
+    Examples:
+      >>> to_uint8(np.array([0.0, 0.5, 1.0])).tolist()
+      [0, 128, 255]
+    """
+    return np.clip(np.round(np.asarray(images, np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def png(image) -> bytes:
+    """One ``(h, w, c)`` image (uint8, or float in [0, 1]) as PNG bytes: 8-bit grey or RGB."""
+    a = np.asarray(image)
+    a = a if a.dtype == np.uint8 else to_uint8(a)
+    a = a[..., 0] if a.shape[-1] == 1 else a
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _save_atomic(path: pathlib.Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _map(run_dir: pathlib.Path, z: np.ndarray, method: str, seed: int) -> np.ndarray:
+    """The cached map of ``z``, or a new one (cached when the run folder is writable)."""
+    path = run_dir / CACHE_DIR / f"{method}-{len(z)}-seed{seed}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if f["latents"].shape == z.shape and np.array_equal(f["latents"], z):
+                    return np.asarray(f["points"], np.float32)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable: computed again and rewritten
+    points = embed.reduce(jax.random.key(seed), z, method=method).astype(np.float32)
+    try:
+        _save_atomic(path, points=points, latents=z)
+    except OSError as e:
+        warnings.warn(f"could not cache the map in {path.parent}: {e}", stacklevel=2)
+    return points
+
+
+def load(
+    run_dir: str | os.PathLike,
+    *,
+    method: str = "tsne",
+    data_dir: str | os.PathLike | None = None,
+    num_points: int = 2000,
+    seed: int = 0,
+) -> Session:
+    """Loads a run for the explorer: model, test images, latents and their (cached) 2-D map.
+
+    Args:
+      run_dir: a ``latentjax train`` / ``latentjax demo`` run folder.
+      method: ``"pca"``, ``"tsne"`` or ``"umap"``.
+      data_dir: the data directory (default ``$LATENTJAX_DATA_DIR``).
+      num_points: test images on the map.
+      seed: seeds the map.
+
+    Returns:
+      A `Session`.
+
+    Raises:
+      InputError: an unknown method, too few points, or a data set whose images do not fit the model.
+      CheckpointError: no run there.
+
+    Examples:
+      >>> session = load("runs/vae", method="pca")  # doctest: +SKIP
+    """
+    where = "explore.load"
+    if method not in embed.METHODS:
+        raise InputError(f"{where}: unknown method {method!r}; choose one of {', '.join(embed.METHODS)}")
+    if num_points < 10:
+        raise InputError(f"{where}: num_points={num_points}: need at least 10 images on the map")
+    run_dir = pathlib.Path(run_dir)
+    model, cfg = runs.load_model(run_dir)
+    name = runs.read_config(run_dir).train.get("dataset")
+    if not name:
+        raise InputError(f"{where}: the run in {run_dir} does not name its data set in config.json")
+    ds = data.load(name, data_dir=data_dir, limit=num_points)
+    images, labels = ds.test_images[:num_points], np.asarray(ds.test_labels[:num_points]).astype(np.int64)
+    if tuple(images.shape[1:]) != tuple(cfg.image_shape):
+        raise InputError(
+            f"{where}: data set {name!r} has images {images.shape[1:]}, the model {cfg.image_shape}"
+        )
+    z = models.encode_images(model, images)
+    factors = {k: np.asarray(v[1][:num_points]) for k, v in (ds.factors or {}).items()}
+    return Session(
+        run_dir=run_dir,
+        model=model,
+        config=cfg,
+        dataset=name,
+        images=images,
+        labels=labels,
+        label_names=tuple(str(s) for s in ds.label_names),
+        factors=factors,
+        latents=z,
+        points=_map(run_dir, z, method, seed),
+        method=method,
+        _decode=_decode_batch,
+    )
+
+
+def edit_vectors(session: Session) -> dict[str, dict]:
+    """The page's edit directions: per known factor or labelled attribute, its vector and typical scale.
+
+    A 0/1 attribute gets `move.attribute_vector` (strength 1 moves the mean negative to the mean
+    positive); a continuous factor `move.regression_vector` (per unit of the factor; its slider spans
+    three standard deviations); categorical factors equal to the labels are left to the class vectors.
+
+    Returns:
+      name -> ``{"vector": (d,) list, "scale": float, "kind": "attribute" | "factor"}``.
+    """
+    out = {}
+    for name, v in session.factors.items():
+        v = np.asarray(v)
+        values = np.unique(v)
+        if np.issubdtype(v.dtype, np.integer) and set(values.tolist()) <= {0, 1}:
+            if len(values) < 2:
+                continue
+            vec, scale, kind = move.attribute_vector(session.latents, v.astype(bool)), 1.0, "attribute"
+        elif np.issubdtype(v.dtype, np.floating) and np.std(v) > 0:
+            vec, scale, kind = (
+                move.regression_vector(session.latents, v.astype(np.float32)),
+                3 * np.std(v),
+                "factor",
+            )
+        else:
+            continue
+        out[name] = {"vector": np.asarray(vec, np.float32).tolist(), "scale": float(scale), "kind": kind}
+    return out
+
+
+def class_means(session: Session) -> list[list[float] | None]:
+    """The mean latent of each class (None: no test example); class vectors are their differences."""
+    out = []
+    for c in range(len(session.label_names)):
+        m = session.labels == c
+        out.append(session.latents[m].mean(axis=0).tolist() if m.any() else None)
+    return out
