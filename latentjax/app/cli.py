@@ -11,11 +11,17 @@ import sys
 import warnings
 
 from latentjax.app import _cli_checks as _checks
-from latentjax.app import _cmd_demo, _cmd_embed, _cmd_train
+from latentjax.app import _cmd_demo, _cmd_embed, _cmd_eval, _cmd_explore, _cmd_train
 from latentjax.app._cli_checks import FLAGS, _with_flags  # noqa: F401  (re-exported)
 
 # The subcommands, in the order `latentjax --help` lists them: name -> module with add(sub), run(args).
-COMMANDS = {"train": _cmd_train, "demo": _cmd_demo, "embed": _cmd_embed}
+COMMANDS = {
+    "train": _cmd_train,
+    "demo": _cmd_demo,
+    "embed": _cmd_embed,
+    "eval": _cmd_eval,
+    "explore": _cmd_explore,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs ``latentjax train|demo|embed``.
+    """Runs ``latentjax train|demo|embed|eval``.
 
     Args:
       argv: the arguments (default: ``sys.argv[1:]``).
