@@ -216,15 +216,13 @@
     canvas.height = h * s;
     const ctx = canvas.getContext("2d");
     const img = ctx.createImageData(w * s, h * s);
+    const byte = (v) => (pixels instanceof Uint8ClampedArray ? v : Math.round(Math.min(Math.max(v, 0), 1) * 255));
     for (let y = 0; y < h * s; y++) {
       for (let x = 0; x < w * s; x++) {
         const src = (Math.floor(y / s) * w + Math.floor(x / s)) * c;
         const dst = (y * w * s + x) * 4;
-        for (let k = 0; k < 3; k++) {
-          const v = pixels[src + (c === 1 ? 0 : k)];
-          img.data[dst + k] = pixels instanceof Uint8ClampedArray ? v : Math.round(Math.min(Math.max(v, 0), 1) * 255);
-        }
-        img.data[dst + 3] = 255;
+        for (let k = 0; k < 3; k++) img.data[dst + k] = byte(pixels[src + (c < 3 ? 0 : k)]);
+        img.data[dst + 3] = c === 2 || c === 4 ? byte(pixels[src + c - 1]) : 255; // grey + alpha, RGBA
       }
     }
     ctx.putImageData(img, 0, 0);
