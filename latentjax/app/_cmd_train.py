@@ -25,11 +25,30 @@ def add(sub) -> None:
     t.add_argument("--latent-dim", type=_checks.positive_int, default=16)
     t.add_argument("--hidden", type=_checks.positive_int, default=400)
     t.add_argument("--depth", type=_checks.positive_int, default=1)
-    t.add_argument("--activation", default="swish", choices=("relu", "swish", "elu", "gelu"))
+    t.add_argument("--activation", default="swish", choices=("relu", "swish", "elu", "gelu", "tanh"))
     t.add_argument("--epochs", type=_checks.positive_int, default=10)
     t.add_argument("--batch-size", type=_checks.positive_int, default=128)
     t.add_argument("--lr", type=_checks.positive_float, default=1e-3)
     t.add_argument("--beta", type=_checks.nonnegative_float, default=1.0, help="KL weight of a VAE")
+    t.add_argument(
+        "--objective",
+        choices=("elbo", "iwae"),
+        default="elbo",
+        help="the ELBO (with --beta) or the importance-weighted bound of Burda et al. (a VAE)",
+    )
+    t.add_argument(
+        "--num-samples",
+        type=_checks.positive_int,
+        default=1,
+        metavar="K",
+        help="latents per image: IWAE's k; the ELBO averages K one-sample ELBOs (default 1)",
+    )
+    t.add_argument(
+        "--binarize",
+        choices=("none", "fixed", "dynamic"),
+        default="none",
+        help="Bernoulli-binarise the images: once (fixed) or afresh at every visit (dynamic)",
+    )
     t.add_argument("--seed", type=_checks.nonnegative_int, default=0)
     t.add_argument(
         "--limit", type=_checks.positive_int, default=None, help="use only the first N train/test images"
@@ -151,6 +170,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         beta=args.beta,
+        **_objective(args),
         out_dir=args.out,
         checkpoint_every=args.checkpoint_every,
         keep=args.keep,
@@ -165,6 +185,11 @@ def run(args) -> int:
     last = result.history[-1] if result.history else {"step": int(result.state.step)}
     print(json.dumps({"out": args.out, **last}))
     return 0
+
+
+def _objective(args) -> dict:
+    """The trainers' objective keywords of ``--objective``, ``--num-samples`` and ``--binarize``."""
+    return {"objective": args.objective, "num_samples": args.num_samples, "binarize": args.binarize}
 
 
 def _resume(args) -> bool | int:
@@ -185,6 +210,7 @@ def _train_data_parallel(args, cfg, ds, settings) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         beta=args.beta,
+        **_objective(args),
         devices=args.devices or "all",
         parallel=args.parallel,
         mode=args.mode,
@@ -218,6 +244,7 @@ def _train_population(args, cfg, ds, settings) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        **_objective(args),
         mode=args.mode,
         out_dir=args.out,
         checkpoint_every=args.checkpoint_every,

@@ -14,7 +14,13 @@ from latentjax.errors import InputError
 KINDS = ("vae", "ae")
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
-ACTIVATIONS = {"relu": jax.nn.relu, "swish": jax.nn.swish, "elu": jax.nn.elu, "gelu": jax.nn.gelu}
+ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    "swish": jax.nn.swish,
+    "elu": jax.nn.elu,
+    "gelu": jax.nn.gelu,
+    "tanh": jax.numpy.tanh,
+}
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -32,8 +38,9 @@ class Config(NamedTuple):
       hidden: width of the MLP hidden layers (and of the conv models' dense layer).
       depth: number of hidden layers of the MLP encoder and decoder.
       channels: channels of the first conv layer (doubled at each downsampling).
-      activation: one of ``relu``, ``swish``, ``elu``, ``gelu``. Smooth activations give
-        smooth decoder metrics (geodesics); ``relu`` matches the classic MLP VAE.
+      activation: one of ``relu``, ``swish``, ``elu``, ``gelu``, ``tanh``. Smooth activations give
+        smooth decoder metrics (geodesics); ``relu`` matches the classic MLP VAE, ``tanh`` the
+        IWAE paper's (Burda et al. 2016).
       compute_dtype: ``"float32"`` or ``"bfloat16"`` (parameters stay float32).
 
     Examples:

@@ -18,8 +18,27 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 # What defines a run besides its model: a resume must keep each that both the saved and the new
 # settings name. ``epochs`` (a run may be extended), ``keep`` and how it runs (devices, mode,
-# kernels) may change.
-RESUME_SETTINGS = ("dataset", "limit", "batch_size", "learning_rate", "beta", "seed", "population")
+# kernels) may change. Values compare as stored in JSON (a tuple equals its list).
+RESUME_SETTINGS = (
+    "dataset",
+    "limit",
+    "batch_size",
+    "learning_rate",
+    "beta",
+    "seed",
+    "population",
+    "objective",
+    "num_samples",
+    "binarize",
+    "adam",
+)
+# What a run saved before these settings existed trained with.
+SETTING_DEFAULTS = {
+    "objective": "elbo",
+    "num_samples": 1,
+    "binarize": "none",
+    "adam": {"b1": 0.9, "b2": 0.999, "eps": 1e-8},
+}
 
 
 class RunConfig(NamedTuple):
@@ -98,10 +117,18 @@ def differences(old: RunConfig, config: models.Config, settings: dict) -> list[s
       >>> old = RunConfig(models.Config(), {"dataset": "mnist", "beta": 1.0, "epochs": 2})
       >>> differences(old, models.Config(latent_dim=3), {"dataset": "fashion_mnist", "epochs": 4})
       ['latent_dim 16 -> 3', "dataset 'mnist' -> 'fashion_mnist'"]
+      >>> differences(old, models.Config(), {"objective": "iwae"})  # saved before objectives: the ELBO
+      ["objective 'elbo' -> 'iwae'"]
     """
     saved = old.model._asdict()
     out = [f"{k} {saved[k]!r} -> {v!r}" for k, v in config._asdict().items() if saved[k] != v]
+    saved_train = {**SETTING_DEFAULTS, **old.train}
     for k in RESUME_SETTINGS:
-        if k in old.train and k in settings and old.train[k] != settings[k]:
-            out.append(f"{k} {old.train[k]!r} -> {settings[k]!r}")
+        if k in saved_train and k in settings and _as_json(saved_train[k]) != _as_json(settings[k]):
+            out.append(f"{k} {saved_train[k]!r} -> {settings[k]!r}")
     return out
+
+
+def _as_json(value):
+    """``value`` as ``config.json`` stores and reads it back (tuples become lists)."""
+    return json.loads(json.dumps(value))

@@ -19,9 +19,10 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from latentjax import data
 from latentjax.errors import InputError
 from latentjax.learn import _xla as xla
-from latentjax.learn import loop, models, train, tuning
+from latentjax.learn import loop, models, objectives, train, tuning
 from latentjax.learn.distributed import (
     AXIS,
     local_rows,
@@ -43,6 +44,9 @@ def make_sharded_step(
     mesh: jax.sharding.Mesh,
     *,
     beta: float = 1.0,
+    objective: str = "elbo",
+    num_samples: int = 1,
+    binarize: str = "none",
     donate: bool = True,
 ) -> Callable:
     """``train.make_step`` compiled over the mesh: state replicated, batch sharded on ``"data"``.
@@ -56,6 +60,9 @@ def make_sharded_step(
       tx: the optax transformation.
       mesh: the mesh.
       beta: the KL weight.
+      objective: ``"elbo"`` or ``"iwae"`` (``train.make_step``).
+      num_samples: latents per example (``train.make_step``).
+      binarize: ``"dynamic"`` draws each image afresh (``train.make_step``).
       donate: donate the state's buffers to the step.
 
     Returns:
@@ -73,8 +80,9 @@ def make_sharded_step(
     """
     rep = NamedSharding(mesh, P())
     batch = NamedSharding(mesh, P(AXIS))
+    loss = dict(beta=beta, objective=objective, num_samples=num_samples, binarize=binarize)
     return xla.jit(
-        train.make_step(graphdef, tx, beta=beta),
+        train.make_step(graphdef, tx, **loss),
         in_shardings=(rep, batch),
         out_shardings=(rep, rep),
         donate_argnums=0 if donate else (),
@@ -82,7 +90,14 @@ def make_sharded_step(
 
 
 def make_sharded_scan(
-    graphdef, tx: optax.GradientTransformation, mesh: jax.sharding.Mesh, *, beta: float = 1.0
+    graphdef,
+    tx: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+    *,
+    beta: float = 1.0,
+    objective: str = "elbo",
+    num_samples: int = 1,
+    binarize: str = "none",
 ) -> Callable:
     """A whole segment of steps as one sharded ``lax.scan`` (``loop.make_scan``).
 
@@ -94,6 +109,9 @@ def make_sharded_scan(
       tx: the optax transformation.
       mesh: the mesh.
       beta: the KL weight.
+      objective: as for ``make_sharded_step``.
+      num_samples: as for ``make_sharded_step``.
+      binarize: as for ``make_sharded_step``.
 
     Returns:
       The jitted ``scan(state, data, indices) -> (state, losses)`` (the state donated).
@@ -111,8 +129,9 @@ def make_sharded_scan(
     """
     rep = NamedSharding(mesh, P())
     idx = NamedSharding(mesh, P(None, AXIS))
+    loss = dict(beta=beta, objective=objective, num_samples=num_samples, binarize=binarize)
     return xla.jit(
-        loop.make_scan(train.make_step(graphdef, tx, beta=beta)),
+        loop.make_scan(train.make_step(graphdef, tx, **loss)),
         in_shardings=(rep, rep, idx),
         out_shardings=(rep, rep),
         donate_argnums=0,
@@ -124,6 +143,9 @@ def make_pmap_step(
     tx: optax.GradientTransformation,
     *,
     beta: float = 1.0,
+    objective: str = "elbo",
+    num_samples: int = 1,
+    binarize: str = "none",
     num_devices: int | None = None,
     devs: Sequence | None = None,
 ) -> Callable:
@@ -139,6 +161,9 @@ def make_pmap_step(
       graphdef: the model's ``nnx.GraphDef``.
       tx: the optax transformation.
       beta: the KL weight.
+      objective: as for ``make_sharded_step``.
+      num_samples: as for ``make_sharded_step``.
+      binarize: as for ``make_sharded_step``.
       num_devices: the first this many local devices (default: all), unless ``devs`` is given.
       devs: the devices.
 
@@ -155,7 +180,8 @@ def make_pmap_step(
       (2,)
     """
     devs = list(devs) if devs is not None else jax.local_devices()[: num_devices or jax.local_device_count()]
-    step = train.make_step(graphdef, tx, beta=beta, axis_name=AXIS)
+    loss = dict(beta=beta, objective=objective, num_samples=num_samples, binarize=binarize)
+    step = train.make_step(graphdef, tx, **loss, axis_name=AXIS)
     return jax.pmap(step, axis_name=AXIS, devices=devs, donate_argnums=0)
 
 
@@ -168,6 +194,9 @@ def fit_data_parallel(
     batch_size: int = 128,
     learning_rate: float = 1e-3,
     beta: float = 1.0,
+    objective: str = "elbo",
+    num_samples: int = 1,
+    binarize: str = "none",
     devices: Sequence | int | str | None = "all",
     parallel: str = "jit",
     mode: str = "auto",
@@ -200,6 +229,9 @@ def fit_data_parallel(
       batch_size: the global batch.
       learning_rate: Adam's step size.
       beta: the KL weight.
+      objective: as for ``train.fit``.
+      num_samples: as for ``train.fit``.
+      binarize: as for ``train.fit``.
       devices: devices, or a ``select_devices`` spec.
       parallel: ``"jit"`` (sharding over a ``("data",)`` mesh; recommended) or ``"pmap"``
         (single process only).
@@ -247,7 +279,6 @@ def fit_data_parallel(
         checkpoint_every=checkpoint_every,
         eval_images=eval_images,
     )
-    images = job.images
     devs = list(devices) if isinstance(devices, (list, tuple)) else select_devices(devices)
     mode = "loop" if parallel == "pmap" else tuning.choose_mode(mode, job.config)
     if parallel == "pmap" and jax.process_count() > 1:
@@ -255,10 +286,14 @@ def fit_data_parallel(
     if batch_size % len(devs):
         raise InputError(f"{where}: batch_size={batch_size} is not divisible by the {len(devs)} devices")
     graphdef, st, tx = init(key, job.config, learning_rate=learning_rate)
+    spec = objectives.check(objectives.Objective(objective, beta, num_samples), job.config, where=where)
+    job = train.binarized(job, st.key, data.check_binarize(binarize, where=where))
+    images = job.images
+    loss = dict(beta=spec.beta, objective=spec.name, num_samples=spec.num_samples, binarize=binarize)
 
     if parallel == "pmap":
         nd = len(devs)
-        pstep = make_pmap_step(graphdef, tx, beta=beta, devs=devs)
+        pstep = make_pmap_step(graphdef, tx, **loss, devs=devs)
 
         def place(s):
             return replicate_for_pmap(s, nd)
@@ -283,12 +318,12 @@ def fit_data_parallel(
 
         if mode == "scan":
             on_devices = replicate(images, mesh)
-            scan = make_sharded_scan(graphdef, tx, mesh, beta=beta)
+            scan = make_sharded_scan(graphdef, tx, mesh, **loss)
 
             def segment(s, rows):
                 return scan(s, on_devices, shard_batch(rows[:, mine], mesh, global_batch=batch_size, axis=1))
         else:
-            step = make_sharded_step(graphdef, tx, mesh, beta=beta)
+            step = make_sharded_step(graphdef, tx, mesh, **loss)
 
             def one(s, row):
                 s, metrics = step(s, shard_batch(images[row[mine]], mesh, global_batch=batch_size))
@@ -300,6 +335,10 @@ def fit_data_parallel(
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "beta": beta,
+        "objective": spec.name,
+        "num_samples": spec.num_samples,
+        "binarize": binarize,
+        "adam": {"b1": 0.9, "b2": 0.999, "eps": 1e-8},
         "epochs": epochs,
         "checkpoint_every": job.every,
         "devices": len(devs),

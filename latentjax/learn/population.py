@@ -20,7 +20,7 @@ import optax
 
 from latentjax import data
 from latentjax.errors import CheckpointError, InputError
-from latentjax.learn import loop, models, runs, state, train, tuning
+from latentjax.learn import loop, models, objectives, runs, state, train, tuning
 from latentjax.learn._run_config import saved_steps
 
 
@@ -116,7 +116,14 @@ def grid(*, size: int | None = None, seed: int = 0, beta_grid: Sequence[float] |
     return seeds, betas
 
 
-def make_step(graphdef, tx: optax.GradientTransformation) -> Callable:
+def make_step(
+    graphdef,
+    tx: optax.GradientTransformation,
+    *,
+    objective: str = "elbo",
+    num_samples: int = 1,
+    binarize: str = "none",
+) -> Callable:
     """The population's step ``step(pop, images) -> (pop, {"loss": (K,)})``.
 
     ``train.make_step`` vmapped over members, each with its own batch ``images[k]``
@@ -126,6 +133,9 @@ def make_step(graphdef, tx: optax.GradientTransformation) -> Callable:
     Args:
       graphdef: the model's ``nnx.GraphDef``.
       tx: the optax transformation.
+      objective: every member's (``train.make_step``).
+      num_samples: every member's (``train.make_step``).
+      binarize: every member's (``train.make_step``).
 
     Returns:
       The step, pure and not yet jitted (``loop.make_scan`` scans it).
@@ -138,7 +148,8 @@ def make_step(graphdef, tx: optax.GradientTransformation) -> Callable:
     """
 
     def one(st, beta, images):
-        return train.make_step(graphdef, tx, beta=beta)(st, images)
+        loss = dict(objective=objective, num_samples=num_samples, binarize=binarize)
+        return train.make_step(graphdef, tx, beta=beta, **loss)(st, images)
 
     def step(pop: State, images: jax.Array):
         states, metrics = jax.vmap(one)(pop.states, pop.betas, images)
@@ -258,6 +269,9 @@ def fit(
     epochs: int,
     batch_size: int = 128,
     learning_rate: float = 1e-3,
+    objective: str = "elbo",
+    num_samples: int = 1,
+    binarize: str = "none",
     mode: str = "auto",
     out_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
@@ -287,6 +301,9 @@ def fit(
       epochs: passes over the data.
       batch_size: images per step and member.
       learning_rate: Adam's step size.
+      objective: as for ``train.fit`` (``"iwae"`` needs every beta 1).
+      num_samples: as for ``train.fit``.
+      binarize: ``"none"`` or ``"dynamic"`` (as for ``train.fit``).
       mode: ``"scan"`` (a segment of steps as one ``lax.scan``; dense models), ``"loop"`` (a
         Python loop over the jitted population step; conv models on CPU) or ``"auto"``.
       out_dir: the population's folder, or None to write nothing.
@@ -318,10 +335,15 @@ def fit(
     )
     graphdef, pop, tx = init(keys, job.config, betas=betas, learning_rate=learning_rate)
     k = len(pop.betas)
+    for b in pop.betas.tolist():
+        objectives.check(objectives.Objective(objective, b, num_samples), job.config, where="population.fit")
+    if binarize not in ("none", "dynamic"):
+        raise InputError(f"population.fit: binarize must be 'none' or 'dynamic', got {binarize!r}")
+    loss = dict(objective=objective, num_samples=int(num_samples), binarize=binarize)
     if seeds is not None and len(seeds) != k:
         raise InputError(f"population.fit: seeds has {len(seeds)} values for {k} keys")
     mode = tuning.choose_mode(mode, job.config)
-    segment = loop.device_segment(make_step(graphdef, tx), job.images, mode, unroll=1)
+    segment = loop.device_segment(make_step(graphdef, tx, **loss), job.images, mode, unroll=1)
 
     def orders(states):
         order_keys = [state.order_key(state.take(states, m)) for m in range(k)]
@@ -343,6 +365,8 @@ def fit(
     settings = {
         "batch_size": batch_size,
         "learning_rate": learning_rate,
+        **loss,
+        "adam": {"b1": 0.9, "b2": 0.999, "eps": 1e-8},
         "epochs": epochs,
         "checkpoint_every": job.every,
         **(settings or {}),

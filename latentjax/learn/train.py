@@ -9,34 +9,39 @@ resuming, the data order, checkpoints and divergence to ``loop.run``, which ever
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+import numpy as np  # noqa: F401  (the doctests' np)
 import optax
-from flax import nnx
 from jax.typing import ArrayLike
 
+from latentjax import data
 from latentjax.errors import InputError
 from latentjax.learn import _onednn as onednn
-from latentjax.learn import _xla as xla
-from latentjax.learn import loop, models, tuning
-from latentjax.learn.state import TrainState, eval_key, init, step_key
+from latentjax.learn import _optimizer, loop, models, objectives, tuning
+from latentjax.learn._evaluation import epoch_evaluation, evaluate  # noqa: F401  (train.evaluate, ...)
+from latentjax.learn.objectives import Objective, summed_loss
+from latentjax.learn.state import TrainState, init, step_key
+
+# Folded into the run key for the one draw of ``binarize="fixed"``.
+_FIXED_BINARIZATION = 0x666978
 
 
-def _summed_loss(params, graphdef, keys: jax.Array, images: jax.Array, *, beta: float) -> jax.Array:
-    """The negative ELBO of uint8 images ``(b, h, w, c)`` summed over them; key ``keys[i]`` each."""
-    model = nnx.merge(graphdef, params)
-    x = models.to_float(images)
-    per_example = jax.vmap(functools.partial(models.elbo, beta=beta), in_axes=(None, 0, 0))(model, keys, x)
-    return -jnp.sum(per_example)
-
-
-def loss_fn(params, key: jax.Array, images: jax.Array, *, graphdef, beta: float = 1.0) -> jax.Array:
-    """The mean negative ELBO of a batch; example ``i`` draws with ``jax.random.split(key, b)[i]``.
+def loss_fn(
+    params,
+    key: jax.Array,
+    images: jax.Array,
+    *,
+    graphdef,
+    beta: float = 1.0,
+    objective: str = "elbo",
+    num_samples: int = 1,
+    binarize: str = "none",
+) -> jax.Array:
+    """The mean negative objective of a batch; example ``i`` draws with ``jax.random.split(key, b)[i]``.
 
     Args:
       params: the model's ``nnx.State``.
@@ -44,6 +49,10 @@ def loss_fn(params, key: jax.Array, images: jax.Array, *, graphdef, beta: float 
       images: uint8 ``(b, h, w, c)``.
       graphdef: the model's ``nnx.GraphDef``.
       beta: the KL weight.
+      objective: ``"elbo"`` or ``"iwae"`` (``objectives.OBJECTIVES``).
+      num_samples: latents per example (IWAE's ``k``; the ELBO averages ``k`` one-sample ELBOs).
+      binarize: ``"dynamic"`` draws each image afresh (``objectives.summed_loss``); ``"none"`` and
+        ``"fixed"`` read it as it is.
 
     Returns:
       A scalar (differentiable in ``params``).
@@ -55,11 +64,12 @@ def loss_fn(params, key: jax.Array, images: jax.Array, *, graphdef, beta: float 
       >>> loss_fn(st.params, jax.random.key(1), np.zeros((4, 28, 28, 1), np.uint8), graphdef=graphdef).shape
       ()
     """
+    spec = Objective(objective, beta, num_samples)
     keys = jax.random.split(key, images.shape[0])
-    return _summed_loss(params, graphdef, keys, images, beta=beta) / images.shape[0]
+    return summed_loss(params, graphdef, keys, images, spec, binarize=binarize) / images.shape[0]
 
 
-def _accumulated_value_and_grad(params, key, images, *, graphdef, beta: float, microbatches: int):
+def _accumulated_value_and_grad(params, key, images, *, graphdef, spec, binarize, microbatches: int):
     """``value_and_grad(loss_fn)`` over ``microbatches`` equal slices of the batch, summed.
 
     Every example keeps the key ``loss_fn`` gives it, so the result equals the one-pass gradient
@@ -77,18 +87,20 @@ def _accumulated_value_and_grad(params, key, images, *, graphdef, beta: float, m
     loss, grads = 0.0, None
     for i in range(microbatches):
         sl = slice(i * part, (i + 1) * part)
-        value, g = jax.value_and_grad(_summed_loss)(params, graphdef, keys[sl], images[sl], beta=beta)
+        value, g = jax.value_and_grad(summed_loss)(
+            params, graphdef, keys[sl], images[sl], spec, binarize=binarize
+        )
         loss = loss + value
         grads = g if grads is None else jax.tree.map(jnp.add, grads, g)
     return loss / b, jax.tree.map(lambda g: g / b, grads)
 
 
-def _shard_loss(params, key, images, *, graphdef, beta: float, axis_name: str):
+def _shard_loss(params, key, images, *, graphdef, spec, binarize, axis_name: str):
     """``loss_fn`` of this device's shard of a global batch, each example keeping its global key."""
     local = images.shape[0]
     keys = jax.random.split(key, local * jax.lax.axis_size(axis_name))
     mine = jax.lax.dynamic_slice_in_dim(keys, jax.lax.axis_index(axis_name) * local, local)
-    return _summed_loss(params, graphdef, mine, images, beta=beta) / local
+    return summed_loss(params, graphdef, mine, images, spec, binarize=binarize) / local
 
 
 def make_step(
@@ -96,6 +108,9 @@ def make_step(
     tx: optax.GradientTransformation,
     *,
     beta: float = 1.0,
+    objective: str = "elbo",
+    num_samples: int = 1,
+    binarize: str = "none",
     microbatches: int = 1,
     conv_kernels: str = "xla",
     axis_name: str | None = None,
@@ -106,6 +121,9 @@ def make_step(
       graphdef: the model's ``nnx.GraphDef``.
       tx: the optax transformation.
       beta: the KL weight.
+      objective: ``"elbo"`` or ``"iwae"`` (``objectives.OBJECTIVES``).
+      num_samples: latents per example (``loss_fn``).
+      binarize: ``"dynamic"``: each image drawn afresh at every step (``loss_fn``).
       microbatches: compute the batch's gradient in this many equal slices, summed (the same
         gradient up to float rounding; see ``tuning.default_microbatches``).
       conv_kernels: ``"xla"``, or ``"onednn"`` for the conv layers' kernels through oneDNN
@@ -119,8 +137,9 @@ def make_step(
       The step; ``images`` are uint8 ``(b, h, w, c)``.
 
     Raises:
-      InputError: an unknown ``conv_kernels`` (or oneDNN unavailable), ``microbatches`` < 1, or
-        ``axis_name`` with microbatches or oneDNN.
+      InputError: an unknown ``conv_kernels`` (or oneDNN unavailable), ``microbatches`` < 1,
+        ``axis_name`` with microbatches or oneDNN, or a bad objective (``objectives.check``) or
+        ``binarize``.
 
     Examples:
       >>> from latentjax.learn import state
@@ -130,6 +149,8 @@ def make_step(
       >>> int(st.step)
       1
     """
+    spec = objectives.check(Objective(objective, beta, num_samples), where="train.make_step")
+    binarize = data.check_binarize(binarize, where="train.make_step")
     if conv_kernels not in ("xla", "onednn"):
         raise InputError(f"train.make_step: conv_kernels must be 'xla' or 'onednn', got {conv_kernels!r}")
     if conv_kernels == "onednn" and not onednn.available():
@@ -148,16 +169,35 @@ def make_step(
         with onednn.enabled(conv_kernels == "onednn"):  # read while this is traced
             if axis_name is not None:
                 loss, grads = jax.value_and_grad(_shard_loss)(
-                    st.params, key, images, graphdef=graphdef, beta=beta, axis_name=axis_name
+                    st.params,
+                    key,
+                    images,
+                    graphdef=graphdef,
+                    spec=spec,
+                    binarize=binarize,
+                    axis_name=axis_name,
                 )
                 loss, grads = jax.lax.pmean((loss, grads), axis_name)
             elif microbatches == 1:
                 loss, grads = jax.value_and_grad(loss_fn)(
-                    st.params, key, images, graphdef=graphdef, beta=beta
+                    st.params,
+                    key,
+                    images,
+                    graphdef=graphdef,
+                    beta=spec.beta,
+                    objective=spec.name,
+                    num_samples=spec.num_samples,
+                    binarize=binarize,
                 )
             else:
                 loss, grads = _accumulated_value_and_grad(
-                    st.params, key, images, graphdef=graphdef, beta=beta, microbatches=microbatches
+                    st.params,
+                    key,
+                    images,
+                    graphdef=graphdef,
+                    spec=spec,
+                    binarize=binarize,
+                    microbatches=microbatches,
                 )
         updates, opt_state = tx.update(grads, st.opt_state, st.params)
         params = optax.apply_updates(st.params, updates)
@@ -166,93 +206,36 @@ def make_step(
     return step
 
 
-@functools.partial(xla.lazy_jit, static_argnames="beta")
-def _evaluate_chunk(model, key, images, *, beta):
-    x = models.to_float(images)
-    keys = jax.random.split(key, images.shape[0])
-    elbo = jax.vmap(functools.partial(models.elbo, beta=beta), in_axes=(None, 0, 0))(model, keys, x)
-    rec = jax.vmap(models.reconstruct, in_axes=(None, 0))(model, x)
-    return elbo, jnp.mean((rec - x) ** 2, axis=(1, 2, 3))
+def binarized(job: loop.Job, key: jax.Array, binarize: str) -> loop.Job:
+    """The job's images as a run with ``binarize`` reads them (every trainer calls it).
 
-
-def evaluate(
-    model: models.AutoEncoder, key: jax.Array, images: ArrayLike, *, beta: float = 1.0, batch_size: int = 500
-) -> dict:
-    """Mean ELBO and reconstruction MSE (pixels in [0, 1]) of uint8 images.
-
-    In chunks of ``batch_size`` (the last one padded), so it compiles once per model.
+    ``"fixed"``: the training images drawn once (``data.binarize``) with
+    ``fold_in(key, ...)``, a stream of the run key, so the same run draws the same set. With
+    ``"fixed"`` or ``"dynamic"`` the evaluation images are the one fixed binarisation of test
+    images, ``data.binarize(jax.random.key(data.BINARIZED_TEST_SEED), eval_images)``.
 
     Args:
-      model: the model.
-      key: draws the ELBO's latents (chunk ``i`` uses ``fold_in(key, i)``).
-      images: uint8 ``(n, h, w, c)``.
-      beta: the KL weight.
-      batch_size: images per chunk.
+      job: the validated job (``loop.prepare``).
+      key: the run key (``TrainState.key``).
+      binarize: ``"none"``, ``"fixed"`` or ``"dynamic"``.
 
     Returns:
-      ``{"elbo": float, "recon_mse": float}``.
+      The job with its images replaced.
 
     Examples:
-      >>> cfg = models.Config(image_shape=(8, 8, 1), latent_dim=2, hidden=8)
-      >>> model = models.create(jax.random.key(0), cfg)
-      >>> sorted(evaluate(model, jax.random.key(1), np.zeros((10, 8, 8, 1), np.uint8)))
-      ['elbo', 'recon_mse']
+      >>> job = loop.prepare(models.Config(), np.full((4, 28, 28, 1), 9, np.uint8), epochs=1, batch_size=2)
+      >>> np.unique(binarized(job, jax.random.key(0), "fixed").images).tolist()
+      [0, 255]
     """
-    images = np.asarray(images)
-    n = len(images)
-    bs = min(batch_size, n)
-    pad = (-n) % bs
-    if pad:
-        images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
-    elbos, mses = [], []
-    for i in range(0, len(images), bs):
-        e, m = _evaluate_chunk(model, jax.random.fold_in(key, i), images[i : i + bs], beta=float(beta))
-        elbos.append(e)
-        mses.append(m)
-    return {
-        "elbo": float(jnp.mean(jnp.concatenate(elbos)[:n])),
-        "recon_mse": float(jnp.mean(jnp.concatenate(mses)[:n])),
-    }
-
-
-def epoch_evaluation(
-    graphdef,
-    eval_images: np.ndarray | None,
-    *,
-    steps_per_epoch: int,
-    beta: float,
-    host: Callable | None = None,
-) -> Callable | None:
-    """The per-epoch evaluation a trainer logs (``loop.run``'s ``describe``).
-
-    At the end of each epoch: ``eval_elbo`` and ``eval_recon_mse`` of ``eval_images``
-    (``evaluate``, with ``state.eval_key``).
-
-    Args:
-      graphdef: the model's ``nnx.GraphDef``.
-      eval_images: validated uint8 images, or None for no evaluation.
-      steps_per_epoch: steps of one epoch.
-      beta: the KL weight.
-      host: the single-device ``TrainState`` of a state laid out over devices (None: as it is).
-
-    Returns:
-      ``describe(state, losses, step) -> dict``, or None without ``eval_images``.
-
-    Examples:
-      >>> epoch_evaluation(None, None, steps_per_epoch=3, beta=1.0) is None
-      True
-    """
-    if eval_images is None:
-        return None
-
-    def describe(st, losses, done):
-        if done % steps_per_epoch:
-            return {}
-        st = host(st) if host else st
-        ev = evaluate(nnx.merge(graphdef, st.params), eval_key(st), eval_images, beta=beta)
-        return {"eval_elbo": ev["elbo"], "eval_recon_mse": ev["recon_mse"]}
-
-    return describe
+    if binarize == "none":
+        return job
+    images = job.images
+    if binarize == "fixed":
+        images = data.binarize(jax.random.fold_in(key, _FIXED_BINARIZATION), images)
+    ev = job.eval_images
+    if ev is not None:
+        ev = data.binarize(jax.random.key(data.BINARIZED_TEST_SEED), ev)
+    return job._replace(images=images, eval_images=ev)
 
 
 def fit(
@@ -262,8 +245,14 @@ def fit(
     *,
     epochs: int,
     batch_size: int = 128,
-    learning_rate: float = 1e-3,
+    learning_rate: float | list = 1e-3,
     beta: float = 1.0,
+    objective: str = "elbo",
+    num_samples: int = 1,
+    binarize: str = "none",
+    adam_b1: float = 0.9,
+    adam_b2: float = 0.999,
+    adam_eps: float = 1e-8,
     out_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     keep: int = 3,
@@ -284,8 +273,17 @@ def fit(
       train_images: uint8 ``(n, h, w, c)``.
       epochs: passes over the data (the last incomplete batch of each is dropped).
       batch_size: images per step.
-      learning_rate: Adam's step size.
+      learning_rate: Adam's step size, or stages ``[(epochs, rate), ...]`` run in turn (the last
+        rate continues), e.g. Burda et al.'s ``[(3**i, 1e-3 * 10 ** (-i / 7)) for i in range(8)]``.
       beta: the KL weight.
+      objective: ``"elbo"`` or ``"iwae"`` (``objectives.OBJECTIVES``).
+      num_samples: latents per example: IWAE's ``k``; the ELBO averages ``k`` one-sample ELBOs.
+      binarize: ``"none"``; ``"fixed"`` (the training images binarised once, ``binarized``); or
+        ``"dynamic"`` (each image drawn afresh at every visit from the step's key, so resume stays
+        exact). Either binarises ``eval_images`` once with ``data.BINARIZED_TEST_SEED``.
+      adam_b1: Adam's first-moment decay.
+      adam_b2: Adam's second-moment decay.
+      adam_eps: Adam's epsilon.
       out_dir: where ``config.json``, ``metrics.jsonl`` and ``checkpoint/`` go (None: nothing
         is written).
       checkpoint_every: steps between checkpoints (default: one epoch); one is always saved at
@@ -295,7 +293,8 @@ def fit(
         latest one is skipped with a warning), or from the checkpoint of this step when an int
         (``--resume-step N``); the result equals the uninterrupted run bit for bit on CPU. The
         checkpoint may come from ``parallel.fit_data_parallel`` with the same settings (equal up
-        to summation order).
+        to summation order). The objective, binarisation, learning rate and Adam's settings must
+        be those saved (``epochs`` may grow).
       progress: show a progress bar.
       eval_images: optional uint8 images whose ELBO and MSE are logged after each epoch.
       mode: ``"scan"``, ``"loop"``, ``"host"`` or ``"auto"`` (``tuning.choose_mode``).
@@ -310,6 +309,7 @@ def fit(
       ``loop.FitResult(model, state, history)``; ``history`` holds the records of ``metrics.jsonl``.
 
     Raises:
+      InputError: a bad objective, ``binarize`` or ``learning_rate``.
       TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
 
     Examples:
@@ -317,6 +317,10 @@ def fit(
       >>> res = fit(jax.random.key(0), cfg, np.zeros((32, 8, 8, 1), np.uint8), epochs=2, batch_size=16)
       >>> int(res.state.step), len(res.history)
       (4, 2)
+
+    References:
+      Burda, Grosse, Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016 (IWAE, the
+      schedule and dynamic binarisation).
     """
     job = loop.prepare(
         config,
@@ -327,16 +331,35 @@ def fit(
         eval_images=eval_images,
     )
     config = job.config
-    graphdef, st, tx = init(key, config, learning_rate=learning_rate)
+    spec = objectives.check(Objective(objective, beta, num_samples), config, where="train.fit")
+    binarize = data.check_binarize(binarize, where="train.fit")
+    lr = _optimizer.stages(learning_rate, where="train.fit")
+    adam = {"b1": float(adam_b1), "b2": float(adam_b2), "eps": float(adam_eps)}
+    graphdef, st, _ = init(key, config, learning_rate=lr if isinstance(lr, float) else lr[0][1])
+    tx = _optimizer.adam(lr, steps_per_epoch=job.steps_per_epoch, **adam)  # optax.adam's state
+    job = binarized(job, st.key, binarize)
     if microbatches is None:
         microbatches = tuning.default_microbatches(config, batch_size)
     conv_kernels = conv_kernels or tuning.default_conv_kernels(config)
     mode = tuning.choose_mode(mode, config, nbytes=job.images.nbytes, device_bytes_limit=device_bytes_limit)
-    step = make_step(graphdef, tx, beta=beta, microbatches=microbatches, conv_kernels=conv_kernels)
+    step = make_step(
+        graphdef,
+        tx,
+        beta=spec.beta,
+        objective=spec.name,
+        num_samples=spec.num_samples,
+        binarize=binarize,
+        microbatches=microbatches,
+        conv_kernels=conv_kernels,
+    )
     settings = {
         "batch_size": batch_size,
-        "learning_rate": learning_rate,
+        "learning_rate": lr,
         "beta": beta,
+        "objective": spec.name,
+        "num_samples": spec.num_samples,
+        "binarize": binarize,
+        "adam": adam,
         "epochs": epochs,
         "checkpoint_every": job.every,
         "microbatches": microbatches,
