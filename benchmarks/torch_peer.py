@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU, "elu": nn.ELU, "gelu": nn.GELU}
+ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
 def _num_downsamples(h: int, w: int) -> int:
