@@ -144,33 +144,43 @@ def _load() -> str | None:
     return None
 
 
-def unavailable_reason() -> str | None:
+def unavailable_reason(backend: str | None = None) -> str | None:
     """Why the oneDNN kernels cannot be used here, or ``None`` when they can.
 
-    The first call builds and loads the kernels (a few seconds; then cached on disk).
+    The first call on CPU builds and loads the kernels (a few seconds; then cached on disk); on
+    another backend nothing is built: they are CPU kernels.
+
+    Args:
+      backend: the backend the kernels would run on (default: JAX's default backend).
 
     Returns:
-      A one-line reason (no compiler, no oneDNN wheels, disabled by ``LATENTJAX_ONEDNN=0``, ...),
-      or None.
+      A one-line reason (not CPU, no compiler, no oneDNN wheels, disabled by
+      ``LATENTJAX_ONEDNN=0``, ...), or None.
 
     Examples:
-      >>> unavailable_reason() is None or isinstance(unavailable_reason(), str)
-      True
+      >>> unavailable_reason("gpu")
+      'the oneDNN kernels are CPU kernels; the backend is gpu'
     """
+    backend = backend or jax.default_backend()
+    if backend != "cpu":
+        return f"the oneDNN kernels are CPU kernels; the backend is {backend}"
     return _load()
 
 
-def available() -> bool:
-    """Whether the oneDNN kernels can be used in this process (see :func:`unavailable_reason`).
+def available(backend: str | None = None) -> bool:
+    """Whether the oneDNN kernels can be used on ``backend`` (see :func:`unavailable_reason`).
+
+    Args:
+      backend: the backend (default: JAX's default backend); only ``"cpu"`` can be True.
 
     Returns:
-      True when the kernels are built and registered.
+      True when the backend is CPU and the kernels are built and registered.
 
     Examples:
-      >>> available() == (unavailable_reason() is None)
-      True
+      >>> available() == (unavailable_reason() is None), available("tpu")
+      (True, False)
     """
-    return _load() is None
+    return unavailable_reason(backend) is None
 
 
 @contextlib.contextmanager

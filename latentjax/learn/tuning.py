@@ -1,7 +1,9 @@
 """What runs fastest here: the trainers' measured defaults by backend and model.
 
 ``choose_mode`` (how a segment of steps runs), ``default_microbatches`` and
-``default_conv_kernels`` (how ``train.make_step`` computes a step). Each changes speed only: the
+``default_conv_kernels`` (how ``train.make_step`` computes a step). Each takes the backend it
+decides for (default: JAX's default backend); the CPU-only choices are off on every other one
+(``tests/learn/test_platform_choices.py`` asks each with "cpu", "gpu" and "tpu"). Each changes speed only: the
 trajectory is the same (bit for bit across modes; to float rounding for the other two). The
 numbers are from the 2-core dev VM (``benchmarks/train_throughput.py``).
 """
@@ -18,7 +20,12 @@ MODES = ("auto", "scan", "loop", "host")
 
 
 def choose_mode(
-    mode: str, config: models.Config, *, nbytes: int = 0, device_bytes_limit: int | None = None
+    mode: str,
+    config: models.Config,
+    *,
+    nbytes: int = 0,
+    device_bytes_limit: int | None = None,
+    backend: str | None = None,
 ) -> str:
     """How segments of steps run: ``mode`` itself, or the rule behind ``"auto"``.
 
@@ -34,6 +41,8 @@ def choose_mode(
       nbytes: the data set's size in bytes.
       device_bytes_limit: the most bytes to put on the device (None: no ``"host"`` mode, as for
         the multi-device trainers).
+      backend: the backend the steps run on (default: JAX's default backend); ``"loop"`` is
+        chosen on CPU only.
 
     Returns:
       ``"scan"``, ``"loop"`` or ``"host"``.
@@ -46,6 +55,9 @@ def choose_mode(
       'scan'
       >>> choose_mode("auto", models.Config(), nbytes=2**32, device_bytes_limit=2**31)
       'host'
+      >>> choose_mode("auto", models.Config(arch="conv"), backend="cpu"), choose_mode(
+      ...     "auto", models.Config(arch="conv"), backend="gpu")
+      ('loop', 'scan')
     """
     modes = MODES if device_bytes_limit is not None else MODES[:3]
     if mode not in modes:
@@ -54,7 +66,7 @@ def choose_mode(
         return mode
     if device_bytes_limit is not None and nbytes > device_bytes_limit:
         return "host"
-    return "loop" if config.arch == "conv" and jax.default_backend() == "cpu" else "scan"
+    return "loop" if config.arch == "conv" and (backend or jax.default_backend()) == "cpu" else "scan"
 
 
 def default_microbatches(config: models.Config, batch_size: int, backend: str | None = None) -> int:
@@ -101,11 +113,6 @@ def default_conv_kernels(config: models.Config, backend: str | None = None) -> s
       'xla'
     """
     backend = backend or jax.default_backend()
-    if (
-        config.arch == "conv"
-        and backend == "cpu"
-        and config.compute_dtype == "float32"
-        and onednn.available()
-    ):
+    if config.arch == "conv" and config.compute_dtype == "float32" and onednn.available(backend):
         return "onednn"
     return "xla"
