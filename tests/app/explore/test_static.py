@@ -9,8 +9,10 @@ import re
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from PIL import Image
 
 from latentjax import move
@@ -40,10 +42,22 @@ def browser():
     driver.quit()
 
 
+def random_model(cfg, rng):
+    """A model with numpy N(0, 1/fan_in) parameters: models.create's initialisers would compile one
+    truncated normal per parameter shape (30 s for a small conv model on 2 busy cores)."""
+    graphdef, params = nnx.split(nnx.eval_shape(lambda: models.create(jax.random.key(0), cfg)))
+
+    def draw(p):
+        fan_in = int(np.prod(p.shape[:-1])) if len(p.shape) > 1 else 10
+        return jnp.asarray(rng.normal(size=p.shape) / np.sqrt(fan_in), p.dtype)
+
+    return nnx.merge(graphdef, jax.tree.map(draw, params))
+
+
 def make_session(tmp, cfg, *, n=200, seed=0):
     """A Session of an (untrained) model, random images and latents (nothing to compile), a linear map."""
-    model = models.create(jax.random.key(seed), cfg)
     rng = np.random.default_rng(seed)
+    model = random_model(cfg, rng)
     images = rng.integers(0, 256, (n, *cfg.image_shape), dtype=np.uint8)
     latents = rng.normal(size=(n, cfg.latent_dim)).astype(np.float32)
     points = (latents @ rng.normal(size=(cfg.latent_dim, 2)) * 3.0 + [5.0, -2.0]).astype(np.float32)
@@ -92,7 +106,7 @@ def png_pixels(url):
 @pytest.fixture(scope="module")
 def mlp_page(browser, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("static")
-    cfg = models.Config(image_shape=(6, 5, 1), latent_dim=4, hidden=24, depth=2)
+    cfg = models.Config(image_shape=(8, 8, 1), latent_dim=3, hidden=16)
     session = make_session(tmp, cfg)
     html = open_page(browser, session, tmp / "mlp.html")
     return session, html
@@ -100,10 +114,10 @@ def mlp_page(browser, tmp_path_factory):
 
 @pytest.mark.parametrize("activation", ["swish", "relu", "elu", "gelu"])
 def test_js_forward_pass_equals_models_decode(browser, tmp_path, activation):
-    cfg = models.Config(image_shape=(6, 5, 3), latent_dim=5, hidden=24, depth=2, activation=activation)
+    cfg = models.Config(image_shape=(8, 8, 3), latent_dim=3, hidden=16, depth=2, activation=activation)
     session = make_session(tmp_path, cfg, n=30, seed=3)
     open_page(browser, session, tmp_path / "page.html")
-    zs = np.asarray(jax.random.normal(jax.random.key(4), (16, 5)) * 2.0, np.float32)
+    zs = np.asarray(jax.random.normal(jax.random.key(4), (16, 3)) * 2.0, np.float32)
     expected = np.asarray(jax.vmap(lambda z: models.decode(session.model, z))(zs))
     got = call(
         browser,
@@ -195,7 +209,7 @@ def test_labels_are_text(browser, mlp_page):
 
 
 def test_conv_decoder_falls_back_to_grid_decodes(browser, tmp_path):
-    cfg = models.Config(arch="conv", image_shape=(8, 8, 1), latent_dim=3, hidden=8, channels=2)
+    cfg = models.Config(arch="conv", image_shape=(8, 8, 1), latent_dim=3, hidden=16, channels=4)
     session = make_session(tmp_path, cfg, n=60, seed=5)
     open_page(browser, session, tmp_path / "conv.html")
     note = browser.find_element("id", "lj-static-note")
