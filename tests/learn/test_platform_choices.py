@@ -17,6 +17,7 @@ PKG = pathlib.Path(__file__).resolve().parents[2] / "latentjax"
 CONV = models.Config(arch="conv")
 MLP = models.Config(arch="mlp")
 BACKENDS = ("cpu", "gpu", "tpu")
+pytestmark = pytest.mark.accelerator  # on an accelerator, the defaults are that backend's choices
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -20,6 +20,7 @@ def sprites16():
     return images
 
 
+@pytest.mark.accelerator
 def test_step_compiles_once(sprites16, key):
     graphdef, st, tx = state.init(key, CFG, learning_rate=1e-3)
     traces = []
@@ -36,6 +37,7 @@ def test_step_compiles_once(sprites16, key):
     assert int(st.step) == 12 and np.isfinite(float(m["loss"]))
 
 
+@pytest.mark.accelerator
 def test_fit_learns_and_paths_agree(sprites16, key):
     runs = {
         mode: train.fit(key, CFG, sprites16, epochs=3, batch_size=64, progress=False, mode=mode)

@@ -117,6 +117,7 @@ def _dense_kl(y, p_dense):
     )
 
 
+@pytest.mark.accelerator
 def test_gradient_and_kl_equal_autodiff_of_dense_kl():
     x = _blobs(120)
     p = tsne.affinities(x, perplexity=8.0)
@@ -131,6 +132,7 @@ def test_gradient_and_kl_equal_autodiff_of_dense_kl():
 
 # Default grid (boxes of side <= 1) on a dense map; a sparser map needs finer boxes for 1 %
 # (openTSNE's default grid errs by about 4 % there, as ours).
+@pytest.mark.accelerator
 @pytest.mark.parametrize("n, scale, num_boxes", [(2000, 3.0, None), (3000, 8.0, 128)])
 def test_fft_repulsion_agrees_with_exact(n, scale, num_boxes):
     x = _blobs(n, seed=1)

@@ -38,6 +38,7 @@ def path(blobs):
     return transport.wasserstein_interpolate(blobs, transport.path_weights(5))
 
 
+@pytest.mark.accelerator
 def test_mass_sums_to_one(path):
     np.testing.assert_allclose(np.asarray(path.histogram).sum(axis=(1, 2)), 1.0, atol=1e-3)
     assert np.all(np.asarray(path.error) <= 1e-4)
@@ -51,6 +52,7 @@ def test_endpoints_match_inputs(path, blobs):
     assert np.abs(np.asarray(path.image[0]) - blobs[0]).sum() / blobs[0].sum() < 1e-2
 
 
+@pytest.mark.accelerator
 def test_translated_blob_moves_linearly(path, blobs):
     """The barycenter of two translated blobs is the blob halfway; its centre of mass moves
     linearly with the weight (what a pixel cross-fade also does, but with one blob, not two)."""
