@@ -179,6 +179,23 @@ def test_paths_and_edits_equal_move(browser, mlp_page):
         for k, v in d.items():
             assert r[method]["diagnostics"][k] == pytest.approx(float(v), rel=1e-3, abs=1e-5), (method, k)
     assert "server" in r["geodesic"]["unavailable"] and r["geodesic"]["images"] == []
+    # the page's strips: lerp and slerp drawn, the geodesic's heading says it needs the server
+    shown = call(
+        browser,
+        "explorer.state.waypoints = A[0].map((z) => ({xy: null, z}));"
+        "const go = document.getElementById('paths-go'); go.disabled = false; go.click();"
+        "while (!document.querySelector('[data-method=geodesic]'))"
+        " await new Promise((r) => setTimeout(r, 20));"
+        "return ['lerp', 'slerp', 'geodesic'].map((m) => [document.querySelector(`[data-method=${m}] h3`)"
+        ".textContent, document.querySelectorAll(`[data-method=${m}] img`).length]);",
+        [z0.tolist(), z1.tolist()],
+    )
+    assert shown[0] == ["lerp", 9] and shown[1] == ["slerp", 9]
+    assert "geodesics need the server" in shown[2][0] and shown[2][1] == 0
+    nb = call(browser, "return await B.neighbors({index: 7, k: 5});")
+    d = np.linalg.norm(session.latents.astype(np.float64) - session.latents[7], axis=1)
+    assert nb["indices"] == np.argsort(d, kind="stable")[:5].tolist()
+    np.testing.assert_allclose(nb["distances"], np.sort(d)[:5], atol=1e-6)
     edits = [{"kind": "class", "source": 0, "target": 2, "strength": 0.7}]
     e = call(browser, "return await B.edit({index: 5, edits: A[0]});", edits)
     v = move.class_vector(session.latents, session.labels, source=0, target=2)
