@@ -46,13 +46,13 @@ def serve(
       >>> serve("runs/vae", method="umap")  # doctest: +SKIP
       latentjax explore: serving runs/vae at http://127.0.0.1:8765/ (Ctrl-C stops)
     """
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise InputError(f"explore.serve: port must be an integer in [0, 65535], got {port!r}")
     if host not in LOOPBACK:
         warnings.warn(
             f"binding {host}: anyone who can reach this address can use the explorer (no authentication)",
             stacklevel=2,
         )
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InputError(f"explore.serve: port must be an integer in [0, 65535], got {port!r}")
     if session is None:
         session = load(run_dir, method=method, data_dir=data_dir, num_points=num_points)
     server = make_server(session, host=host, port=port)

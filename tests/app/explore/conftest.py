@@ -12,12 +12,12 @@ from latentjax.learn import models, train
 
 @pytest.fixture(scope="session")
 def explore_run(tmp_path_factory):
-    """A run folder: an MLP VAE (4-d latents) trained for one epoch on 2,000 sprites."""
-    ds = data.load("sprites", limit=2000)
+    """A run folder: an MLP VAE (4-d latents) trained for one epoch on 1,000 sprites."""
+    ds = data.load("sprites", limit=1000)
     cfg = models.Config(image_shape=tuple(ds.train_images.shape[1:]), latent_dim=4, hidden=64)
     run_dir = tmp_path_factory.mktemp("explore") / "run"
     train.fit(
-        jax.random.key(0), cfg, ds.train_images, epochs=1, batch_size=32, out_dir=run_dir,
+        jax.random.key(0), cfg, ds.train_images, epochs=1, batch_size=50, out_dir=run_dir,
         settings={"dataset": "sprites"},
     )  # fmt: skip
     return run_dir

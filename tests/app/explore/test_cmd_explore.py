@@ -1,0 +1,56 @@
+"""``latentjax explore RUN``: starts, prints its URL, serves the page and stops cleanly on Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from latentjax.app import cli
+
+
+def test_explore_serves_until_interrupted(explore_run, session):
+    t0 = time.perf_counter()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "latentjax.app.cli",
+        "explore",
+        str(explore_run),
+        "--method",
+        "pca",
+        "--n",
+        "400",
+    ]
+    proc = subprocess.Popen(
+        cmd + ["--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "serving" in line and "http://127.0.0.1:" in line, (
+            line,
+            proc.stderr.read() if proc.poll() else "",
+        )
+        url = line.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url, timeout=30) as r:
+            assert b"explore.js" in r.read()
+        with urllib.request.urlopen(url + "api/info", timeout=30) as r:
+            info = json.load(r)
+        print(f"start-up to a usable page: {time.perf_counter() - t0:.1f} s (cached map)")
+        assert info["num_points"] == 400 and info["method"] == "pca"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_explore_flags(explore_run, capsys):
+    args = cli._parser().parse_args(["explore", str(explore_run)])
+    assert (args.host, args.port, args.method, args.static) == ("127.0.0.1", 8765, "tsne", None)
+    assert cli.main(["explore", str(explore_run), "--method", "pca", "--n", "5"]) == 2
+    assert "error: explore.load: num_points=5" in capsys.readouterr().err
