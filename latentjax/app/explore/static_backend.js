@@ -1,20 +1,14 @@
-/* The explorer's backend without a server, for the self-contained page of `latentjax explore --static`.
+/* The explorer's backend without a server, for the page of `latentjax explore RUN --static out.html`.
 
-   `_static.py` embeds the run's data as JSON in <script type="application/json" id="lj-static-data">
-   (float arrays as base64 little-endian float32) and this file before explore.js; it defines
-   `window.LJStatic` (the maths, testable on its own) and `window.EXPLORE_BACKEND` (the object
-   explore.js talks to: the methods of its live backend, documented at the top of explore.js).
-
-   Decoding, in one of two modes (data.decoder.mode):
-   - "mlp": the MLP decoder's weights are embedded and its forward pass runs here, equal to
-     latentjax.learn.models.decode: dense layers with the run's activation (relu, swish, elu, gelu
-     in jax.nn.gelu's default tanh form), a dense output layer, sigmoid; any latent decodes.
-   - "grid": (conv or other decoders) the decodes of a G x G grid over the map were computed when
-     the page was written; a map position shows its nearest grid cell, and latents that are not on
-     the map (paths, edits) cannot be decoded in the page.
-   The 2-D -> latent inverse is explore/_inverse.py's: the inverse-distance-weighted mean of the
-   k nearest map points' latents, weights 1 / (d^2 + eps). Geodesics need the server.
-*/
+   _static.py embeds the run's data as JSON in <script type="application/json" id="lj-static-data">
+   (float arrays as base64 little-endian float32), then this file, then explore.js. This file defines
+   `LJStatic` (the maths) and `EXPLORE_BACKEND` (the methods of explore.js's live backend, see there).
+   Decoding (data.decoder.mode): "mlp": the decoder's weights are embedded and its forward pass runs
+   here, equal to models.decode (dense layers, the run's activation: relu, swish, elu or gelu in
+   jax.nn.gelu's default tanh form; a dense output layer; sigmoid); "grid": (conv and other decoders)
+   a map position shows the nearest of a grid of decodes computed when the page was written, and other
+   latents (paths, edits) need the server. The 2-D -> latent inverse is explore/_inverse.py's (the
+   inverse-distance-weighted mean of the k nearest map points' latents). Geodesics need the server. */
 (function (global) {
   "use strict";
 
@@ -66,15 +60,9 @@
      weights 1 / (d^2 + eps), eps = 1e-12 * extent^2 (extent: the map's larger side, 1 if 0); a
      position within sqrt(eps) of map points returns the mean of their latents. float64 throughout. */
   function mapExtent(points) {
-    const n = points.length / 2;
     const lo = [Infinity, Infinity];
     const hi = [-Infinity, -Infinity];
-    for (let i = 0; i < n; i++) {
-      for (let a = 0; a < 2; a++) {
-        lo[a] = Math.min(lo[a], points[2 * i + a]);
-        hi[a] = Math.max(hi[a], points[2 * i + a]);
-      }
-    }
+    points.forEach((v, i) => ((lo[i % 2] = Math.min(lo[i % 2], v)), (hi[i % 2] = Math.max(hi[i % 2], v))));
     return Math.max(hi[0] - lo[0], hi[1] - lo[1]) || 1;
   }
 
@@ -166,10 +154,7 @@
 
   /* move.path_diagnostics of decoded frames (arrays of equal length) and their latents. */
   function diagnostics(zs, frames) {
-    let latent = 0;
-    let decoded = 0;
-    let energy = 0;
-    let maxStep = 0;
+    let [latent, decoded, energy, maxStep] = [0, 0, 0, 0];
     for (let i = 1; i < zs.length; i++) {
       const dz = zs[i].map((v, j) => v - zs[i - 1][j]);
       latent += safeSqrt(dot(dz, dz));
@@ -206,8 +191,7 @@
     return z.map((x, i) => x + vs.reduce((s, v, j) => s + strengths[j] * v[i], 0));
   }
 
-  /* Images: float pixels (h*w*c, [0, 1]) or uint8 -> a PNG data URL through a canvas, rounded as
-     _session.to_uint8. */
+  /* Float pixels (h*w*c in [0, 1]) -> a canvas (scaled by an integer), 8-bit as _session.to_uint8. */
   function toCanvas(pixels, shape, scale) {
     const [h, w, c] = shape;
     const s = scale || 1;
@@ -216,7 +200,7 @@
     canvas.height = h * s;
     const ctx = canvas.getContext("2d");
     const img = ctx.createImageData(w * s, h * s);
-    const byte = (v) => (pixels instanceof Uint8ClampedArray ? v : Math.round(Math.min(Math.max(v, 0), 1) * 255));
+    const byte = (v) => Math.round(Math.min(Math.max(v, 0), 1) * 255);
     for (let y = 0; y < h * s; y++) {
       for (let x = 0; x < w * s; x++) {
         const src = (Math.floor(y / s) * w + Math.floor(x / s)) * c;
@@ -238,23 +222,19 @@
     });
   }
 
-  /* Cell i of a sprite sheet {url, cols, h, w} as a canvas (scaled by an integer factor). */
-  function spriteCell(sheet, im, i, scale) {
-    const s = scale || 1;
+  /* Cell i of a sprite sheet {url, cols, h, w} (im: its loaded image) as a canvas. */
+  function spriteCell(sheet, im, i) {
     const canvas = document.createElement("canvas");
-    canvas.width = sheet.w * s;
-    canvas.height = sheet.h * s;
-    const ctx = canvas.getContext("2d");
-    ctx.imageSmoothingEnabled = false;
-    const r = Math.floor(i / sheet.cols);
-    const c = i % sheet.cols;
-    ctx.drawImage(im, c * sheet.w, r * sheet.h, sheet.w, sheet.h, 0, 0, sheet.w * s, sheet.h * s);
+    canvas.width = sheet.w;
+    canvas.height = sheet.h;
+    const [r, c] = [Math.floor(i / sheet.cols), i % sheet.cols];
+    canvas.getContext("2d").drawImage(im, c * sheet.w, r * sheet.h, sheet.w, sheet.h, 0, 0, sheet.w, sheet.h);
     return canvas;
   }
 
-  function fail(message) {
+  const fail = (message) => {
     throw new Error(message);
-  }
+  };
 
   /* The backend object explore.js talks to, from the embedded data (see _static.py). Its methods take
      and return what the live server's endpoints do (explore/_api.py), with the same refusals where a
@@ -320,7 +300,6 @@
     }
 
     return {
-      static: true,
       mode,
       async info() {
         images.thumbs = await loadImage(data.thumbs.url);
@@ -346,12 +325,8 @@
             diagnostics: diagnostics(zs, px),
           };
         }
-        out.geodesic = {
-          z: [],
-          images: [],
-          diagnostics: {},
-          unavailable: "geodesics need the server: run latentjax explore on the run folder",
-        };
+        const unavailable = "geodesics need the server: run latentjax explore on the run folder";
+        out.geodesic = { z: [], images: [], diagnostics: {}, unavailable };
         return out;
       },
       async edit(payload) {
