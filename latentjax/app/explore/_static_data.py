@@ -26,7 +26,12 @@ GRID = 24
 
 
 def f32(x) -> str:
-    """Base64 of ``x`` as little-endian float32 (the layout JS's ``Float32Array`` reads)."""
+    """Base64 of ``x`` as little-endian float32 (the layout JS's ``Float32Array`` reads).
+
+    Examples:
+      >>> f32([1.0, -2.0])
+      'AACAPwAAAMA='
+    """
     return base64.b64encode(np.ascontiguousarray(x, dtype="<f4").tobytes()).decode("ascii")
 
 
@@ -38,10 +43,14 @@ def png_data_url(image: np.ndarray) -> str:
 
 
 def json_script(obj) -> str:
-    """JSON safe inside ``<script type="application/json">``: ``<``, ``>`` and ``&`` as unicode escapes.
+    r"""JSON safe inside ``<script type="application/json">``: ``<``, ``>`` and ``&`` as unicode escapes.
 
     Those characters only occur inside JSON strings, where the escapes mean the same characters, so
     ``JSON.parse`` reads the original text back and the HTML parser never sees ``</script>``.
+
+    Examples:
+      >>> json_script({"name": "</script>"})
+      '{"name":"\\u003c/script\\u003e"}'
     """
     text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
