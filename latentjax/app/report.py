@@ -6,6 +6,7 @@ import contextlib
 import html
 import os
 import pathlib
+import shlex
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -132,7 +133,9 @@ def write_html(
 ) -> pathlib.Path:
     """Writes the sections as one HTML page that refers to the figures by relative path.
 
-    Figures that do not exist are listed as missing instead of breaking the page.
+    Figures that do not exist are listed as missing instead of breaking the page. A report written
+    into a run folder (``config.json`` beside it, as ``latentjax demo`` does) ends with the command
+    that explores that run live (``latentjax explore``).
 
     Args:
         sections: the report's parts, in order.
@@ -182,6 +185,12 @@ def write_html(
                     f"<figure><img src='{html.escape(rel)}' alt='{html.escape(fig.caption)}'>"
                     f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>"
                 )
+    if (path.parent / "config.json").is_file():
+        command = f"latentjax explore {shlex.quote(str(path.parent))}"
+        parts.append(
+            f"<h2>Explore this run</h2><p>Decode anywhere on the map, draw paths and move attributes in "
+            f"your browser: <code>{html.escape(command)}</code> (then open the address it prints).</p>"
+        )
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

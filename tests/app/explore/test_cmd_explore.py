@@ -54,3 +54,15 @@ def test_explore_flags(explore_run, capsys):
     assert (args.host, args.port, args.method, args.static) == ("127.0.0.1", 8765, "tsne", None)
     assert cli.main(["explore", str(explore_run), "--method", "pca", "--n", "5"]) == 2
     assert "error: explore.load: num_points=5" in capsys.readouterr().err
+
+
+def test_a_run_folders_report_ends_with_the_explore_command(explore_run, tmp_path):
+    from latentjax.app import report
+
+    page = report.write_html(
+        [report.Section("Results")], explore_run / "report.html", title="demo"
+    ).read_text()
+    assert page.rstrip().endswith(
+        f"<code>latentjax explore {explore_run}</code> (then open the address it prints).</p>\n</body></html>"
+    )
+    assert "latentjax explore" not in report.write_html([], tmp_path / "r.html", title="t").read_text()
