@@ -32,14 +32,6 @@ POST = {
 }
 
 
-class HTTPError(Exception):
-    """An HTTP status with a message, raised inside a request and answered as JSON (internal)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
 def _reject_constant(name: str):
     raise InputError(f"explore.server: the request body holds {name}, which is not a JSON number")
 
@@ -74,28 +66,30 @@ def make_handler(session: _session.Session, *, quiet: bool = True) -> type:
         def _json(self, status: int, obj) -> None:
             self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json")
 
-        def _body(self):
+        def _fail(self, status: int, message: str) -> None:
+            self._json(status, {"error": message})
+
+        def _body(self) -> tuple[bool, object]:
+            """``(True, the parsed JSON)``, or ``(False, None)`` once 411 or 413 is answered."""
             length = self.headers.get("Content-Length")
             if length is None or not length.strip().isdigit():
                 self.close_connection = True
-                raise HTTPError(
-                    411, "explore.server: a POST needs a Content-Length header (a number of bytes)"
-                )
+                self._fail(411, "explore.server: a POST needs a Content-Length header (a number of bytes)")
+                return False, None
             n = int(length)
             if n > MAX_BODY:
                 self.close_connection = True  # the body is left unread
-                raise HTTPError(413, f"explore.server: the request body has {n} bytes, more than {MAX_BODY}")
+                self._fail(413, f"explore.server: the request body has {n} bytes, more than {MAX_BODY}")
+                return False, None
             raw = self.rfile.read(n)
             try:
-                return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+                return True, json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
             except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
                 raise InputError(f"explore.server: the request body is not valid JSON ({e})") from None
 
         def _run(self, fn) -> None:
             try:
                 fn()
-            except HTTPError as e:
-                self._json(e.status, {"error": str(e)})
             except InputError as e:
                 self._json(400, {"error": str(e).splitlines()[0] if str(e) else "bad request"})
             except (BrokenPipeError, ConnectionResetError):
@@ -115,17 +109,19 @@ def make_handler(session: _session.Session, *, quiet: bool = True) -> type:
                 query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
                 self._send(200, _api.thumb(session, query), "image/png")
             elif url.path in POST or url.path == "/api/strip":
-                raise HTTPError(405, f"explore.server: {url.path} takes POST, not {self.command}")
+                self._fail(405, f"explore.server: {url.path} takes POST, not {self.command}")
             else:
-                raise HTTPError(404, f"explore.server: no such path {url.path!r}")
+                self._fail(404, f"explore.server: no such path {url.path!r}")
 
         def _post(self) -> None:
             path = urllib.parse.urlsplit(self.path).path
             if path not in POST and path != "/api/strip":
                 if path in STATIC or path in ("/api/info", "/api/thumb"):
-                    raise HTTPError(405, f"explore.server: {path} takes GET, not POST")
-                raise HTTPError(404, f"explore.server: no such path {path!r}")
-            payload = self._body()
+                    return self._fail(405, f"explore.server: {path} takes GET, not POST")
+                return self._fail(404, f"explore.server: no such path {path!r}")
+            ok, payload = self._body()
+            if not ok:
+                return None
             if path == "/api/strip":
                 ctype, body = _api.strip(session, payload)
                 self._send(200, body, ctype)
@@ -142,10 +138,7 @@ def make_handler(session: _session.Session, *, quiet: bool = True) -> type:
             self._run(self._post)
 
         def _not_allowed(self):
-            def refuse():
-                raise HTTPError(405, f"explore.server: {self.command} is not allowed")
-
-            self._run(refuse)
+            self._run(lambda: self._fail(405, f"explore.server: {self.command} is not allowed"))
 
         do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
 
