@@ -15,6 +15,7 @@ timings mean something only on a quiet machine.
 """
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -86,14 +87,18 @@ SERVE = (
 )
 
 
-def start_server(run_dir, port, *, method, data_dir, num_points, timeout):
-    """``explore.serve`` in a subprocess; returns ``(process, seconds until /api/info answered, info)``."""
+def start_server(run_dir, port, *, method, data_dir, num_points, timeout, log):
+    """``explore.serve`` in a subprocess: ``(process, seconds until /api/info answered, info)``.
+
+    Its output goes to ``log``, a file: a pipe nobody reads could fill up and block the server.
+    """
     cmd = [sys.executable, "-c", SERVE, str(run_dir), str(port), method, str(data_dir or ""), str(num_points)]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     while time.perf_counter() - t0 < timeout:
         if proc.poll() is not None:
-            raise RuntimeError(f"the explorer exited with {proc.returncode}:\n{proc.stdout.read()}")
+            log.seek(0)
+            raise RuntimeError(f"the explorer exited with {proc.returncode}:\n{log.read()}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             status, body = request(conn, "GET", "/api/info")
@@ -170,10 +175,12 @@ def main(argv=None):
     n, warmup = (64, 8) if args.quick else (args.requests, args.warmup)
     dataset = args.dataset or ("sprites" if args.quick else "fashion_mnist")
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         run_dir = args.run or train_run(pathlib.Path(tmp) / "run", dataset, args.data_dir, quick=args.quick)
         load_before = os.getloadavg()
         port = free_port()
+        log = stack.enter_context(tempfile.TemporaryFile("w+"))
         proc, startup_s, info = start_server(
             run_dir,
             port,
@@ -181,6 +188,7 @@ def main(argv=None):
             data_dir=args.data_dir,
             num_points=200 if args.quick else args.num_points,
             timeout=300,
+            log=log,
         )
         try:
             bodies = decode_bodies(info, warmup + n, seed=0)
@@ -189,6 +197,9 @@ def main(argv=None):
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        if errors:
+            log.seek(0)
+            print("server output (last 2000 characters):\n" + log.read()[-2000:], file=sys.stderr)
         load_after = os.getloadavg()
 
     ms = latencies * 1e3
