@@ -21,13 +21,14 @@ _MIN_K_DIST_SCALE = 1e-3
 _CLIP = 4.0
 
 
-def smooth_knn_dist(distances, mean_all, *, target, n_neighbors, num_steps=64):
+def smooth_knn_dist(distances, mean_all, *, target, n_neighbors, num_steps=64, local_connectivity=1):
     """``(sigma, rho)`` for one point from its ``(k,)`` sorted neighbour distances (self excluded)."""
     dt = distances.dtype
     big = jnp.asarray(jnp.finfo(dt).max, dt)
     positive = distances > 0
-    # local_connectivity = 1: rho is the first non-zero distance (0 if all neighbours coincide).
-    rho = jnp.where(jnp.any(positive), distances[jnp.argmax(positive)], 0.0)
+    # local_connectivity = 1: rho is the first non-zero distance (0 if all neighbours coincide);
+    # 0 (umap-learn's transform, local_connectivity - 1): rho = 0.
+    rho = jnp.where(jnp.any(positive) & (local_connectivity >= 1), distances[jnp.argmax(positive)], 0.0)
 
     def psum(mid):
         d = distances - rho
@@ -53,12 +54,14 @@ def smooth_knn_dist(distances, mean_all, *, target, n_neighbors, num_steps=64):
     return jnp.maximum(sigma, floor), rho
 
 
-@functools.partial(jax.jit, static_argnames=("n_neighbors",))
-def memberships(distances, *, n_neighbors):
+@functools.partial(jax.jit, static_argnames=("n_neighbors", "local_connectivity"))
+def memberships(distances, *, n_neighbors, local_connectivity=1):
     mean_all = jnp.sum(distances) / (distances.shape[0] * n_neighbors)
     target = jnp.log2(jnp.asarray(n_neighbors, distances.dtype))
     sigma, rho = jax.vmap(
-        functools.partial(smooth_knn_dist, target=target, n_neighbors=n_neighbors),
+        functools.partial(
+            smooth_knn_dist, target=target, n_neighbors=n_neighbors, local_connectivity=local_connectivity
+        ),
         in_axes=(0, None),
     )(distances, mean_all)
     d = distances - rho[:, None]
