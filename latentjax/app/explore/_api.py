@@ -151,10 +151,10 @@ def decode(session: _session.Session, payload) -> dict:
     return {"z": z.tolist(), "images": [data_url(x) for x in images]}
 
 
-@functools.partial(jax.jit, static_argnames=("num_points", "num_steps"))
-def _geodesic(model, z0, z1, *, num_points: int, num_steps: int):
+@functools.partial(jax.jit, static_argnames=("num_points", "num_steps", "unroll"))
+def _geodesic(model, z0, z1, *, num_points: int, num_steps: int, unroll: int):
     decode = functools.partial(models.decode, model)
-    return move.geodesic(decode, z0, z1, num_points=num_points, num_steps=num_steps).points
+    return move.geodesic(decode, z0, z1, num_points=num_points, num_steps=num_steps, unroll=unroll).points
 
 
 @jax.jit
@@ -170,6 +170,8 @@ def path_latents(session: _session.Session, waypoints, *, num_points: int, geode
     """
     k = len(waypoints)
     total = (k - 1) * (num_points - 1) + 1
+    # convolutions in a rolled scan run ~30x slower on CPU (jax-ml/jax#12868): partly unrolled instead
+    unroll = 8 if session.config.arch == "conv" else 1
     ends = np.asarray(waypoints, np.float32)
     out = {m: np.asarray(move.path(ends, num_points=total, method=m)) for m in ("lerp", "slerp")}
     if geodesic_steps == 0:
@@ -178,7 +180,12 @@ def path_latents(session: _session.Session, waypoints, *, num_points: int, geode
         parts = [
             np.asarray(
                 _geodesic(
-                    session.model, ends[i], ends[i + 1], num_points=num_points, num_steps=geodesic_steps
+                    session.model,
+                    ends[i],
+                    ends[i + 1],
+                    num_points=num_points,
+                    num_steps=geodesic_steps,
+                    unroll=unroll,
                 )
             )
             for i in range(k - 1)
