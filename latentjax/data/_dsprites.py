@@ -168,9 +168,9 @@ class DSprites:
         """Factor indices drawn uniformly from the grid: int64 ``(num_samples, 5)``."""
         if int(num_samples) < 0:
             raise InputError(f"data.DSprites.sample_factors: num_samples must be >= 0, got {num_samples}")
-        sizes = np.asarray(self.factor_sizes)[None, :]
-        f = jax.random.randint(key, (int(num_samples), len(self.factor_sizes)), 0, sizes)
-        return np.asarray(f).astype(np.int64)
+        # Host-side draws seeded by the key's bits: no compilation per sample size.
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+        return rng.integers(0, self.factor_sizes, size=(int(num_samples), len(self.factor_sizes)))
 
     def sample_observations_from_factors(self, key: jax.Array, factors) -> np.ndarray:
         """The images of ``factors`` (`render`); ``key`` is unused: these images hold no noise.
