@@ -93,6 +93,21 @@ def torch_model(model, config):
     return net
 
 
+def weights_agree(model, net, images: np.ndarray) -> float:
+    """The largest difference between the peer's and latentjax's encoder outputs and decoder logits."""
+    import torch
+
+    x = models.to_float(images[:4])
+    z = jax.random.normal(jax.random.key(1), (len(x), model.config.latent_dim))
+    q = jax.vmap(models.encode, in_axes=(None, 0))(model, x)
+    logits = jax.vmap(models.decode_logits, in_axes=(None, 0))(model, z)
+    with torch.no_grad():
+        enc = net.encoder(torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())).numpy()
+        dec = net.decoder(torch.from_numpy(np.asarray(z))).numpy().transpose(0, 2, 3, 1)
+    ours = np.concatenate([q.mean, q.log_var], axis=1)
+    return float(max(np.abs(enc - ours).max(), np.abs(dec - np.asarray(logits)).max()))
+
+
 def pythae_loop_nll(net, images: np.ndarray, *, k: int, chunk: int, device: str) -> dict:
     """The loop of pythae's ``get_nll`` (per image, per chunk of samples), with these weights.
 
@@ -181,9 +196,9 @@ def main(argv=None) -> dict:
         versions["torch"] = torch.__version__
         device = "cuda" if torch.cuda.is_available() else "cpu"
         peer_n = min(args.peer_n, len(images))
-        peer = pythae_loop_nll(
-            torch_model(model, config), images[:peer_n], k=k, chunk=args.peer_chunk, device=device
-        )
+        net = torch_model(model, config)
+        max_abs_diff = weights_agree(model, net, images)  # the peer runs the same model
+        peer = pythae_loop_nll(net, images[:peer_n], k=k, chunk=args.peer_chunk, device=device)
         rows.append(
             {
                 "case": case,
@@ -196,6 +211,7 @@ def main(argv=None) -> dict:
                 "nll": float(-peer["log_px"].mean()),
                 "chunk_size": min(args.peer_chunk, k),
                 "device": device,
+                "outputs_max_abs_diff": max_abs_diff,
             }
         )
         rows[0]["nll_same_images"] = float(-ours["log_px"][:peer_n].mean())
