@@ -81,7 +81,7 @@ def _step(x, epoch, key, x_ref, graph, sigma, rho, gamma, learning_rate, negativ
     return x + alpha * move, epoch + 1
 
 
-@functools.partial(jax.jit, static_argnames=("num_steps", "negative_sample_rate"))
+@functools.partial(jax.jit, static_argnames=("negative_sample_rate",))
 def optimize(x0, key, x_ref, graph, sigma, rho, gamma, learning_rate, *, num_steps, negative_sample_rate):
     """``num_steps`` of ``_step`` in one ``fori_loop``: the queries' ``(m, d)`` inputs."""
 

@@ -141,7 +141,7 @@ def _step(carry, reference, cols, p, grid, hyper, *, method):
     return y, update, gains
 
 
-@functools.partial(jax.jit, static_argnames=("num_steps", "method"))
+@functools.partial(jax.jit, static_argnames=("method",))
 def descend(carry, reference, cols, p, grid, hyper, *, num_steps, method):
     """``num_steps`` of openTSNE's gradient descent on the new points only.
 

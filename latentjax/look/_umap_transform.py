@@ -97,7 +97,7 @@ def _step(y, epoch, key, reference, graph, a, b, gamma, learning_rate, negative_
     return y + alpha * move, epoch + 1
 
 
-@functools.partial(jax.jit, static_argnames=("num_steps", "negative_sample_rate"))
+@functools.partial(jax.jit, static_argnames=("negative_sample_rate",))
 def layout(y0, key, reference, graph, a, b, gamma, learning_rate, *, num_steps, negative_sample_rate):
     """``num_steps`` of ``_step`` in one ``fori_loop``: the new points' final ``(m, dim)`` positions."""
 
