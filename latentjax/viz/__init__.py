@@ -8,6 +8,13 @@ Images are checked by ``data.validate_images`` (uint8, or floats in [0, 1]). Cla
 
 from latentjax.viz._embedding import embedding_panels, scatter, spread_points  # noqa: F401
 from latentjax.viz._images import decoded_grid, image_grid, save_figure  # noqa: F401
-from latentjax.viz._paths import path_gif, path_strips, sensitivity_heatmap, strength_sweep, traversal_grid  # noqa: F401
+from latentjax.viz._paths import (  # noqa: F401
+    path_gif,
+    path_strips,
+    sensitivity_heatmap,
+    strength_sweep,
+    traversal_grid,
+    waypoint_titles,
+)
 from latentjax.viz._shapes import shape_code_map, shape_path_gif, shape_strip  # noqa: F401
 from latentjax.viz._transport import barycenter_square, transport_contrast  # noqa: F401

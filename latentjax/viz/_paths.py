@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -12,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import animation  # noqa: E402
 
+from latentjax.errors import InputError  # noqa: E402
 from latentjax.viz._images import _as_float, save_figure  # noqa: E402
 
 
@@ -221,6 +223,7 @@ def path_gif(
     boomerang: bool = True,
     scale: float = 2.0,
     title: str | None = None,
+    waypoint_names: Sequence[str] | None = None,
 ) -> pathlib.Path:
     """An animated GIF of decoded frames along a path (there and back by default).
 
@@ -233,6 +236,9 @@ def path_gif(
         boomerang: play the frames forwards then backwards (a seamless loop).
         scale: size of the longer side, in inches.
         title: optional title above the frames.
+        waypoint_names: names of the ``k`` points the path goes through (e.g. their classes), for
+            frames from ``move.path(points, num_points=n)`` (uniform over segments): each frame is
+            titled by its segment, ``"A -> B 40%"``, or by the point's name where it passes one.
 
     Returns:
         The path written.
@@ -244,12 +250,19 @@ def path_gif(
         >>> import tempfile
         >>> path_gif(np.zeros((3, 8, 8, 1)), pathlib.Path(tempfile.mkdtemp()) / "tour.gif").name
         'tour.gif'
+        >>> waypoint_titles(["shirt", "boot", "bag"], 5)
+        ['shirt', 'shirt -> boot 50%', 'boot', 'boot -> bag 50%', 'bag']
     """
     x = _as_float(frames, what="viz.path_gif: frames")
+    names = None if waypoint_names is None else waypoint_titles(waypoint_names, len(x))
+    if names is not None:
+        names = names + names[-2:0:-1] if boomerang and len(x) > 2 else names
     seq = np.concatenate([x, x[-2:0:-1]]) if boomerang and len(x) > 2 else x
     h, w = x.shape[1:3]
-    fig = plt.figure(figsize=(scale * w / max(h, w) + 0.1, scale * h / max(h, w) + (0.35 if title else 0.1)))
-    ax = fig.add_axes((0, 0, 1, 0.88 if title else 1))
+    head = (title is not None) + (names is not None)
+    # Frame titles at a readable size: the GIF is shown about 2-3 inches wide.
+    fig = plt.figure(figsize=(scale * w / max(h, w) + 0.1, scale * h / max(h, w) + 0.1 + 0.3 * head))
+    ax = fig.add_axes((0, 0, 1, 1 - 0.3 * head / fig.get_figheight()))
     ax.set_axis_off()
     gray = x.shape[-1] == 1
     img = ax.imshow(
@@ -260,15 +273,56 @@ def path_gif(
         interpolation="nearest",
     )
     if title:
-        fig.suptitle(title, fontsize=8)
+        fig.suptitle(title, fontsize=9)
+    label = None
+    if names is not None:
+        top = 1 - (0.3 if title else 0.0) / fig.get_figheight()
+        label = fig.text(0.5, top - 0.02, names[0], ha="center", va="top", fontsize=9)
 
     def update(i):
         img.set_data(seq[i][..., 0] if gray else seq[i])
-        return (img,)
+        if label is None:
+            return (img,)
+        label.set_text(names[i])
+        return img, label
 
-    anim = animation.FuncAnimation(fig, update, frames=len(seq), blit=True)
+    anim = animation.FuncAnimation(fig, update, frames=len(seq), blit=label is None)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     anim.save(str(path), writer=animation.PillowWriter(fps=fps))
     plt.close(fig)
     return path
+
+
+def waypoint_titles(names: Sequence[str], num_frames: int) -> list[str]:
+    """Titles of the frames of ``move.path`` through points named ``names`` (uniform over segments).
+
+    Args:
+        names: the ``k >= 2`` points' names, in path order.
+        num_frames: frames on the path (``num_points`` of ``move.path``).
+
+    Returns:
+        ``num_frames`` titles: a point's name where the path passes it, else ``"A -> B 40%"``
+        (the share of the way from A to B).
+
+    Raises:
+        InputError: fewer than two names or frames.
+
+    Examples:
+        >>> waypoint_titles(["a", "b"], 4)
+        ['a', 'a -> b 33%', 'a -> b 67%', 'b']
+    """
+    names = [str(n) for n in names]
+    if len(names) < 2 or num_frames < 2:
+        raise InputError(
+            f"viz.waypoint_titles: names and num_frames must be >= 2, got {len(names)} and {num_frames}"
+        )
+    out = []
+    for s in np.linspace(0.0, len(names) - 1.0, num_frames):
+        k = min(int(np.floor(s + 1e-6)), len(names) - 2)
+        frac = s - k
+        if abs(frac) < 1e-6 or abs(frac - 1) < 1e-6:
+            out.append(names[int(round(s))])
+        else:
+            out.append(f"{names[k]} -> {names[k + 1]} {frac:.0%}")
+    return out

@@ -83,7 +83,7 @@ def shape_strip(
         if i < len(images):
             ax.imshow(np.clip(images[i], 0, 1))
             if titles is not None:
-                ax.set_title(titles[i], fontsize=8)
+                ax.set_title(titles[i], fontsize=10)
     return save_figure(fig, path, dpi=100)
 
 
@@ -97,6 +97,7 @@ def shape_path_gif(
     label_names: Sequence[str] | None = None,
     fps: int = 8,
     title: str = "shape codes",
+    frame_titles: Sequence[str] | None = None,
 ) -> pathlib.Path:
     """GIF: the code map with a point moving along a path, beside the shape rendered there.
 
@@ -109,6 +110,7 @@ def shape_path_gif(
         label_names: legend names indexed by label.
         fps: frames per second.
         title: map title.
+        frame_titles: optional title of each rendering (e.g. its nearest training shape).
 
     Returns:
         The path written.
@@ -127,15 +129,20 @@ def shape_path_gif(
     (dot,) = ax_map.plot(*path_xy[0], "ko", ms=9, mfc="yellow")
     ax_img.axis("off")
     im = ax_img.imshow(frames[0])
+    head = ax_img.set_title(frame_titles[0] if frame_titles is not None else "", fontsize=10)
     fig.tight_layout()
 
     def update(i):
         dot.set_data([path_xy[i, 0]], [path_xy[i, 1]])
         im.set_data(frames[i])
-        return dot, im
+        if frame_titles is not None:
+            head.set_text(frame_titles[i])
+        return dot, im, head
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    FuncAnimation(fig, update, frames=len(frames), blit=True).save(path, writer=PillowWriter(fps=fps), dpi=80)
+    FuncAnimation(fig, update, frames=len(frames), blit=frame_titles is None).save(
+        path, writer=PillowWriter(fps=fps), dpi=80
+    )
     plt.close(fig)
     return path

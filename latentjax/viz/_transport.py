@@ -73,17 +73,17 @@ def transport_contrast(
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([] if col_labels is None else [j * (w + gap) + w / 2 for j in range(cols)])
     if col_labels is not None:
-        ax.set_xticklabels([str(c) for c in col_labels], fontsize=8)
+        ax.set_xticklabels([str(c) for c in col_labels], fontsize=9)
     ax.set_yticks([i * (h + gap) + h / 2 for i in range(len(names))])
-    ax.set_yticklabels(names, fontsize=8)
+    ax.set_yticklabels(names, fontsize=9)
     ax.tick_params(length=2)
     if axis_labels is not None:
-        ax.set_xlabel(axis_labels[0], fontsize=9)
-        ax.set_ylabel(axis_labels[1], fontsize=9)
+        ax.set_xlabel(axis_labels[0], fontsize=10)
+        ax.set_ylabel(axis_labels[1], fontsize=10)
     for spine in ax.spines.values():
         spine.set_visible(False)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
     return save_figure(fig, path)
 
 

@@ -124,10 +124,23 @@ def test_latent_captions_match_paths_vector_and_factors(demo):
 
 
 def test_sections_walk_the_same_pair_and_speak_proper_english(demo):
-    _, cap, _, _ = demo
+    _, cap, page, _ = demo
     pair = re.search(r"Paths from (an? .+?) to (an? .+?):", cap["latent_paths.png"]).groups()
     assert f"from {pair[0]} to {pair[1]} (the latent section's pair)" in cap["transport_contrast.png"]
     for file, caption in cap.items():
         assert not re.search(r"\ba [aeiouAEIOU]", caption), (file, caption)
         assert not re.search(r"\ban [b-df-hj-np-tv-zB-DF-HJ-NP-TV-Z]", caption), (file, caption)
-    assert "chair -> table -> sofa" not in cap["shapes_path.gif"]
+    assert "shapes_path.gif" not in cap  # the shapes section is left out of --quick, and says so
+    assert "Left out of --quick" in page
+
+
+def test_transport_caption_states_the_measured_stripes(demo):
+    m, cap, _, _ = demo
+    t, c = m["sections"]["transport"], cap["transport_contrast.png"]
+    r_in, r_w, r_d = (
+        t[f"ripple inside the {k}"] for k in ("inputs", "Wasserstein frames", "displacement frames")
+    )
+    assert f"ripple {r_w:.2f} (Wasserstein) and {r_d:.2f} (displacement) against {r_in:.2f}" in c, c
+    assert ("POT's" in c) == (r_w > 1.5 * r_in) and ("gaps between the moved pixels" in c) == (
+        r_d > 1.5 * r_in
+    )
