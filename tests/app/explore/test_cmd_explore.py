@@ -25,8 +25,14 @@ def test_explore_serves_until_interrupted(explore_run, session):
         "--n",
         "400",
     ]
+    # a shell's background job starts with SIGINT ignored, and Python keeps it so: restore Ctrl-C
     proc = subprocess.Popen(
-        cmd + ["--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        cmd + ["--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         line = proc.stdout.readline()
