@@ -30,6 +30,7 @@ a table is printed at the end. ``--quick`` runs every step at tiny sizes on CPU 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import pathlib
@@ -205,20 +206,27 @@ def step_barycenter(ctx) -> list:
 
 
 def step_nll(ctx) -> list:
+    """The test NLL by ``likelihood.log_likelihood``: k = 5,000 on 10,000 images.
+
+    Beside it, when PyTorch is installed, pythae's per-example loop (``benchmarks/nll.py``) on the
+    first 20 images, on the GPU when PyTorch has CUDA.
+    """
     import nll
 
     from latentjax.learn import models
 
-    n, k = (8, 50) if ctx.quick else (10_000, 5000)
+    n, k, peer_n = (8, 50, 3) if ctx.quick else (10_000, 5000, 20)
     images, source = nll.test_images(n, ctx.data_dir)
     model = models.create(jax.random.key(0), nll.BURDA)
     gpu = jax.default_backend() != "cpu"
     chunk, batch = (1000, 64) if gpu else (500, 16)
     res = nll.latentjax_nll(model, images, k=k, chunk_size=min(chunk, k), batch_size=batch)
-    return [
+    case = f"nll_k{k}_n{n}"
+    rows = [
         {
-            "case": f"nll_k{k}_n{n}",
+            "case": case,
             "impl": "latentjax",
+            "n": n,
             "seconds": res["seconds"],
             "compile_s": res["compile_s"],
             "images_per_s": n / res["seconds"],
@@ -227,6 +235,25 @@ def step_nll(ctx) -> list:
             "input": source,
         }
     ]
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        net = nll.torch_model(model, nll.BURDA)
+        peer = nll.pythae_loop_nll(net, images[:peer_n], k=k, chunk=min(100, k), device=device)
+        rows.append(
+            {
+                "case": case,
+                "impl": "pytorch_loop",
+                "n": peer_n,
+                "seconds": peer["seconds"],
+                "images_per_s": peer_n / peer["seconds"],
+                "nll": float(-peer["log_px"].mean()),
+                "device": device,
+            }
+        )
+        rows[0]["images_per_s_vs_pytorch_loop"] = rows[0]["images_per_s"] / rows[1]["images_per_s"]
+    return rows
 
 
 def step_burda(ctx) -> list:
@@ -341,10 +368,10 @@ def print_table(result: dict) -> None:
     print(f"{'step':<12}{'status':<9}{'seconds':>9}  detail")
     for s in result["steps"]:
         print(f"{s['step']:<12}{s['status']:<9}{s['seconds']:>9.1f}  {s.get('error') or ''}")
-    print(f"\n{'case':<24}{'result':>22}  {'target':<26}met")
+    print(f"\n{'case':<24}{'impl':<14}{'result':>22}  {'target':<26}met")
     for r in result["rows"]:
         target = r.get("target", "")
-        print(f"{r['case']:<24}{_headline(r):>22}  {target:<26}{r.get('met', '')}")
+        print(f"{r['case']:<24}{r['impl']:<14}{_headline(r):>22}  {target:<26}{r.get('met', '')}")
     print(f"device: {result['device']}; versions: {result['versions']}")
 
 
