@@ -8,6 +8,7 @@ from scipy.spatial.distance import cdist
 
 from latentjax.app.sections import _shape_measures, shapes
 from latentjax.errors import InputError
+from latentjax.shapes import furniture
 
 
 def _chamfer(a, b):  # DeepSDF's definition, by brute force
@@ -44,3 +45,11 @@ def test_tiny_walk_names_every_frame():
     assert np.all(
         walk.nearest.chamfer[found] <= np.where(np.isfinite(walk.own), walk.own, np.inf)[found] + 1e-12
     )
+    # The captions quote the measures and their verdict (recognisable: below the within-class median).
+    sec = shapes._report(walk, "shapes_path.gif", "shapes_path.png", 1.0)
+    ok = int(np.sum(walk.nearest.chamfer < walk.within))
+    verdict = "every frame" if ok == 3 else "no frame" if ok == 0 else f"{ok} of 3 frames"
+    assert verdict in sec.figures[1].caption and f"{walk.within:.4f}" in sec.figures[1].caption
+    assert sec.table["frames recognisable (nearest Chamfer < within-class median)"] == ok
+    names = sec.table["nearest class per frame"].split()
+    assert names == [furniture.CLASSES[walk.labels[j]] if j >= 0 else "-" for j in walk.nearest.index]
