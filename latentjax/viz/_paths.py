@@ -195,10 +195,12 @@ def sensitivity_heatmap(
         'sens.png'
     """
     c = np.asarray(correlation, np.float64)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * c.shape[1], 0.8 + 0.32 * c.shape[0]))
+    fig, ax = plt.subplots(figsize=(1.4 + 0.8 * c.shape[1], 1.0 + 0.36 * c.shape[0]))
     im = ax.imshow(c, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(c.shape[1]), list(factor_names), fontsize=8, rotation=30)
-    ax.set_yticks(range(c.shape[0]), [f"z{i}" for i in range(c.shape[0])], fontsize=8)
+    ax.set_xticks(range(c.shape[1]), list(factor_names), fontsize=9, rotation=30, ha="right")
+    ax.set_yticks(range(c.shape[0]), [f"z{i}" for i in range(c.shape[0])], fontsize=9)
+    ax.set_xlabel("factor", fontsize=9)
+    ax.set_ylabel("latent dimension", fontsize=9)
     for i in range(c.shape[0]):
         for j in range(c.shape[1]):
             ax.text(
@@ -207,10 +209,10 @@ def sensitivity_heatmap(
                 f"{c[i, j]:.2f}",
                 ha="center",
                 va="center",
-                fontsize=6,
+                fontsize=8,
                 color="black" if c[i, j] > 0.5 else "white",
             )
-    fig.colorbar(im, ax=ax, fraction=0.05)
+    fig.colorbar(im, ax=ax, fraction=0.05).set_label("|correlation|", fontsize=9)
     ax.set_title(title or "|correlation| latent dim vs factor", fontsize=9)
     return save_figure(fig, path)
 
