@@ -78,14 +78,13 @@ def boost(
                 1, 0, 2
             )
 
-            def hist(v, seg=seg, m=m):  # (n, k) -> (k, m, d, nb)
-                rep = jnp.broadcast_to(v.T[:, :, None], (k, n, d)).reshape(k, -1)
-                return jax.vmap(lambda a, s: jax.ops.segment_sum(a, s, num_segments=m * d * nb))(
-                    rep, seg.reshape(k, -1)
-                ).reshape(k, m, d, nb)
-
-            cnt = hist(jnp.ones((n, k), jnp.float32))
-            s_all, c_all = hist(r), cnt  # per class, node, code and bin
+            # Per class, node, code and bin: sums of residuals and counts, in one scatter-add.
+            v = jnp.stack([r, jnp.ones_like(r)], axis=2)  # (n, k, 2)
+            rep = jnp.broadcast_to(v.transpose(1, 0, 2)[:, :, None, :], (k, n, d, 2)).reshape(k, n * d, 2)
+            hist = jax.vmap(lambda a, sg, m=m: jax.ops.segment_sum(a, sg, num_segments=m * d * nb))(
+                rep, seg.reshape(k, -1)
+            ).reshape(k, m, d, nb, 2)
+            s_all, c_all = hist[..., 0], hist[..., 1]
             s_left, n_left = jnp.cumsum(s_all, axis=3)[..., :-1], jnp.cumsum(c_all, axis=3)[..., :-1]
             tot, n_tot = (
                 s_all[:, :, :1, :].sum(axis=3, keepdims=True),

@@ -5,8 +5,10 @@ Public through ``look.disentanglement``; each takes batches of codes whose facto
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
@@ -141,12 +143,20 @@ def factor_vae(
             raise InputError(
                 f"{where}: codes{suffix} has {c.shape[2]} codes but global_variances {gv.shape[0]}"
             )
-        ratio = np.where(active[None, :], c.var(axis=1, ddof=1) / np.where(active, gv, 1.0)[None, :], np.inf)
-        v = np.zeros((k, c.shape[2]), np.int64)
-        np.add.at(v, (f, np.argmin(ratio, axis=1)), 1)
-        votes.append(v)
+        votes.append(
+            np.asarray(_votes(jnp.asarray(c), jnp.asarray(f), jnp.asarray(gv), active, num_factors=k))
+        )
     if not active.any():
         return FactorVAEScore(0.0, 0.0, 0)
     assign = np.argmax(votes[0], axis=0)
     acc = [float(v[assign, np.arange(v.shape[1])].sum() / v.sum()) for v in votes]
     return FactorVAEScore(acc[0], acc[1], int(active.sum()))
+
+
+@functools.partial(jax.jit, static_argnames="num_factors")
+def _votes(codes: jax.Array, fixed: jax.Array, gv: jax.Array, active, *, num_factors: int) -> jax.Array:
+    """Votes ``(num_factors, d)``: the least-varying active code of each batch votes for its factor."""
+    ratio = jnp.where(
+        active[None, :], codes.var(axis=1, ddof=1) / jnp.where(active, gv, 1.0)[None, :], jnp.inf
+    )
+    return jnp.zeros((num_factors, codes.shape[2]), jnp.int32).at[fixed, jnp.argmin(ratio, axis=1)].add(1)

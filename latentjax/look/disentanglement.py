@@ -5,7 +5,8 @@ Two levels. Functions on given codes ``(n, d)`` and integer factors ``(n, k)`` (
 ``*_score(key, data, represent)`` that run disentanglement_lib's protocol on a ground-truth set
 (`data.DSprites`, or anything with ``factor_sizes``, ``sample_factors(key, n)`` and
 ``sample_observations_from_factors(key, factors)``) and a representation function (images ->
-codes ``(n, d)``, e.g. a model's posterior mean), with its defaults: 10,000 training and 5,000
+codes ``(n, d)``, e.g. posterior means: ``functools.partial(models.encode_images, model)``, which
+takes the set's ``uint8`` images as they come), with its defaults: 10,000 training and 5,000
 evaluation points, 20-bin histograms, batches of 64 for the beta-VAE and FactorVAE scores, the
 FactorVAE pruning threshold 0.05 (its ``unsupervised_study_v1`` configs).
 
