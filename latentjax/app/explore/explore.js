@@ -54,7 +54,7 @@ const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253
 
 const explorer = {
   ready: false, info: null, view: null, decodes: 0, lastError: null,
-  state: {xy: null, base: null, z: null, waypoints: [], colourBy: "class", hidden: new Set(),
+  state: {xy: null, base: null, z: null, dragging: false, waypoints: [], colourBy: "class", hidden: new Set(),
     classEdit: {source: 0, target: 1, strength: 0}, factorStrengths: {}, strips: null},
 };
 window.explorer = explorer;
@@ -200,6 +200,7 @@ const select = latestOnly(async (req) => {
   }
   show(r.z[0], r.images[0]);
   setStatus("");
+  if (!explorer.state.dragging) refreshNeighbors();  // after a drag: once, where it ended
 });
 
 const reEdit = latestOnly(async () => {
@@ -215,6 +216,7 @@ const decodeZ = latestOnly(async (z) => {
   const r = await explorer.backend.decode({z: [z]});
   show(r.z[0], r.images[0]);
   setStatus("");
+  refreshNeighbors();
 });
 
 const refreshNeighbors = latestOnly(async () => {
@@ -309,18 +311,17 @@ function buildControls() {
 function buildMap() {
   const canvas = $("map"), s = explorer.state;
   explorer.view = makeView(explorer.info.points, canvas.width, canvas.height);
-  let dragging = false;
   const at = (e) => toMap(e.offsetX, e.offsetY);
   canvas.addEventListener("mousedown", (e) => {
     const xy = at(e);
     if (e.shiftKey) { addWaypoint({xy, z: null}); return; }
-    dragging = true; s.xy = xy; redraw(); select({xy});
+    s.dragging = true; s.xy = xy; redraw(); select({xy});
   });
   canvas.addEventListener("mousemove", (e) => {
-    if (dragging) { s.xy = at(e); redraw(); select({xy: s.xy}); $("hover").hidden = true; return; }
+    if (s.dragging) { s.xy = at(e); redraw(); select({xy: s.xy}); $("hover").hidden = true; return; }
     hover(e.offsetX, e.offsetY);
   });
-  const stop = () => { if (dragging) { dragging = false; refreshNeighbors(); } };
+  const stop = () => { if (s.dragging) { s.dragging = false; refreshNeighbors(); } };
   canvas.addEventListener("mouseup", stop);
   canvas.addEventListener("mouseleave", () => { stop(); $("hover").hidden = true; });
   drawPoints();

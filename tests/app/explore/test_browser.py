@@ -32,6 +32,8 @@ const g = c.getContext("2d"); g.drawImage(img, 0, 0);
 return Array.from(g.getImageData(0, 0, c.width, c.height).data);
 """
 
+NEIGHBOR_TITLES = "return Array.from(document.querySelectorAll('#neighbors figure'), (f) => f.title);"
+
 
 @pytest.fixture(scope="module")
 def driver():
@@ -92,6 +94,10 @@ def test_clicks_show_the_decode_of_the_inverse_mapped_latent(driver, server, ses
         h, w, c = want.shape
         shown = np.asarray(driver.execute_script(READ_PIXELS), np.float64).reshape(h, w, 4)[..., :c] / 255
         assert np.max(np.abs(shown - want)) <= 1 / 255 + 1e-6
+    # the nearest test latents of the selection are listed, nearest first
+    z = np.asarray(driver.execute_script("return window.explorer.state.z"))
+    want = [f"test image {i}" for i in np.argsort(np.linalg.norm(session.latents - z, axis=1))[:8]]
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(NEIGHBOR_TITLES) == want)
 
 
 def test_dragging_decodes_along_the_way(driver, server):
