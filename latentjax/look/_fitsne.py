@@ -151,10 +151,10 @@ def _pieces_traced(rows, cols, vals, n, width):
 def forces(
     y: jax.Array, graph: Pieces, exaggeration, *, method: str, num_boxes: int | tuple[int, ...] | None
 ) -> tuple[jax.Array, jax.Array]:
-    """``(gradient (n, 2), Z)`` of t-SNE (without the factor 4): the one place the repulsion is chosen.
+    """``(gradient (n, e), Z)`` of t-SNE (without the factor 4): the one place the repulsion is chosen.
 
     Args:
-      y: ``(n, 2)`` embedding.
+      y: ``(n, e)`` embedding (``e = 2`` for ``"fft"``).
       graph: ``P`` as ``Pieces``.
       exaggeration: multiplies the attraction.
       method: ``"fft"`` or ``"exact"``.
@@ -204,13 +204,11 @@ def grid_choice(y: jax.Array, grids: tuple[int, ...]) -> jax.Array:
 
 
 def _attraction(y, graph):
-    """``sum_j p_ij q_ij^u (y_i - y_j)`` with ``q^u = 1 / (1 + d^2)``: (n, 2)."""
-    y0, y1 = y[:, 0], y[:, 1]
+    """``sum_j p_ij q_ij^u (y_i - y_j)`` with ``q^u = 1 / (1 + d^2)``: (n, e)."""
     # Coordinates as separate vectors: XLA:CPU gathers scalars much faster than 2-vectors.
-    dx = y0[graph.owner][:, None] - y0[graph.cols]
-    dy = y1[graph.owner][:, None] - y1[graph.cols]
-    w = graph.weights / (1.0 + dx * dx + dy * dy)
-    f = jnp.stack([jnp.sum(w * dx, axis=1), jnp.sum(w * dy, axis=1)], axis=1)
+    diff = [y[:, c][graph.owner][:, None] - y[:, c][graph.cols] for c in range(y.shape[1])]
+    w = graph.weights / (1.0 + sum(d * d for d in diff))
+    f = jnp.stack([jnp.sum(w * d, axis=1) for d in diff], axis=1)
     return jax.ops.segment_sum(f, graph.owner, num_segments=y.shape[0], indices_are_sorted=True)
 
 
@@ -268,11 +266,14 @@ def _descend(moving, graph, *hyper, method, num_boxes, length):
     return jax.lax.fori_loop(0, length, body, moving)
 
 
-def run(moving, graph, hyper, *, num_steps, method, chunk_size, min_num_intervals, ints_in_interval):
+def run(
+    moving, graph, hyper, *, num_steps, method, chunk_size, min_num_intervals, ints_in_interval, callback=None
+):
     """``num_steps`` of ``update`` on device, in ``fori_loop`` chunks of ``chunk_size`` steps.
 
     Before each chunk the FFT grid is sized (``num_boxes``) for the extent expected at the chunk's
-    end: the embedding grows as in the last chunk, by at most ``MAX_GROWTH``.
+    end: the embedding grows as in the last chunk, by at most ``MAX_GROWTH``. ``callback(moving)``,
+    if given, runs on the host after each chunk (progress); the device loop is the same without it.
     """
     done, prev_extent = 0, None
     while done < num_steps:
@@ -288,6 +289,8 @@ def run(moving, graph, hyper, *, num_steps, method, chunk_size, min_num_interval
             prev_extent = extent
         moving = _descend(moving, graph, *hyper, method=method, num_boxes=boxes, length=length)
         done += length
+        if callback is not None:
+            callback(moving)
     return moving
 
 

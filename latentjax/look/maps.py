@@ -32,6 +32,7 @@ def fit_tsne(
     learning_rate: float | str = "auto",
     method: str = "fft",
     initialization: str = "pca",
+    progress=False,
 ) -> TSNEMap:
     """``tsne.embed`` of ``x``, kept with its inputs as a map that new points can be placed into.
 
@@ -44,6 +45,7 @@ def fit_tsne(
       learning_rate: as ``tsne.embed``.
       method: as ``tsne.embed``.
       initialization: as ``tsne.embed``.
+      progress: as ``tsne.embed`` (the KL divergence every 50 steps); off by default.
 
     Returns:
       ``TSNEMap(x, embedding)``; ``embedding`` equals ``tsne.embed``'s for the same arguments.
@@ -59,7 +61,7 @@ def fit_tsne(
     x = _checks.array(x, "x", where="look.maps.fit_tsne", ndim=2)
     x = jnp.asarray(x, float_dtype(x.dtype))
     hyper = {"perplexity": perplexity, "num_steps": num_steps, "learning_rate": learning_rate}
-    hyper |= {"early_exaggeration_steps": early_exaggeration_steps, "method": method}
+    hyper |= {"early_exaggeration_steps": early_exaggeration_steps, "method": method, "progress": progress}
     return TSNEMap(x, tsne.embed(key, x, initialization=initialization, **hyper))
 
 
@@ -74,6 +76,9 @@ def fit_umap(
     num_components: int = 2,
     negative_sample_rate: int = 5,
     initialization: str = "spectral",
+    labels: ArrayLike | None = None,
+    target_weight: float = 0.5,
+    progress=False,
 ) -> UMAPMap:
     """``umap.embed`` of ``x``, kept with its inputs and calibration as a map.
 
@@ -87,6 +92,9 @@ def fit_umap(
       num_components: as ``umap.embed``.
       negative_sample_rate: as ``umap.embed``.
       initialization: as ``umap.embed``.
+      labels: as ``umap.embed`` (supervised UMAP; ``transform`` then places unlabelled points).
+      target_weight: as ``umap.embed``.
+      progress: as ``umap.embed`` (a bar over the epochs); off by default.
 
     Returns:
       ``UMAPMap``; its ``embedding`` equals ``umap.embed``'s for the same arguments.
@@ -116,10 +124,13 @@ def fit_umap(
         order = jnp.argsort(dist, axis=1, stable=True)
         idx, dist = jnp.take_along_axis(idx, order, 1), jnp.take_along_axis(dist, order, 1)
     graph = umap.fuzzy_graph_from_knn(idx, dist, n_neighbors=n_neighbors)
+    if labels is not None:
+        graph = umap.supervise(graph, umap._labels(labels, n, where), target_weight=target_weight)
     cal = umap.calibrate(dist, n_neighbors=n_neighbors)
     k_init, k_opt = jax.random.split(key)
     y0 = umap.initialize(k_init, graph, num_components=num_components, method=initialization, x=x)
-    y = umap.optimize(k_opt, graph, y0, num_steps=steps, a=a, b=b, negative_sample_rate=negative_sample_rate)
+    hyper = {"a": a, "b": b, "negative_sample_rate": negative_sample_rate, "progress": progress}
+    y = umap.optimize(k_opt, graph, y0, num_steps=steps, **hyper)
     return UMAPMap(xa, y.embedding, cal.sigma, cal.rho, a, b, n_neighbors, num_steps)
 
 

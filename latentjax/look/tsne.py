@@ -1,7 +1,9 @@
 """t-SNE: ``affinities`` -> ``initialize`` -> ``optimize`` (``init``, then ``step`` on device).
 
 ``embed`` runs them all. ``calibrate`` and ``affinities`` live in ``_tsne_affinities``; the device
-kernels in ``_fitsne`` (FIt-SNE's FFT-interpolated repulsion in ``_fitsne_grid``).
+kernels in ``_fitsne`` (FIt-SNE's FFT-interpolated repulsion in ``_fitsne_grid``); ``kl_divergence``
+and the progress report in ``_tsne_kl``. Maps of any dimension use the exact repulsion; the FFT
+grid is 2-D (as openTSNE's).
 
 dtypes: every function keeps its input's float dtype (float64 stays float64 when JAX's x64 is
 enabled; integers and float16 become float32).
@@ -15,20 +17,21 @@ from jax.typing import ArrayLike
 
 from latentjax import _checks
 from latentjax.errors import InputError
-from latentjax.look import _fitsne, neighbors, pca
+from latentjax.look import _fitsne, _tsne_kl, neighbors, pca
 from latentjax.look._dimred_args import float_dtype, positive
 from latentjax.look._tsne_affinities import _affinities
 from latentjax.look._tsne_affinities import affinities as affinities
 from latentjax.look._tsne_affinities import calibrate as calibrate
+from latentjax.look._tsne_kl import kl_divergence as kl_divergence
 
 
 class State(NamedTuple):
     """The state of t-SNE's gradient descent (``init``, ``step``, ``optimize``).
 
     Attributes:
-      embedding: ``(n, 2)`` current positions (zero mean).
-      update: ``(n, 2)`` last step, for momentum.
-      gains: ``(n, 2)`` per-coordinate delta-bar-delta gains.
+      embedding: ``(n, e)`` current positions (zero mean).
+      update: ``(n, e)`` last step, for momentum.
+      gains: ``(n, e)`` per-coordinate delta-bar-delta gains.
       step: scalar int32, steps done.
       graph: ``P`` laid out for the attraction by ``init`` (openTSNE's embedding carries it too).
 
@@ -118,7 +121,7 @@ def gradient(
     Jittable, also with ``affinities`` as an argument of the ``jit`` (then laid out on device).
 
     Args:
-      y: ``(n, 2)`` embedding.
+      y: ``(n, e)`` embedding (``e = 2`` for ``"fft"``).
       affinities: ``P`` from ``affinities``, on ``n`` points.
       exaggeration: multiplies the attraction (may be traced).
       method: ``"exact"`` or ``"fft"``.
@@ -128,7 +131,7 @@ def gradient(
         jitted and eager gradients agree.
 
     Returns:
-      ``(gradient (n, 2), Z)`` in ``y``'s float dtype.
+      ``(gradient (n, e), Z)`` in ``y``'s float dtype.
 
     Raises:
       InputError: ``y`` not 2-D or (when concrete) with NaN/inf; ``affinities`` not a
@@ -169,7 +172,7 @@ def init(affinities: neighbors.Graph, y0: ArrayLike) -> State:
 
     Args:
       affinities: ``P`` from ``affinities``.
-      y0: ``(n, 2)`` initial embedding (``initialize``), finite.
+      y0: ``(n, e)`` initial embedding (``initialize``), finite.
 
     Returns:
       The ``State`` at step 0, in ``y0``'s float dtype.
@@ -246,6 +249,7 @@ def optimize(
     min_num_intervals: int = 50,
     ints_in_interval: float = 1.0,
     state: State | None = None,
+    progress=False,
 ) -> State:
     """Run t-SNE's gradient descent: early exaggeration, then the normal phase.
 
@@ -254,7 +258,7 @@ def optimize(
 
     Args:
       affinities: ``P`` from ``affinities``.
-      y0: ``(n, 2)`` initial embedding (``initialize``).
+      y0: ``(n, e)`` initial embedding (``initialize``).
       num_steps: all steps, early ones included (openTSNE's ``n_iter + early_exaggeration_iter``).
       early_exaggeration_steps: the first phase's steps (openTSNE's ``early_exaggeration_iter``).
       early_exaggeration: attraction factor of the first phase.
@@ -270,9 +274,12 @@ def optimize(
       min_num_intervals: least FFT grid boxes per side (openTSNE's default).
       ints_in_interval: embedding units per box (openTSNE's default).
       state: continue from this ``State`` (graph, gains, momentum) instead of ``init(affinities, y0)``.
+      progress: after each chunk, the KL divergence (``Z`` from the optimiser's repulsion): False
+        (off), True (a line on stderr) or ``progress(step, info)``, ``info`` a dict with ``kl``,
+        ``num_steps``, ``seconds`` and ``embedding``. The device loop is the same either way.
 
     Returns:
-      The final ``State``; ``state.embedding`` is the ``(n, 2)`` map, in ``y0``'s float dtype.
+      The final ``State``; ``state.embedding`` is the ``(n, e)`` map, in ``y0``'s float dtype.
 
     Raises:
       InputError: as ``init``; an unknown ``method``; step counts that are not integers with
@@ -301,13 +308,23 @@ def optimize(
         learning_rate = positive(learning_rate, "learning_rate", where=where)
     n, dtype = st.embedding.shape[0], st.embedding.dtype
     max_norm = jnp.inf if max_step_norm is None else max_step_norm
+    report = _tsne_kl.reporter(
+        progress, st.graph, num_steps=int(st.step) + num_steps, method=method, where=where
+    )
 
     def phase(st, num, exag, momentum):
         lr = max(n / exag, 50.0) if learning_rate == "auto" else learning_rate
         hyper = tuple(jnp.asarray(v, dtype) for v in (lr, exag, momentum, min_gain, max_norm))
         grid = {"min_num_intervals": min_num_intervals, "ints_in_interval": ints_in_interval}
         moving = _fitsne.run(
-            st[:4], st.graph, hyper, num_steps=num, method=method, chunk_size=chunk_size, **grid
+            st[:4],
+            st.graph,
+            hyper,
+            num_steps=num,
+            method=method,
+            chunk_size=chunk_size,
+            callback=report,
+            **grid,
         )
         return State(*moving, st.graph)
 
@@ -325,8 +342,10 @@ def embed(
     learning_rate: float | str = "auto",
     method: str = "fft",
     initialization: str = "pca",
+    num_components: int = 2,
+    progress=False,
 ) -> jax.Array:
-    """t-SNE of ``x`` into 2-D: ``affinities`` -> ``initialize`` -> ``optimize``.
+    """t-SNE of ``x``: ``affinities`` -> ``initialize`` -> ``optimize``.
 
     Translating or scaling ``x`` leaves the result unchanged (beyond the rounding of ``x`` itself).
 
@@ -338,11 +357,13 @@ def embed(
         ``optimize`` keep their defaults (call the stages to change them).
       early_exaggeration_steps: the first phase's steps; None means ``min(250, num_steps)``.
       learning_rate: a float, or ``"auto"`` (see ``optimize``).
-      method: repulsion, ``"fft"`` or ``"exact"``.
+      method: repulsion, ``"fft"`` (2-D maps) or ``"exact"`` (any ``num_components``).
       initialization: ``"pca"`` or ``"random"`` (``initialize``'s ``method``).
+      num_components: the map's dimension (3: ``method="exact"``, O(n^2) per step).
+      progress: the KL divergence every 50 steps (see ``optimize``); off by default.
 
     Returns:
-      ``(n, 2)`` embedding in ``x``'s float dtype.
+      ``(n, num_components)`` embedding in ``x``'s float dtype.
 
     Raises:
       InputError: ``x`` not a 2-D real array or with NaN/inf; ``perplexity`` out of range; the
@@ -357,10 +378,11 @@ def embed(
       van der Maaten and Hinton, JMLR 9 (2008); Linderman et al., Nature Methods 16 (2019).
     """
     where = "look.tsne.embed"
-    _method(where, method, jnp.zeros((0, 2)))
+    num_components = _checks.index(num_components, "num_components", where=where, minimum=1)
+    _method(where, method, jnp.zeros((0, num_components)))
     num_steps = _checks.index(num_steps, "num_steps", where=where, minimum=0)
     p = _affinities(x, perplexity=perplexity, block_size=1024, where=where)
-    y0 = initialize(key, x, method=initialization)
+    y0 = initialize(key, x, method=initialization, num_components=num_components)
     early = min(250, num_steps) if early_exaggeration_steps is None else early_exaggeration_steps
     return optimize(
         p,
@@ -369,32 +391,5 @@ def embed(
         early_exaggeration_steps=early,
         learning_rate=learning_rate,
         method=method,
+        progress=progress,
     ).embedding
-
-
-def kl_divergence(affinities: neighbors.Graph, y: ArrayLike) -> jax.Array:
-    """``KL(P || Q)``, exact ``Z``: t-SNE's objective; one ``P`` compares maps of any implementation.
-
-    Args:
-      affinities: ``P`` from ``affinities``.
-      y: ``(n, e)`` embedding, finite.
-
-    Returns:
-      Scalar (nats), in ``y``'s float dtype.
-
-    Raises:
-      InputError: ``y`` not 2-D or with NaN/inf; ``affinities`` not a ``neighbors.Graph`` or (when
-        concrete) with indices out of ``[0, n)``.
-
-    Examples:
-      >>> x = jax.random.normal(jax.random.key(0), (40, 3))
-      >>> float(kl_divergence(affinities(x, perplexity=5.0), x[:, :2])) > 0
-      True
-
-    References:
-      van der Maaten and Hinton, JMLR 9 (2008), Eq. 2.
-    """
-    where = "look.tsne.kl_divergence"
-    y = _embedding(y, "y", where)
-    p = _fitsne.check_graph(affinities, y.shape[0], where=where)
-    return _fitsne.kl(y, p.rows, p.cols, jnp.asarray(p.weights).astype(y.dtype))

@@ -1,8 +1,9 @@
 """UMAP: ``fuzzy_graph`` -> ``initialize`` -> ``optimize`` (``init``, then ``step`` on device).
 
-``embed`` runs them all. The graph (``calibrate``, ``fuzzy_graph``) is in ``_umap_graph``; the
-device kernels (calibration, the negative-sampling layout step and its sampling ``Schedule``) are
-in ``_umap_kernels``.
+``embed`` runs them all. The graph (``calibrate``, ``fuzzy_graph``, ``supervise``: labels mixed in
+as umap-learn's ``fit(x, y)``) is in ``_umap_graph``; the device kernels (calibration, the
+negative-sampling layout step and its sampling ``Schedule``) are in ``_umap_kernels``; the layout
+in chunks with a progress bar in ``_umap_progress``.
 
 dtypes: every function keeps its input's float dtype (float64 stays float64 when JAX's x64 is
 enabled; integers and float16 become float32).
@@ -19,13 +20,14 @@ from jax.typing import ArrayLike
 
 from latentjax import _checks
 from latentjax.errors import InputError
-from latentjax.look import _umap_kernels, neighbors, pca
+from latentjax.look import _umap_kernels, _umap_progress, neighbors, pca
 from latentjax.look._dimred_args import float_dtype, positive
 from latentjax.look._umap_graph import Calibration as Calibration
 from latentjax.look._umap_graph import _fuzzy_graph
 from latentjax.look._umap_graph import calibrate as calibrate
 from latentjax.look._umap_graph import fuzzy_graph as fuzzy_graph
 from latentjax.look._umap_graph import fuzzy_graph_from_knn as fuzzy_graph_from_knn
+from latentjax.look._umap_graph import supervise as supervise
 
 
 def find_ab(*, spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float]:
@@ -246,6 +248,7 @@ def optimize(
     negative_sample_rate: int = 5,
     gamma: float = 1.0,
     learning_rate: float = 1.0,
+    progress=False,
 ) -> State:
     """Optimise the layout: ``num_steps`` of ``step`` in one ``fori_loop`` on device.
 
@@ -259,6 +262,9 @@ def optimize(
       negative_sample_rate: negative samples per firing edge.
       gamma: weight of the repulsion.
       learning_rate: initial learning rate.
+      progress: False (off), True (a tqdm bar over the epochs on stderr) or ``progress(step,
+        info)``, ``info`` a dict with ``num_steps`` and ``embedding``; called every 10 epochs
+        from the host, between device loops of the same steps (the result is the same).
 
     Returns:
       The final ``State``; ``state.embedding`` is the ``(n, num_components)`` layout.
@@ -275,11 +281,15 @@ def optimize(
     References:
       McInnes et al., "UMAP", arXiv:1802.03426, algorithm 5; umap-learn's ``optimize_layout_euclidean``.
     """
-    state = _init(key, graph, y0, num_steps, negative_sample_rate, where="look.umap.optimize")
+    where = "look.umap.optimize"
+    report = _umap_progress.callback(progress, where=where)
+    state = _init(key, graph, y0, num_steps, negative_sample_rate, where=where)
     hyper = tuple(jnp.asarray(v, state.embedding.dtype) for v in (a, b, gamma, learning_rate))
-    yt, count = _umap_kernels.run(
-        state.embedding.T, state.step, state.key, state.schedule, *hyper, num_steps=int(num_steps)
-    )
+    args = (state.embedding.T, state.step, state.key, state.schedule, *hyper)
+    if report is None:
+        yt, count = _umap_kernels.run(*args, num_steps=int(num_steps))
+    else:
+        yt, count = _umap_progress.run(*args, num_steps=int(num_steps), report=report)
     return state._replace(embedding=yt.T, step=count)
 
 
@@ -294,6 +304,9 @@ def embed(
     num_components: int = 2,
     negative_sample_rate: int = 5,
     initialization: str = "spectral",
+    labels: ArrayLike | None = None,
+    target_weight: float = 0.5,
+    progress=False,
 ) -> jax.Array:
     """UMAP of ``x`` with umap-learn's defaults: graph, initialisation, layout.
 
@@ -308,6 +321,10 @@ def embed(
       num_components: embedding dimension.
       negative_sample_rate: negative samples per firing edge.
       initialization: ``"spectral"``, ``"pca"`` or ``"random"`` (``initialize``'s ``method``).
+      labels: ``(n,)`` integer classes (-1: unknown) for supervised UMAP (``supervise``, as
+        umap-learn's ``fit(x, y)``), or None.
+      target_weight: the labels' weight in ``[0, 1]`` (umap-learn's default 0.5).
+      progress: a bar over the epochs, or a callable (see ``optimize``); off by default.
 
     Returns:
       ``(n, num_components)`` embedding in ``x``'s float dtype. Translating ``x`` leaves it
@@ -330,8 +347,27 @@ def embed(
     num_steps = (500 if n <= 10_000 else 200) if num_steps is None else num_steps
     a, b = find_ab(spread=spread, min_dist=min_dist)
     graph = _fuzzy_graph(x, n_neighbors, where=where)
+    if labels is not None:
+        graph = supervise(graph, _labels(labels, n, where), target_weight=target_weight)
     k_init, k_opt = jax.random.split(key)
     y0 = initialize(k_init, graph, num_components=num_components, method=initialization, x=x)
     return optimize(
-        k_opt, graph, y0, num_steps=num_steps, a=a, b=b, negative_sample_rate=negative_sample_rate
+        k_opt,
+        graph,
+        y0,
+        num_steps=num_steps,
+        a=a,
+        b=b,
+        negative_sample_rate=negative_sample_rate,
+        progress=progress,
     ).embedding
+
+
+def _labels(labels, n, where):
+    """Supervision labels: ``(n,)`` integers, -1 for unknown."""
+    y = np.asarray(labels)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (n and y.min() < -1):
+        raise InputError(
+            f"{where}: labels must be ({n},) integers >= -1 (-1: unknown), got {y.dtype} {y.shape}"
+        )
+    return y
