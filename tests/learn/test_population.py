@@ -110,11 +110,11 @@ def test_population_nan_names_the_member_and_keeps_last_good_checkpoint(tmp_path
     images[50] = 255  # member 1 (beta 4) diverges on the batch holding this image
     orig = train.loss_fn
 
-    def poisoned(params, k, batch, *, graphdef, beta=1.0):
+    def poisoned(params, k, batch, *, graphdef, beta=1.0, **objective):
         return jnp.where(
             (jnp.max(batch) == 255) & (beta > 2),
             jnp.nan,
-            orig(params, k, batch, graphdef=graphdef, beta=beta),
+            orig(params, k, batch, graphdef=graphdef, beta=beta, **objective),
         )
 
     monkeypatch.setattr(train, "loss_fn", poisoned)

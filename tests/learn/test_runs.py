@@ -52,8 +52,8 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, sprites16, key, monk
     images[200] = 255  # the batch holding this image returns a NaN loss
     orig = train.loss_fn
 
-    def poisoned(params, k, batch, *, graphdef, beta=1.0):
-        loss = orig(params, k, batch, graphdef=graphdef, beta=beta)
+    def poisoned(params, k, batch, *, graphdef, beta=1.0, **objective):
+        loss = orig(params, k, batch, graphdef=graphdef, beta=beta, **objective)
         return jnp.where(jnp.max(batch) == 255, jnp.nan, loss)
 
     monkeypatch.setattr(train, "loss_fn", poisoned)
