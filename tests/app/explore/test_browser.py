@@ -21,7 +21,7 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 # The pixels of the image shown, read back through a canvas at the image's own size.
 READ_PIXELS = """
@@ -199,3 +199,17 @@ def test_labels_are_shown_as_text(driver, session):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_colour_by_a_factor_and_filter_classes(driver, server, session):
+    _open(driver, server)
+    shown = "return document.getElementById('map').toDataURL()"
+    before = driver.execute_script(shown)
+    Select(driver.find_element(By.ID, "colour-by")).select_by_value("scale")
+    assert driver.find_element(By.ID, "legend").text.startswith("scale: ")
+    by_scale = driver.execute_script(shown)
+    assert by_scale != before
+    driver.find_element(By.CSS_SELECTOR, "#filter-box summary").click()
+    driver.find_element(By.CSS_SELECTOR, "#filter input[data-cls='0']").click()
+    assert driver.execute_script("return Array.from(window.explorer.state.hidden)") == [0]
+    assert driver.execute_script(shown) != by_scale
