@@ -1,8 +1,8 @@
 """The accelerator suite: one command that checks and times latentjax on a GPU (or TPU) machine.
 
 Steps, each timed; a failing step is recorded (its error's last lines) and the suite goes on:
-  - ``install``: with ``--wheels DIR``, ``pip install --no-index --find-links DIR`` of every wheel
-    there (ott-jax and whatever else the machine lacks; JAX, flax, optax and orbax are preinstalled);
+  - ``install``: with ``--wheels DIR``, ``pip install --no-index --no-deps`` of every wheel there
+    (ott-jax and whatever else the machine lacks; JAX, flax, optax and orbax are preinstalled);
   - ``tests``: ``pytest -m accelerator`` (train steps, t-SNE, barycenters, the likelihood, the
     platform choices), in a subprocess, collection errors of modules whose peers are absent kept;
   - ``throughput``: training steps of ``benchmarks/train_throughput.py`` (``mlp_vae_b128``,
@@ -36,8 +36,10 @@ import os
 import pathlib
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -62,16 +64,17 @@ class Skipped(Exception):
 
 
 def step_install(ctx) -> list:
+    """``pip install --no-index --no-deps`` of every wheel in ``--wheels`` (carry each missing one)."""
     if not ctx.wheels:
         raise Skipped("no --wheels folder")
-    names = sorted({p.name.split("-")[0].replace("_", "-") for p in pathlib.Path(ctx.wheels).glob("*.whl")})
-    if not names:
+    wheels = sorted(str(p) for p in pathlib.Path(ctx.wheels).glob("*.whl"))
+    if not wheels:
         raise Skipped(f"no wheels in {ctx.wheels}")
-    cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(ctx.wheels), *names]
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", *wheels]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if proc.returncode:
         raise RuntimeError(f"pip install failed: {proc.stderr.strip()[-800:]}")
-    return [{"case": "install", "impl": "pip", "wheels": names}]
+    return [{"case": "install", "impl": "pip", "wheels": [pathlib.Path(w).name for w in wheels]}]
 
 
 def step_tests(ctx) -> list:
@@ -271,7 +274,7 @@ def step_burda(ctx) -> list:
         data.load("mnist", data_dir=ctx.data_dir, limit=1)
     except Exception as e:  # noqa: BLE001
         raise Skipped(f"no MNIST in the data directory ({type(e).__name__})") from e
-    out = ctx.out / "burda_vae"
+    out = pathlib.Path(tempfile.mkdtemp(prefix="burda_vae_"))  # checkpoints stay out of --out
     cmd = [sys.executable, str(script), "--objective", "vae", "--k", "1", "--out", str(out)]
     cmd += ["--quick"] if ctx.quick else ["--max-stage", "7"]
     cmd += ["--data-dir", str(ctx.data_dir)] if ctx.data_dir else []
@@ -288,6 +291,8 @@ def step_burda(ctx) -> list:
     seconds = time.perf_counter() - t0
     path = out / "result.json"
     stages = json.loads(path.read_text())["rows"] if path.exists() else []
+    if path.exists():
+        shutil.copy(path, ctx.out / "burda_vae_result.json")
     if proc is not None and proc.returncode:
         raise RuntimeError(f"burda_nll.py exited {proc.returncode}: {log.strip().splitlines()[-1:]}")
     done = len(stages) == (1 if ctx.quick else 8)
