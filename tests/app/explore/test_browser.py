@@ -196,6 +196,17 @@ def test_labels_are_shown_as_text(driver, session):
         assert not driver.find_elements(By.CSS_SELECTOR, "#legend script, #legend img, #filter img")
         options = [o.text for o in driver.find_elements(By.CSS_SELECTOR, "#class-source option")]
         assert options == list(evil)
+        # hovering a point shows its thumbnail and its class name, as text
+        i = int(np.flatnonzero(session.labels == 0)[0])
+        px, py = driver.execute_script(f"return window.explorer.toPixel(...window.explorer.info.points[{i}])")
+        view = driver.execute_script("return window.explorer.view")
+        canvas = driver.find_element(By.ID, "map")
+        ActionChains(driver).move_to_element_with_offset(
+            canvas, px - view["width"] / 2, py - view["height"] / 2
+        ).perform()
+        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "hover").is_displayed())
+        assert "/api/thumb?i=" in driver.find_element(By.ID, "hover-img").get_attribute("src")
+        assert driver.find_element(By.ID, "hover-label").text in evil
     finally:
         srv.shutdown()
         srv.server_close()
