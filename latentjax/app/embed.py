@@ -1,7 +1,9 @@
 """``latentjax embed``: a trained model's test latents reduced to 2-D, plotted and exported.
 
 Writes the embedding (``embedding.npz``), a labelled scatter, the self-contained HTML viewer
-and a TensorBoard projector folder of the latents.
+and a TensorBoard projector folder of the latents; for t-SNE and UMAP also the fitted map
+(``map.npz`` + ``map.json``, ``look.maps.save``), into which ``transform=`` (``--transform``)
+places another split's or data set's latents later (``look.maps.transform``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from latentjax import data, viz
 from latentjax.errors import InputError
 from latentjax.learn import models, runs
-from latentjax.look import export, metrics, pca, tsne, umap
+from latentjax.look import export, maps, metrics, neighbors, pca, tsne, umap
 
 METHODS = ("pca", "tsne", "umap")
 
@@ -48,6 +50,45 @@ def reduce(key: jax.Array, z, *, method: str, quick: bool = False) -> np.ndarray
         num_steps = 200 if quick else None
         return np.asarray(umap.embed(key, z, n_neighbors=min(15, len(z) - 1), num_steps=num_steps))
     raise InputError(f"embed.reduce: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def fit_map(key: jax.Array, z, *, method: str, quick: bool = False, progress=False):
+    """A t-SNE or UMAP map of ``(n, d)`` latents (``look.maps``), with ``reduce``'s hyperparameters.
+
+    Args:
+      key: a ``jax.random.key``.
+      z: ``(n, d)`` latents.
+      method: ``"tsne"`` or ``"umap"``.
+      quick: as ``reduce``.
+      progress: the fit's progress (t-SNE's KL every 50 steps, UMAP's bar); off by default.
+
+    Returns:
+      The ``maps.TSNEMap`` or ``maps.UMAPMap``; its ``embedding`` equals ``reduce``'s.
+
+    Examples:
+      >>> z = np.random.default_rng(0).normal(size=(40, 3))
+      >>> m = fit_map(jax.random.key(0), z, method="umap", quick=True)
+      >>> type(m).__name__, m.embedding.shape
+      ('UMAPMap', (40, 2))
+    """
+    z = np.asarray(z, np.float32)
+    if method == "tsne":
+        perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3.0)))
+        steps = {"num_steps": 400, "early_exaggeration_steps": 125} if quick else {}
+        return maps.fit_tsne(key, z, perplexity=perplexity, progress=progress, **steps)
+    if method == "umap":
+        num_steps = 200 if quick else None
+        return maps.fit_umap(key, z, n_neighbors=min(15, len(z) - 1), num_steps=num_steps, progress=progress)
+    raise InputError(f"embed.fit_map: method must be 'tsne' or 'umap', got {method!r}")
+
+
+def _vote(y_ref, labels_ref, y_new, labels_new, k=10) -> float:
+    """Accuracy of the majority label of each new point's ``k`` nearest reference points (ties: smallest)."""
+    k = min(k, len(y_ref))
+    idx = np.asarray(neighbors.knn(np.asarray(y_ref), k=k, queries=np.asarray(y_new)).indices)
+    votes = labels_ref[idx]
+    counts = np.apply_along_axis(np.bincount, 1, votes, minlength=int(labels_ref.max()) + 1)
+    return float(np.mean(np.argmax(counts, axis=1) == labels_new))
 
 
 def projector_metadata(labels, label_names) -> dict:
@@ -114,20 +155,33 @@ def run(
     num_points: int = 5000,
     seed: int = 0,
     dataset: str | None = None,
+    split: str = "test",
+    transform: str | os.PathLike | None = None,
+    progress: bool = False,
 ) -> dict:
     """Embeds the first ``num_points`` test images' latents of a trained run and writes the outputs.
 
+    With ``transform``, the latents are placed into the map saved in that folder by an earlier
+    ``run`` (``look.maps.transform``: only the new points move) instead of a new map being fitted.
+
     Args:
       checkpoint_dir: a ``latentjax train`` / ``latentjax demo`` run folder.
-      out_dir: folder for ``embedding.npz``, ``scatter.png``, ``viewer.html``, ``projector/``.
-      method: ``"pca"``, ``"tsne"`` or ``"umap"``.
+      out_dir: folder for ``embedding.npz``, ``scatter.png``, ``viewer.html``, ``projector/``, and
+        for t-SNE and UMAP (without ``transform``) the map, ``map.npz`` + ``map.json``.
+      method: ``"pca"``, ``"tsne"`` or ``"umap"`` (with ``transform``: the saved map's, unused).
       data_dir: the data directory (default ``$LATENTJAX_DATA_DIR``).
-      num_points: number of test images.
-      seed: seeds the embedding.
+      num_points: number of images (the first ones of ``split``).
+      seed: seeds the embedding (and the transform).
       dataset: data set name (default: the one recorded in the run's ``config.json``).
+      split: ``"test"`` or ``"train"`` images.
+      transform: an earlier ``run``'s ``out_dir`` (or its ``map.npz``) to place these latents into.
+      progress: the fit's progress on stderr (t-SNE's KL every 50 steps, UMAP's bar).
 
     Returns:
-      A JSON-able summary: method, n, latent_dim, seconds, trustworthiness@10 and the files.
+      A JSON-able summary: method, n, latent_dim, seconds, trustworthiness@10 and the files; with
+      ``transform`` also the map's path and, when that folder's ``embedding.npz`` has the
+      reference labels, ``knn_accuracy``: the new points' labels predicted by their 10 nearest
+      reference points in the map.
 
     Examples:
       >>> run("runs/vae", "emb", method="umap")  # doctest: +SKIP
@@ -135,6 +189,18 @@ def run(
     """
     if method not in METHODS:
         raise InputError(f"embed.run: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if split not in ("test", "train"):
+        raise InputError(f"embed.run: split must be 'test' or 'train', got {split!r}")
+    fitted = None
+    if transform is not None:
+        where = pathlib.Path(transform)
+        folder = where if where.is_dir() else where.parent
+        if folder.resolve() == pathlib.Path(out_dir).resolve():
+            raise InputError(
+                f"embed.run: out_dir must differ from the map's folder {folder} (its outputs stay)"
+            )
+        fitted = maps.load(where / "map.npz" if where.is_dir() else where)
+        method = "tsne" if isinstance(fitted, maps.TSNEMap) else "umap"
     if num_points < 3:
         raise InputError(f"embed.run: num_points={num_points}: need at least 3 images to embed")
     model, cfg = runs.load_model(checkpoint_dir)
@@ -142,27 +208,52 @@ def run(
     if not name:
         raise InputError(f"embed.run: the run in {checkpoint_dir} does not name its data set; pass dataset")
     ds = data.load(name, data_dir=data_dir, limit=num_points)
-    images, labels = ds.test_images[:num_points], np.asarray(ds.test_labels[:num_points])
+    images = (ds.test_images if split == "test" else ds.train_images)[:num_points]
+    labels = np.asarray((ds.test_labels if split == "test" else ds.train_labels)[:num_points])
     if tuple(images.shape[1:]) != tuple(cfg.image_shape):
         raise InputError(
             f"embed.run: data set {name!r} has images {images.shape[1:]}, the model takes {cfg.image_shape}"
         )
     z = models.encode_images(model, images)
+    key, out = jax.random.key(seed), pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    y = reduce(jax.random.key(seed), z, method=method)
+    extra = {}
+    if fitted is not None:
+        if z.shape[1] != fitted.x.shape[1]:
+            raise InputError(
+                f"embed.run: the map in {transform} was fitted on {fitted.x.shape[1]}-d latents, "
+                f"this model's are {z.shape[1]}-d"
+            )
+        y = np.asarray(maps.transform(fitted, key, z.astype(fitted.x.dtype)), np.float32)
+        extra = {"transform": str(transform)}
+        ref = folder / "embedding.npz"
+        if ref.is_file():
+            with np.load(ref, allow_pickle=False) as f:
+                ref_labels = f["labels"] if "labels" in f else None
+            if ref_labels is not None and len(ref_labels) == len(fitted.embedding):
+                extra["knn_accuracy"] = round(_vote(fitted.embedding, ref_labels, y, labels), 4)
+    elif method == "pca":
+        y = reduce(key, z, method=method)
+    else:
+        fitted = fit_map(key, z, method=method, progress=progress)
+        y = np.asarray(fitted.embedding, np.float32)
     seconds = time.perf_counter() - t0
     trust = float(metrics.trustworthiness(z, y, k=10))
-    out = pathlib.Path(out_dir)
-    title = f"{name} latents ({cfg.latent_dim}-d), {method}"
+    title = f"{name} {split} latents ({cfg.latent_dim}-d), {method}" + (" (transform)" if transform else "")
     files = write_outputs(y, z, out, labels=labels, label_names=ds.label_names, images=images, title=title)
     np.savez(out / "embedding.npz", embedding=y, latents=z, labels=labels)
     files["embedding"] = str(out / "embedding.npz")
+    if fitted is not None and transform is None:
+        files["map"] = str(maps.save(fitted, out / "map"))
     return {
         "method": method,
         "dataset": name,
+        "split": split,
         "n": int(len(z)),
         "latent_dim": int(z.shape[1]),
         "seconds": round(seconds, 3),
         "trustworthiness": round(trust, 4),
+        **extra,
         "files": files,
     }
