@@ -142,7 +142,7 @@ def shape_path_gif(
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FuncAnimation(fig, update, frames=len(frames), blit=frame_titles is None).save(
-        path, writer=PillowWriter(fps=fps), dpi=80
+        path, writer=PillowWriter(fps=fps), dpi=100
     )
     plt.close(fig)
     return path

@@ -36,6 +36,16 @@ def test_nearest_and_spread_match_brute_force():
         _shape_measures.class_spread(train[:3], np.array([0, 1, 2]))
 
 
+def test_mesh_points_lie_on_a_sphere_uniformly():
+    ax = np.linspace(-1, 1, 40)
+    x, y, z = np.meshgrid(ax, ax, ax, indexing="ij")
+    values = np.sqrt(x**2 + y**2 + z**2) - 0.6
+    pts = _shape_measures._mesh_points(values, np.random.default_rng(0), 4000)
+    assert np.abs(np.linalg.norm(pts, axis=1) - 0.6).max() < 0.01  # the exact radius, to the grid's error
+    assert np.abs(pts.mean(axis=0)).max() < 0.03  # uniform by area: centred (std of the mean ~0.005)
+    assert _shape_measures._mesh_points(values + 5.0, np.random.default_rng(0), 10) is None  # no surface
+
+
 def test_tiny_walk_names_every_frame():
     walk = shapes.train_and_walk(jax.random.key(0), per_class=2, num_steps=40, width=24, num_frames=3, size=8)
     assert walk.images.shape == (3, 8, 8, 3) and walk.path_xy.shape == (3, 2) and walk.map_xy.shape == (6, 2)

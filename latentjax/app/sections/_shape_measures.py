@@ -1,7 +1,7 @@
 """Is a decoded shape recognisable? Chamfer distances to the training shapes, and between them.
 
 A decoded code is meshed (marching cubes of its SDF on a grid), points are sampled on the mesh and
-compared with points on the exact surfaces of the training shapes (DeepSDF's Chamfer distance:
+compared with points on the training shapes' exact SDFs meshed on the same grid (DeepSDF's Chamfer distance:
 mean squared nearest-neighbour distance both ways). The yardstick is the spread of the training
 set itself: the median distance between two training shapes of one class, and of different classes.
 """
@@ -15,7 +15,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from latentjax.errors import InputError
-from latentjax.shapes import deepsdf, render, samples
+from latentjax.shapes import deepsdf, primitives, render
 
 
 class Nearest(NamedTuple):
@@ -98,11 +98,41 @@ def class_spread(train: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(np.median(within)), float(np.median(between))
 
 
-def training_surfaces(key: jax.Array, shapes, *, num_points: int) -> np.ndarray:
-    """``(n, num_points, 3)`` points on the exact surfaces of a batch of procedural shapes."""
-    keys = jax.random.split(key, shapes.kind.shape[0])
-    pts = jax.jit(jax.vmap(lambda k, s: samples.surface_points(k, s, num_points=num_points)[0]))(keys, shapes)
-    return np.asarray(pts)
+def _rng(key: jax.Array) -> np.random.Generator:
+    """A NumPy generator seeded from a JAX key (meshes are sampled on the host)."""
+    return np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1)))
+
+
+def _mesh_points(values: np.ndarray, rng: np.random.Generator, num_points: int) -> np.ndarray | None:
+    """Points uniform by area on the marching-cubes mesh of grid values; None with no surface.
+
+    On the host with NumPy (``samples.surface_points`` on a mesh compiles a sampler per mesh size).
+    """
+    try:
+        verts, faces = render.mesh_from_values(values)
+    except InputError:
+        return None
+    tri = verts[faces].astype(np.float64)
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    if not area.sum() > 0:
+        return None
+    t = tri[rng.choice(len(area), num_points, p=area / area.sum())]
+    r = rng.random((num_points, 2))
+    r[r.sum(axis=1) > 1] = 1 - r[r.sum(axis=1) > 1]  # fold the square onto the triangle
+    return t[:, 0] + r[:, :1] * (t[:, 1] - t[:, 0]) + r[:, 1:] * (t[:, 2] - t[:, 0])
+
+
+def training_surfaces(key: jax.Array, shapes, *, num_points: int, resolution: int = 40) -> np.ndarray:
+    """``(n, num_points, 3)`` points on the meshed exact SDFs of a batch of procedural shapes.
+
+    Meshed on the same grid as `decoded_surfaces`, so both sides of a Chamfer distance share the
+    discretisation.
+    """
+    values = jax.jit(
+        jax.vmap(lambda s: render.grid_values(lambda x: primitives.sdf(s, x), resolution=resolution))
+    )(shapes)
+    rng = _rng(key)
+    return np.stack([_mesh_points(v, rng, num_points) for v in np.asarray(values)])
 
 
 def decoded_surfaces(key: jax.Array, model, codes, *, num_points: int, resolution: int = 40) -> list:
@@ -110,13 +140,5 @@ def decoded_surfaces(key: jax.Array, model, codes, *, num_points: int, resolutio
     values = jax.jit(
         jax.vmap(lambda z: render.grid_values(lambda x: deepsdf.decode(model, z, x), resolution=resolution))
     )(codes)
-    out = []
-    for i, v in enumerate(np.asarray(values)):
-        try:
-            mesh = render.mesh_from_values(v)
-            out.append(
-                np.asarray(samples.surface_points(jax.random.fold_in(key, i), mesh, num_points=num_points)[0])
-            )
-        except InputError:
-            out.append(None)
-    return out
+    rng = _rng(key)
+    return [_mesh_points(v, rng, num_points) for v in np.asarray(values)]
