@@ -162,4 +162,11 @@ def _stripes(r_in: float, r_bary: float, r_disp: float) -> str:
             "the displacement frames move each pixel's mass as one point, which leaves gaps between the "
             "moved pixels where the shape grows (a comb or checkerboard)"
         )
-    return head + (": " + "; ".join(why) + "." if why else ": no more than the inputs.")
+    if r_disp <= 1.5 * r_in:  # the mechanism, stated as such: this pair shows no more than the inputs
+        why.append(
+            "no more than the inputs' own texture, though moving each pixel's mass as one point (the "
+            "displacement frames) can leave gaps where the shape grows"
+            if not why
+            else "the displacement frames no more than the inputs"
+        )
+    return head + ": " + "; ".join(why) + "."
