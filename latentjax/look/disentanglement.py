@@ -208,3 +208,57 @@ def factor_vae_score(
         num_factors=len(data.factor_sizes),
         threshold=threshold,
     )
+
+
+def scores(
+    key: jax.Array,
+    data,
+    represent: Callable,
+    *,
+    num_train: int = 10_000,
+    num_test: int = 5_000,
+    batch_size: int = 64,
+    chunk_size: int = 4096,
+) -> dict[str, float]:
+    """All six metrics of a representation, by disentanglement_lib's protocols, as a flat dict.
+
+    MIG, SAP, DCI and modularity/explicitness share one draw of ``num_train`` training and
+    ``num_test`` test images (disentanglement_lib draws each metric's own; the distribution is the
+    same); the beta-VAE and FactorVAE scores draw their batches (``num_train`` and ``num_test``
+    points of ``batch_size`` images; FactorVAE's variances from ``num_train`` images).
+
+    Args:
+        key: a ``jax.random.key``.
+        data: a ground-truth set (see `mig_score`).
+        represent: images -> codes ``(n, d)``.
+        num_train: training points of each metric (disentanglement_lib: 10,000).
+        num_test: evaluation points (5,000).
+        batch_size: images per point of the beta-VAE and FactorVAE scores (64).
+        chunk_size: images per call of ``represent``.
+
+    Returns:
+        ``{"beta_vae", "factor_vae", "mig", "sap", "dci_disentanglement", "dci_completeness",
+        "dci_informativeness", "modularity", "explicitness"}`` -> evaluation-set scores (MIG and
+        modularity have no test set: theirs are on the training draw).
+    """
+    where = "look.disentanglement.scores"
+    k_codes, k_beta, k_factor = jax.random.split(key, 3)
+    codes, factors, codes_test, factors_test = _train_test_sample(
+        k_codes, data, represent, num_train, num_test, chunk_size, where
+    )
+    d = dci(codes, factors, codes_test, factors_test)
+    me = modularity_explicitness(codes, factors, codes_test, factors_test)
+    sizes = {"batch_size": batch_size, "num_train": num_train, "num_eval": num_test, "chunk_size": chunk_size}
+    return {
+        "beta_vae": beta_vae_score(k_beta, data, represent, **sizes).eval_accuracy,
+        "factor_vae": factor_vae_score(
+            k_factor, data, represent, num_variance_estimate=num_train, **sizes
+        ).eval_accuracy,
+        "mig": mig(codes, factors).score,
+        "sap": sap(codes, factors, codes_test, factors_test).score,
+        "dci_disentanglement": d.disentanglement,
+        "dci_completeness": d.completeness,
+        "dci_informativeness": d.informativeness_test,
+        "modularity": me.modularity,
+        "explicitness": me.explicitness_test,
+    }

@@ -165,9 +165,9 @@ def test_dci_near_sklearn_gradient_boosting():
     rng = np.random.default_rng(2)
     sizes = (3, 4, 5)
     f, f_test = _grid_factors(rng, 500, sizes), _grid_factors(rng, 300, sizes)
-    mix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.3], [0.0, 0.4, 1.0], [0.0, 0.0, 0.0]])
-    c = _standardised(f, sizes) @ mix.T + 0.05 * rng.normal(size=(500, 4))
-    c_test = _standardised(f_test, sizes) @ mix.T + 0.05 * rng.normal(size=(300, 4))
+    mix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.3], [0.0, 0.4, 1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    c = _standardised(f, sizes) @ mix.T + 0.05 * rng.normal(size=(500, 5))
+    c_test = _standardised(f_test, sizes) @ mix.T + 0.05 * rng.normal(size=(300, 5))
     res = dis.dci(c, f, c_test, f_test)
     d, comp, info, r = _ref_dci(c, f, c_test, f_test)
     # The same boosting; splits on quantile bins instead of every midpoint: close, not equal.
@@ -285,6 +285,47 @@ def test_samplers_on_dsprites_find_the_position_codes():
     # One-vs-rest linear SVMs on one code predict only a factor's extreme classes: with 32
     # positions accuracy stays near 2/32 for every code, while the area tells the 6 scales apart.
     assert sap.score_matrix.shape == (5, 5) and np.argmax(sap.score_matrix[:, 1]) == 2
+
+
+class _FactorsAsImages:
+    """A ground-truth set whose "images" are the factor indices themselves (GroundTruthData protocol)."""
+
+    factor_sizes = (3, 4, 5, 6, 7)  # classes padded to 8 as in the DCI test above: compiled once
+
+    def sample_factors(self, key, num_samples):
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+        return _grid_factors(rng, num_samples, self.factor_sizes)
+
+    def sample_observations_from_factors(self, key, factors):
+        return factors
+
+
+def test_all_scores_of_a_perfect_representation():
+    sizes = _FactorsAsImages.factor_sizes
+    got = dis.scores(
+        jax.random.key(1),
+        _FactorsAsImages(),
+        lambda f: _standardised(f, sizes),
+        num_train=500,
+        num_test=300,
+        batch_size=4,
+    )
+    assert set(got) == {
+        "beta_vae",
+        "factor_vae",
+        "mig",
+        "sap",
+        "dci_disentanglement",
+        "dci_completeness",
+        "dci_informativeness",
+        "modularity",
+        "explicitness",
+    }
+    # Batches of 4 can hold a second factor constant by chance (a 3-valued one: 1 in 27), which
+    # costs the beta-VAE and FactorVAE scores of even a perfect code a few points.
+    assert got["beta_vae"] > 0.97 and got["factor_vae"] > 0.9 and got["modularity"] > 0.99
+    assert got["mig"] > 0.95 and got["dci_disentanglement"] > 0.95 and got["dci_informativeness"] > 0.95
+    assert got["explicitness"] > 0.9 and got["sap"] > 0.1
 
 
 def test_bad_inputs_raise():
