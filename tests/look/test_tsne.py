@@ -326,3 +326,36 @@ def test_fashion_mnist_trustworthiness_matches_opentsne(data_dir, opentsne):
     # of each library spreads by a few percent: seen here 0.893 vs 0.869 (+2.7 %) in one full-suite run
     # and within 2 % in others, so this check allows 5 %.
     assert float(tsne.kl_divergence(p, ours)) <= 1.05 * float(tsne.kl_divergence(p, ref))
+
+
+def test_progress_reports_kl_every_50_steps_and_changes_nothing(capsys):
+    """The reported KL (``Z`` from the FFT grid) against the exact ``kl_divergence``; the map is
+    bit-identical with and without progress."""
+    x, _ = _overlapping_clusters()
+    args = {"perplexity": 20.0, "num_steps": 100, "early_exaggeration_steps": 50}
+    reports = []
+    y = tsne.embed(jax.random.key(0), x, **args, progress=lambda step, info: reports.append((step, info)))
+    assert [s for s, _ in reports] == [50, 100] and reports[0][1]["num_steps"] == 100
+    np.testing.assert_array_equal(y, tsne.embed(jax.random.key(0), x, **args))
+    np.testing.assert_array_equal(reports[-1][1]["embedding"], y)
+    exact = float(tsne.kl_divergence(tsne.affinities(x, perplexity=20.0), y))
+    assert reports[-1][1]["kl"] == pytest.approx(exact, rel=0.01)
+    tsne.embed(jax.random.key(0), x, **args, progress=True)
+    assert capsys.readouterr().err.count("look.tsne: step") == 2
+    with pytest.raises(InputError, match="look.tsne.optimize: progress must be"):
+        tsne.embed(jax.random.key(0), x, **args, progress=1)
+
+
+def test_3d_exact_map_trustworthiness_matches_sklearn():
+    """3-D t-SNE (exact repulsion) against scikit-learn's 3-D Barnes-Hut t-SNE, by sklearn's
+    trustworthiness; the FFT grid refuses 3-D as openTSNE does."""
+    from sklearn.manifold import TSNE, trustworthiness
+
+    x, _ = _overlapping_clusters(n=300)
+    y = tsne.embed(jax.random.key(0), x, perplexity=20.0, num_steps=300, method="exact", num_components=3)
+    assert y.shape == (300, 3)
+    ref = TSNE(3, perplexity=20.0, init="pca", random_state=0, max_iter=300).fit_transform(x)
+    t, t_ref = (trustworthiness(x, np.asarray(e), n_neighbors=10) for e in (y, ref))
+    assert t >= t_ref - 0.01, (t, t_ref)
+    with pytest.raises(InputError, match="method='fft' needs a 2-D embedding"):
+        tsne.embed(jax.random.key(0), x, num_components=3)
