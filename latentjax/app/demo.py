@@ -21,7 +21,7 @@ import numpy as np
 
 from latentjax import data
 from latentjax.app import report
-from latentjax.app.sections import embedding, latent, shapes, transport
+from latentjax.app.sections import _captions, _classifier, embedding, latent, shapes, transport
 from latentjax.app.sections import model as model_section
 from latentjax.errors import InputError
 from latentjax.learn import _manifest, models, runs, train
@@ -45,6 +45,8 @@ class DemoRun(NamedTuple):
         data_dir: the data directory passed to the demo, or None.
         key: a ``jax.random.key`` for the sections' randomness.
         factors: the data set's known factors (``data.Dataset.factors``), or None.
+        classifier: a pixel classifier (``sections._classifier``) trained on the second half of
+            the test images, which judges decoded images; None: the sections that need one fit it.
 
     Examples:
         >>> DemoRun._fields[:4]
@@ -64,6 +66,7 @@ class DemoRun(NamedTuple):
     data_dir: str | None
     key: jax.Array
     factors: dict | None = None
+    classifier: Any = None
 
 
 Section = Callable[..., report.Section]
@@ -123,6 +126,49 @@ def pca_recon_mse(
     t = test_images.reshape(len(test_images), -1).astype(np.float32) / 255.0
     rec = np.clip(np.asarray(pca.inverse_transform(fitted, pca.transform(fitted, t))), 0.0, 1.0)
     return float(np.mean((rec.astype(np.float64) - t) ** 2))
+
+
+def seed_ideas(metrics: dict) -> dict:
+    """Whether each seed idea visibly works, from the demo's numbers (``metrics.json``'s ``seed_ideas``).
+
+    The four checks and their thresholds (``sections/_captions.py``):
+
+    - ``reconstructions_keep_the_class``: the pixel classifier trained on real test images is at
+      least 90 % as accurate on reconstructions as on the originals (``reconstruction_class_ratio``);
+    - ``tsne_separates_classes``: 10-NN class accuracy in the t-SNE map at least 0.9;
+    - ``class_vector_flips``: at least 70 % of the edited examples classified as the target class at
+      strength 1;
+    - ``interpolation_stays_near_data``: the chosen path's farthest frame from its nearest training
+      image is no farther than its farther endpoint's plus the data's spacing (off-data excess <= 1).
+
+    Args:
+        metrics: the demo's metrics with its ``sections`` tables.
+
+    Returns:
+        ``{check: {"value": number or None, "threshold": number, "ok": bool}}``; a check whose
+        section failed or was left out has value None and is not ok.
+
+    Examples:
+        >>> seed_ideas({"reconstruction_class_ratio": 0.95, "sections": {}})["reconstructions_keep_the_class"]
+        {'value': 0.95, 'threshold': 0.9, 'ok': True}
+    """
+    sections = metrics.get("sections", {})
+    emb, lat = sections.get("embedding", {}), sections.get("latent", {})
+    chosen = lat.get("chosen path")
+    checks = {
+        "reconstructions_keep_the_class": (metrics.get("reconstruction_class_ratio"), _captions.KEEPS, 1),
+        "tsne_separates_classes": (emb.get("t-SNE kNN accuracy"), _captions.SEPARATE, 1),
+        "class_vector_flips": (lat.get("class vector target rate at strength 1"), _captions.FLIPS, 1),
+        "interpolation_stays_near_data": (lat.get(f"{chosen} off-data excess"), _captions.OFF_DATA, -1),
+    }
+    return {
+        name: {
+            "value": value,
+            "threshold": threshold,
+            "ok": value is not None and (value >= threshold if sign > 0 else value <= threshold),
+        }
+        for name, (value, threshold, sign) in checks.items()
+    }
 
 
 def _model_section(run: DemoRun, metrics: dict) -> report.Section:
@@ -267,6 +313,8 @@ def run(
         ev = train.evaluate(result.model, eval_key, ds.test_images)
         report.step(f"PCA-{latent_dim} baseline on {min(len(ds.train_images), 20000)} training images")
         pca_mse = pca_recon_mse(ds.train_images, ds.test_images, num_components=latent_dim)
+        report.step("a pixel classifier on the second half of the test images")
+        clf = _classifier.fit_on_test_half(jax.random.fold_in(eval_key, 1), ds.test_images, ds.test_labels)
     metrics: dict[str, Any] = {
         "dataset": dataset,
         "model": f"{cfg.kind}/{cfg.arch}",
@@ -297,6 +345,7 @@ def run(
         data_dir,
         run_key,
         ds.factors,
+        clf,
     )
     with report.timed("section 'model' (reconstructions, samples, maps)", enabled=progress):
         first = _model_section(demo_run, metrics)
@@ -305,6 +354,7 @@ def run(
     )
     # Each section's table, the numbers its captions state (the model's are the top-level keys).
     metrics["sections"] = {k: s.table or {} for k, s in zip(metrics["section_seconds"], later)}
+    metrics["seed_ideas"] = seed_ideas(metrics)
     metrics["total_seconds"] = time.perf_counter() - t_start
     _manifest.write_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=_plain))
     report.write_html(

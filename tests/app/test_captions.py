@@ -13,14 +13,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow  # one quick demo: about a minute on 2 idle cores
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """Runs the quick demo once; returns (metrics, {figure file: caption}, html, [(seconds, line)])."""
+def demo_run(tmp_path_factory):
+    """Runs the quick demo once: (metrics, {figure file: caption}, html, [(seconds, line)], folder)."""
     out = tmp_path_factory.mktemp("demo") / "out"
     env = dict(os.environ)
     env.pop("LATENTJAX_DATA_DIR", None)
@@ -41,7 +42,13 @@ def demo(tmp_path_factory):
         src.rsplit("/", 1)[-1]: html.unescape(cap)
         for src, cap in re.findall(r"<img src='([^']+)'[^>]*><figcaption>(.*?)</figcaption>", page)
     }
-    return metrics, captions, page, lines
+    return metrics, captions, page, lines, out
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run):
+    """(metrics, {figure file: caption}, html, [(seconds, line)]) of the quick demo."""
+    return demo_run[:4]
 
 
 def _number(caption, before):
@@ -78,6 +85,10 @@ def test_model_captions_state_their_numbers(demo):
     m, cap, _, _ = demo
     rec = cap["reconstructions.png"]
     assert ("better than PCA" in rec) == (m["test_recon_mse"] < m["pca_recon_mse"]), rec
+    ratio = m["classifier_accuracy_reconstructions"] / m["classifier_accuracy"]
+    assert m["reconstruction_class_ratio"] == pytest.approx(ratio, abs=1e-3)
+    kept = "keep the class" if ratio >= 0.9 else "partly keep" if ratio >= 0.6 else "lose the class"
+    assert f"reconstructions {kept}" in rec and _number(rec, "(ratio") == pytest.approx(ratio, abs=0.006), rec
     assert _number(rec, "test MSE") == pytest.approx(m["test_recon_mse"], abs=6e-5)
     scatter = cap["latent_scatter.png"]
     acc = m["latent_map_knn_accuracy"]
@@ -107,9 +118,20 @@ def test_latent_captions_match_paths_vector_and_factors(demo):
     assert f"Lowest decoded energy: {lowest} " in paths, paths
     smallest = min(names, key=lambda k: t[f"{k} max step"])
     assert f"Smallest largest step: {smallest} " in paths, paths
+    spacing = t["data spacing"]
+    assert _number(paths, "data spacing") == pytest.approx(spacing, abs=6e-4)
     for k in names:
-        ratio = t[f"{k} off-data ratio"]
-        assert _number(paths.split("endpoint:")[1], f"{k} ") == pytest.approx(ratio, abs=0.006)
+        # The excess is the farthest frame's distance beyond the farther endpoint's, in spacings.
+        excess = (t[f"{k} farthest frame distance"] - t[f"{k} endpoint distance"]) / spacing
+        assert t[f"{k} off-data excess"] == pytest.approx(excess, abs=0.01)
+        said = _number(paths.split("data spacing")[1].split(":", 1)[1], f"{k} ")
+        assert said == pytest.approx(t[f"{k} off-data excess"], abs=0.006)
+        # The verdict clauses: "<names> keep(s) every frame that near the data; <names> stray(s) ...".
+        verdicts = paths.split("than the endpoints); ", 1)[1].split(". Chosen row")[0].split("; ")
+        said_near = [v for v in verdicts if v.endswith("near the data") and re.search(rf"\b{k}\b", v)]
+        assert bool(said_near) == (t[f"{k} off-data excess"] <= 1.0), (k, paths)
+    chosen = min(names, key=lambda k: t[f"{k} off-data excess"])
+    assert t["chosen path"] == chosen and f"Chosen row: {chosen}." in paths
     assert "smoother morph" not in paths
     vec = cap["latent_class_vector.png"]
     rate = t["class vector target rate at strength 1"]
@@ -144,3 +166,30 @@ def test_transport_caption_states_the_measured_stripes(demo):
     assert ("POT's" in c) == (r_w > 1.5 * r_in) and ("gaps between the moved pixels" in c) == (
         r_d > 1.5 * r_in
     )
+
+
+def test_each_seed_idea_visibly_works_on_the_default_set(demo_run):
+    """Issue 21: on the embedded sprites the quick demo's own output shows every seed idea working.
+
+    The latent 10-NN accuracy is recomputed with scikit-learn from the exported projector files
+    (the 1,000 latents and their labels), independently of latentjax's kNN.
+    """
+    m, _, _, _, out = demo_run
+    neighbors = pytest.importorskip("sklearn.neighbors")
+    z = np.loadtxt(out / "projector" / "tensors.tsv", delimiter="\t")
+    labels = np.loadtxt(out / "projector" / "metadata.tsv", delimiter="\t", skiprows=1, usecols=0)
+    # Leave-one-out 10-NN: the 11 nearest include the point itself (distance 0), which is dropped.
+    near = neighbors.NearestNeighbors(n_neighbors=11).fit(z).kneighbors(z, return_distance=False)[:, 1:]
+    votes = np.stack([(labels[near] == c).sum(axis=1) for c in range(4)], axis=1)
+    emb = m["sections"]["embedding"]
+    assert np.mean(np.argmax(votes, axis=1) == labels) == pytest.approx(emb["latent kNN accuracy"], abs=0.01)
+    ideas = m["seed_ideas"]
+    lat = m["sections"]["latent"]
+    assert ideas["reconstructions_keep_the_class"]["value"] == m["reconstruction_class_ratio"] >= 0.9
+    assert m["classifier_accuracy"] >= 0.9  # a fair judge: it knows the classes of unseen real images
+    assert ideas["tsne_separates_classes"]["value"] == emb["t-SNE kNN accuracy"] >= 0.9
+    assert ideas["class_vector_flips"]["value"] == lat["class vector target rate at strength 1"] >= 0.7
+    assert lat["class vector target rate at strength 0"] <= 0.1  # the unedited sources are not the target
+    chosen = lat["chosen path"]
+    assert ideas["interpolation_stays_near_data"]["value"] == lat[f"{chosen} off-data excess"] <= 1.0
+    assert all(v["ok"] for v in ideas.values()), ideas

@@ -48,6 +48,9 @@ DEMO_KEYS = [
     "test_elbo",
     "test_recon_mse",
     "pca_recon_mse",
+    "classifier_accuracy",
+    "classifier_accuracy_reconstructions",
+    "seed_ideas",
     "train_images_per_s",
     "jax_version",
     "device",
@@ -130,6 +133,11 @@ def test_run_writes_the_report_and_survives_a_failing_section(tmp_path, capsys):
 
     m = demo.run(out=tmp_path / "d", quick=True, epochs=1, sections=(good, broken), progress=False)
     assert m["section_errors"] == {"broken": "RuntimeError: boom"}
+    # The checks whose sections did not run have no value and do not pass.
+    ideas = m["seed_ideas"]
+    assert ideas["reconstructions_keep_the_class"]["value"] == m["reconstruction_class_ratio"]
+    for k in ("tsne_separates_classes", "class_vector_flips", "interpolation_stays_near_data"):
+        assert ideas[k] == {"value": None, "threshold": ideas[k]["threshold"], "ok": False}, k
     assert set(m["section_seconds"]) == {"good", "broken"}
     assert "boom" in capsys.readouterr().err
     html = (tmp_path / "d" / "report.html").read_text()

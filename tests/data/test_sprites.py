@@ -30,17 +30,17 @@ def test_sprites_deterministic_and_in_range():
     assert x.shape == (500, 32, 32, 1) and x.dtype == np.uint8
     assert sorted(f) == sorted(data.SPRITE_FACTORS) and all(len(v) == 500 for v in f.values())
     assert set(np.unique(f["shape"])) == {0, 1, 2, 3}
-    assert f["scale"].min() >= 0.6 and f["scale"].max() <= 1.0
-    assert f["rotation"].min() >= 0 and f["rotation"].max() < 2 * np.pi
+    assert f["scale"].min() >= 0.75 and f["scale"].max() <= 1.0
+    assert f["rotation"].min() >= -np.pi / 8 and f["rotation"].max() <= np.pi / 8
     for k in ("x", "y"):
-        assert f[k].min() >= 0.3 and f[k].max() <= 0.7
+        assert f[k].min() >= 0.4 and f[k].max() <= 0.6
     # Every sprite is whole: nothing on the border, and every image shows a shape.
     assert x[:, [0, -1], :].max() == 0 and x[:, :, [0, -1]].max() == 0
     assert (x.reshape(500, -1).max(axis=1) == 255).all()
 
 
 def test_sprites_stay_whole_at_extreme_factors():
-    corners = np.array([(x, y) for x in (0.3, 0.7) for y in (0.3, 0.7)], np.float32)
+    corners = np.array([(x, y) for x in (0.4, 0.6) for y in (0.4, 0.6)], np.float32)
     rot = np.linspace(0, 2 * np.pi, 24, endpoint=False, dtype=np.float32)
     shape, c, r = np.meshgrid(np.arange(4), np.arange(4), rot, indexing="ij")
     imgs = data.render_sprites(
@@ -112,6 +112,17 @@ def test_sprite_classes_differ_in_shape():
             assert np.abs(flat[i] - flat[j]).sum() > 20, (i, j)  # > 20 pixels of difference
 
 
+def test_default_sprites_are_told_apart_by_their_shape():
+    """The nuisance ranges are narrow enough that pixels tell the classes apart: scikit-learn's 5-NN
+    classifier on raw pixels (4,000 training sprites) names the shape of at least 97 % of 1,000 others
+    (measured: 100 %; 65 % with the earlier ranges: scale 0.6-1, any rotation, centres in 0.3-0.7)."""
+    neighbors = pytest.importorskip("sklearn.neighbors")
+    x, f = data.sprites(num_images=5000, size=32, seed=1)
+    flat = x.reshape(5000, -1) / 255.0
+    knn = neighbors.KNeighborsClassifier(5).fit(flat[:4000], f["shape"][:4000])
+    assert knn.score(flat[4000:], f["shape"][4000:]) >= 0.97
+
+
 def test_render_sprites_rejects_bad_factors():
     with pytest.raises(InputError, match="miss rotation"):
         data.render_sprites({k: np.zeros(2) for k in ("shape", "scale", "x", "y")})
@@ -127,10 +138,10 @@ def test_sprites_20k_factors_uniform_and_ink_equal_to_the_shape_area():
     x, f = data.sprites(num_images=n, size=32)
     np.testing.assert_allclose(np.bincount(f["shape"], minlength=4) / n, 0.25, atol=4 * np.sqrt(3 / 16 / n))
     for k, (lo, hi) in {
-        "scale": (0.6, 1.0),
-        "rotation": (0.0, 2 * np.pi),
-        "x": (0.3, 0.7),
-        "y": (0.3, 0.7),
+        "scale": (0.75, 1.0),
+        "rotation": (-np.pi / 8, np.pi / 8),
+        "x": (0.4, 0.6),
+        "y": (0.4, 0.6),
     }.items():
         sd = (hi - lo) / np.sqrt(12 * n)
         assert abs(f[k].mean() - (lo + hi) / 2) < 4 * sd, k

@@ -7,10 +7,13 @@ Every verdict is a threshold on a number that the section also writes to its tab
   *partly separate* from `PARTLY` (0.6), and *do not separate* below;
 - a map *orders* a continuous factor when a linear fit of the factor on the two map coordinates
   has R² of at least `ORDERS` (0.5), *partly* from `ORDERS_PARTLY` (0.2);
+- reconstructions *keep the class* when a pixel classifier trained on real test images recognises
+  at least `KEEPS` (90 %) as many of them as of the originals, *partly* from `KEEPS_PARTLY` (60 %);
 - a class vector *works* when at least `FLIPS` (70 %) of the edited examples are classified as the
   target class at strength 1, *partly* from `FLIPS_PARTLY` (30 %);
-- a path *stays near the data* when no decoded frame is farther from its nearest test image than
-  `OFF_DATA` (1.0) times the farther of its two endpoints;
+- a path *stays near the data* when no decoded frame is farther from its nearest training image
+  than the farther of its two endpoints plus `OFF_DATA` (1.0) times the data's spacing (the median
+  distance from a real test image to its nearest training image);
 - a factor is *disentangled* when its best latent dimension has |correlation| of at least
   `DOMINANT` (0.5) and at least twice the next one's.
 """
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 SEPARATE, PARTLY = 0.9, 0.6
 ORDERS, ORDERS_PARTLY = 0.5, 0.2
 FLIPS, FLIPS_PARTLY = 0.7, 0.3
+KEEPS, KEEPS_PARTLY = 0.9, 0.6
 OFF_DATA = 1.0
 DOMINANT = 0.5
 
@@ -103,6 +107,31 @@ def reconstruction(mse: float, pca_mse: float, latent_dim: int) -> str:
     )
 
 
+def kept_class(accuracy_reconstructions: float, accuracy: float, count: int) -> str:
+    """Whether reconstructions keep their class, judged by a pixel classifier (`KEEPS`, `KEEPS_PARTLY`).
+
+    Args:
+        accuracy_reconstructions: the classifier's accuracy on the reconstructions.
+        accuracy: its accuracy on the original images.
+        count: how many images were classified.
+
+    Returns:
+        One clause with both accuracies and their ratio.
+
+    Examples:
+        >>> print(kept_class(0.45, 0.9, 1000))
+        the reconstructions lose the class: a pixel classifier trained on real test images recognises
+        45% of 1000 reconstructions and 90% of their originals (ratio 0.50)
+    """
+    ratio = accuracy_reconstructions / max(accuracy, 1e-12)
+    verdict = "keep" if ratio >= KEEPS else "partly keep" if ratio >= KEEPS_PARTLY else "lose"
+    return (
+        f"the reconstructions {verdict} the class: a pixel classifier trained on real test images "
+        f"recognises {accuracy_reconstructions:.0%} of {count} reconstructions and {accuracy:.0%} of their "
+        f"originals (ratio {ratio:.2f})"
+    )
+
+
 def class_vector(rate: float, rate0: float, count: int, source: str, target: str) -> str:
     """Whether a class vector turns source examples into the target class (`FLIPS`, `FLIPS_PARTLY`).
 
@@ -128,25 +157,30 @@ def class_vector(rate: float, rate0: float, count: int, source: str, target: str
     )
 
 
-def paths(table: Mapping[str, float], names: tuple[str, ...] = ("lerp", "slerp", "geodesic")) -> str:
+def paths(
+    table: Mapping[str, float],
+    names: tuple[str, ...] = ("lerp", "slerp", "geodesic"),
+    chosen: str | None = None,
+) -> str:
     """What the path diagnostics show: the lowest energy, the smallest step, which paths leave the data.
 
     Args:
-        table: ``"<name> decoded energy"``, ``"<name> max step"`` and ``"<name> off-data ratio"``
-            for each path name.
+        table: ``"<name> decoded energy"``, ``"<name> max step"`` and ``"<name> off-data excess"``
+            for each path name, and ``"data spacing"``.
         names: the paths.
+        chosen: the path the figure recommends (the one nearest the data), named in the text.
 
     Returns:
         Sentences naming the paths by their numbers (`OFF_DATA` decides "stays near the data").
 
     Examples:
-        >>> t = {"a decoded energy": 2.0, "a max step": 0.5, "a off-data ratio": 1.0,
-        ...      "b decoded energy": 1.0, "b max step": 0.7, "b off-data ratio": 1.6}
-        >>> paths(t, ("a", "b"))  # doctest: +NORMALIZE_WHITESPACE
+        >>> t = {"a decoded energy": 2.0, "a max step": 0.5, "a off-data excess": 0.4,
+        ...      "b decoded energy": 1.0, "b max step": 0.7, "b off-data excess": 1.6, "data spacing": 0.05}
+        >>> paths(t, ("a", "b"), chosen="a")  # doctest: +NORMALIZE_WHITESPACE
         'Lowest decoded energy: b (1.000; a 2.000). Smallest largest step: a (0.500; b 0.700).
-        Farthest frame from the nearest test image, in units of the farther endpoint: a 1.00, b 1.60
-        (<= 1.0: no frame farther than the endpoints); a keeps every frame that near the data; b strays
-        farther than its endpoints.'
+        Farthest frame from the nearest training image beyond the farther endpoint, in units of the
+        data spacing 0.050: a 0.40, b 1.60 (<= 1.0: no frame farther from the data than the endpoints);
+        a keeps every frame that near the data; b strays farther than its endpoints. Chosen row: a.'
     """
 
     def ranked(key: str) -> str:
@@ -155,9 +189,9 @@ def paths(table: Mapping[str, float], names: tuple[str, ...] = ("lerp", "slerp",
         rest = ", ".join(f"{k} {v:.3f}" for k, v in vals.items() if k != best)
         return f"{best} ({vals[best]:.3f}; {rest})"
 
-    ratio = {k: float(table[f"{k} off-data ratio"]) for k in names}
-    near = [k for k in names if ratio[k] <= OFF_DATA]
-    far = [k for k in names if ratio[k] > OFF_DATA]
+    excess = {k: float(table[f"{k} off-data excess"]) for k in names}
+    near = [k for k in names if excess[k] <= OFF_DATA]
+    far = [k for k in names if excess[k] > OFF_DATA]
     parts = []
     if near:
         parts.append(
@@ -168,11 +202,13 @@ def paths(table: Mapping[str, float], names: tuple[str, ...] = ("lerp", "slerp",
         parts.append(f"{_series(far)} {'strays' if len(far) == 1 else 'stray'} farther than {its} endpoints")
     return (
         f"Lowest decoded energy: {ranked('decoded energy')}. Smallest largest step: {ranked('max step')}. "
-        "Farthest frame from the nearest test image, in units of the farther endpoint: "
-        + ", ".join(f"{k} {ratio[k]:.2f}" for k in names)
-        + f" (<= {OFF_DATA}: no frame farther than the endpoints); "
+        "Farthest frame from the nearest training image beyond the farther endpoint, in units of the data "
+        f"spacing {float(table['data spacing']):.3f}: "
+        + ", ".join(f"{k} {excess[k]:.2f}" for k in names)
+        + f" (<= {OFF_DATA}: no frame farther from the data than the endpoints); "
         + "; ".join(parts)
         + "."
+        + (f" Chosen row: {chosen}." if chosen else "")
     )
 
 

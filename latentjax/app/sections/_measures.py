@@ -1,4 +1,4 @@
-"""Small NumPy measures behind the demo's captions: chance level, R² of a map, a pixel kNN classifier.
+"""Small NumPy measures behind the demo's captions: chance level, R² of a map, distances to the data.
 
 The numbers go into each section's table (and ``metrics.json``); ``_captions`` turns them into words.
 """
@@ -70,49 +70,46 @@ def nearest_distance(x: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, 
     return d, idx
 
 
-def knn_classify(x: np.ndarray, images: np.ndarray, labels: np.ndarray, *, k: int = 5) -> np.ndarray:
-    """Classes of ``x`` by majority vote of their ``k`` nearest ``images`` in pixel space (ties: smallest).
+def off_data_excess(frames: np.ndarray, reference: np.ndarray, *, spacing: float) -> float:
+    """How much farther from the data a path's farthest frame is than its endpoints, in units of ``spacing``.
 
-    Args:
-        x: ``(m, ...)`` images to classify.
-        images: ``(n, ...)`` labelled images.
-        labels: ``(n,)`` their integer classes.
-        k: voters.
-
-    Returns:
-        ``(m,)`` predicted classes.
-
-    Examples:
-        >>> imgs = np.array([[0.0], [0.1], [1.0], [0.9]])
-        >>> knn_classify(np.array([[0.05], [0.95]]), imgs, np.array([0, 0, 1, 1]), k=2).tolist()
-        [0, 1]
-    """
-    a, b = _flat(x), _flat(images)
-    d2 = np.sum(a * a, 1)[:, None] - 2 * a @ b.T + np.sum(b * b, 1)[None, :]
-    near = np.argsort(d2, axis=1, kind="stable")[:, :k]
-    votes = np.asarray(labels)[near]
-    counts = np.stack([np.sum(votes == c, axis=1) for c in range(int(np.max(labels)) + 1)], axis=1)
-    return np.argmax(counts, axis=1)
-
-
-def off_data_ratio(frames: np.ndarray, reference: np.ndarray) -> float:
-    """How far a path's frames stray from the data, in units of its endpoints' distance to it.
-
-    The largest nearest-image distance (`nearest_distance`) over all frames divided by the larger
-    of the two endpoints': exactly 1 when no frame is farther from the data than its endpoints.
+    ``(max over frames - max over the two endpoints)`` of the nearest-image distance
+    (`nearest_distance`), divided by ``spacing`` (the demo passes `data_spacing`): 0 when no frame
+    is farther from the data than its endpoints, at most 1 when none is farther by more than the
+    data's own spacing.
 
     Args:
         frames: ``(m, ...)`` decoded frames along a path, endpoints first and last.
-        reference: ``(n, ...)`` data images (e.g. the test images).
+        reference: ``(n, ...)`` data images (the demo: its training images).
+        spacing: the distance unit, positive.
 
     Returns:
-        The ratio, at least 1.
+        The excess, at least 0.
 
     Examples:
         >>> ref = np.array([[0.0, 0.0], [1.0, 1.0]])
-        >>> round(off_data_ratio(np.array([[0.0, 0.1], [0.5, 0.5], [1.0, 0.9]]), ref), 3)  # 0.5 / 0.0707
-        7.071
+        >>> round(off_data_excess(np.array([[0.0, 0.1], [0.5, 0.5], [1.0, 0.9]]), ref, spacing=0.5), 4)
+        0.8586
     """
     d, _ = nearest_distance(frames, reference)
-    ends = max(float(d[0]), float(d[-1]), 1e-12)
-    return float(d.max() / ends)
+    return float((d.max() - max(float(d[0]), float(d[-1]))) / spacing)
+
+
+def data_spacing(images: np.ndarray, reference: np.ndarray) -> float:
+    """The median distance from real images (unseen, e.g. test images) to their nearest ``reference`` image.
+
+    How far the data's own samples lie from each other: a decoded image within it of the data is
+    as close to the data as an unseen real image typically is.
+
+    Args:
+        images: ``(m, ...)`` real images not in ``reference``.
+        reference: ``(n, ...)`` data images (e.g. the training images).
+
+    Returns:
+        The median RMS pixel distance.
+
+    Examples:
+        >>> data_spacing(np.array([[0.1, 0.0], [0.9, 1.0], [0.0, 0.4]]), np.array([[0.0, 0.0], [1.0, 1.0]]))
+        0.0707...
+    """
+    return float(np.median(nearest_distance(images, reference)[0]))

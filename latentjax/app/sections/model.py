@@ -11,7 +11,7 @@ import numpy as np
 
 from latentjax import move, viz
 from latentjax.app import report
-from latentjax.app.sections import _captions, _measures
+from latentjax.app.sections import _captions, _classifier, _measures
 from latentjax.learn import models
 from latentjax.look import metrics as look_metrics
 from latentjax.look import pca
@@ -25,6 +25,9 @@ KEYS = (
     "test_elbo",
     "test_recon_mse",
     "pca_recon_mse",
+    "classifier_accuracy",
+    "classifier_accuracy_reconstructions",
+    "reconstruction_class_ratio",
     "latent_map_knn_accuracy",
     "latent_map_chance",
     "train_images_per_s",
@@ -44,11 +47,39 @@ def _map(z: jax.Array, grid: jax.Array, side: int) -> np.ndarray:
     return np.asarray(pca.transform(plane, z)) * np.where(agree < 0, -1.0, 1.0)[None, :]
 
 
+def _class_kept(run, metrics: dict) -> str:
+    """Adds the pixel classifier's accuracy on unseen test images and their reconstructions to ``metrics``.
+
+    The classifier (``run.classifier``, else fitted here) learned from the second half of the test
+    images; it is scored on up to 1,000 of the first half, the originals and their posterior-mean
+    reconstructions. Returns the caption's verdict.
+    """
+    labels = np.asarray(run.test_labels)
+    clf = run.classifier
+    if clf is None:
+        clf = _classifier.fit_on_test_half(jax.random.fold_in(run.key, 7), run.test_images, labels)
+    n = min(len(run.test_images) // 2, 1000)
+    z = models.encode_images(run.model, run.test_images[:n])
+    rec = np.asarray(jax.jit(jax.vmap(lambda v: models.decode(run.model, v)))(jnp.asarray(z)))
+    acc = float(np.mean(_classifier.predict(clf, run.test_images[:n]) == labels[:n]))
+    acc_rec = float(np.mean(_classifier.predict(clf, rec) == labels[:n]))
+    metrics["classifier"] = (
+        f"MLP on pixels (1 hidden layer, {clf.w1.shape[1]} units), fitted on "
+        f"{min(len(labels) - len(labels) // 2, 2000)} test images, scored on {n} others"
+    )
+    metrics["classifier_accuracy"] = round(acc, 4)
+    metrics["classifier_accuracy_reconstructions"] = round(acc_rec, 4)
+    metrics["reconstruction_class_ratio"] = round(acc_rec / max(acc, 1e-12), 4)
+    return _captions.kept_class(acc_rec, acc, n)
+
+
 def section(run, metrics: dict) -> report.Section:
     """Reconstructions, prior samples, the latent map and a decoded grid of the trained model.
 
-    Adds the map's numbers to ``metrics`` (``latent_map_knn_accuracy``, ``latent_map_chance`` and,
-    with a known factor, ``latent_map_factor_r2``), which its captions state.
+    Adds its numbers to ``metrics`` (the pixel classifier's ``classifier_accuracy`` on test images
+    and ``classifier_accuracy_reconstructions`` on their reconstructions, the map's
+    ``latent_map_knn_accuracy``, ``latent_map_chance`` and, with a known factor,
+    ``latent_map_factor_r2``), which its captions state.
 
     Args:
         run: the demo's ``DemoRun``.
@@ -66,8 +97,11 @@ def section(run, metrics: dict) -> report.Section:
     recon = _captions.reconstruction(
         metrics["test_recon_mse"], metrics["pca_recon_mse"], run.config.latent_dim
     )
+    kept = _class_kept(run, metrics)
     figs = [
-        report.Figure(str(recon_png), f"Test images (top) and their posterior-mean reconstructions: {recon}.")
+        report.Figure(
+            str(recon_png), f"Test images (top) and their posterior-mean reconstructions: {recon}; {kept}."
+        )
     ]
     samples = np.asarray(jax.vmap(models.sample, in_axes=(None, 0))(model, jax.random.split(key, 64)))
     figs.append(
@@ -134,5 +168,9 @@ def section(run, metrics: dict) -> report.Section:
         f"A {metrics['model']} with a {run.config.latent_dim}-dimensional latent space, trained "
         f"for {metrics['epochs']} epochs on {len(run.train_images)} images of '{run.dataset}'.",
         figs,
-        {k: metrics[k] for k in (*KEYS, "latent_map_factor", "latent_map_factor_r2") if k in metrics},
+        {
+            k: metrics[k]
+            for k in (*KEYS, "classifier", "latent_map_factor", "latent_map_factor_r2")
+            if k in metrics
+        },
     )
