@@ -13,7 +13,17 @@ Times are end to end (kNN, affinities, initialisation, optimisation), wall clock
 uses all cores), scikit-learn's Barnes-Hut (``--skip-sklearn`` to skip: slow), umap-learn.
 Timings mean something only on a quiet machine (two threads spin when others share the cores).
 
+Transform rows (``--transform``; ``--no-fit-rows`` for them alone): each implementation fits its
+map on the first ``--n`` training images (PCA-50 fitted on them) and places the first ``--n-test``
+test images into it (latentjax ``look.maps.transform``, openTSNE's ``TSNEEmbedding.transform``,
+umap-learn's ``UMAP.transform``, all with their defaults). ``seconds``/``cold_seconds`` time the
+transform alone (``fit_seconds`` the fit, once); quality is that of the new points:
+``knn_accuracy`` (their test labels predicted by their 10 nearest reference points, scikit-learn's
+``KNeighborsClassifier`` on the implementation's own map) and ``trustworthiness`` (@10, of the new
+points against their PCA-50 inputs).
+
     python benchmarks/dimred.py --n 10000 --json dimred.json --data-dir ../shared/data
+    python benchmarks/dimred.py --n 60000 --n-test 10000 --transform --no-fit-rows --skip-sklearn
     python benchmarks/dimred.py --quick          # tiny, format only (tests)
 """
 
@@ -30,7 +40,7 @@ from importlib import metadata
 import jax
 import numpy as np
 
-from latentjax.look import metrics, pca, tsne
+from latentjax.look import maps, metrics, pca, tsne
 from latentjax.look import umap as lj_umap
 
 
@@ -41,11 +51,18 @@ def _version(name):
         return None
 
 
-def load_fashion(data_dir, n):
-    path = pathlib.Path(data_dir) / "fashion_mnist" / "train-images-idx3-ubyte.gz"
+def load_fashion(data_dir, n, split="train"):
+    prefix = "train" if split == "train" else "t10k"
+    path = pathlib.Path(data_dir) / "fashion_mnist" / f"{prefix}-images-idx3-ubyte.gz"
     raw = gzip.open(path, "rb").read()
     images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)[:n]
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def load_labels(data_dir, n, split="train"):
+    prefix = "train" if split == "train" else "t10k"
+    path = pathlib.Path(data_dir) / "fashion_mnist" / f"{prefix}-labels-idx1-ubyte.gz"
+    return np.frombuffer(gzip.open(path, "rb").read(), np.uint8, offset=8)[:n].astype(np.int64)
 
 
 def vae_latents(checkpoint, data_dir, n):
@@ -169,6 +186,77 @@ def umap_rows(case, x, *, quick):
     return rows
 
 
+def transform_quality(x_new, y_ref, labels_ref, y_new, labels_new):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    y_ref, y_new = np.asarray(y_ref, np.float32), np.asarray(y_new, np.float32)
+    return {
+        "knn_accuracy": float(KNeighborsClassifier(10).fit(y_ref, labels_ref).score(y_new, labels_new)),
+        "trustworthiness": float(metrics.trustworthiness(x_new, y_new, k=10)),
+    }
+
+
+def transform_rows(data_dir, n, m, *, quick, skip_umap, n_jobs):
+    """Fit on the first ``n`` training images, transform the first ``m`` test images; each peer alike."""
+    train, test = load_fashion(data_dir, n, "train"), load_fashion(data_dir, m, "test")
+    l_ref, l_new = load_labels(data_dir, n, "train"), load_labels(data_dir, m, "test")
+    p = pca.fit(train, num_components=50)
+    x_ref = np.asarray(pca.transform(p, train), np.float32)
+    x_new = np.asarray(pca.transform(p, test), np.float32)
+    num_steps, ee = (100, 50) if quick else (750, 250)
+    steps = 50 if quick else 250  # openTSNE's transform n_iter (default 250)
+    rows = []
+
+    def row(case, impl, fit_seconds, cold, warm, y_ref, y_new, **extra):
+        q = transform_quality(x_new, y_ref, l_ref, y_new, l_new)
+        head = {"case": case, "impl": impl, "seconds": warm, "cold_seconds": cold, "fit_seconds": fit_seconds}
+        return head | q | extra
+
+    case = f"tsne_transform_n{n}_m{m}"
+    t = time.perf_counter()
+    fitted = jax.block_until_ready(
+        maps.fit_tsne(
+            jax.random.key(0), x_ref, perplexity=30.0, num_steps=num_steps, early_exaggeration_steps=ee
+        )
+    )
+    fit_s = time.perf_counter() - t
+    cold, warm, y = timed(lambda: maps.transform(fitted, jax.random.key(1), x_new, num_steps=steps))
+    rows.append(row(case, "latentjax", fit_s, cold, warm, fitted.embedding, y))
+    try:
+        import openTSNE
+    except ImportError:
+        print("openTSNE not installed: its transform rows are skipped", file=sys.stderr)
+    else:
+        t = time.perf_counter()
+        emb = openTSNE.TSNE(
+            perplexity=30.0, n_iter=num_steps - ee, early_exaggeration_iter=ee, n_jobs=n_jobs, random_state=0
+        ).fit(x_ref.astype(np.float64))
+        fit_s = time.perf_counter() - t
+        cold, warm, y = timed(lambda: emb.transform(x_new.astype(np.float64), n_iter=steps))
+        rows.append(row(case, "opentsne", fit_s, cold, warm, np.asarray(emb), y, n_jobs=n_jobs))
+
+    if skip_umap:
+        return rows
+    case = f"umap_transform_n{n}_m{m}"
+    umap_steps = 50 if quick else None
+    t = time.perf_counter()
+    fitted = jax.block_until_ready(maps.fit_umap(jax.random.key(0), x_ref, num_steps=umap_steps))
+    fit_s = time.perf_counter() - t
+    cold, warm, y = timed(lambda: maps.transform(fitted, jax.random.key(1), x_new))
+    rows.append(row(case, "latentjax", fit_s, cold, warm, fitted.embedding, y))
+    try:
+        import umap
+    except ImportError:
+        print("umap-learn not installed: its transform rows are skipped", file=sys.stderr)
+    else:
+        t = time.perf_counter()
+        u = umap.UMAP(n_neighbors=15, min_dist=0.1, n_epochs=umap_steps, n_jobs=-1).fit(x_ref)
+        fit_s = time.perf_counter() - t
+        cold, warm, y = timed(lambda: u.transform(x_new))
+        rows.append(row(case, "umap_learn", fit_s, cold, warm, u.embedding_, y))
+    return rows
+
+
 def add_ratios(rows):
     """``seconds_vs_<peer>`` etc. on each latentjax row: ours / peer's, same case, same run."""
     for row in rows:
@@ -176,17 +264,17 @@ def add_ratios(rows):
             continue
         for peer in rows:
             if peer["case"] == row["case"] and peer["impl"] != "latentjax":
-                for field in ("seconds", "cold_seconds", "kl"):
+                for field in ("seconds", "cold_seconds", "fit_seconds", "kl"):
                     if field in row and field in peer and peer[field]:
                         row[f"{field}_vs_{peer['impl']}"] = row[field] / peer[field]
-                for field in ("trustworthiness", "knn_recall"):
+                for field in ("trustworthiness", "knn_recall", "knn_accuracy"):
                     if field in row and field in peer:
                         row[f"{field}_minus_{peer['impl']}"] = row[field] - peer[field]
     return rows
 
 
 def print_table(rows):
-    cols = ["case", "impl", "seconds", "cold_seconds", "trustworthiness", "knn_recall", "kl"]
+    cols = ["case", "impl", "seconds", "cold_seconds", "trustworthiness", "knn_recall", "kl", "knn_accuracy"]
     print(" | ".join(f"{c:>16}" for c in cols))
     for r in rows:
         cells = [
@@ -208,8 +296,14 @@ def main(argv=None):
     ap.add_argument("--checkpoint", help="a trained VAE run directory: also embed its latent means")
     ap.add_argument("--skip-sklearn", action="store_true", help="skip scikit-learn's (slow) Barnes-Hut t-SNE")
     ap.add_argument("--skip-umap", action="store_true")
+    ap.add_argument(
+        "--transform", action="store_true", help="also the transform rows (fit on train, place test)"
+    )
+    ap.add_argument("--n-test", type=int, default=10000, help="test images placed by the transform rows")
+    ap.add_argument("--no-fit-rows", action="store_true", help="only the transform rows")
     args = ap.parse_args(argv)
     n = 300 if args.quick else args.n
+    m = 100 if args.quick else args.n_test
     n_jobs = os.cpu_count() or 1
 
     images = load_fashion(args.data_dir, n)
@@ -219,7 +313,9 @@ def main(argv=None):
         inputs["_vae"] = vae_latents(args.checkpoint, args.data_dir, n)
 
     rows = []
-    for suffix, data in inputs.items():
+    if args.transform:
+        rows += transform_rows(args.data_dir, n, m, quick=args.quick, skip_umap=args.skip_umap, n_jobs=n_jobs)
+    for suffix, data in {} if args.no_fit_rows else inputs.items():
         rows += tsne_rows(
             f"tsne{suffix}_n{n}", data, quick=args.quick, skip_sklearn=args.skip_sklearn, n_jobs=n_jobs
         )
@@ -236,7 +332,8 @@ def main(argv=None):
             k: _version(k) for k in ("jax", "jaxlib", "openTSNE", "scikit-learn", "umap-learn", "numba")
         },
         "input": f"first {n} Fashion-MNIST training images, PCA-50"
-        + (", and VAE latent means" if args.checkpoint else ""),
+        + (", and VAE latent means" if args.checkpoint else "")
+        + (f"; transform: first {m} test images into maps of those" if args.transform else ""),
         "quick": args.quick,
         "rows": rows,
     }

@@ -37,3 +37,43 @@ def test_benchmark_quick_writes_rows(tmp_path, data_dir, load_script):
         # parity with openTSNE on the same P (measured: KL 0.454 vs 0.464, trustworthiness +0.003)
         assert abs(ours["trustworthiness"] - peer["trustworthiness"]) < 0.03
         assert ours["kl"] < 1.1 * peer["kl"]
+
+
+@pytest.mark.slow
+def test_benchmark_transform_rows(tmp_path, data_dir, load_script):
+    """Transform rows at a tiny size: every implementation's fields, the ratios to its peer, and the
+    kNN accuracy recomputed with scikit-learn from a refit of our map (the rows' own numbers)."""
+    bench = load_script("dimred", "benchmarks")
+    out = tmp_path / "dimred.json"
+    argv = ["--quick", "--transform", "--no-fit-rows", "--data-dir", str(data_dir), "--json", str(out)]
+    bench.main(argv)
+    result = json.loads(out.read_text())
+    rows = {(r["case"], r["impl"]): r for r in result["rows"]}
+    assert {c for c, _ in rows} == {"tsne_transform_n300_m100", "umap_transform_n300_m100"}
+    for (case, impl), r in rows.items():
+        for field in ("seconds", "cold_seconds", "fit_seconds", "knn_accuracy", "trustworthiness"):
+            assert np.isfinite(r[field]), (case, impl, field)
+        # 10 Fashion-MNIST classes: far above chance (0.1) even at 300 + 100 points.
+        assert r["knn_accuracy"] > 0.4 and r["trustworthiness"] > 0.8, r
+    for case, peer in (("tsne_transform_n300_m100", "opentsne"), ("umap_transform_n300_m100", "umap_learn")):
+        if (case, peer) in rows:
+            ours, theirs = rows[(case, "latentjax")], rows[(case, peer)]
+            assert ours[f"seconds_vs_{peer}"] == pytest.approx(ours["seconds"] / theirs["seconds"], rel=1e-12)
+            diff = ours["knn_accuracy"] - theirs["knn_accuracy"]
+            assert ours[f"knn_accuracy_minus_{peer}"] == pytest.approx(diff, abs=1e-12)
+    # The t-SNE row's quality, recomputed independently: sklearn's kNN classifier and trustworthiness.
+    import jax
+    from sklearn.manifold import trustworthiness
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from latentjax.look import maps, pca
+
+    train, test = bench.load_fashion(str(data_dir), 300), bench.load_fashion(str(data_dir), 100, "test")
+    p = pca.fit(train, num_components=50)
+    x_ref, x_new = (np.asarray(pca.transform(p, a), np.float32) for a in (train, test))
+    m = maps.fit_tsne(jax.random.key(0), x_ref, num_steps=100, early_exaggeration_steps=50)
+    y = np.asarray(maps.transform(m, jax.random.key(1), x_new, num_steps=50))
+    acc = KNeighborsClassifier(10).fit(np.asarray(m.embedding), bench.load_labels(str(data_dir), 300))
+    ours = rows[("tsne_transform_n300_m100", "latentjax")]
+    assert ours["knn_accuracy"] == pytest.approx(acc.score(y, bench.load_labels(str(data_dir), 100, "test")))
+    assert ours["trustworthiness"] == pytest.approx(trustworthiness(x_new, y, n_neighbors=10), abs=1e-4)
