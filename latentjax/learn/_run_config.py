@@ -28,6 +28,7 @@ RESUME_SETTINGS = (
     "seed",
     "population",
     "objective",
+    "objective_options",
     "num_samples",
     "binarize",
     "adam",
@@ -35,6 +36,7 @@ RESUME_SETTINGS = (
 # What a run saved before these settings existed trained with.
 SETTING_DEFAULTS = {
     "objective": "elbo",
+    "objective_options": {},
     "num_samples": 1,
     "binarize": "none",
     "adam": {"b1": 0.9, "b2": 0.999, "eps": 1e-8},

@@ -13,6 +13,7 @@ of latentjax 0.1.0 have none and restore unchecked.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import logging
@@ -138,6 +139,21 @@ def checkpoint_dir(run_dir: str | os.PathLike) -> pathlib.Path:
     return p if p.name == CHECKPOINT_DIR else p / CHECKPOINT_DIR
 
 
+def _stored(tree: Any) -> Any:
+    """``tree`` as it is written: a NamedTuple without its fields that hold no array.
+
+    So a field added with an empty default (``TrainState.aux=()``) leaves a checkpoint as it was
+    (release 0.1.0's restore, and new ones restore into older structures); the leaves keep their
+    order, so ``jax.tree.unflatten`` with the full structure puts them back.
+    """
+    if not (isinstance(tree, tuple) and hasattr(tree, "_fields")):
+        return tree
+    kept = [f for f in tree._fields if jax.tree.leaves(getattr(tree, f))]
+    if len(kept) == len(tree._fields):
+        return tree
+    return collections.namedtuple(type(tree).__name__, kept)(*(getattr(tree, f) for f in kept))
+
+
 def _is_key(x: Any) -> bool:
     return jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key)
 
@@ -241,7 +257,7 @@ class Manager:
           meta: a JSON-able dict saved beside it.
         """
         ocp = _ocp()
-        tree = jax.device_get(keys_to_data(tree))
+        tree = _stored(jax.device_get(keys_to_data(tree)))
         meta = {**meta, _INTEGRITY: {"arrays": _spec(tree), "sha256": digest(tree)}}
         self._mngr.save(
             int(step),
@@ -301,8 +317,9 @@ class Manager:
         try:
             with _quiet():
                 restored = self._mngr.restore(
-                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_stored(target)))
                 )["state"]
+            restored = jax.tree.unflatten(jax.tree.structure(target), jax.tree.leaves(restored))
         except Exception as e:  # orbax raises many types for damaged files and for other shapes
             if integrity is not None:
                 raise corrupt(f"{where} is corrupt ({_first_line(e)})") from None

@@ -44,7 +44,7 @@ def make_sharded_step(
     mesh: jax.sharding.Mesh,
     *,
     beta: float = 1.0,
-    objective: str = "elbo",
+    objective: str | objectives.Objective = "elbo",
     num_samples: int = 1,
     binarize: str = "none",
     donate: bool = True,
@@ -60,7 +60,9 @@ def make_sharded_step(
       tx: the optax transformation.
       mesh: the mesh.
       beta: the KL weight.
-      objective: ``"elbo"`` or ``"iwae"`` (``train.make_step``).
+      objective: a name or an ``objectives.Objective`` (``train.make_step``). A batch objective
+        (``objectives.BATCH``: beta-TCVAE, FactorVAE, the annealed VAE) is computed on the whole
+        global batch: XLA gathers the codes across devices, so the step equals the one-device step.
       num_samples: latents per example (``train.make_step``).
       binarize: ``"dynamic"`` draws each image afresh (``train.make_step``).
       donate: donate the state's buffers to the step.
@@ -95,7 +97,7 @@ def make_sharded_scan(
     mesh: jax.sharding.Mesh,
     *,
     beta: float = 1.0,
-    objective: str = "elbo",
+    objective: str | objectives.Objective = "elbo",
     num_samples: int = 1,
     binarize: str = "none",
 ) -> Callable:
@@ -143,7 +145,7 @@ def make_pmap_step(
     tx: optax.GradientTransformation,
     *,
     beta: float = 1.0,
-    objective: str = "elbo",
+    objective: str | objectives.Objective = "elbo",
     num_samples: int = 1,
     binarize: str = "none",
     num_devices: int | None = None,
@@ -194,7 +196,7 @@ def fit_data_parallel(
     batch_size: int = 128,
     learning_rate: float = 1e-3,
     beta: float = 1.0,
-    objective: str = "elbo",
+    objective: str | objectives.Objective = "elbo",
     num_samples: int = 1,
     binarize: str = "none",
     devices: Sequence | int | str | None = "all",
@@ -229,7 +231,8 @@ def fit_data_parallel(
       batch_size: the global batch.
       learning_rate: Adam's step size.
       beta: the KL weight.
-      objective: as for ``train.fit``.
+      objective: as for ``train.fit``; a batch objective (``objectives.BATCH``) is computed on the
+        whole global batch (equal to ``train.fit`` up to summation order) and needs ``"jit"``.
       num_samples: as for ``train.fit``.
       binarize: as for ``train.fit``.
       devices: devices, or a ``select_devices`` spec.
@@ -253,8 +256,8 @@ def fit_data_parallel(
       ``images_per_s``, ``seconds``, ``mode``, ``devices``).
 
     Raises:
-      InputError: an unknown ``parallel`` or ``mode``, ``pmap`` over processes, or a batch that
-        does not divide over the devices.
+      InputError: an unknown ``parallel`` or ``mode``, ``pmap`` over processes or with a batch
+        objective, or a batch that does not divide over the devices.
 
     Examples:
       >>> import numpy as np
@@ -285,11 +288,15 @@ def fit_data_parallel(
         raise InputError(f"{where}: parallel='pmap' runs in one process; use parallel='jit' for multi-host")
     if batch_size % len(devs):
         raise InputError(f"{where}: batch_size={batch_size} is not divisible by the {len(devs)} devices")
-    graphdef, st, tx = init(key, job.config, learning_rate=learning_rate)
-    spec = objectives.check(objectives.Objective(objective, beta, num_samples), job.config, where=where)
+    spec = objectives.prepare(
+        objective, job.config, beta=beta, num_samples=num_samples, num_images=len(job.images), where=where
+    )
+    if parallel == "pmap" and spec.name in objectives.BATCH:
+        raise InputError(f"{where}: objective={spec.name!r} needs the whole batch; use parallel='jit'")
+    graphdef, st, tx = init(key, job.config, learning_rate=learning_rate, objective=spec)
     job = train.binarized(job, st.key, data.check_binarize(binarize, where=where))
     images = job.images
-    loss = dict(beta=spec.beta, objective=spec.name, num_samples=spec.num_samples, binarize=binarize)
+    loss = dict(objective=spec, binarize=binarize)
 
     if parallel == "pmap":
         nd = len(devs)
@@ -334,8 +341,9 @@ def fit_data_parallel(
     settings = {
         "batch_size": batch_size,
         "learning_rate": learning_rate,
-        "beta": beta,
+        "beta": spec.beta,
         "objective": spec.name,
+        "objective_options": objectives.options(spec),
         "num_samples": spec.num_samples,
         "binarize": binarize,
         "adam": {"b1": 0.9, "b2": 0.999, "eps": 1e-8},
@@ -347,7 +355,7 @@ def fit_data_parallel(
         **(settings or {}),
     }
     describe = train.epoch_evaluation(
-        graphdef, job.eval_images, steps_per_epoch=job.steps_per_epoch, beta=beta, host=host
+        graphdef, job.eval_images, steps_per_epoch=job.steps_per_epoch, beta=spec.beta, host=host
     )
     return loop.run(
         job,

@@ -47,6 +47,7 @@ def init(
     *,
     betas: Sequence[float] | float = 1.0,
     learning_rate: float = 1e-3,
+    objective: objectives.Objective | None = None,
 ):
     """K fresh members; member ``k`` is exactly ``state.init(keys[k], config, ...)``.
 
@@ -55,6 +56,7 @@ def init(
       config: the model (every member's).
       betas: one KL weight per member, or one for all.
       learning_rate: Adam's step size.
+      objective: every member's (its ``TrainState.aux``, ``state.init``).
 
     Returns:
       ``(graphdef, State, tx)``.
@@ -81,7 +83,7 @@ def init(
         raise InputError(f"population.init: betas has {betas.shape[0]} values for {k} keys")
     if not np.all(np.isfinite(betas)) or np.any(betas < 0):
         raise InputError(f"population.init: betas must be finite and >= 0, got {betas.tolist()}")
-    members = [state.init(key, config, learning_rate=learning_rate) for key in keys]
+    members = [state.init(key, config, learning_rate=learning_rate, objective=objective) for key in keys]
     graphdef, tx = members[0][0], members[0][2]
     return graphdef, State(state.stack([m[1] for m in members]), jnp.asarray(betas)), tx
 
@@ -120,7 +122,7 @@ def make_step(
     graphdef,
     tx: optax.GradientTransformation,
     *,
-    objective: str = "elbo",
+    objective: str | objectives.Objective = "elbo",
     num_samples: int = 1,
     binarize: str = "none",
 ) -> Callable:
@@ -269,7 +271,7 @@ def fit(
     epochs: int,
     batch_size: int = 128,
     learning_rate: float = 1e-3,
-    objective: str = "elbo",
+    objective: str | objectives.Objective = "elbo",
     num_samples: int = 1,
     binarize: str = "none",
     mode: str = "auto",
@@ -301,7 +303,8 @@ def fit(
       epochs: passes over the data.
       batch_size: images per step and member.
       learning_rate: Adam's step size.
-      objective: as for ``train.fit`` (``"iwae"`` needs every beta 1).
+      objective: as for ``train.fit`` (``"iwae"`` and ``"annealed_vae"`` need every beta 1); an
+        ``objectives.Objective`` leaves ``beta`` at 1 (the members' are ``betas``).
       num_samples: as for ``train.fit``.
       binarize: ``"none"`` or ``"dynamic"`` (as for ``train.fit``).
       mode: ``"scan"`` (a segment of steps as one ``lax.scan``; dense models), ``"loop"`` (a
@@ -333,17 +336,24 @@ def fit(
     job = loop.prepare(
         config, train_images, epochs=epochs, batch_size=batch_size, checkpoint_every=checkpoint_every
     )
-    graphdef, pop, tx = init(keys, job.config, betas=betas, learning_rate=learning_rate)
+    where = "population.fit"
+    spec = objectives.prepare(
+        objective, job.config, num_samples=num_samples, num_images=len(job.images), where=where
+    )
+    if spec.beta != 1.0:
+        raise InputError(f"{where}: give the members' KL weights as betas=, not objective.beta={spec.beta}")
+    graphdef, pop, tx = init(keys, job.config, betas=betas, learning_rate=learning_rate, objective=spec)
     k = len(pop.betas)
     for b in pop.betas.tolist():
-        objectives.check(objectives.Objective(objective, b, num_samples), job.config, where="population.fit")
+        objectives.check(spec._replace(beta=b), job.config, where=where)
     if binarize not in ("none", "dynamic"):
         raise InputError(f"population.fit: binarize must be 'none' or 'dynamic', got {binarize!r}")
-    loss = dict(objective=objective, num_samples=int(num_samples), binarize=binarize)
+    loss = dict(objective=spec.name, num_samples=spec.num_samples, binarize=binarize)
     if seeds is not None and len(seeds) != k:
         raise InputError(f"population.fit: seeds has {len(seeds)} values for {k} keys")
     mode = tuning.choose_mode(mode, job.config)
-    segment = loop.device_segment(make_step(graphdef, tx, **loss), job.images, mode, unroll=1)
+    step = make_step(graphdef, tx, objective=spec, binarize=binarize)
+    segment = loop.device_segment(step, job.images, mode, unroll=1)
 
     def orders(states):
         order_keys = [state.order_key(state.take(states, m)) for m in range(k)]
@@ -366,6 +376,7 @@ def fit(
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         **loss,
+        "objective_options": objectives.options(spec),
         "adam": {"b1": 0.9, "b2": 0.999, "eps": 1e-8},
         "epochs": epochs,
         "checkpoint_every": job.every,

@@ -60,7 +60,8 @@ def load_model(
       >>> models.decode(model, jnp.zeros(cfg.latent_dim)).shape  # doctest: +SKIP
       (28, 28, 1)
     """
-    cfg = read_config(run_dir).model
+    run_config = read_config(run_dir)
+    cfg = run_config.model
     mngr = checkpoint.Manager(run_dir)
     try:
         if mngr.latest_step() is None:
@@ -69,7 +70,7 @@ def load_model(
             raise CheckpointError(
                 f"checkpoint in {mngr.directory} was written by another model than {CONFIG_FILE} describes"
             )
-        graphdef, like = state.abstract_state(cfg)
+        graphdef, like = state.abstract_state(cfg, run_config.train)
         st, _ = mngr.restore(like, step)
     finally:
         mngr.close()

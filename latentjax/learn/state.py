@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from latentjax.learn import models
+from latentjax.learn import models, objectives
 
 
 class TrainState(NamedTuple):
@@ -29,6 +29,9 @@ class TrainState(NamedTuple):
       params: the model's ``nnx.State`` (``nnx.split(model)[1]``).
       opt_state: the optax state.
       key: the run key (see the module docstring: ``step_key``, ``order_key``, ``eval_key``).
+      aux: what an objective trains besides the model (FactorVAE's discriminator and its Adam
+        state, ``objectives.init_aux``); ``()`` for every other objective, so a checkpoint holds
+        the same arrays as before the field existed (release 0.1.0's load and resume bit for bit).
 
     Examples:
       >>> _, st, _ = init(jax.random.key(0), models.Config(latent_dim=2, hidden=8), learning_rate=1e-3)
@@ -40,6 +43,7 @@ class TrainState(NamedTuple):
     params: Any
     opt_state: Any
     key: jax.Array
+    aux: Any = ()
 
 
 def optimizer(*, learning_rate: float) -> optax.GradientTransformation:
@@ -59,13 +63,21 @@ def optimizer(*, learning_rate: float) -> optax.GradientTransformation:
     return optax.adam(learning_rate)
 
 
-def init(key: jax.Array, config: models.Config, *, learning_rate: float):
+def init(
+    key: jax.Array,
+    config: models.Config,
+    *,
+    learning_rate: float,
+    objective: objectives.Objective | None = None,
+):
     """A fresh model, split into its ``graphdef`` and a ``TrainState``, and its optimiser.
 
     Args:
       key: split into the initialisation key and the run key (``TrainState.key``).
       config: the model.
       learning_rate: Adam's step size.
+      objective: the objective trained; ``TrainState.aux`` is ``objectives.init_aux`` of it (drawn
+        from the run key; FactorVAE's discriminator), ``()`` without one.
 
     Returns:
       ``(graphdef, state, tx)``: the model's ``nnx.GraphDef``, the ``TrainState`` at step 0 and
@@ -80,10 +92,11 @@ def init(key: jax.Array, config: models.Config, *, learning_rate: float):
     init_key, run_key = jax.random.split(key)
     graphdef, params = nnx.split(models.create(init_key, config))
     tx = optimizer(learning_rate=learning_rate)
-    return graphdef, TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), run_key), tx
+    aux = () if objective is None else objectives.init_aux(run_key, config, objective)
+    return graphdef, TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), run_key, aux), tx
 
 
-def abstract_state(config: models.Config) -> tuple[Any, TrainState]:
+def abstract_state(config: models.Config, settings: dict | None = None) -> tuple[Any, TrainState]:
     """The ``graphdef`` and the shapes and dtypes of ``init``'s state, without computing it.
 
     ``jax.eval_shape`` traces ``init``; no parameter is initialised. Adam's state does not depend
@@ -92,6 +105,8 @@ def abstract_state(config: models.Config) -> tuple[Any, TrainState]:
 
     Args:
       config: the model.
+      settings: the run's stored settings (``runs.read_config(...).train``): their objective's
+        ``aux`` is part of the state (``objectives.from_settings``); None: no ``aux``.
 
     Returns:
       ``(graphdef, state)``: the model's ``nnx.GraphDef`` and a ``TrainState`` of
@@ -103,7 +118,8 @@ def abstract_state(config: models.Config) -> tuple[Any, TrainState]:
       (8, 784)
     """
     key = jax.eval_shape(jax.random.key, 0)  # a key's shape and dtype, not a key
-    return jax.eval_shape(lambda k: init(k, config, learning_rate=1e-3)[:2], key)
+    objective = None if settings is None else objectives.from_settings(settings)
+    return jax.eval_shape(lambda k: init(k, config, learning_rate=1e-3, objective=objective)[:2], key)
 
 
 def step_key(state: TrainState) -> jax.Array:

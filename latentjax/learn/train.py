@@ -13,15 +13,14 @@ import os
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np  # noqa: F401  (the doctests' np)
 import optax
 from jax.typing import ArrayLike
 
 from latentjax import data
 from latentjax.errors import InputError
+from latentjax.learn import _gradients, _optimizer, loop, models, objectives, tuning
 from latentjax.learn import _onednn as onednn
-from latentjax.learn import _optimizer, loop, models, objectives, tuning
 from latentjax.learn._evaluation import epoch_evaluation, evaluate  # noqa: F401  (train.evaluate, ...)
 from latentjax.learn.objectives import Objective, summed_loss
 from latentjax.learn.state import TrainState, init, step_key
@@ -37,9 +36,11 @@ def loss_fn(
     *,
     graphdef,
     beta: float = 1.0,
-    objective: str = "elbo",
+    objective: str | Objective = "elbo",
     num_samples: int = 1,
     binarize: str = "none",
+    step=0,
+    aux=(),
 ) -> jax.Array:
     """The mean negative objective of a batch; example ``i`` draws with ``jax.random.split(key, b)[i]``.
 
@@ -49,10 +50,13 @@ def loss_fn(
       images: uint8 ``(b, h, w, c)``.
       graphdef: the model's ``nnx.GraphDef``.
       beta: the KL weight.
-      objective: ``"elbo"`` or ``"iwae"`` (``objectives.OBJECTIVES``).
+      objective: a name of ``objectives.OBJECTIVES`` or an ``objectives.Objective`` (with its
+        hyperparameters; ``objectives.resolve``).
       num_samples: latents per example (IWAE's ``k``; the ELBO averages ``k`` one-sample ELBOs).
       binarize: ``"dynamic"`` draws each image afresh (``objectives.summed_loss``); ``"none"`` and
         ``"fixed"`` read it as it is.
+      step: the step (traced in the trainers; the annealed capacity reads it).
+      aux: ``TrainState.aux`` (FactorVAE's discriminator).
 
     Returns:
       A scalar (differentiable in ``params``).
@@ -64,43 +68,13 @@ def loss_fn(
       >>> loss_fn(st.params, jax.random.key(1), np.zeros((4, 28, 28, 1), np.uint8), graphdef=graphdef).shape
       ()
     """
-    spec = Objective(objective, beta, num_samples)
+    spec = objectives.resolve(objective, beta=beta, num_samples=num_samples, where="train.loss_fn")
+    spec = objectives.check(spec, where="train.loss_fn")
     keys = jax.random.split(key, images.shape[0])
-    return summed_loss(params, graphdef, keys, images, spec, binarize=binarize) / images.shape[0]
-
-
-def _accumulated_value_and_grad(params, key, images, *, graphdef, spec, binarize, microbatches: int):
-    """``value_and_grad(loss_fn)`` over ``microbatches`` equal slices of the batch, summed.
-
-    Every example keeps the key ``loss_fn`` gives it, so the result equals the one-pass gradient
-    up to the order of the float sums. The slices are unrolled in the compiled step: XLA:CPU then
-    works on activations a fraction of the size (they stay in cache) and can run two slices'
-    ops side by side; the conv VAE step at batch 256 on 2 cores is ~10 % faster with 2.
-    """
-    b = images.shape[0]
-    if b % microbatches:
-        raise InputError(
-            f"train.make_step: the batch of {b} does not split into {microbatches} equal microbatches"
-        )
-    keys = jax.random.split(key, b)
-    part = b // microbatches
-    loss, grads = 0.0, None
-    for i in range(microbatches):
-        sl = slice(i * part, (i + 1) * part)
-        value, g = jax.value_and_grad(summed_loss)(
-            params, graphdef, keys[sl], images[sl], spec, binarize=binarize
-        )
-        loss = loss + value
-        grads = g if grads is None else jax.tree.map(jnp.add, grads, g)
-    return loss / b, jax.tree.map(lambda g: g / b, grads)
-
-
-def _shard_loss(params, key, images, *, graphdef, spec, binarize, axis_name: str):
-    """``loss_fn`` of this device's shard of a global batch, each example keeping its global key."""
-    local = images.shape[0]
-    keys = jax.random.split(key, local * jax.lax.axis_size(axis_name))
-    mine = jax.lax.dynamic_slice_in_dim(keys, jax.lax.axis_index(axis_name) * local, local)
-    return summed_loss(params, graphdef, mine, images, spec, binarize=binarize) / local
+    return (
+        summed_loss(params, graphdef, keys, images, spec, binarize=binarize, step=step, aux=aux)
+        / images.shape[0]
+    )
 
 
 def make_step(
@@ -108,7 +82,7 @@ def make_step(
     tx: optax.GradientTransformation,
     *,
     beta: float = 1.0,
-    objective: str = "elbo",
+    objective: str | Objective = "elbo",
     num_samples: int = 1,
     binarize: str = "none",
     microbatches: int = 1,
@@ -117,11 +91,15 @@ def make_step(
 ) -> Callable:
     """The training step ``step(state, images) -> (state, {"loss": loss})``, pure and not yet jitted.
 
+    A batch objective (``objectives.BATCH``) is computed on the whole batch; an ``objectives.AUX``
+    one also steps its second network (``TrainState.aux``) on the same batch, after the model's
+    gradient is taken with it (FactorVAE; the metrics add ``"disc_loss"``).
+
     Args:
       graphdef: the model's ``nnx.GraphDef``.
       tx: the optax transformation.
       beta: the KL weight.
-      objective: ``"elbo"`` or ``"iwae"`` (``objectives.OBJECTIVES``).
+      objective: a name of ``objectives.OBJECTIVES`` or an ``objectives.Objective``.
       num_samples: latents per example (``loss_fn``).
       binarize: ``"dynamic"``: each image drawn afresh at every step (``loss_fn``).
       microbatches: compute the batch's gradient in this many equal slices, summed (the same
@@ -138,8 +116,8 @@ def make_step(
 
     Raises:
       InputError: an unknown ``conv_kernels`` (or oneDNN unavailable), ``microbatches`` < 1,
-        ``axis_name`` with microbatches or oneDNN, or a bad objective (``objectives.check``) or
-        ``binarize``.
+        ``axis_name`` with microbatches or oneDNN, a batch objective with ``axis_name`` or
+        microbatches, or a bad objective (``objectives.check``) or ``binarize``.
 
     Examples:
       >>> from latentjax.learn import state
@@ -149,7 +127,10 @@ def make_step(
       >>> int(st.step)
       1
     """
-    spec = objectives.check(Objective(objective, beta, num_samples), where="train.make_step")
+    where = "train.make_step"
+    spec = objectives.check(
+        objectives.resolve(objective, beta=beta, num_samples=num_samples, where=where), where=where
+    )
     binarize = data.check_binarize(binarize, where="train.make_step")
     if conv_kernels not in ("xla", "onednn"):
         raise InputError(f"train.make_step: conv_kernels must be 'xla' or 'onednn', got {conv_kernels!r}")
@@ -163,19 +144,24 @@ def make_step(
     microbatches = int(microbatches)
     if axis_name is not None and (microbatches > 1 or conv_kernels != "xla"):
         raise InputError("train.make_step: axis_name (pmap) takes microbatches=1 and conv_kernels='xla'")
+    if spec.name in objectives.BATCH and (axis_name is not None or microbatches > 1):
+        raise InputError(
+            f"train.make_step: objective={spec.name!r} needs the whole batch: it takes microbatches=1 "
+            "and no axis_name (pmap); shard it with jit (parallel.make_sharded_step)"
+        )
 
     def step(st: TrainState, images: jax.Array):
         key = step_key(st)
+        aux, metrics = st.aux, {}
+        ctx = dict(graphdef=graphdef, spec=spec, binarize=binarize, step=st.step)
         with onednn.enabled(conv_kernels == "onednn"):  # read while this is traced
-            if axis_name is not None:
-                loss, grads = jax.value_and_grad(_shard_loss)(
-                    st.params,
-                    key,
-                    images,
-                    graphdef=graphdef,
-                    spec=spec,
-                    binarize=binarize,
-                    axis_name=axis_name,
+            if spec.name in objectives.AUX:
+                loss, grads, aux, metrics = _gradients.aux_value_and_grad(
+                    st.params, key, images, aux=st.aux, **ctx
+                )
+            elif axis_name is not None:
+                loss, grads = jax.value_and_grad(_gradients.shard_loss)(
+                    st.params, key, images, axis_name=axis_name, **ctx
                 )
                 loss, grads = jax.lax.pmean((loss, grads), axis_name)
             elif microbatches == 1:
@@ -185,23 +171,18 @@ def make_step(
                     images,
                     graphdef=graphdef,
                     beta=spec.beta,
-                    objective=spec.name,
+                    objective=spec,
                     num_samples=spec.num_samples,
                     binarize=binarize,
+                    step=st.step,
                 )
             else:
-                loss, grads = _accumulated_value_and_grad(
-                    st.params,
-                    key,
-                    images,
-                    graphdef=graphdef,
-                    spec=spec,
-                    binarize=binarize,
-                    microbatches=microbatches,
+                loss, grads = _gradients.accumulated_value_and_grad(
+                    st.params, key, images, microbatches=microbatches, **ctx
                 )
         updates, opt_state = tx.update(grads, st.opt_state, st.params)
         params = optax.apply_updates(st.params, updates)
-        return TrainState(st.step + 1, params, opt_state, st.key), {"loss": loss}
+        return TrainState(st.step + 1, params, opt_state, st.key, aux), {"loss": loss, **metrics}
 
     return step
 
@@ -247,7 +228,7 @@ def fit(
     batch_size: int = 128,
     learning_rate: float | list = 1e-3,
     beta: float = 1.0,
-    objective: str = "elbo",
+    objective: str | Objective = "elbo",
     num_samples: int = 1,
     binarize: str = "none",
     adam_b1: float = 0.9,
@@ -276,7 +257,10 @@ def fit(
       learning_rate: Adam's step size, or stages ``[(epochs, rate), ...]`` run in turn (the last
         rate continues), e.g. Burda et al.'s ``[(3**i, 1e-3 * 10 ** (-i / 7)) for i in range(8)]``.
       beta: the KL weight.
-      objective: ``"elbo"`` or ``"iwae"`` (``objectives.OBJECTIVES``).
+      objective: a name of ``objectives.OBJECTIVES`` (``"elbo"``, ``"iwae"``, ``"beta_tcvae"``,
+        ``"annealed_vae"``, ``"factor_vae"``) or an ``objectives.Objective`` with hyperparameters
+        (``objectives.resolve``; beta-TCVAE's ``dataset_size`` is the number of training images).
+        Its name and ``objectives.options`` are stored and must be those saved on resume.
       num_samples: latents per example: IWAE's ``k``; the ELBO averages ``k`` one-sample ELBOs.
       binarize: ``"none"``; ``"fixed"`` (the training images binarised once, ``binarized``); or
         ``"dynamic"`` (each image drawn afresh at every visit from the step's key, so resume stays
@@ -331,32 +315,29 @@ def fit(
         eval_images=eval_images,
     )
     config = job.config
-    spec = objectives.check(Objective(objective, beta, num_samples), config, where="train.fit")
+    spec = objectives.prepare(
+        objective, config, beta=beta, num_samples=num_samples, num_images=len(job.images), where="train.fit"
+    )
     binarize = data.check_binarize(binarize, where="train.fit")
     lr = _optimizer.stages(learning_rate, where="train.fit")
     adam = {"b1": float(adam_b1), "b2": float(adam_b2), "eps": float(adam_eps)}
-    graphdef, st, _ = init(key, config, learning_rate=lr if isinstance(lr, float) else lr[0][1])
+    lr0 = lr if isinstance(lr, float) else lr[0][1]
+    graphdef, st, _ = init(key, config, learning_rate=lr0, objective=spec)
     tx = _optimizer.adam(lr, steps_per_epoch=job.steps_per_epoch, **adam)  # optax.adam's state
     job = binarized(job, st.key, binarize)
-    if microbatches is None:
-        microbatches = tuning.default_microbatches(config, batch_size)
+    if microbatches is None:  # a batch objective is never split
+        microbatches = 1 if spec.name in objectives.BATCH else tuning.default_microbatches(config, batch_size)
     conv_kernels = conv_kernels or tuning.default_conv_kernels(config)
     mode = tuning.choose_mode(mode, config, nbytes=job.images.nbytes, device_bytes_limit=device_bytes_limit)
     step = make_step(
-        graphdef,
-        tx,
-        beta=spec.beta,
-        objective=spec.name,
-        num_samples=spec.num_samples,
-        binarize=binarize,
-        microbatches=microbatches,
-        conv_kernels=conv_kernels,
+        graphdef, tx, objective=spec, binarize=binarize, microbatches=microbatches, conv_kernels=conv_kernels
     )
     settings = {
         "batch_size": batch_size,
         "learning_rate": lr,
-        "beta": beta,
+        "beta": spec.beta,
         "objective": spec.name,
+        "objective_options": objectives.options(spec),
         "num_samples": spec.num_samples,
         "binarize": binarize,
         "adam": adam,
@@ -377,7 +358,9 @@ def fit(
         keep=keep,
         progress=progress,
         tags={"mode": mode},
-        describe=epoch_evaluation(graphdef, job.eval_images, steps_per_epoch=job.steps_per_epoch, beta=beta),
+        describe=epoch_evaluation(
+            graphdef, job.eval_images, steps_per_epoch=job.steps_per_epoch, beta=spec.beta
+        ),
     )
 
 
