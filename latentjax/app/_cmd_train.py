@@ -17,6 +17,13 @@ def add(sub) -> None:
     t.add_argument("--model", choices=("ae", "vae"), default="vae")
     t.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
     t.add_argument(
+        "--conv-net",
+        choices=("subpixel", "burgess"),
+        default="subpixel",
+        help="conv layers: latentjax's (subpixel) or the 64x64 net of the disentanglement literature "
+        "(burgess: 4x4 stride-2 convs 32-32-64-64; use with --hidden 256 --activation relu)",
+    )
+    t.add_argument(
         "--likelihood",
         choices=("bernoulli", "gaussian"),
         default=None,
@@ -32,9 +39,35 @@ def add(sub) -> None:
     t.add_argument("--beta", type=_checks.nonnegative_float, default=1.0, help="KL weight of a VAE")
     t.add_argument(
         "--objective",
-        choices=("elbo", "iwae"),
+        choices=("elbo", "iwae", "beta_tcvae", "factor_vae", "annealed_vae"),
         default="elbo",
-        help="the ELBO (with --beta) or the importance-weighted bound of Burda et al. (a VAE)",
+        help="the ELBO (with --beta), the importance-weighted bound of Burda et al., beta-TCVAE "
+        "(Chen et al.), FactorVAE (Kim & Mnih) or the annealed-capacity beta-VAE (Burgess et al.)",
+    )
+    d = t.add_argument_group("disentangling objectives (learn.objectives.Objective)")
+    d.add_argument(
+        "--tc-weight", type=_checks.nonnegative_float, default=6.0, help="beta-TCVAE's TC weight (beta)"
+    )
+    d.add_argument(
+        "--gamma",
+        type=_checks.nonnegative_float,
+        default=None,
+        help="FactorVAE's TC weight (default 35) or the annealed VAE's capacity weight (default 1000)",
+    )
+    d.add_argument(
+        "--capacity-max", type=_checks.nonnegative_float, default=25.0, help="annealed VAE's C_max (nats)"
+    )
+    d.add_argument(
+        "--capacity-steps",
+        type=_checks.positive_int,
+        default=100_000,
+        help="steps over which the annealed VAE's capacity rises from 0 to C_max",
+    )
+    d.add_argument(
+        "--disc-hidden", type=_checks.positive_int, default=1000, help="FactorVAE discriminator's width"
+    )
+    d.add_argument(
+        "--disc-depth", type=_checks.positive_int, default=6, help="FactorVAE discriminator's hidden layers"
     )
     t.add_argument(
         "--num-samples",
@@ -137,6 +170,7 @@ def run(args) -> int:
         depth=args.depth,
         activation=args.activation,
         compute_dtype=models.compute_dtype(args.precision),
+        conv_net=args.conv_net,
     )
     settings = {"seed": args.seed, "dataset": args.dataset, "limit": args.limit}
     scaled = (
@@ -188,8 +222,19 @@ def run(args) -> int:
 
 
 def _objective(args) -> dict:
-    """The trainers' objective keywords of ``--objective``, ``--num-samples`` and ``--binarize``."""
-    return {"objective": args.objective, "num_samples": args.num_samples, "binarize": args.binarize}
+    """The trainers' keywords of ``--objective`` (+ hyperparameters), ``--num-samples``, ``--binarize``."""
+    from latentjax.learn import objectives
+
+    spec = objectives.Objective(
+        args.objective,
+        gamma=args.gamma,
+        capacity_max=args.capacity_max,
+        capacity_steps=args.capacity_steps,
+        tc_weight=args.tc_weight,
+        disc_hidden=args.disc_hidden,
+        disc_depth=args.disc_depth,
+    )
+    return {"objective": spec, "num_samples": args.num_samples, "binarize": args.binarize}
 
 
 def _resume(args) -> bool | int:

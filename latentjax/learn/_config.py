@@ -13,6 +13,7 @@ from latentjax.errors import InputError
 
 KINDS = ("vae", "ae")
 ARCHS = ("mlp", "conv")
+CONV_NETS = ("subpixel", "burgess")
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = {
     "relu": jax.nn.relu,
@@ -42,6 +43,13 @@ class Config(NamedTuple):
         smooth decoder metrics (geodesics); ``relu`` matches the classic MLP VAE, ``tanh`` the
         IWAE paper's (Burda et al. 2016).
       compute_dtype: ``"float32"`` or ``"bfloat16"`` (parameters stay float32).
+      conv_net: the conv model's layers: ``"subpixel"`` (stride-2 3x3 convolutions, channels
+        doubling; a sub-pixel decoder) or ``"burgess"``, the 64x64 network of the disentanglement
+        literature (Burgess et al. 2018, appendix A.1; disentanglement_lib's ``conv_encoder`` and
+        ``deconv_decoder``): four 4x4 stride-2 convolutions of ``channels``, ``channels``,
+        ``2 channels``, ``2 channels`` and a dense layer of ``hidden``; the decoder mirrored with
+        4x4 stride-2 transposed convolutions. h and w divisible by 16. The literature's settings
+        are ``burgess_config()``: 64x64x1, channels 32, hidden 256, ReLU, latent 10, Bernoulli.
 
     Examples:
       >>> Config(arch="conv", latent_dim=8).validate().image_shape
@@ -58,6 +66,7 @@ class Config(NamedTuple):
     channels: int = 32
     activation: str = "swish"
     compute_dtype: str = "float32"
+    conv_net: str = "subpixel"
 
     def to_json(self) -> dict:
         """The config as a JSON-able dict (``image_shape`` a list), as ``config.json`` stores it.
@@ -126,9 +135,48 @@ class Config(NamedTuple):
             raise InputError(f"{where}: image_shape must be (h, w, c), got {self.image_shape}")
         if self.latent_dim < 1:
             raise InputError(f"{where}: latent_dim must be >= 1, got {self.latent_dim}")
+        if self.conv_net not in CONV_NETS:
+            raise InputError(f"{where}: conv_net must be one of {CONV_NETS}, got {self.conv_net!r}")
+        if self.conv_net == "burgess" and (
+            self.arch != "conv" or self.image_shape[0] % 16 or self.image_shape[1] % 16
+        ):
+            raise InputError(
+                f"{where}: conv_net='burgess' needs arch='conv' and h and w divisible by 16, "
+                f"got arch={self.arch!r} and {self.image_shape}"
+            )
         if self.arch == "conv" and (self.image_shape[0] % 4 or self.image_shape[1] % 4):
             raise InputError(f"{where}: the conv model needs h and w divisible by 4, got {self.image_shape}")
         return self
+
+
+def burgess_config(**changes) -> Config:
+    """The conv VAE of the disentanglement literature for 64x64 binary images (dSprites).
+
+    Burgess et al. 2018 (appendix A.1), Locatello et al. 2019 (disentanglement_lib): the
+    ``"burgess"`` conv network, 32-32-64-64 channels, a dense layer of 256, ReLU, 10 latents, a
+    Bernoulli likelihood.
+
+    Args:
+      changes: fields to change (e.g. ``latent_dim``).
+
+    Returns:
+      The ``Config``.
+
+    Examples:
+      >>> burgess_config().image_shape, burgess_config(latent_dim=6).latent_dim
+      ((64, 64, 1), 6)
+    """
+    base = Config(
+        arch="conv",
+        conv_net="burgess",
+        image_shape=(64, 64, 1),
+        latent_dim=10,
+        likelihood="bernoulli",
+        hidden=256,
+        channels=32,
+        activation="relu",
+    )
+    return base._replace(**changes).validate()
 
 
 def compute_dtype(precision: str = "auto", *, backend: str | None = None) -> str:

@@ -72,13 +72,72 @@ def conv(layer: nnx.Conv, x: jax.Array, stride: int = 1) -> jax.Array:
       (4, 4, 4)
     """
     dt = layer.dtype or x.dtype
-    x, kernel = x.astype(dt), layer.kernel[...].astype(dt)
+    return _add_bias(_conv3x3(x.astype(dt), layer.kernel[...].astype(dt), stride), layer.bias[...])
+
+
+def _conv3x3(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """The SAME 3x3 convolution of one image without bias: oneDNN inside ``_onednn.enabled()``."""
     if onednn.active() and x.dtype == jnp.float32 and kernel.dtype == jnp.float32:
-        y = onednn.conv(x, kernel, stride)
-    else:
-        y = jax.lax.conv_general_dilated(
-            x[None], kernel, (stride, stride), "SAME", dimension_numbers=onednn.DIMENSION_NUMBERS
-        )[0]
+        return onednn.conv(x, kernel, stride)
+    return jax.lax.conv_general_dilated(
+        x[None], kernel, (stride, stride), "SAME", dimension_numbers=onednn.DIMENSION_NUMBERS
+    )[0]
+
+
+def conv_strided(layer: nnx.Conv, x: jax.Array) -> jax.Array:
+    """``layer(x)`` for a stride-2 SAME ``nnx.Conv`` of any kernel size, on one ``(h, w, c)`` image.
+
+    The bias is added as in ``conv`` (``_add_bias``).
+
+    Examples:
+      >>> layer = nnx.Conv(1, 2, kernel_size=(4, 4), strides=(2, 2), rngs=nnx.Rngs(0))
+      >>> conv_strided(layer, jnp.ones((8, 8, 1))).shape
+      (4, 4, 2)
+    """
+    dt = layer.dtype or x.dtype
+    y = jax.lax.conv_general_dilated(
+        x.astype(dt)[None],
+        layer.kernel[...].astype(dt),
+        (2, 2),
+        "SAME",
+        dimension_numbers=onednn.DIMENSION_NUMBERS,
+    )[0]
+    return _add_bias(y, layer.bias[...])
+
+
+# _PHASE_TAPS[a, i, t] = 1: output phase a of a 4-tap stride-2 SAME transposed convolution reads
+# kernel tap t at input offset i - 1 (phase 0: taps 0, 2 at offsets -1, 0; phase 1: taps 1, 3 at 0, +1).
+_PHASE_TAPS = np.zeros((2, 3, 4), np.float32)
+_PHASE_TAPS[0, 0, 0] = _PHASE_TAPS[0, 1, 2] = _PHASE_TAPS[1, 1, 1] = _PHASE_TAPS[1, 2, 3] = 1.0
+
+
+def conv_transpose_4x4(layer: nnx.ConvTranspose, x: jax.Array) -> jax.Array:
+    """``layer(x)`` for a 4x4 stride-2 SAME ``nnx.ConvTranspose``, on one ``(h, w, c)`` map.
+
+    Computed as a stride-1 3x3 convolution to ``4 co`` channels (each output phase's 2x2 taps of
+    the kernel, ``_PHASE_TAPS``) followed by ``depth_to_space``: the same parameters and values, but
+    no stride-2 transposed convolution, whose weight gradient is a slow path on XLA:CPU (see
+    ``_networks.ConvDecoder``), and the 3x3 convolution goes to oneDNN inside ``_onednn.enabled()``.
+
+    Args:
+      layer: an ``nnx.ConvTranspose`` with a ``(4, 4, c, co)`` kernel, strides 2, SAME padding.
+      x: one feature map ``(h, w, c)``.
+
+    Returns:
+      ``(2 h, 2 w, co)``.
+
+    Examples:
+      >>> layer = nnx.ConvTranspose(2, 3, kernel_size=(4, 4), strides=(2, 2), rngs=nnx.Rngs(0))
+      >>> x = jax.random.normal(jax.random.key(1), (4, 4, 2))
+      >>> bool(jnp.allclose(conv_transpose_4x4(layer, x), layer(x), atol=1e-5))
+      True
+    """
+    dt = layer.dtype or x.dtype
+    kernel = layer.kernel[...].astype(dt)
+    ci, co = kernel.shape[2:]
+    taps = jnp.asarray(_PHASE_TAPS, dt)
+    w3 = jnp.einsum("aiu,bjv,uvcd->ijcabd", taps, taps, kernel).reshape(3, 3, ci, 4 * co)
+    y = depth_to_space(_conv3x3(x.astype(dt), w3, 1))
     return _add_bias(y, layer.bias[...])
 
 

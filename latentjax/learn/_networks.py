@@ -165,3 +165,85 @@ class ConvDecoder(nnx.Module):
             h = act(_conv.depth_to_space(_conv.conv(conv, h)))
         a = act(_conv.conv(self.ups[-1], h))
         return _conv.conv_upsampled(self.out, a)  # = self.out(depth_to_space(a))
+
+
+class BurgessEncoder(nnx.Module):
+    """Four 4x4 stride-2 convolutions (c, c, 2c, 2c channels), a dense layer, then ``out_dim`` outputs.
+
+    The encoder of Burgess et al. 2018 (appendix A.1) and disentanglement_lib's ``conv_encoder``
+    with ``channels`` c = 32 and ``hidden`` 256.
+
+    Args:
+      cfg: the model's ``Config`` (``conv_net="burgess"``).
+      out_dim: outputs.
+      rngs: initialises the parameters.
+
+    Examples:
+      >>> cfg = Config(arch="conv", conv_net="burgess", image_shape=(16, 16, 1), hidden=8, channels=2)
+      >>> BurgessEncoder(cfg, 4, rngs=nnx.Rngs(0))(jnp.zeros((16, 16, 1))).shape
+      (4,)
+    """
+
+    def __init__(self, cfg: Config, out_dim: int, *, rngs: nnx.Rngs):
+        h, w, c = cfg.image_shape
+        chans = [c, cfg.channels, cfg.channels, 2 * cfg.channels, 2 * cfg.channels]
+        dt = jnp.dtype(cfg.compute_dtype)
+        self.convs = nnx.List(
+            [
+                nnx.Conv(a, b, kernel_size=(4, 4), strides=(2, 2), padding="SAME", dtype=dt, rngs=rngs)
+                for a, b in zip(chans[:-1], chans[1:])
+            ]
+        )
+        self.dense = nnx.Linear((h // 16) * (w // 16) * chans[-1], cfg.hidden, dtype=dt, rngs=rngs)
+        self.out = nnx.Linear(cfg.hidden, out_dim, dtype=dt, rngs=rngs)
+        self.act = cfg.activation
+
+    def __call__(self, x):
+        act = ACTIVATIONS[self.act]
+        h = x
+        for conv in self.convs:
+            h = act(_conv.conv_strided(conv, h))
+        return self.out(act(self.dense(h.reshape(-1))))
+
+
+class BurgessDecoder(nnx.Module):
+    """``BurgessEncoder`` mirrored: two dense layers, then four 4x4 stride-2 transposed convolutions.
+
+    disentanglement_lib's ``deconv_decoder``: dense ``hidden``, dense to a ``(h/16, w/16, 2c)`` map,
+    transposed convolutions to 2c, c, c and the image's channels (logits). Each runs as a 3x3
+    convolution and a depth-to-space (``_conv.conv_transpose_4x4``: the same layer, fast on CPU).
+
+    Args:
+      cfg: the model's ``Config`` (``conv_net="burgess"``).
+      rngs: initialises the parameters.
+
+    Examples:
+      >>> cfg = Config(arch="conv", conv_net="burgess", image_shape=(16, 16, 1), latent_dim=2, hidden=8)
+      >>> BurgessDecoder(cfg, rngs=nnx.Rngs(0))(jnp.zeros(2)).shape
+      (16, 16, 1)
+    """
+
+    def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
+        h, w, c = cfg.image_shape
+        ch = cfg.channels
+        dt = jnp.dtype(cfg.compute_dtype)
+        self.start = (h // 16, w // 16, 2 * ch)
+        self.dense1 = nnx.Linear(cfg.latent_dim, cfg.hidden, dtype=dt, rngs=rngs)
+        self.dense2 = nnx.Linear(cfg.hidden, math.prod(self.start), dtype=dt, rngs=rngs)
+        chans = [2 * ch, 2 * ch, ch, ch, c]
+        self.ups = nnx.List(
+            [
+                nnx.ConvTranspose(
+                    a, b, kernel_size=(4, 4), strides=(2, 2), padding="SAME", dtype=dt, rngs=rngs
+                )
+                for a, b in zip(chans[:-1], chans[1:])
+            ]
+        )
+        self.act = cfg.activation
+
+    def __call__(self, z):
+        act = ACTIVATIONS[self.act]
+        h = act(self.dense2(act(self.dense1(z)))).reshape(self.start)
+        for layer in self.ups[:-1]:
+            h = act(_conv.conv_transpose_4x4(layer, h))
+        return _conv.conv_transpose_4x4(self.ups[-1], h)

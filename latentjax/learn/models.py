@@ -35,6 +35,7 @@ from latentjax.learn._config import (  # noqa: F401  (re-exported: models.Config
     LIKELIHOODS,
     PRECISIONS,
     Config,
+    burgess_config,
     compute_dtype,
 )
 from latentjax.learn._gaussian import Gaussian, kl_divergence  # noqa: F401  (re-exported)
@@ -63,6 +64,9 @@ class AutoEncoder(nnx.Module):
         if cfg.arch == "mlp":
             self.encoder = _networks.MLPEncoder(cfg, out_dim, rngs=rngs)
             self.decoder = _networks.MLPDecoder(cfg, rngs=rngs)
+        elif cfg.conv_net == "burgess":
+            self.encoder = _networks.BurgessEncoder(cfg, out_dim, rngs=rngs)
+            self.decoder = _networks.BurgessDecoder(cfg, rngs=rngs)
         else:
             self.encoder = _networks.ConvEncoder(cfg, out_dim, rngs=rngs)
             self.decoder = _networks.ConvDecoder(cfg, rngs=rngs)
