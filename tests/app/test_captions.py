@@ -124,14 +124,14 @@ def test_latent_captions_match_paths_vector_and_factors(demo):
         # The excess is the farthest frame's distance beyond the farther endpoint's, in spacings.
         excess = (t[f"{k} farthest frame distance"] - t[f"{k} endpoint distance"]) / spacing
         assert t[f"{k} off-data excess"] == pytest.approx(excess, abs=0.01)
-        said = _number(paths.split("data spacing")[1].split(":", 1)[1], f"{k} ")
+        said = _number(paths.split("training image): ", 1)[1], f"{k} ")
         assert said == pytest.approx(t[f"{k} off-data excess"], abs=0.006)
-        # The verdict clauses: "<names> keep(s) every frame that near the data; <names> stray(s) ...".
+        # The verdict clauses: "<names> keep(s) every frame near the data; <names> stray(s) ...".
         verdicts = paths.split("than the endpoints); ", 1)[1].split(". Chosen row")[0].split("; ")
         said_near = [v for v in verdicts if v.endswith("near the data") and re.search(rf"\b{k}\b", v)]
         assert bool(said_near) == (t[f"{k} off-data excess"] <= 1.0), (k, paths)
     chosen = min(names, key=lambda k: t[f"{k} off-data excess"])
-    assert t["chosen path"] == chosen and f"Chosen row: {chosen}." in paths
+    assert t["chosen path"] == chosen and f"Chosen row (nearest the data): {chosen}." in paths
     assert "smoother morph" not in paths
     vec = cap["latent_class_vector.png"]
     rate = t["class vector target rate at strength 1"]

@@ -179,8 +179,9 @@ def paths(
         >>> paths(t, ("a", "b"), chosen="a")  # doctest: +NORMALIZE_WHITESPACE
         'Lowest decoded energy: b (1.000; a 2.000). Smallest largest step: a (0.500; b 0.700).
         Farthest frame from the nearest training image beyond the farther endpoint, in units of the
-        data spacing 0.050: a 0.40, b 1.60 (<= 1.0: no frame farther from the data than the endpoints);
-        a keeps every frame that near the data; b strays farther than its endpoints. Chosen row: a.'
+        data spacing 0.050 (the median distance from a real test image to its nearest training image):
+        a 0.40, b 1.60 (<= 1.0: no frame farther from the data than the endpoints); a keeps every frame
+        near the data; b strays farther than its endpoints. Chosen row (nearest the data): a.'
     """
 
     def ranked(key: str) -> str:
@@ -194,21 +195,20 @@ def paths(
     far = [k for k in names if excess[k] > OFF_DATA]
     parts = []
     if near:
-        parts.append(
-            f"{_series(near)} {'keeps' if len(near) == 1 else 'keep'} every frame that near the data"
-        )
+        parts.append(f"{_series(near)} {'keeps' if len(near) == 1 else 'keep'} every frame near the data")
     if far:
         its = "its" if len(far) == 1 else "their"
         parts.append(f"{_series(far)} {'strays' if len(far) == 1 else 'stray'} farther than {its} endpoints")
     return (
         f"Lowest decoded energy: {ranked('decoded energy')}. Smallest largest step: {ranked('max step')}. "
         "Farthest frame from the nearest training image beyond the farther endpoint, in units of the data "
-        f"spacing {float(table['data spacing']):.3f}: "
+        f"spacing {float(table['data spacing']):.3f} (the median distance from a real test image to its "
+        "nearest training image): "
         + ", ".join(f"{k} {excess[k]:.2f}" for k in names)
         + f" (<= {OFF_DATA}: no frame farther from the data than the endpoints); "
         + "; ".join(parts)
         + "."
-        + (f" Chosen row: {chosen}." if chosen else "")
+        + (f" Chosen row (nearest the data): {chosen}." if chosen else "")
     )
 
 
