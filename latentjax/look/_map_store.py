@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from latentjax.errors import CheckpointError
+from latentjax.look import _parametric_net
 
 FORMAT = "latentjax.look.maps"
 VERSION = 1
@@ -70,7 +71,9 @@ class UMAPMap(NamedTuple):
 
 _ARRAYS = {"tsne": ("x", "embedding"), "umap": ("x", "embedding", "sigma", "rho")}
 _PARAMS = {"tsne": (), "umap": ("a", "b", "n_neighbors", "num_steps")}
-_TYPES = {"tsne": TSNEMap, "umap": UMAPMap}
+_TYPES = {"tsne": TSNEMap, "umap": UMAPMap, "parametric": _parametric_net.ParametricMap}
+# A parametric map (look.parametric) stores its networks' layers: its arrays are named by them.
+_PARAMS["parametric"] = ("method", "a", "b", "encoder_widths", "decoder_widths")
 
 
 def _paths(path) -> tuple[pathlib.Path, pathlib.Path]:
@@ -83,7 +86,7 @@ def save(fitted: TSNEMap | UMAPMap, path: str | os.PathLike) -> pathlib.Path:
     """Writes a fitted map to ``<path>.npz`` (arrays) and ``<path>.json`` (metadata); no pickle.
 
     Args:
-      fitted: a ``TSNEMap`` or ``UMAPMap``.
+      fitted: a ``TSNEMap``, ``UMAPMap`` or ``ParametricMap`` (its networks' layers as arrays).
       path: the files' path, with or without the ``.npz`` suffix.
 
     Returns:
@@ -104,7 +107,10 @@ def save(fitted: TSNEMap | UMAPMap, path: str | os.PathLike) -> pathlib.Path:
         raise CheckpointError(f"look.maps.save: fitted must be a TSNEMap or UMAPMap, got {type(fitted)}")
     npz, meta = _paths(path)
     npz.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {name: np.asarray(getattr(fitted, name)) for name in _ARRAYS[method]}
+    if method == "parametric":
+        arrays, parametric_params = _parametric_net.to_arrays(fitted)
+    else:
+        arrays = {name: np.asarray(getattr(fitted, name)) for name in _ARRAYS[method]}
     tmp = npz.with_name(npz.name + ".tmp")
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -114,6 +120,8 @@ def save(fitted: TSNEMap | UMAPMap, path: str | os.PathLike) -> pathlib.Path:
         steps = fitted.num_steps
         params = {"a": float(fitted.a), "b": float(fitted.b), "n_neighbors": int(fitted.n_neighbors)}
         params["num_steps"] = None if steps is None else int(steps)
+    if method == "parametric":
+        params = parametric_params
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -169,7 +177,8 @@ def load(path: str | os.PathLike) -> TSNEMap | UMAPMap:
         )
     try:
         with np.load(npz, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in _ARRAYS[method]}
+            names = list(doc.get("arrays", {})) if method == "parametric" else _ARRAYS[method]
+            arrays = {name: f[name] for name in names}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{where}: {npz} cannot be read as the map's arrays ({e})") from None
     for name, a in arrays.items():
@@ -182,4 +191,9 @@ def load(path: str | os.PathLike) -> TSNEMap | UMAPMap:
     missing = [k for k in _PARAMS[method] if k not in params]
     if missing:
         raise CheckpointError(f"{where}: {meta} lacks the parameters {missing}")
+    if method == "parametric":
+        try:
+            return _parametric_net.from_arrays(arrays, params)
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{where}: {npz} does not hold the map's networks ({e})") from None
     return _TYPES[method](**arrays, **{k: params[k] for k in _PARAMS[method]})

@@ -14,12 +14,17 @@ from jax.typing import ArrayLike
 
 from latentjax import _checks
 from latentjax.errors import InputError
-from latentjax.look import _inverse, _tsne_transform, _umap_transform, neighbors, tsne, umap
+from latentjax.look import _inverse, _tsne_transform, _umap_transform, neighbors, parametric, tsne, umap
 from latentjax.look._dimred_args import float_dtype, positive
 from latentjax.look._map_store import TSNEMap as TSNEMap
 from latentjax.look._map_store import UMAPMap as UMAPMap
 from latentjax.look._map_store import load as load
 from latentjax.look._map_store import save as save
+from latentjax.look._parametric_net import ParametricMap as ParametricMap
+
+# Parametric maps (an MLP encoder, optional decoder): transform/inverse_transform/save/load take them too.
+fit_parametric_umap = parametric.fit_umap
+fit_parametric_tsne = parametric.fit_tsne
 
 
 def fit_tsne(
@@ -164,6 +169,7 @@ def transform(fitted: TSNEMap | UMAPMap, key: jax.Array, x_new: ArrayLike, **opt
 
     Args:
       fitted: a ``TSNEMap`` (``fit_tsne``) or ``UMAPMap`` (``fit_umap``), or one from ``load``.
+        A ``ParametricMap`` (``fit_parametric_umap``/``_tsne``): its encoder's forward pass, no options.
       key: a ``jax.random.key``; the same key gives the same positions.
       x_new: ``(m, d)`` new points, finite, as wide as the reference inputs.
       **options: the method's hyperparameters above.
@@ -186,6 +192,9 @@ def transform(fitted: TSNEMap | UMAPMap, key: jax.Array, x_new: ArrayLike, **opt
       Healy and Melville, arXiv:1802.03426 (umap-learn's).
     """
     where = "look.maps.transform"
+    if isinstance(fitted, ParametricMap):  # its encoder's forward pass (parametric.transform); no options
+        _options(lambda fitted, key, x_new: None, options, where)
+        return parametric.transform(fitted, x_new)
     x_ref, _ = _fitted(fitted, where)
     x_new = _checks.array(x_new, "x_new", where=where, ndim=2)
     if x_new.shape[1] != x_ref.shape[1] or x_new.shape[0] < 1:
@@ -288,7 +297,8 @@ def inverse_transform(
     reference's 15 nearest neighbours.
 
     Args:
-      fitted: a ``TSNEMap`` or ``UMAPMap``.
+      fitted: a ``TSNEMap`` or ``UMAPMap``; or a ``ParametricMap`` with a decoder (its forward pass;
+        the other arguments unused).
       key: a ``jax.random.key`` for the negative samples.
       y: ``(m, num_components)`` points in the map, finite.
       num_steps: SGD steps; None: a UMAP fit's ``num_steps // 3``, else 100 (30 beyond 10,000
@@ -314,6 +324,8 @@ def inverse_transform(
       McInnes, Healy and Melville, arXiv:1802.03426; umap-learn's ``UMAP.inverse_transform``.
     """
     where = "look.maps.inverse_transform"
+    if isinstance(fitted, ParametricMap):  # its decoder's forward pass (parametric.inverse_transform)
+        return parametric.inverse_transform(fitted, y)
     x_ref, y_ref = _fitted(fitted, where)
     y = _checks.array(y, "y", where=where, ndim=2)
     if y.shape[1] != y_ref.shape[1] or y.shape[0] < 1:
