@@ -2,6 +2,7 @@
 
 `geodesic` minimises the decoded curve energy with Adam: `geodesic_init` -> `geodesic_step` (one Adam
 step) -> the entry point runs the loop in one `lax.scan` and returns the lowest-energy iterate.
+With ``uncertainty=`` (`move.fit_uncertainty`) the metric is the variance-aware expected metric.
 """
 
 from typing import NamedTuple
@@ -14,6 +15,7 @@ from jax.typing import ArrayLike
 
 from latentjax import _checks
 from latentjax.errors import InputError
+from latentjax.move._datapath import data_path
 from latentjax.move._paths import (
     Decode,
     Diagnostics,
@@ -24,6 +26,7 @@ from latentjax.move._paths import (
     lerp,
     path,
 )
+from latentjax.move._uncertainty import Uncertainty, variance_aware
 
 
 class Geodesic(NamedTuple):
@@ -73,6 +76,11 @@ class GeodesicState(NamedTuple):
     energy: jax.Array
 
 
+def _metric_decoder(decode: Decode, uncertainty: Uncertainty | None) -> Decode:
+    """``decode`` itself, or with its standard deviation appended (the variance-aware metric)."""
+    return decode if uncertainty is None else variance_aware(decode, uncertainty)
+
+
 def _points(z0: jax.Array, interior: jax.Array, z1: jax.Array) -> jax.Array:
     return jnp.concatenate([z0[None], interior, z1[None]])
 
@@ -85,8 +93,10 @@ def geodesic_init(
     num_points: int = 16,
     key: jax.Array | None = None,
     init_noise: float = 0.0,
+    uncertainty: Uncertainty | None = None,
+    start: str | None = None,
 ) -> GeodesicState:
-    """The straight line between two latents as the start of `geodesic_step`.
+    """The straight line (or a path through the data) between two latents as the start of `geodesic_step`.
 
     Args:
         decode: single-latent decoder ``(d,) -> output``; differentiable.
@@ -96,13 +106,19 @@ def geodesic_init(
         key: optional ``jax.random.key``; needed only when ``init_noise > 0``.
         init_noise: standard deviation of Gaussian noise added to the interior points (to leave a
             symmetric start).
+        uncertainty: optional `move.Uncertainty` of ``decode``: the energy is then that of
+            `move.variance_aware` (the expected metric ``J_mu^T J_mu + J_sigma^T J_sigma``).
+        start: ``"line"`` (the straight line) or ``"data"`` (`move.data_path`: the shortest chain of
+            the uncertainty's centres, which needs ``uncertainty``); default ``"data"`` with an
+            ``uncertainty``, else ``"line"``.
 
     Returns:
         `GeodesicState` with ``num_points - 2`` interior points.
 
     Raises:
-        InputError: endpoints of different shapes, ``num_points < 3``, noise without a key, or
-            (eager calls) NaN/inf endpoints, or a ``decode`` that gives NaN/inf on the start path.
+        InputError: endpoints of different shapes, ``num_points < 3``, noise without a key, an
+            unknown ``start``, or (eager calls) NaN/inf endpoints, or a ``decode`` that gives NaN/inf
+            on the start path.
 
     Examples:
         >>> s = geodesic_init(lambda z: z, jnp.zeros(1), jnp.ones(1), num_points=3)
@@ -117,10 +133,17 @@ def geodesic_init(
         )
     if init_noise > 0 and key is None:
         raise InputError(f"{where}: init_noise > 0 needs a key")
+    start = start or ("line" if uncertainty is None else "data")
+    if start not in ("line", "data") or (start == "data" and uncertainty is None):
+        raise InputError(f"{where}: start must be 'line', or 'data' with an uncertainty, got {start!r}")
     dt = _float_dtype(z0, z1)
     z0, z1 = jnp.asarray(z0, dt), jnp.asarray(z1, dt)
-    ts = jnp.linspace(0.0, 1.0, num_points, dtype=dt)[1:-1]
-    interior = jax.vmap(lerp, in_axes=(None, None, 0))(z0, z1, ts)
+    if start == "data":
+        interior = data_path(uncertainty, z0, z1, num_points=num_points)[1:-1]
+    else:
+        ts = jnp.linspace(0.0, 1.0, num_points, dtype=dt)[1:-1]
+        interior = jax.vmap(lerp, in_axes=(None, None, 0))(z0, z1, ts)
+    decode = _metric_decoder(decode, uncertainty)
     if init_noise > 0:
         interior = interior + init_noise * jax.random.normal(key, interior.shape, dt)
     energy = curve_energy(decode, _points(z0, interior, z1))
@@ -134,13 +157,20 @@ def geodesic_init(
     return GeodesicState(z0, z1, interior, opt_state, interior, energy, energy)
 
 
-def geodesic_step(decode: Decode, state: GeodesicState, *, learning_rate: float = 1e-2) -> GeodesicState:
+def geodesic_step(
+    decode: Decode,
+    state: GeodesicState,
+    *,
+    learning_rate: float = 1e-2,
+    uncertainty: Uncertainty | None = None,
+) -> GeodesicState:
     """One Adam step on the curve energy of the interior points, keeping the best iterate.
 
     Args:
         decode: the decoder given to `geodesic_init`.
         state: the current `GeodesicState`.
         learning_rate: Adam step size, in latent units.
+        uncertainty: the ``uncertainty`` given to `geodesic_init`.
 
     Returns:
         The next `GeodesicState`; its ``energy`` is that of ``state.interior``.
@@ -151,6 +181,7 @@ def geodesic_step(decode: Decode, state: GeodesicState, *, learning_rate: float 
         >>> bool(s.best_energy <= s.energy)
         True
     """
+    decode = _metric_decoder(decode, uncertainty)
 
     def energy(inner):
         return curve_energy(decode, _points(state.z0, inner, state.z1))
@@ -175,6 +206,8 @@ def geodesic(
     key: jax.Array | None = None,
     init_noise: float = 0.0,
     unroll: int | bool = 1,
+    uncertainty: Uncertainty | None = None,
+    start: str | None = None,
 ) -> Geodesic:
     """A shortest path under the metric the decoder pulls back, by minimising the curve energy.
 
@@ -196,6 +229,14 @@ def geodesic(
         init_noise: standard deviation of the initial perturbation of interior points.
         unroll: passed to `lax.scan`; ``True`` for convolutional decoders on CPU, where
             convolutions inside a rolled scan run about 30x slower (jax-ml/jax#12868).
+        uncertainty: optional `move.Uncertainty` of ``decode`` (`move.fit_uncertainty`): minimise
+            the energy under the variance-aware expected metric ``J_mu^T J_mu + J_sigma^T
+            J_sigma`` instead (that of `move.variance_aware`; ``energies`` are then under it too),
+            whose geodesics avoid regions without training data, where the plain metric's pass
+            through blurred images.
+        start: the start path, ``"line"`` or ``"data"`` (see `geodesic_init`); with an
+            ``uncertainty`` the default is ``"data"``: from the straight line through a hole the
+            optimisation stalls in the hole, where the variance is flat at its maximum.
 
     Returns:
         `Geodesic` with ``points (num_points, d)`` and the energy trace ``(num_steps + 1,)``.
@@ -211,9 +252,20 @@ def geodesic(
     References:
         Arvanitidis, Hansen & Hauberg 2018, "Latent Space Oddity: on the Curvature of Deep
         Generative Models", Sec. 4 (discrete geodesics by energy minimisation); Shao, Kumar &
-        Fletcher 2018, "The Riemannian Geometry of Deep Generative Models", Alg. 1.
+        Fletcher 2018, "The Riemannian Geometry of Deep Generative Models", Alg. 1; the
+        variance-aware metric: Arvanitidis et al. 2018, Sec. 3 and Eq. 8.
     """
-    state = geodesic_init(decode, z0, z1, num_points=num_points, key=key, init_noise=init_noise)
+    state = geodesic_init(
+        decode,
+        z0,
+        z1,
+        num_points=num_points,
+        key=key,
+        init_noise=init_noise,
+        uncertainty=uncertainty,
+        start=start,
+    )
+    decode = _metric_decoder(decode, uncertainty)
 
     def body(state, _):
         state = geodesic_step(decode, state, learning_rate=learning_rate)
