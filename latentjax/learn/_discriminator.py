@@ -62,10 +62,14 @@ def logits(params, z: jax.Array) -> jax.Array:
       >>> logits(st.params, jnp.zeros((5, 3))).shape
       (5, 2)
     """
+
+    def dense(layer, h):  # the bias over the leading axes, explicitly (no rank promotion)
+        return h @ layer["w"] + layer["b"].reshape((1,) * (h.ndim - 1) + layer["b"].shape)
+
     h = z
     for layer in params[:-1]:
-        h = jax.nn.leaky_relu(h @ layer["w"] + layer["b"], SLOPE)
-    return h @ params[-1]["w"] + params[-1]["b"]
+        h = jax.nn.leaky_relu(dense(layer, h), SLOPE)
+    return dense(params[-1], h)
 
 
 def permute_dims(key: jax.Array, z: jax.Array) -> jax.Array:
