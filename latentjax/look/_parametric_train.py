@@ -3,6 +3,7 @@
 ``parametric`` re-exports everything here and fits the maps with it.
 """
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -68,8 +69,12 @@ class TSNEData(NamedTuple):
     weights: jax.Array
 
 
+@functools.lru_cache(maxsize=32)
 def optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:
-    """umap-learn's ParametricUMAP optimiser: each gradient entry clipped to [-4, 4], then Adam."""
+    """umap-learn's ParametricUMAP optimiser: each gradient entry clipped to [-4, 4], then Adam.
+
+    The same object for the same rate, so ``make_step`` and ``train`` reuse their compilations.
+    """
     return optax.chain(optax.clip(4.0), optax.adam(learning_rate))
 
 
@@ -95,6 +100,7 @@ def init(
     return graphdef, State(jnp.zeros((), jnp.int32), params, optimizer.init(params), key)
 
 
+@functools.lru_cache(maxsize=32)
 def make_step(
     graphdef: nnx.GraphDef,
     optimizer: optax.GradientTransformation,
@@ -130,7 +136,8 @@ def make_step(
       reconstruction_weight: the decoder loss's weight.
 
     Returns:
-      The step; ``metrics`` holds ``loss`` (the map's), ``reconstruction`` (0 without decoder).
+      The step (the same function for the same arguments: a ``jit`` of it compiles once per
+      shape); ``metrics`` holds ``loss`` (the map's), ``reconstruction`` (0 without decoder).
 
     Examples:
       >>> from latentjax.look import tsne
@@ -174,6 +181,19 @@ def make_step(
     return step
 
 
+@functools.partial(jax.jit, static_argnames=("step", "chunk_size"))
+def _chunk(state, data, stop, *, step, chunk_size):
+    """``chunk_size`` steps in one ``lax.scan``; those from ``stop`` on leave the state as it is."""
+
+    def body(st, _):
+        new, m = step(st, data)
+        live = st.step < stop
+        st = jax.tree.map(lambda n, o: jnp.where(live, n, o), new, st)
+        return st, jax.tree.map(lambda v: jnp.where(live, v, jnp.nan), m)
+
+    return jax.lax.scan(body, state, None, length=chunk_size)
+
+
 def train(state: State, data, step: Callable, *, num_steps: int, chunk_size: int = 100) -> tuple[State, dict]:
     """Runs ``num_steps`` of ``step`` as ``lax.scan`` chunks of one compiled length (the last masked).
 
@@ -189,17 +209,9 @@ def train(state: State, data, step: Callable, *, num_steps: int, chunk_size: int
       (numpy arrays, one entry per chunk).
     """
     stop = state.step + num_steps
-
-    def body(st, _):
-        new, m = step(st, data)
-        live = st.step < stop
-        st = jax.tree.map(lambda n, o: jnp.where(live, n, o), new, st)
-        return st, jax.tree.map(lambda v: jnp.where(live, v, jnp.nan), m)
-
-    chunk = jax.jit(lambda st: jax.lax.scan(body, st, None, length=chunk_size))
     history = []
     for _ in range(-(-num_steps // chunk_size)):
-        state, m = chunk(state)
+        state, m = _chunk(state, data, stop, step=step, chunk_size=chunk_size)
         history.append(jax.tree.map(jnp.nanmean, m))
     return state, {
         k: jnp.stack([h[k] for h in history]) if history else jnp.zeros(0) for k in ("loss", "reconstruction")

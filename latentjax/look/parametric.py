@@ -127,7 +127,7 @@ def fit_umap(
 
     Examples:
       >>> x = jax.random.normal(jax.random.key(1), (80, 5))
-      >>> m = fit_umap(jax.random.key(0), x, n_neighbors=8, num_steps=20, widths=(16,))
+      >>> m = fit_umap(jax.random.key(0), x, n_neighbors=8, num_steps=20, widths=(16,), decoder=True)
       >>> transform(m, x).shape
       (80, 2)
 
@@ -292,9 +292,9 @@ def transform(fitted: ParametricMap, x: ArrayLike) -> jax.Array:
       InputError: ``fitted`` not a ``ParametricMap``; ``x`` not ``(m, d)`` or with NaN/inf.
 
     Examples:
-      >>> x = jax.random.normal(jax.random.key(1), (60, 4))
-      >>> m = fit_umap(jax.random.key(0), x, n_neighbors=5, num_steps=5)
-      >>> transform(m, jnp.zeros((3, 4))).shape
+      >>> x = jax.random.normal(jax.random.key(1), (80, 5))
+      >>> m = fit_umap(jax.random.key(0), x, n_neighbors=8, num_steps=20, widths=(16,), decoder=True)
+      >>> transform(m, jnp.zeros((3, 5))).shape
       (3, 2)
     """
     where = "look.parametric.transform"
@@ -321,10 +321,10 @@ def inverse_transform(fitted: ParametricMap, y: ArrayLike) -> jax.Array:
         or with NaN/inf.
 
     Examples:
-      >>> x = jax.random.normal(jax.random.key(1), (60, 4))
-      >>> m = fit_umap(jax.random.key(0), x, n_neighbors=5, num_steps=5, decoder=True)
+      >>> x = jax.random.normal(jax.random.key(1), (80, 5))
+      >>> m = fit_umap(jax.random.key(0), x, n_neighbors=8, num_steps=20, widths=(16,), decoder=True)
       >>> inverse_transform(m, transform(m, x[:3])).shape
-      (3, 4)
+      (3, 5)
     """
     where = "look.parametric.inverse_transform"
     fitted = _map(fitted, where)

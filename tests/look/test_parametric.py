@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse
 
 from latentjax.errors import CheckpointError, InputError
-from latentjax.look import _parametric_losses, maps, metrics, parametric, pca, tsne, umap
+from latentjax.look import _parametric_losses, _parametric_train, maps, metrics, parametric, pca, tsne, umap
 
 # Sized for CI (2 cores): 1,000 points to fit on, 500 held out; short trainings with small batches.
 N_FIT, N_NEW = 1000, 500
@@ -125,7 +125,9 @@ def tiny():
 
 def test_deterministic_for_a_key_and_save_load_round_trip(tiny, tmp_path):
     x, hyper, m = tiny
+    compiled = _parametric_train._chunk._cache_size()
     again = parametric.fit_umap(jax.random.key(0), x, decoder=True, **hyper)
+    assert _parametric_train._chunk._cache_size() == compiled  # the step compiled once for this shape
     y = np.asarray(parametric.transform(m, x))
     np.testing.assert_array_equal(np.asarray(parametric.transform(again, x)), y)
     other = parametric.fit_umap(jax.random.key(1), x, decoder=True, **hyper)
