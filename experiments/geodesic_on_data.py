@@ -6,17 +6,27 @@ For sprites (triangle -> ellipse) and Fashion-MNIST (four class pairs), trains a
 of the training latents), and compares four paths of the same number of points between test
 images of two classes: the straight line, slerp, the geodesic under the decoder's metric
 (`move.geodesic`) and the geodesic under the variance-aware expected metric ``J_mu^T J_mu +
-J_sigma^T J_sigma`` (`move.geodesic(..., uncertainty=)`). Each path is measured by
+J_sigma^T J_sigma`` (`move.geodesic(..., uncertainty=)`, started on the shortest chain of RBF
+centres, `move.data_path`, reported as a fifth row). Each path is measured by
 `move.on_data_diagnostics` against the training images: each frame's RMS pixel distance to its
 nearest training image (mean over frames, and the excess of the farthest frame over the farther
 endpoint) and its sharpness (mean |Laplacian| of the interior frames over the endpoints'; the
-fraction of pixels within 0.1 of 0 or 1). Writes ``OUT/paths_<dataset>.png`` (the four rows for
-the first pair), ``OUT/table.md`` and ``OUT/result.json``.
+fraction of pixels within 0.1 of 0 or 1). Writes ``OUT/paths_<dataset>.png`` (the rows for the
+first pair), ``OUT/table.md`` and ``OUT/result.json``. The RBF network has 256 centres and
+bandwidth scale 0.3: with the paper-like 64 centres and scale 1 the RBFs cover the space between
+the classes in these 10-16-D latents and the variance does not rise along any path (measured:
+the variance-aware geodesic then matched the plain one within 0.003 in every on-data column).
 
 Command (from the repository root):
     python experiments/geodesic_on_data.py --data-dir ../shared/data --out runs/geodesic_on_data
-Expected result: see experiments/README.md ("Geodesics that stay on the data").
-Runtime: about 3 minutes on a busy 2-core CPU (``--quick``: well under a minute).
+Expected result (measured: seed 0, 8,000 training images, 8 epochs, 4 pairs of 12-point paths; the
+full table in experiments/README.md, "Geodesics that stay on the data"): the plain geodesic has the
+lowest decoded energy and passes through blurred frames (sprites: mean nearest-image distance
+0.090 vs lerp's 0.078, sharpness ratio 0.75 vs 0.88); the variance-aware geodesic stays nearest
+the data (sprites 0.070, farthest-frame excess 0.021 vs 0.048; Fashion-MNIST 0.109 vs 0.118,
+excess 0.018 vs 0.025), sharper than the plain geodesic on sprites (0.80) but not on Fashion-MNIST
+(0.75 vs 0.81).
+Runtime: about 3 minutes on a busy 2-core CPU (70 CPU-seconds; ``--quick``: well under a minute).
 Device: CPU (any JAX device).
 """
 
@@ -43,7 +53,7 @@ SETS = (
     ("sprites", 10, ((2, 1),) * 4),
     ("fashion_mnist", 16, ((0, 1), (7, 8), (3, 9), (2, 5))),
 )
-KINDS = ("lerp", "slerp", "geodesic", "variance-aware")
+KINDS = ("lerp", "slerp", "geodesic", "variance-aware", "centre chain")
 COLUMNS = (
     "energy",
     "va_energy",
@@ -60,9 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--geodesic-steps", type=int, default=None)
-    p.add_argument("--num-centers", type=int, default=64)
+    p.add_argument("--num-centers", type=int, default=256)
     p.add_argument("--max-std", type=float, default=1.0)
-    p.add_argument("--bandwidth-scale", type=float, default=1.0)
+    p.add_argument("--bandwidth-scale", type=float, default=0.3)
     return p.parse_args(argv)
 
 
@@ -153,6 +163,8 @@ def one_dataset(args, name: str, latent_dim: int, pairs, key) -> dict:
         "slerp": jax.vmap(lambda e: move.path(e, num_points=num_points, method="slerp"))(ends),
         "geodesic": geodesics(None),
         "variance-aware": geodesics(unc),
+        # The variance-aware geodesic's start: the shortest chain of RBF centres (`move.data_path`).
+        "centre chain": jax.vmap(lambda a, b: move.data_path(unc, a, b, num_points=num_points))(z0, z1),
     }
     jax.block_until_ready(points)
     geodesic_seconds = time.perf_counter() - t0
