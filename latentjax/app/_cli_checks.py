@@ -30,6 +30,16 @@ FLAGS = {
     "process_id": "--process-id",
     "resume": "--resume",
     "size": "--population",
+    "num_points": "--n",
+    "num_samples": "--num-samples",
+    "objective": "--objective",
+    "binarize": "--binarize",
+    "tc_weight": "--tc-weight",
+    "capacity_max": "--capacity-max",
+    "capacity_steps": "--capacity-steps",
+    "disc_hidden": "--disc-hidden",
+    "disc_depth": "--disc-depth",
+    "conv_net": "--conv-net",
 }
 
 
