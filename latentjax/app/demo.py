@@ -21,7 +21,7 @@ import numpy as np
 
 from latentjax import data
 from latentjax.app import report
-from latentjax.app.sections import _captions, _classifier, embedding, latent, shapes, transport
+from latentjax.app.sections import _captions, _classifier, disentangle, embedding, latent, shapes, transport
 from latentjax.app.sections import model as model_section
 from latentjax.errors import InputError
 from latentjax.learn import _manifest, models, runs, train
@@ -71,7 +71,13 @@ class DemoRun(NamedTuple):
 
 Section = Callable[..., report.Section]
 # The report's sections after the model's, in order: `section(run, *, quick) -> report.Section`.
-SECTIONS: tuple[Section, ...] = (embedding.section, latent.section, transport.section, shapes.section)
+SECTIONS: tuple[Section, ...] = (
+    embedding.section,
+    latent.section,
+    transport.section,
+    shapes.section,
+    disentangle.section,
+)
 
 
 def device_description() -> str:
