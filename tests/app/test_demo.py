@@ -12,7 +12,7 @@ from PIL import Image
 
 from latentjax import data
 from latentjax.app import demo, report
-from latentjax.app.sections import embedding, latent, shapes, transport
+from latentjax.app.sections import disentangle, embedding, latent, shapes, transport
 
 DEMO_FILES = [
     "metrics.json",
@@ -38,6 +38,7 @@ SECTION_FILES = [
     "figures/latent_tour.gif",
     "figures/transport_contrast.png",
     "figures/transport_square.png",
+    "figures/disentangle_demo_vae.png",  # --quick scores the demo's VAE only
 ]
 SHAPES_FILES = ["figures/shapes_path.gif", "figures/shapes_path.png"]
 DEMO_KEYS = [
@@ -119,7 +120,13 @@ def test_pca_recon_mse_equals_an_svd_by_hand():
 
 
 def test_sections_are_the_topic_functions_and_the_device_is_described():
-    assert demo.SECTIONS == (embedding.section, latent.section, transport.section, shapes.section)
+    assert demo.SECTIONS == (
+        embedding.section,
+        latent.section,
+        transport.section,
+        shapes.section,
+        disentangle.section,
+    )
     assert demo.device_description().startswith("cpu: ")  # the tests run on CPU devices
 
 

@@ -149,7 +149,7 @@ def section(run, *, quick: bool) -> report.Section:
     panels, kls = [], {}
     for name, m in zip(names, trained):
         g, values, rows, kl = _traversals(m, run.test_images[0], run.test_images[:256], num_rows=5)
-        path = run.figures / f"disentangle_{name.lower().replace('-', '_')}.png"
+        path = run.figures / f"disentangle_{name.lower().replace('-', '_').replace(' ', '_')}.png"
         labels = [f"z{d} KL {kl[d]:.1f}" for d in rows]
         viz.traversal_grid(g, values, path, row_labels=labels, title=f"{name}: 5 latents with most KL")
         panels.append(path)
