@@ -16,10 +16,9 @@ Command (accelerator; the papers' 300k steps at batch 64, disentanglement_lib's 
 Expected result (papers): MIG about 0.10 (VAE) < 0.21 (beta-VAE) < 0.43-0.45 (FactorVAE,
 beta-TCVAE), FactorVAE scores 0.63-0.82 (InfoGAN-CR Table 1); Locatello et al. 2019: wide
 seed-to-seed spread. Device: a GPU (the models train as populations there).
-CPU (reduced scale, 2 cores shared with other jobs; the README's numbers, about 15 minutes):
+CPU (reduced scale, 2 cores shared with other jobs; the README's numbers: 14 minutes at load ~10):
     python experiments/disentangle.py --steps 100 --seeds 2 --num-images 6400 --learning-rate 1e-3 \
-        --eval-points 600 --vote-points 30 --metrics mig,factor_vae,beta_vae,sap \
-        --out experiments/results/disentangle
+        --eval-points 600 --vote-points 30 --out experiments/results/disentangle
 `--quick`: a small MLP (and discriminator) on 64 images, 2 steps, tiny metric draws (format check only).
 """
 
@@ -35,6 +34,7 @@ import time
 
 import jax
 import numpy as np
+from PIL import Image
 
 from latentjax import data, move, viz
 from latentjax.learn import models, objectives, population, state, train
@@ -215,6 +215,7 @@ def traversal_figure(model, name: str, ds: data.DSprites, path: pathlib.Path, *,
         row_labels=[f"z{d} KL {kl[d]:.2f}" for d in rows],
         title=f"{name}, seed 0: latent traversals (rows by KL)",
     )
+    Image.open(path).convert("L").quantize(16).save(path, optimize=True)  # 16 greys: small PNGs
     return {f"z{d}": round(float(kl[d]), 4) for d in rows}
 
 
@@ -235,7 +236,12 @@ def main(argv=None) -> dict:
         for k, m in enumerate(members):
             represent = functools.partial(models.encode_images, m)
             s, c, f = metrics(
-                eval_key, ds, represent, eval_points=args.eval_points, vote_points=args.vote_points
+                eval_key,
+                ds,
+                represent,
+                eval_points=args.eval_points,
+                vote_points=args.vote_points,
+                which=args.metrics,
             )
             rows.append(s)
             if k == 0:
