@@ -180,10 +180,7 @@ def member_name(k: int, seed: int | None, beta: float) -> str:
 
 
 class _Members:
-    """A population's files: ``population.json`` (its seeds and betas) and a ``runs.RunDir`` each.
-
-    Written and read with the methods ``runs.run_segments`` and ``runs.open_run`` use.
-    """
+    """A population's files: ``population.json`` (seeds, betas) and a ``runs.RunDir`` per member."""
 
     def __init__(self, out_dir, *, config, settings, seeds, betas, resume, keep):
         self.directory = pathlib.Path(out_dir)
