@@ -1,7 +1,6 @@
 """The DeepSDF furniture experiment (two steps; its README claim at a reduced size) and the shapes section."""
 
 import json
-import pathlib
 
 import jax
 import numpy as np
@@ -50,8 +49,9 @@ def test_shapes_section_quick(tmp_path):
 
     from latentjax.app.sections import shapes
 
+    # --quick leaves the section out (its frames were not recognisable: README, issue 21): a note that
+    # quotes the measurement, no figures, and nothing trained or written.
     run = SimpleNamespace(figures=tmp_path, key=jax.random.key(0))
     sec = shapes.section(run, quick=True)
-    assert isinstance(sec, report.Section) and sec.table["shapes"] == 12
-    assert all(pathlib.Path(f.path).is_file() for f in sec.figures)
-    assert Image.open(sec.figures[0].path).n_frames == 7
+    assert isinstance(sec, report.Section) and sec.figures == [] and not any(tmp_path.iterdir())
+    assert "Left out of --quick" in sec.text and "Chamfer" in sec.text
