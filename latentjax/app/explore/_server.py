@@ -48,6 +48,9 @@ def make_handler(session: _session.Session, *, quiet: bool = True) -> type:
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "latentjax-explore"
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes: with Nagle's algorithm the body waits for the
+        # client's delayed ACK (~40 ms a request on loopback), so small answers go out at once.
+        disable_nagle_algorithm = True
 
         def log_message(self, fmt, *args):
             if not quiet:

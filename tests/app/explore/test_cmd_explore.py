@@ -59,7 +59,7 @@ def test_explore_flags(explore_run, capsys):
     args = cli._parser().parse_args(["explore", str(explore_run)])
     assert (args.host, args.port, args.method, args.static) == ("127.0.0.1", 8765, "tsne", None)
     assert cli.main(["explore", str(explore_run), "--method", "pca", "--n", "5"]) == 2
-    assert "error: explore.load: num_points=5" in capsys.readouterr().err
+    assert "error: explore.load: --n 5" in capsys.readouterr().err  # the flag, not the argument
 
 
 def test_a_run_folders_report_ends_with_the_explore_command(explore_run, tmp_path):
