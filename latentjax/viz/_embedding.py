@@ -169,8 +169,11 @@ def embedding_panels(
     images: ArrayLike | None = None,
     num_thumbnails: int = 16,
     titles: Mapping[str, str] | None = None,
+    axis_labels: Mapping[str, tuple[str, str]] | None = None,
 ) -> pathlib.Path:
     """Side-by-side scatters of several embeddings of the same points (e.g. PCA | t-SNE | UMAP).
+
+    Each panel keeps its tick values and names its axes (default ``"<method> 1"``, ``"<method> 2"``).
 
     Args:
         embeddings: method name -> ``(n, 2)`` embedding, in panel order.
@@ -180,6 +183,7 @@ def embedding_panels(
         images: optional thumbnails (see `scatter`).
         num_thumbnails: thumbnails per panel.
         titles: optional panel titles (default: the method names).
+        axis_labels: optional method name -> names of its two axes (e.g. ``{"PCA": ("PC 1", "PC 2")}``).
 
     Returns:
         The path written.
@@ -207,6 +211,7 @@ def embedding_panels(
             num_thumbnails=num_thumbnails,
             ax=ax,
             title=(titles or {}).get(name, name),
+            axis_labels=(axis_labels or {}).get(name, (f"{name} 1", f"{name} 2")),
         )
         if i < k - 1 and ax.get_legend() is not None:
             ax.get_legend().remove()  # one legend, right of the last panel

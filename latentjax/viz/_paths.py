@@ -18,7 +18,15 @@ from latentjax.viz._images import _as_float, save_figure  # noqa: E402
 
 
 def _labelled_grid(
-    x: np.ndarray, path, *, row_labels=None, col_labels=None, title=None, row_titles=None, size: float = 0.8
+    x: np.ndarray,
+    path,
+    *,
+    row_labels=None,
+    col_labels=None,
+    title=None,
+    row_titles=None,
+    size: float = 0.8,
+    col_name=None,
 ) -> pathlib.Path:
     # One tiled imshow plus text, not one Axes per cell: a 10x7 grid of Axes takes seconds to build.
     rows, cols, h, w, c = x.shape
@@ -51,6 +59,18 @@ def _labelled_grid(
     if col_labels is not None:
         for j in range(cols):
             ax.text(j * (w + gap) + w / 2, rows * cell_h, col_labels[j], ha="center", va="top", fontsize=7)
+    if col_name:  # the columns' axis, under their labels
+        lines = 1 + max((str(c).count("\n") for c in col_labels), default=-1) if col_labels is not None else 0
+        ax.annotate(
+            col_name,
+            xy=(canvas.shape[1] / 2, rows * cell_h),
+            xytext=(0, -9 * lines - 3),
+            textcoords="offset points",
+            annotation_clip=False,  # its anchor lies on the image's lower edge
+            ha="center",
+            va="top",
+            fontsize=8,
+        )
     if title:
         ax.set_title(title, fontsize=9)
     return save_figure(fig, path)
@@ -109,6 +129,7 @@ def strength_sweep(
     title: str | None = None,
     values=None,
     value_name: str = "",
+    column_name: str = "strength",
 ) -> pathlib.Path:
     """Decoded edits: one input per row, one strength per column.
 
@@ -121,6 +142,7 @@ def strength_sweep(
         values: optional ``(rows, len(strengths))`` measurements printed under each column as the
             column mean, e.g. the measured thickness of the decoded images.
         value_name: printed before each mean (e.g. ``"thickness "``).
+        column_name: the columns' axis label, under the strengths.
 
     Returns:
         The path written.
@@ -140,11 +162,17 @@ def strength_sweep(
     if values is not None:
         v = np.asarray(values, np.float64).reshape(x.shape[0], x.shape[1]).mean(0)
         cols = [f"{c}\n{value_name}{m:.2f}" for c, m in zip(cols, v)]
-    return _labelled_grid(x, path, row_labels=row_labels, col_labels=cols, title=title)
+    return _labelled_grid(x, path, row_labels=row_labels, col_labels=cols, title=title, col_name=column_name)
 
 
 def traversal_grid(
-    images, values, path: str | os.PathLike, *, row_labels=None, title: str | None = None
+    images,
+    values,
+    path: str | os.PathLike,
+    *,
+    row_labels=None,
+    title: str | None = None,
+    column_name: str | None = None,
 ) -> pathlib.Path:
     """Latent traversals: one latent dimension (or direction) per row, one offset per column.
 
@@ -155,6 +183,7 @@ def traversal_grid(
         path: the PNG to write.
         row_labels: optional label of each row (e.g. ``"z3"``).
         title: figure title.
+        column_name: optional label of the columns' axis (e.g. ``"offset (standard deviations)"``).
 
     Returns:
         The path written.
@@ -170,7 +199,12 @@ def traversal_grid(
     """
     x = _as_float(images, what="viz.traversal_grid: images")
     return _labelled_grid(
-        x, path, row_labels=row_labels, col_labels=[f"{v:+.3g}" for v in np.asarray(values)], title=title
+        x,
+        path,
+        row_labels=row_labels,
+        col_labels=[f"{v:+.3g}" for v in np.asarray(values)],
+        title=title,
+        col_name=column_name,
     )
 
 

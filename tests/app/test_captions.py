@@ -1,17 +1,12 @@
 """The quick demo tells the truth: every caption's claim agrees with the number in metrics.json, the
 figures are labelled, and progress lines mark each section's start and end.
 
-One `latentjax demo --quick` run (module fixture) is checked against its own metrics.json; the
-verdicts are recomputed here from the thresholds the captions document (sections/_captions.py).
+One `latentjax demo --quick` run (session fixture, tests/app/conftest.py) is checked against its own
+metrics.json; the verdicts are recomputed here from the thresholds the captions document
+(sections/_captions.py).
 """
 
-import html
-import json
-import os
 import re
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,29 +15,10 @@ pytestmark = pytest.mark.slow  # one quick demo: about a minute on 2 idle cores
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """Runs the quick demo once: (metrics, {figure file: caption}, html, [(seconds, line)], folder)."""
-    out = tmp_path_factory.mktemp("demo") / "out"
-    env = dict(os.environ)
-    env.pop("LATENTJAX_DATA_DIR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--out", str(out)],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,  # universal newlines: the training bar's \r ends a line too
-        env=env,
-    )
-    lines, t0 = [], time.perf_counter()
-    for line in proc.stderr:
-        lines.append((time.perf_counter() - t0, line.rstrip("\n")))
-    assert proc.wait(timeout=900) == 0, "\n".join(x for _, x in lines[-40:])
-    metrics = json.loads((out / "metrics.json").read_text())
-    page = (out / "report.html").read_text()
-    captions = {
-        src.rsplit("/", 1)[-1]: html.unescape(cap)
-        for src, cap in re.findall(r"<img src='([^']+)'[^>]*><figcaption>(.*?)</figcaption>", page)
-    }
-    return metrics, captions, page, lines, out
+def demo_run(quick_demo):
+    """The quick demo (tests/app/conftest.py, shared with the browser test): (metrics, {figure file:
+    caption}, html, [(seconds, line)], folder)."""
+    return quick_demo
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +89,7 @@ def test_latent_captions_match_paths_vector_and_factors(demo):
     m, cap, _, _ = demo
     t = m["sections"]["latent"]
     paths = cap["latent_paths.png"]
-    names = ("lerp", "slerp", "geodesic")
+    names = ("lerp", "slerp", "geodesic", "variance-aware")
     lowest = min(names, key=lambda k: t[f"{k} decoded energy"])
     assert f"Lowest decoded energy: {lowest} " in paths, paths
     smallest = min(names, key=lambda k: t[f"{k} max step"])

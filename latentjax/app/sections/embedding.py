@@ -46,7 +46,13 @@ def section(run, *, quick: bool) -> report.Section:
         table[f"{name} seconds"] = round(seconds, 2)
     names = [str(s) for s in run.label_names] if run.label_names is not None else None
     panels = viz.embedding_panels(
-        ys, labels, run.figures / "embedding_panels.png", label_names=names, images=images, num_thumbnails=12
+        ys,
+        labels,
+        run.figures / "embedding_panels.png",
+        label_names=names,
+        images=images,
+        num_thumbnails=12,
+        axis_labels={"PCA": ("PC 1", "PC 2")},
     )
     viewer = export.html_viewer(
         ys["UMAP"],
