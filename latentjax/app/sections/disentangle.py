@@ -151,7 +151,14 @@ def section(run, *, quick: bool) -> report.Section:
         g, values, rows, kl = _traversals(m, run.test_images[0], run.test_images[:256], num_rows=5)
         path = run.figures / f"disentangle_{name.lower().replace('-', '_').replace(' ', '_')}.png"
         labels = [f"z{d} KL {kl[d]:.1f}" for d in rows]
-        viz.traversal_grid(g, values, path, row_labels=labels, title=f"{name}: 5 latents with most KL")
+        viz.traversal_grid(
+            g,
+            values,
+            path,
+            row_labels=labels,
+            title=f"{name}: 5 latents with most KL",
+            column_name="offset from the example's latent (prior standard deviations)",
+        )
         panels.append(path)
         kls[name] = int(np.sum(kl > 0.1))
     table |= {f"active latents {k}": v for k, v in kls.items()}

@@ -151,7 +151,7 @@ def section(run, *, quick: bool) -> report.Section:
             f"Paths from {_captions.article(la)} to {_captions.article(lb)}: straight line, spherical, "
             f"geodesic (decoded curve energy minimised with Adam for {steps} steps) and variance-aware "
             "geodesic (the same under the expected metric of a decoder whose variance rises off the "
-            f"data, Arvanitidis et al. 2018: an RBF precision network on {n_fit} training latents, "
+            f"data, Arvanitidis et al. 2018: a radial-basis precision network on {n_fit} training latents, "
             "started on the shortest chain of its centres). "
             + _captions.paths(table, tuple(strips), chosen=chosen),
         )
