@@ -143,10 +143,20 @@ def section(run, *, quick: bool) -> report.Section:
     # The row the figure recommends: the one whose farthest frame is nearest the data (first on ties).
     chosen = min(diag, key=lambda k: table[f"{k} off-data excess"])
     table["chosen path"] = chosen
+    # Each row also states its off-data excess; the chosen row says so.
+    row = {
+        k: f"{k} (off-data excess {table[f'{k} off-data excess']:.2f}{', chosen' if k == chosen else ''})"
+        for k in strips
+    }
     figures.append(
         report.Figure(
             str(
-                viz.path_strips(strips, fig_dir / "latent_paths.png", diagnostics=diag, title=f"{la} -> {lb}")
+                viz.path_strips(
+                    {row[k]: v for k, v in strips.items()},
+                    fig_dir / "latent_paths.png",
+                    diagnostics={row[k]: v for k, v in diag.items()},
+                    title=f"{la} -> {lb}",
+                )
             ),
             f"Paths from {_captions.article(la)} to {_captions.article(lb)}: straight line, spherical, "
             f"geodesic (decoded curve energy minimised with Adam for {steps} steps) and variance-aware "
