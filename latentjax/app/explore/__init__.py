@@ -30,6 +30,7 @@ def serve(
     data_dir: str | os.PathLike | None = None,
     num_points: int = 2000,
     session: Session | None = None,
+    inverse: str = "auto",
 ) -> None:
     """Serves the explorer of a run until interrupted (Ctrl-C stops it cleanly).
 
@@ -41,6 +42,7 @@ def serve(
       data_dir: the data directory (default ``$LATENTJAX_DATA_DIR``).
       num_points: test images on the map.
       session: an already loaded `Session` (then ``run_dir``, ``method``, ``data_dir`` are not read).
+      inverse: map position -> latent, as `load`'s ``inverse``.
 
     Examples:
       >>> serve("runs/vae", method="umap")  # doctest: +SKIP
@@ -54,7 +56,7 @@ def serve(
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise InputError(f"explore.serve: port must be an integer in [0, 65535], got {port!r}")
     if session is None:
-        session = load(run_dir, method=method, data_dir=data_dir, num_points=num_points)
+        session = load(run_dir, method=method, data_dir=data_dir, num_points=num_points, inverse=inverse)
     server = make_server(session, host=host, port=port)
     h, p = server.server_address[:2]
     shown = f"[{h}]" if ":" in str(h) else h

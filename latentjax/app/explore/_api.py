@@ -114,6 +114,7 @@ def info(session: _session.Session) -> dict:
     return {
         "dataset": session.dataset,
         "method": session.method,
+        "inverse": session.inverse_name,
         "kind": cfg.kind,
         "arch": cfg.arch,
         "num_points": int(len(session.points)),

@@ -63,8 +63,11 @@ def payload(session: _session.Session) -> dict:
         decoder = _static_data.grid_decoder(
             session.decode, session.points, session.latents, session.config.image_shape
         )
+    info = _api.info(session)
+    # The page inverts positions in JavaScript by inverse-distance weighting, whatever the server uses.
+    info["inverse"] = f"inverse-distance weighting of the {K} nearest map points' latents"
     return {
-        "info": _api.info(session),
+        "info": info,
         "points": _static_data.f32(session.points),
         "latents": _static_data.f32(session.latents),
         "k": K,

@@ -262,7 +262,7 @@ function option(select, value, text) {
 function buildControls() {
   const info = explorer.info, s = explorer.state;
   $("meta").textContent = `${info.dataset}: ${info.kind} ${info.arch}, ${info.latent_dim}-d latents, ` +
-    `${info.num_points} test images, ${info.method} map`;
+    `${info.num_points} test images, ${info.method} map; positions decode through ${info.inverse}`;
   option($("colour-by"), "class", "class");
   Object.keys(info.factors).forEach((f) => option($("colour-by"), f, f));
   $("colour-by").addEventListener("change", (e) => { s.colourBy = e.target.value; drawPoints(); });

@@ -4,10 +4,11 @@ import jax
 import numpy as np
 import pytest
 
-from latentjax.app import embed
+from latentjax.app import embed, explore
 from latentjax.app.explore import inverse_map
 from latentjax.errors import InputError
 from latentjax.learn import models
+from latentjax.look import maps
 
 
 def test_inverse_map_is_shepards_weighting():
@@ -63,3 +64,44 @@ def test_held_out_error_beats_the_mean_and_one_neighbour(session, method):
     print(method, {k: tuple(round(float(v), 3) for v in e) for k, e in errors.items()})
     assert errors["idw"][0] < 0.8 * errors["mean"][0] and errors["idw"][1] < 0.8 * errors["mean"][1]
     assert errors["idw"][0] < errors["1-nn"][0] and errors["idw"][1] < errors["1-nn"][1]
+
+
+@pytest.fixture(scope="module")
+def umap_session(explore_run):
+    return explore.load(explore_run, method="umap", num_points=400)
+
+
+def test_umap_maps_go_back_through_maps_inverse_transform(umap_session, explore_run):
+    """The default inverse of a UMAP map is umap-learn's method (look.maps), cached with the map."""
+    s = umap_session
+    assert isinstance(s.fitted, maps.UMAPMap) and "inverse_transform" in s.inverse_name
+    np.testing.assert_array_equal(np.asarray(s.fitted.x), s.latents)  # the map of these latents
+    # Positions of map points go back near their own latents: well below the spread of the latents and
+    # no worse than inverse-distance weighting of their 8 nearest neighbours (the point itself excluded).
+    n = 60
+    spread = np.sqrt(np.mean(np.sum((s.latents - s.latents.mean(axis=0)) ** 2, axis=1)))
+    back = s.inverse(s.points[:n])
+    err = np.sqrt(np.mean(np.sum((back - s.latents[:n]) ** 2, axis=1))) / spread
+    loo = np.stack(
+        [inverse_map(s.points[i + 1 :], s.latents[i + 1 :], s.points[i : i + 1])[0] for i in range(n)]
+    )
+    err_loo = np.sqrt(np.mean(np.sum((loo - s.latents[:n]) ** 2, axis=1))) / spread
+    print("map inverse error", round(float(err), 3), "idw leave-one-out", round(float(err_loo), 3))
+    assert err < 0.5 and err < err_loo * 1.25
+    assert s.inverse(s.points[:3]).shape == (3, s.latents.shape[1])
+    with pytest.raises(InputError, match="NaN"):
+        s.inverse(np.array([[np.nan, 0.0]]))
+    # Loaded again: the saved map is read back (same arrays), and a corrupt file is fitted again.
+    again = explore.load(explore_run, method="umap", num_points=400)
+    np.testing.assert_array_equal(again.points, s.points)
+    (npz,) = (explore_run / "explore").glob("umap-400-seed0-map.npz")
+    npz.write_bytes(b"not a map")
+    refit = explore.load(explore_run, method="umap", num_points=400)
+    assert refit.points.shape == s.points.shape and npz.stat().st_size > 100
+
+
+def test_inverse_choices_are_checked(explore_run):
+    with pytest.raises(InputError, match="inverse='map' needs a t-SNE or UMAP map"):
+        explore.load(explore_run, method="pca", num_points=400, inverse="map")
+    with pytest.raises(InputError, match="unknown inverse 'nearest'"):
+        explore.load(explore_run, method="pca", num_points=400, inverse="nearest")
