@@ -55,13 +55,26 @@ def grid_size(reference: np.ndarray, *, min_num_intervals: int = 50, ints_in_int
     return _fitsne.num_boxes(extent, min_num_intervals=min_num_intervals, ints_in_interval=ints_in_interval)
 
 
+def _ball(reference: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(center (1, D), radius)``: the reference's bounding box centre and 1.25 times its half-extent."""
+    center = (jnp.max(reference, axis=0, keepdims=True) + jnp.min(reference, axis=0, keepdims=True)) / 2
+    return center, (1.0 + _PADDING) * jnp.max(jnp.abs(reference - center))
+
+
+def bounds(reference: jax.Array) -> Grid:
+    """A ``Grid`` without potentials, for the exact repulsion (any dimension): only its clipping ball."""
+    center, radius = _ball(reference)
+    return Grid(
+        center - radius, jnp.zeros((), reference.dtype), jnp.zeros((3, 1, 1), reference.dtype), center, radius
+    )
+
+
 @functools.partial(jax.jit, static_argnames=("num_boxes",))
 def reference_grid(reference: jax.Array, *, num_boxes: int) -> Grid:
     """The ``Grid`` of the fixed reference embedding ``(n, 2)``, by one FFT convolution per kernel."""
     p, nb = _NODES, num_boxes
     g = nb * p
-    center = (jnp.max(reference, axis=0, keepdims=True) + jnp.min(reference, axis=0, keepdims=True)) / 2
-    radius = (1.0 + _PADDING) * jnp.max(jnp.abs(reference - center))
+    center, radius = _ball(reference)
     width = 2.0 * radius / nb
     lo = center - radius
     u = (reference - lo) / width

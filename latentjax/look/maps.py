@@ -37,6 +37,7 @@ def fit_tsne(
     learning_rate: float | str = "auto",
     method: str = "fft",
     initialization: str = "pca",
+    num_components: int = 2,
     progress=False,
 ) -> TSNEMap:
     """``tsne.embed`` of ``x``, kept with its inputs as a map that new points can be placed into.
@@ -50,6 +51,7 @@ def fit_tsne(
       learning_rate: as ``tsne.embed``.
       method: as ``tsne.embed``.
       initialization: as ``tsne.embed``.
+      num_components: as ``tsne.embed`` (3: ``method="exact"``).
       progress: as ``tsne.embed`` (the KL divergence every 50 steps); off by default.
 
     Returns:
@@ -67,6 +69,7 @@ def fit_tsne(
     x = jnp.asarray(x, float_dtype(x.dtype))
     hyper = {"perplexity": perplexity, "num_steps": num_steps, "learning_rate": learning_rate}
     hyper |= {"early_exaggeration_steps": early_exaggeration_steps, "method": method, "progress": progress}
+    hyper |= {"num_components": num_components}
     return TSNEMap(x, tsne.embed(key, x, initialization=initialization, **hyper))
 
 
@@ -160,8 +163,9 @@ def transform(fitted: TSNEMap | UMAPMap, key: jax.Array, x_new: ArrayLike, **opt
     ``initialization="median"`` (of those neighbours' positions) or ``"random"`` (from ``key``);
     ``learning_rate=0.1``; ``num_steps=250`` (all steps); ``early_exaggeration_steps=0``;
     ``early_exaggeration=4.0``; ``exaggeration=1.5``; ``initial_momentum=0.8``;
-    ``final_momentum=0.8``; ``max_grad_norm=0.25``; ``max_step_norm=None``; ``method="fft"``
-    (repulsion from a grid of the reference's potentials) or ``"exact"``.
+    ``final_momentum=0.8``; ``max_grad_norm=0.25``; ``max_step_norm=None``; ``method=None``:
+    ``"fft"`` (repulsion from a grid of the reference's potentials) for 2-D maps, ``"exact"``
+    (every reference point; 3-D maps) otherwise.
 
     UMAP (umap-learn's ``transform``), options: ``num_steps=None`` (the fit's ``num_steps // 3``,
     or 100, or 30 beyond 10,000 new points); ``learning_rate=0.25`` (a quarter of the fit's);
@@ -222,10 +226,11 @@ def _transform_tsne(
     max_grad_norm=0.25,
     max_step_norm=None,
     min_gain=0.01,
-    method="fft",
+    method=None,
 ):
     where = "look.maps.transform"
     x_ref, y_ref = _fitted(fitted, where)
+    method = ("fft" if y_ref.shape[1] == 2 else "exact") if method is None else method
     if method not in ("fft", "exact") or (method == "fft" and y_ref.shape[1] != 2):
         raise InputError(f"{where}: method must be 'fft' (2-D maps) or 'exact', got {method!r}")
     if initialization not in ("median", "random"):
@@ -242,7 +247,11 @@ def _transform_tsne(
         y0 = _tsne_transform.median_init(y_ref, cols, k)
     else:
         y0 = 1e-4 * jax.random.normal(key, (x_new.shape[0], y_ref.shape[1]), dtype)
-    grid = _tsne_transform.reference_grid(y_ref, num_boxes=_tsne_transform.grid_size(jax.device_get(y_ref)))
+    grid = (
+        _tsne_transform.reference_grid(y_ref, num_boxes=_tsne_transform.grid_size(jax.device_get(y_ref)))
+        if method == "fft"
+        else _tsne_transform.bounds(y_ref)
+    )
     carry = (jnp.asarray(y0, dtype), jnp.zeros_like(y0, dtype), jnp.ones_like(y0, dtype))
     inf = float("inf")
     for steps, exag, momentum in (

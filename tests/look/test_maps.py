@@ -168,6 +168,25 @@ def test_tsne_transform_matches_opentsne(fashion):
     assert np.median(np.linalg.norm(np.asarray(ours) - theirs, axis=1)) < 0.02 * np.ptp(ref)
 
 
+@pytest.mark.slow
+def test_3d_tsne_transform_matches_opentsne(fashion):
+    """3-D maps: the exact repulsion places points into openTSNE's 3-D map (Barnes-Hut) as its transform."""
+    opentsne = pytest.importorskip("openTSNE")
+    x_ref, x_new, l_ref, l_new = fashion
+    fit = opentsne.TSNE(
+        n_components=3, negative_gradient_method="bh", n_iter=50, early_exaggeration_iter=50, random_state=0
+    )
+    emb = fit.fit(x_ref.astype(np.float64))
+    theirs = np.asarray(emb.transform(x_new.astype(np.float64)))
+    ref = np.asarray(emb)
+    ours = np.asarray(maps.transform(maps.TSNEMap(x_ref, ref.astype(np.float32)), jax.random.key(0), x_new))
+    assert ours.shape == (N_NEW, 3)
+    acc_o, trust_o = _scores(x_new, ref, l_ref, ours, l_new)
+    acc_t, trust_t = _scores(x_new, ref, l_ref, theirs, l_new)
+    assert acc_o >= acc_t - 0.02 and trust_o >= trust_t - 0.005, (acc_o, acc_t, trust_o, trust_t)
+    assert np.median(np.linalg.norm(ours - theirs, axis=1)) < 0.03 * np.ptp(ref)
+
+
 @pytest.fixture(scope="module")
 def umap_learn(fashion):
     umap_learn = pytest.importorskip("umap")
