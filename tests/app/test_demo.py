@@ -59,19 +59,8 @@ DEMO_KEYS = [
 
 
 @pytest.mark.slow
-def test_demo_quick_writes_everything(tmp_path):
-    env = dict(os.environ)
-    env.pop("LATENTJAX_DATA_DIR", None)  # the default demo needs no files
-    r = subprocess.run(
-        [sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = tmp_path / "latentjax-demo"
+def test_demo_quick_writes_everything(quick_demo, tmp_path):
+    m, _, html, _, out = quick_demo  # the session's one quick demo (tests/app/conftest.py)
     for f in DEMO_FILES + SECTION_FILES:
         assert (out / f).exists(), f
     for f in SHAPES_FILES:
@@ -81,28 +70,33 @@ def test_demo_quick_writes_everything(tmp_path):
         first = np.asarray(im.convert("L"))
         im.seek(im.n_frames - 1)
         assert im.n_frames >= 7 and np.abs(np.asarray(im.convert("L")) - first.astype(int)).max() > 0, gif
-    m = json.loads((out / "metrics.json").read_text())
     for k in DEMO_KEYS:
         assert k in m, k
     assert m["section_errors"] == {}
     assert m["test_recon_mse"] < m["pca_recon_mse"]
-    html = (out / "report.html").read_text()
     for f in DEMO_FILES + SECTION_FILES:
         if f.startswith("figures/"):
             assert f in html, f
     assert "missing figure" not in html
-    # A second demo into the same folder is refused and leaves the first intact.
+    # A second demo into a folder that is not empty (the default one, or the first demo's) is refused
+    # and leaves what is there intact.
+    env = dict(os.environ)
+    env.pop("LATENTJAX_DATA_DIR", None)  # the default demo needs no files
+    (tmp_path / "latentjax-demo").mkdir()
+    (tmp_path / "latentjax-demo" / "keep.txt").write_text("mine")
     before = (out / "metrics.json").read_text()
-    r2 = subprocess.run(
-        [sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r2.returncode == 2 and "not empty" in r2.stderr
+    for extra in ([], ["--out", str(out)]):
+        r = subprocess.run(
+            [sys.executable, "-m", "latentjax.app.cli", "demo", "--quick", "--quiet", *extra],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 2 and "not empty" in r.stderr, r.stderr[-2000:]
     assert (out / "metrics.json").read_text() == before
+    assert (tmp_path / "latentjax-demo" / "keep.txt").read_text() == "mine"
 
 
 def test_pca_recon_mse_equals_an_svd_by_hand():
