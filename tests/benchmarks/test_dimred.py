@@ -77,3 +77,19 @@ def test_benchmark_transform_rows(tmp_path, data_dir, load_script):
     ours = rows[("tsne_transform_n300_m100", "latentjax")]
     assert ours["knn_accuracy"] == pytest.approx(acc.score(y, bench.load_labels(str(data_dir), 100, "test")))
     assert ours["trustworthiness"] == pytest.approx(trustworthiness(x_new, y, n_neighbors=10), abs=1e-4)
+
+
+def test_quality_beyond_quality_n_is_on_one_fixed_subsample(load_script, monkeypatch):
+    """Large runs score every implementation on the same random subsample (sklearn's trustworthiness)."""
+    from sklearn.manifold import trustworthiness
+
+    bench = load_script("dimred", "benchmarks")
+    monkeypatch.setattr(bench, "QUALITY_N", 150)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 8)).astype(np.float32)
+    y = x[:, :2] + 0.1 * rng.normal(size=(400, 2)).astype(np.float32)
+    row = bench.quality(x, y)
+    sub = np.sort(np.random.default_rng(0).choice(400, 150, replace=False))
+    assert row["quality_points"] == 150
+    assert row["trustworthiness"] == pytest.approx(trustworthiness(x[sub], y[sub], n_neighbors=10), abs=1e-5)
+    assert bench.quality(x, y[::-1].copy())["trustworthiness"] < row["trustworthiness"] - 0.1
