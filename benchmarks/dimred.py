@@ -206,7 +206,7 @@ def transform_quality(x_new, y_ref, labels_ref, y_new, labels_new):
     }
 
 
-def transform_rows(data_dir, n, m, *, quick, skip_umap, n_jobs):
+def transform_rows(data_dir, n, m, *, quick, skip_umap, n_jobs, skip_tsne=False):
     """Fit on the first ``n`` training images, transform the first ``m`` test images; each peer alike."""
     train, test = load_fashion(data_dir, n, "train"), load_fashion(data_dir, m, "test")
     l_ref, l_new = load_labels(data_dir, n, "train"), load_labels(data_dir, m, "test")
@@ -222,6 +222,32 @@ def transform_rows(data_dir, n, m, *, quick, skip_umap, n_jobs):
         head = {"case": case, "impl": impl, "seconds": warm, "cold_seconds": cold, "fit_seconds": fit_seconds}
         return head | q | extra
 
+    if not skip_tsne:
+        rows += _tsne_transform_rows(row, x_ref, x_new, n, m, num_steps, ee, steps, n_jobs)
+    if skip_umap:
+        return rows
+    case = f"umap_transform_n{n}_m{m}"
+    umap_steps = 50 if quick else None
+    t = time.perf_counter()
+    fitted = jax.block_until_ready(maps.fit_umap(jax.random.key(0), x_ref, num_steps=umap_steps))
+    fit_s = time.perf_counter() - t
+    cold, warm, y = timed(lambda: maps.transform(fitted, jax.random.key(1), x_new))
+    rows.append(row(case, "latentjax", fit_s, cold, warm, fitted.embedding, y))
+    try:
+        import umap
+    except ImportError:
+        print("umap-learn not installed: its transform rows are skipped", file=sys.stderr)
+    else:
+        t = time.perf_counter()
+        u = umap.UMAP(n_neighbors=15, min_dist=0.1, n_epochs=umap_steps, n_jobs=-1).fit(x_ref)
+        fit_s = time.perf_counter() - t
+        cold, warm, y = timed(lambda: u.transform(x_new))
+        rows.append(row(case, "umap_learn", fit_s, cold, warm, u.embedding_, y))
+    return rows
+
+
+def _tsne_transform_rows(row, x_ref, x_new, n, m, num_steps, ee, steps, n_jobs):
+    rows = []
     case = f"tsne_transform_n{n}_m{m}"
     t = time.perf_counter()
     fitted = jax.block_until_ready(
@@ -245,25 +271,6 @@ def transform_rows(data_dir, n, m, *, quick, skip_umap, n_jobs):
         cold, warm, y = timed(lambda: emb.transform(x_new.astype(np.float64), n_iter=steps))
         rows.append(row(case, "opentsne", fit_s, cold, warm, np.asarray(emb), y, n_jobs=n_jobs))
 
-    if skip_umap:
-        return rows
-    case = f"umap_transform_n{n}_m{m}"
-    umap_steps = 50 if quick else None
-    t = time.perf_counter()
-    fitted = jax.block_until_ready(maps.fit_umap(jax.random.key(0), x_ref, num_steps=umap_steps))
-    fit_s = time.perf_counter() - t
-    cold, warm, y = timed(lambda: maps.transform(fitted, jax.random.key(1), x_new))
-    rows.append(row(case, "latentjax", fit_s, cold, warm, fitted.embedding, y))
-    try:
-        import umap
-    except ImportError:
-        print("umap-learn not installed: its transform rows are skipped", file=sys.stderr)
-    else:
-        t = time.perf_counter()
-        u = umap.UMAP(n_neighbors=15, min_dist=0.1, n_epochs=umap_steps, n_jobs=-1).fit(x_ref)
-        fit_s = time.perf_counter() - t
-        cold, warm, y = timed(lambda: u.transform(x_new))
-        rows.append(row(case, "umap_learn", fit_s, cold, warm, u.embedding_, y))
     return rows
 
 
@@ -306,6 +313,7 @@ def main(argv=None):
     ap.add_argument("--checkpoint", help="a trained VAE run directory: also embed its latent means")
     ap.add_argument("--skip-sklearn", action="store_true", help="skip scikit-learn's (slow) Barnes-Hut t-SNE")
     ap.add_argument("--skip-umap", action="store_true")
+    ap.add_argument("--skip-tsne", action="store_true")
     ap.add_argument(
         "--transform", action="store_true", help="also the transform rows (fit on train, place test)"
     )
@@ -333,11 +341,20 @@ def main(argv=None):
 
     rows = []
     if args.transform:
-        rows += transform_rows(args.data_dir, n, m, quick=args.quick, skip_umap=args.skip_umap, n_jobs=n_jobs)
-    for suffix, data in {} if args.no_fit_rows else inputs.items():
-        rows += tsne_rows(
-            f"tsne{suffix}_n{n}", data, quick=args.quick, skip_sklearn=args.skip_sklearn, n_jobs=n_jobs
+        rows += transform_rows(
+            args.data_dir,
+            n,
+            m,
+            quick=args.quick,
+            skip_umap=args.skip_umap,
+            n_jobs=n_jobs,
+            skip_tsne=args.skip_tsne,
         )
+    for suffix, data in {} if args.no_fit_rows else inputs.items():
+        if not args.skip_tsne:
+            rows += tsne_rows(
+                f"tsne{suffix}_n{n}", data, quick=args.quick, skip_sklearn=args.skip_sklearn, n_jobs=n_jobs
+            )
         if not args.skip_umap:
             rows += umap_rows(f"umap{suffix}_n{n}", data, quick=args.quick)
     add_ratios(rows)
