@@ -52,10 +52,14 @@ def _version(name):
 
 
 def load_fashion(data_dir, n, split="train"):
+    """The first ``n`` images of a split, flat, in [0, 1]; the train split continues into the test
+    images beyond its 60,000 (``n = 70000``: all of Fashion-MNIST)."""
     prefix = "train" if split == "train" else "t10k"
     path = pathlib.Path(data_dir) / "fashion_mnist" / f"{prefix}-images-idx3-ubyte.gz"
     raw = gzip.open(path, "rb").read()
     images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)[:n]
+    if split == "train" and n > len(images):
+        images = np.concatenate([images, load_fashion(data_dir, n - len(images), "test").reshape(-1, 28, 28)])
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
