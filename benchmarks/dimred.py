@@ -52,8 +52,10 @@ def _version(name):
 
 
 def load_fashion(data_dir, n, split="train"):
-    """The first ``n`` images of a split, flat, in [0, 1]; the train split continues into the test
-    images beyond its 60,000 (``n = 70000``: all of Fashion-MNIST)."""
+    """The first ``n`` images of a split, flat, in [0, 1].
+
+    The train split continues into the test images beyond its 60,000 (``n = 70000``: all of Fashion-MNIST).
+    """
     prefix = "train" if split == "train" else "t10k"
     path = pathlib.Path(data_dir) / "fashion_mnist" / f"{prefix}-images-idx3-ubyte.gz"
     raw = gzip.open(path, "rb").read()
