@@ -71,6 +71,31 @@ def load_labels(data_dir, n, split="train"):
     return np.frombuffer(gzip.open(path, "rb").read(), np.uint8, offset=8)[:n].astype(np.int64)
 
 
+def jittered(x, n, *, scale=0.1, seed=0):
+    """``n`` points: ``x`` repeated, each copy beyond the first moved by Gaussian noise.
+
+    The noise's standard deviation is ``scale`` times the median distance from a point of ``x`` to its
+    nearest neighbour (on 2,000 of them), so each copy stays within its original's neighbourhood: the
+    data set of the 1,000,000-point run (Fashion-MNIST PCA-50, jittered).
+    """
+    rng = np.random.default_rng(seed)
+    probe = x[rng.choice(len(x), min(2000, len(x)), replace=False)]
+    d2 = np.sum(probe**2, 1)[:, None] - 2 * probe @ x.T + np.sum(x**2, 1)[None, :]
+    nearest = np.sqrt(np.maximum(np.partition(d2, 1, axis=1)[:, 1], 0.0))
+    sd = scale * float(np.median(nearest))
+    reps = -(-n // len(x))
+    out = np.concatenate([x] * reps)[:n].copy()
+    out[len(x) :] += rng.normal(scale=sd, size=out[len(x) :].shape).astype(np.float32)
+    return out
+
+
+def peak_rss_mib():
+    """This process's peak resident memory so far (MiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def vae_latents(checkpoint, data_dir, n):
     """Latent means of the first n training images under a trained model (or None)."""
     from latentjax.learn import models, runs
@@ -82,6 +107,8 @@ def vae_latents(checkpoint, data_dir, n):
 
 
 REPEATS = 2  # calls per implementation (--repeats); 1: ``seconds`` is the cold call
+IMPL = "all"  # --impl: "latentjax", "peers" (each in its own process: its own peak memory) or both
+KL_MAX_N = 100000  # beyond: no common P (its kNN would cost as much as the fit), no KL column
 QUALITY_N = 10000  # trustworthiness / kNN recall on this many points (--quality-n), the same for all
 
 
@@ -114,7 +141,7 @@ def quality(x, y, p=None):
 def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
     # openTSNE counts its n_iter after the early_exaggeration_iter; num_steps counts both.
     num_steps, ee = (100, 50) if quick else (750, 250)
-    p = tsne.affinities(x, perplexity=30.0)  # the common P for KL
+    p = tsne.affinities(x, perplexity=30.0) if len(x) <= KL_MAX_N else None  # the common P for KL
     rows = []
 
     def ours():
@@ -122,16 +149,17 @@ def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
             jax.random.key(0), x, perplexity=30.0, num_steps=num_steps, early_exaggeration_steps=ee
         )
 
-    cold, warm, y = timed(ours)
-    rows.append(
-        {"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y, p)}
-    )
+    if IMPL != "peers":
+        cold, warm, y = timed(ours)
+        rows.append(
+            {"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y, p)}
+        )
 
     try:
         import openTSNE
     except ImportError:
         print("openTSNE not installed: its rows are skipped", file=sys.stderr)
-    else:
+    if IMPL != "latentjax" and "openTSNE" in sys.modules:
 
         def theirs():
             return openTSNE.TSNE(
@@ -154,7 +182,7 @@ def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
             }
         )
 
-    if not skip_sklearn:
+    if not skip_sklearn and IMPL != "latentjax":
         from sklearn.manifold import TSNE
 
         def sk():
@@ -182,13 +210,17 @@ def umap_rows(case, x, *, quick):
     def ours():
         return lj_umap.embed(jax.random.key(0), x, n_neighbors=15, min_dist=0.1, num_steps=num_steps)
 
-    cold, warm, y = timed(ours)
-    rows = [{"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y)}]
+    rows = []
+    if IMPL != "peers":
+        cold, warm, y = timed(ours)
+        rows.append(
+            {"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y)}
+        )
     try:
         import umap
     except ImportError:
         print("umap-learn not installed: its rows are skipped", file=sys.stderr)
-    else:
+    if IMPL != "latentjax" and "umap" in sys.modules:
 
         def theirs():
             return umap.UMAP(
@@ -312,7 +344,12 @@ def print_table(rows):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=10000)
+    ap.add_argument(
+        "--n",
+        type=int,
+        default=10000,
+        help="points: the first n Fashion-MNIST images (70000: all); beyond 70,000 jittered copies of all",
+    )
     ap.add_argument("--json", type=pathlib.Path)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, format only")
     ap.add_argument("--data-dir", default=os.environ.get("LATENTJAX_DATA_DIR", "../shared/data"))
@@ -325,6 +362,12 @@ def main(argv=None):
     )
     ap.add_argument("--n-test", type=int, default=10000, help="test images placed by the transform rows")
     ap.add_argument("--no-fit-rows", action="store_true", help="only the transform rows")
+    ap.add_argument(
+        "--impl",
+        choices=("all", "latentjax", "peers"),
+        default="all",
+        help="fit rows of latentjax, of the peers, or of both (separate processes: separate peak memory)",
+    )
     ap.add_argument("--repeats", type=int, default=2, help="calls per implementation (1: cold only)")
     ap.add_argument(
         "--quality-n",
@@ -333,14 +376,16 @@ def main(argv=None):
         help="trustworthiness / recall on this many points (subsample)",
     )
     args = ap.parse_args(argv)
-    global REPEATS, QUALITY_N
-    REPEATS, QUALITY_N = max(1, args.repeats), args.quality_n
+    global REPEATS, QUALITY_N, IMPL
+    REPEATS, QUALITY_N, IMPL = max(1, args.repeats), args.quality_n, args.impl
     n = 300 if args.quick else args.n
     m = 100 if args.quick else args.n_test
     n_jobs = os.cpu_count() or 1
 
-    images = load_fashion(args.data_dir, n)
+    images = load_fashion(args.data_dir, min(n, 70000))
     x = np.asarray(pca.transform(pca.fit(images, num_components=50), images), np.float32)
+    if n > len(x):
+        x = jittered(x, n)
     inputs = {"": x}
     if args.checkpoint:
         inputs["_vae"] = vae_latents(args.checkpoint, args.data_dir, n)
@@ -378,6 +423,7 @@ def main(argv=None):
         + (f"; transform: first {m} test images into maps of those" if args.transform else ""),
         "quick": args.quick,
         "repeats": REPEATS,
+        "peak_rss_mib": peak_rss_mib(),
         "quality": f"trustworthiness and kNN recall (k = 10) on the PCA-50 input, on at most {QUALITY_N} "
         "points (one fixed random subsample for every implementation)",
         "rows": rows,

@@ -93,3 +93,16 @@ def test_quality_beyond_quality_n_is_on_one_fixed_subsample(load_script, monkeyp
     assert row["quality_points"] == 150
     assert row["trustworthiness"] == pytest.approx(trustworthiness(x[sub], y[sub], n_neighbors=10), abs=1e-5)
     assert bench.quality(x, y[::-1].copy())["trustworthiness"] < row["trustworthiness"] - 0.1
+
+
+def test_jittered_copies_stay_next_to_their_originals(load_script):
+    """The 1,000,000-point set: each jittered copy's nearest original (sklearn) is the one it copies."""
+    from sklearn.neighbors import NearestNeighbors
+
+    bench = load_script("dimred", "benchmarks")
+    x = np.random.default_rng(0).normal(size=(300, 6)).astype(np.float32)
+    y = bench.jittered(x, 1000)
+    assert y.shape == (1000, 6) and np.array_equal(y[:300], x)
+    idx = NearestNeighbors(n_neighbors=1).fit(x).kneighbors(y[300:], return_distance=False)[:, 0]
+    assert np.array_equal(idx, np.arange(300, 1000) % 300)
+    assert np.all(np.abs(y[300:] - x[np.arange(300, 1000) % 300]).max(axis=1) > 0)
