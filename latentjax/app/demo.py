@@ -256,7 +256,7 @@ def run(
         dataset: a name for ``data.load``.
         data_dir: its data directory (not needed for ``"sprites"``).
         out: the demo folder; it must be empty or absent.
-        epochs: training epochs (default 6 with ``quick``, else 20).
+        epochs: training epochs (default 6 with ``quick``, else 14).
         quick: 8,000 sprites (4,000 images of other sets), a smaller model and short sections.
         seed: seeds the data split, the model and the sections.
         arch: ``"mlp"`` or ``"conv"``.
@@ -283,7 +283,7 @@ def run(
     _check_out(out, overwrite)
     limit = (8000 if dataset == "sprites" else 4000) if quick else None
     ds = data.load(dataset, data_dir=data_dir, limit=limit, seed=seed)
-    epochs = epochs or (6 if quick else 20)
+    epochs = epochs or (6 if quick else 14)
     shape = tuple(ds.train_images.shape[1:])
     if arch == "conv" and (shape[0] % 4 or shape[1] % 4):
         raise InputError(f"--arch conv needs image sides divisible by 4; {dataset} has {shape}")

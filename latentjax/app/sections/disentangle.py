@@ -24,7 +24,7 @@ MODELS = ("VAE", "beta-VAE", "beta-TCVAE", "FactorVAE")
 # quick / full: training images, epochs, hidden units, factor bins, FactorVAE-score points.
 SETTINGS = {
     True: {"bins": 8, "votes": 60},
-    False: {"num_train": 6000, "epochs": 4, "hidden": 256, "bins": 10, "votes": 200},
+    False: {"num_train": 6000, "epochs": 3, "hidden": 256, "bins": 10, "votes": 200},
 }
 _BATCH = 100
 _VOTE_BATCH = 64
@@ -106,7 +106,7 @@ def section(run, *, quick: bool) -> report.Section:
     Args:
       run: a ``latentjax.demo.DemoRun`` whose data set has the sprites' factors.
       quick: score the demo's VAE only (a few seconds); else train and score four objectives
-        (6,000 images, 4 epochs, 256 hidden units; about 30 s on 2 cores).
+        (6,000 images, 3 epochs, 256 hidden units; about 22 s on 2 quiet cores).
 
     Returns:
       A ``report.Section`` (a note only when the data set has no shape/scale/rotation/x/y factors).

@@ -21,7 +21,7 @@ from latentjax.shapes import deepsdf, furniture, render, samples
 
 # The full demo's settings (the section is left out of --quick): shapes per class, training steps,
 # decoder width, frames on the path (odd: the middle one is the table's code), render size.
-FULL = {"per_class": 15, "num_steps": 600, "width": 96, "num_frames": 15, "size": 64}
+FULL = {"per_class": 10, "num_steps": 600, "width": 96, "num_frames": 15, "size": 64}
 # Points per surface for the Chamfer distances (DeepSDF uses 30,000; 1,000 resolve these shapes).
 _POINTS = 1000
 
