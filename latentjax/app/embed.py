@@ -45,6 +45,9 @@ def reduce(key: jax.Array, z, *, method: str, quick: bool = False) -> np.ndarray
     if method == "tsne":
         perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3.0)))
         steps = {"num_steps": 400, "early_exaggeration_steps": 125} if quick else {}
+        if quick and len(z) <= 2000:
+            # Exact repulsion: one compilation, where the FFT grid recompiles as the map grows.
+            steps["method"] = "exact"
         return np.asarray(tsne.embed(key, z, perplexity=perplexity, **steps))
     if method == "umap":
         num_steps = 200 if quick else None
@@ -75,6 +78,9 @@ def fit_map(key: jax.Array, z, *, method: str, quick: bool = False, progress=Fal
     if method == "tsne":
         perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3.0)))
         steps = {"num_steps": 400, "early_exaggeration_steps": 125} if quick else {}
+        if quick and len(z) <= 2000:
+            # Exact repulsion: one compilation, where the FFT grid recompiles as the map grows.
+            steps["method"] = "exact"
         return maps.fit_tsne(key, z, perplexity=perplexity, progress=progress, **steps)
     if method == "umap":
         num_steps = 200 if quick else None
