@@ -13,13 +13,9 @@ import pytest
 
 pytestmark = pytest.mark.slow  # the shared quick demo: about a minute on 2 idle cores
 
-CHROMIUM, CHROMEDRIVER = pathlib.Path("/usr/bin/chromium"), pathlib.Path("/usr/bin/chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the [test] extra)")
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip(
-        "needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)",
-        allow_module_level=True,
-    )
+import browser  # noqa: E402 (tests/support)
+
+browser.require()
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 # Each <img>: its source, whether it finished loading, its decoded width and height.
@@ -39,18 +35,7 @@ LINKS = "return Array.from(document.querySelectorAll('a[href]'), (a) => a.href);
 
 @pytest.fixture(scope="module")
 def driver():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for a in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1400",
-    ):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
+    d = browser.chrome(console_log=True)
     d.set_page_load_timeout(60)
     yield d
     d.quit()

@@ -1,23 +1,17 @@
 """The explorer in a real browser (headless Chromium via selenium): clicks decode, sliders move, paths."""
 
 import dataclasses
-import pathlib
 import threading
 import time
 
+import browser  # tests/support
 import numpy as np
 import pytest
 
 from latentjax.app import explore
 from latentjax.learn import models
 
-CHROMIUM, CHROMEDRIVER = pathlib.Path("/usr/bin/chromium"), pathlib.Path("/usr/bin/chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the [test] extra)")
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip(
-        "needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)",
-        allow_module_level=True,
-    )
+browser.require()
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -37,18 +31,7 @@ NEIGHBOR_TITLES = "return Array.from(document.querySelectorAll('#neighbors figur
 
 @pytest.fixture(scope="module")
 def driver():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for a in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1400",
-    ):
-        opts.add_argument(a)
-    d = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
-    d.set_script_timeout(30)
+    d = browser.chrome()
     yield d
     d.quit()
 

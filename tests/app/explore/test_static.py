@@ -6,8 +6,8 @@ import base64
 import io
 import pathlib
 import re
-import shutil
 
+import browser as support_browser  # tests/support
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,18 +26,8 @@ EVIL = "<script>alert(1)</script>"
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (shutil.which("chromium") or pathlib.Path("/usr/bin/chromium").exists()):
-        pytest.skip("chromium not installed (Debian: apt-get install chromium chromium-driver)")
-    if not pathlib.Path("/usr/bin/chromedriver").exists():
-        pytest.skip("chromedriver not installed (Debian: apt-get install chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed")
-    opts = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(
-        options=opts, service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver")
-    )
-    driver.set_script_timeout(60)
+    support_browser.require()
+    driver = support_browser.chrome(script_timeout=60)
     yield driver
     driver.quit()
 
