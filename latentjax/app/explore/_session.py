@@ -184,7 +184,8 @@ def _fitted_map(run_dir: pathlib.Path, z: np.ndarray, method: str, seed: int):
     path = run_dir / CACHE_DIR / f"{method}-{len(z)}-seed{seed}-map"
     try:
         fitted = maps.load(path)
-        if type(fitted).__name__ == f"{method.upper()}Map" and np.array_equal(np.asarray(fitted.x), z):
+        kind = maps.UMAPMap if method == "umap" else maps.TSNEMap
+        if isinstance(fitted, kind) and np.array_equal(np.asarray(fitted.x), z):
             return fitted
     except CheckpointError:
         pass  # missing, corrupt or of another version: fitted again and rewritten
