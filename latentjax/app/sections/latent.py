@@ -126,7 +126,7 @@ def section(run, *, quick: bool) -> report.Section:
     strips = {k: p.decoded for k, p in paths._asdict().items()} | {"variance-aware": va_path[1]}
     diag = {k: p.diagnostics for k, p in paths._asdict().items()} | {"variance-aware": va_path[2]}
 
-    # 1. Three paths between two test images of different classes.
+    # 1. Four paths between two test images of different classes.
     la, lb = label_name(run.label_names, a), label_name(run.label_names, b)
     # "The data": up to 10,000 training images. A frame stays near it when its nearest training image
     # is no farther than the farther endpoint's plus the data's spacing (_captions.OFF_DATA).
