@@ -80,3 +80,34 @@ def rounding(d: int, dtype) -> float:
         True
     """
     return float(jnp.finfo(dtype).eps) * (8 + 2 * math.ceil(math.log2(max(d, 2))))
+
+
+def map_row_blocks(fn, rows: tuple, *, block_size: int, x_c: jax.Array, x_sqnorm: jax.Array):
+    """``fn(row..., d2_row)`` for every row, its distances computed by one matrix product per block.
+
+    ``rows`` are arrays with one leading entry per query; ``rows[0]`` holds the queries in ``x_c``'s
+    frame. Each block of ``block_size`` queries computes its ``(block_size, n)`` squared distances
+    with ``squared`` (one GEMM) and vmaps ``fn`` over the block's rows. Computing the distances
+    inside a vmapped single-row ``fn`` instead makes XLA:CPU run a batch of matrix-vector
+    products, measured 10x slower (7,168 x 70,000 x 50: 2.3 s vs 0.23 s). The last block is padded
+    with copies of the first row, and the padded results are dropped.
+
+    Examples:
+        >>> x = jnp.array([[0.0], [1.0], [3.0]])
+        >>> out = map_row_blocks(lambda q, d2: jnp.min(d2), (x,), block_size=2, x_c=x, x_sqnorm=(x * x)[:, 0])
+        >>> out.tolist()
+        [0.0, 0.0, 0.0]
+    """
+    m = rows[0].shape[0]
+    num_blocks = -(-m // block_size)
+    pad = num_blocks * block_size - m
+
+    def blocked(a):
+        a = jnp.concatenate([a, jnp.broadcast_to(a[:1], (pad, *a.shape[1:]))]) if pad else a
+        return a.reshape(num_blocks, block_size, *a.shape[1:])
+
+    def block(args):
+        return jax.vmap(fn)(*args, squared(args[0], x_c, x_sqnorm))
+
+    out = jax.lax.map(block, tuple(blocked(a) for a in rows))
+    return jax.tree.map(lambda a: a.reshape(num_blocks * block_size, *a.shape[2:])[:m], out)

@@ -82,16 +82,17 @@ def _trust(x, emb, *, k, block_size):
         rank = 1 + jnp.sum(before, axis=1)
         return jnp.sum(jnp.maximum(rank - k, 0)), d2, de
 
-    def row(args):
-        r, e = args
-        p, d2, de = penalty(_distances.squared(xc[r][None, :], xc, sq)[0], r, e)
+    def row(_, r, e, d2_row):
+        p, d2, de = penalty(d2_row, r, e)
         # A rank may be off when another distance lies within the expansion's rounding of it.
         # |error of d2[i, j]| <= eps (|x_i|^2 + |x_j|^2), for both sides of each comparison
         close = jnp.abs(d2[None, :] - de) <= eps * (2.0 * sq[r] + sq[None, :] + sq[e][:, None])
         unsure = jnp.sum(close) > k  # each neighbour is close to itself
         return p, unsure
 
-    penalties, unsure = jax.lax.map(row, (cols, emb), batch_size=block_size)
+    penalties, unsure = _distances.map_row_blocks(
+        row, (xc, cols, emb), block_size=block_size, x_c=xc, x_sqnorm=sq
+    )
     # Rows whose ranks the expansion cannot decide (points closer than its rounding, e.g. a tight
     # cluster) are ranked again with exact distances sum((x_i - x_j)^2), one row at a time.
     (flagged,) = jnp.nonzero(unsure, size=n, fill_value=0)

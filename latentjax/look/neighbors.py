@@ -4,6 +4,7 @@ The search is blockwise over queries: never an n x n matrix in memory.
 """
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -67,19 +68,20 @@ class Graph(NamedTuple):
         return int(np.max(np.asarray(self.rows), initial=-1)) + 1
 
 
-def _one_query(q, q_c, q_index, x, x_c, x_sqnorm, *, k: int, num_candidates: int, exclude_self: bool):
+def _one_query(q_c, q, q_index, d2, x, x_sqnorm, *, k: int, num_candidates: int, exclude_self: bool):
     """The k nearest rows of ``x`` for one query ``q`` ``(d,)`` (vmapped over a block).
 
-    Also returns whether the candidates may miss a neighbour: when a point outside them could be
-    nearer than the k-th, given the expansion's rounding bound ``_distances.rounding``.
+    ``d2`` ``(n,)``: the query's squared distances in the centred frame (``q_c``), from the
+    block's matrix product. Also returns whether the candidates may miss a neighbour: when a point
+    outside them could be nearer than the k-th, given the expansion's rounding bound
+    ``_distances.rounding``.
     """
     # Candidates from one matmul per block in the centred frame; then their distances exactly, as
     # sum((q - x)^2) on the inputs, which decides the order (ties: the smaller index first).
     q_sq = jnp.sum(q_c * q_c)
-    d2 = _distances.squared(q_c[None, :], x_c, x_sqnorm)[0]
     if exclude_self:
-        d2 = jnp.where(jnp.arange(x.shape[0]) == q_index, jnp.inf, d2)
-    _, cand = jax.lax.top_k(-d2, num_candidates)  # (its values unused: XLA:CPU is 15x faster so)
+        d2 = d2.at[q_index].set(jnp.inf)  # (a scatter: masking the row by comparison costs a pass)
+    cand = _best(-d2, num_candidates)
     diff = q[None, :] - x[cand]
     exact = jnp.sum(diff * diff, axis=-1)
     if exclude_self:
@@ -94,6 +96,29 @@ def _one_query(q, q_c, q_index, x, x_c, x_sqnorm, *, k: int, num_candidates: int
         approx = d2[cand]
         unsure = approx[-1] <= approx[order[-1]] + 2.0 * tol
     return cand[order], jnp.sqrt(exact[order]), unsure
+
+
+def _best(score: jax.Array, count: int, segment: int | None = None) -> jax.Array:
+    """Indices of the ``count`` largest entries of the 1-D ``score``, largest first.
+
+    Two small ``top_k`` calls instead of one over the whole row: the ``count`` largest entries lie
+    in the ``count`` segments (of ``segment`` entries) with the largest maxima, since each of
+    those segments holds an entry at least as large as its maximum. XLA:CPU's ``top_k`` costs
+    about 2 ns per entry; this reads each entry once for the maxima and ranks ``n / segment +
+    count * segment`` of them (70,000 points, 20 candidates: 2.2x faster per row). Only the
+    indices are taken (XLA:CPU's ``top_k`` is 15x slower when its values are used).
+    """
+    n = score.shape[0]
+    if segment is None:  # the power of two nearest sqrt(n / count) balances the two top_k's
+        segment = int(min(128, max(16, 2 ** round(math.log2(math.sqrt(n / count))))))
+    num_segments = -(-n // segment)
+    if num_segments <= 2 * count:
+        return jax.lax.top_k(score, count)[1]
+    pad = num_segments * segment - n
+    blocks = jnp.pad(score, (0, pad), constant_values=-jnp.inf).reshape(num_segments, segment)
+    _, segs = jax.lax.top_k(jnp.max(blocks, axis=1), count)
+    _, j = jax.lax.top_k(blocks[segs].reshape(-1), count)
+    return (segs[j // segment] * segment + j % segment).astype(jnp.int32)
 
 
 def _exact_rows(x, q, idx, dist, unsure, *, k: int, exclude_self: bool):
@@ -124,7 +149,7 @@ def _num_candidates(k: int, available: int) -> int:
 def knn(x: ArrayLike, *, k: int, queries: ArrayLike | None = None, block_size: int = 1024) -> Neighbors:
     """Exact k nearest neighbours in Euclidean distance.
 
-    Queries are processed in blocks of ``block_size`` rows (``jax.lax.map`` with ``batch_size``);
+    Queries are processed in blocks of ``block_size`` rows (``_distances.map_row_blocks``);
     each block costs one ``(block_size, n)`` distance matrix and a ``top_k``, so memory is
     ``O(block_size * n)``. The matrix is computed with the points centred on the data's mean and
     scaled (so an offset or a scale of the data changes nothing), and the ``k + margin`` best
@@ -191,13 +216,15 @@ def _knn(x, q, *, k, num_candidates, block_size, exclude_self):
     x_c, q_c = _distances.frame(x, q)
     x_sqnorm = jnp.sum(x_c * x_c, axis=1)
 
-    def one(args):
+    def one(q_c, q, q_index, d2):
         return _one_query(
-            *args, x, x_c, x_sqnorm, k=k, num_candidates=num_candidates, exclude_self=exclude_self
+            q_c, q, q_index, d2, x, x_sqnorm, k=k, num_candidates=num_candidates, exclude_self=exclude_self
         )
 
     q_index = jnp.arange(q.shape[0], dtype=jnp.int32)
-    idx, dist, unsure = jax.lax.map(one, (q, q_c, q_index), batch_size=block_size)
+    idx, dist, unsure = _distances.map_row_blocks(
+        one, (q_c, q, q_index), block_size=block_size, x_c=x_c, x_sqnorm=x_sqnorm
+    )
     idx, dist = _exact_rows(x, q, idx.astype(jnp.int32), dist, unsure, k=k, exclude_self=exclude_self)
     return Neighbors(idx, dist)
 

@@ -92,7 +92,11 @@ def section(run, metrics: dict) -> report.Section:
     x = models.to_float(run.test_images[:10])
     rec = np.asarray(jax.vmap(models.reconstruct, in_axes=(None, 0))(model, x))
     recon_png = viz.image_grid(
-        np.concatenate([x, rec]), fig_dir / "reconstructions.png", rows=2, row_labels=["input", "recon."]
+        np.concatenate([x, rec]),
+        fig_dir / "reconstructions.png",
+        rows=2,
+        row_labels=["input", "recon."],
+        title="10 test images and their posterior-mean reconstructions",
     )
     recon = _captions.reconstruction(
         metrics["test_recon_mse"], metrics["pca_recon_mse"], run.config.latent_dim
@@ -139,7 +143,7 @@ def section(run, metrics: dict) -> report.Section:
             title=title,
             axis_labels=("PC 1", "PC 2"),
             continuous=factor is not None,
-            colorbar_label=factor,
+            colorbar_label=f"factor '{factor}' (true value)" if factor is not None else None,
         )
         if factor is None:
             verdict = _captions.separation(metrics["latent_map_knn_accuracy"], metrics["latent_map_chance"])
