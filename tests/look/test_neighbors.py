@@ -46,6 +46,27 @@ def test_knn_queries_equal_brute_force():
     np.testing.assert_allclose(np.asarray(nb.distances), dist, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("k", [1, 12, 40])
+def test_knn_segmented_search_equals_brute_force(k):
+    # Enough points that the candidates come from segment maxima (neighbors._best's two-stage
+    # path), in tight clusters with exact duplicates (ties go to the smaller index), and a block
+    # size that leaves a padded last block.
+    rng = np.random.default_rng(5)
+    centres = rng.normal(scale=4.0, size=(20, 8))
+    x = (centres[rng.integers(0, 20, 2500)] + 0.05 * rng.normal(size=(2500, 8))).astype(np.float32)
+    x[1000:1100] = x[:100]
+    n_seg = -(-2500 // 16)
+    assert n_seg > 2 * (k + 4 + k // 8 + 1)  # the two-stage path, whatever segment size it picks
+    nb = neighbors.knn(x, k=k, block_size=300)
+    idx, dist = _brute(x, k=k)
+    np.testing.assert_allclose(np.asarray(nb.distances), dist, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(nb.indices), idx)
+    q = x[::7] + np.float32(0.01)
+    nb = neighbors.knn(x, k=k, queries=q, block_size=300)
+    idx, dist = _brute(x, q, k=k)
+    np.testing.assert_array_equal(np.asarray(nb.indices), idx)
+
+
 def test_knn_query_on_data_includes_self_at_distance_zero():
     x = np.random.default_rng(2).normal(size=(50, 3)).astype(np.float32) * 100
     nb = neighbors.knn(x, k=1, queries=x)
