@@ -23,6 +23,19 @@ from latentjax.look import export, maps, metrics, neighbors, pca, tsne, umap
 METHODS = ("pca", "tsne", "umap")
 
 
+def _hyper(method: str, n: int, quick: bool) -> dict:
+    """``reduce``'s and ``fit_map``'s t-SNE / UMAP hyperparameters for ``n`` points (one place, one map)."""
+    if method == "tsne":
+        hyper = {"perplexity": float(min(30.0, max(2.0, (n - 1) / 3.0)))}
+        if quick:
+            hyper |= {"num_steps": 400, "early_exaggeration_steps": 125}
+            if n <= 2000:
+                # Exact repulsion: one compilation, where the FFT grid recompiles as the map grows.
+                hyper["method"] = "exact"
+        return hyper
+    return {"n_neighbors": min(15, n - 1), "num_steps": 200 if quick else None}
+
+
 def reduce(key: jax.Array, z, *, method: str, quick: bool = False) -> np.ndarray:
     """``(n, d)`` latents to ``(n, 2)`` with ``"pca"``, ``"tsne"`` or ``"umap"`` (library defaults).
 
@@ -43,15 +56,9 @@ def reduce(key: jax.Array, z, *, method: str, quick: bool = False) -> np.ndarray
     if method == "pca":
         return np.asarray(pca.transform(pca.fit(z, num_components=2), z))
     if method == "tsne":
-        perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3.0)))
-        steps = {"num_steps": 400, "early_exaggeration_steps": 125} if quick else {}
-        if quick and len(z) <= 2000:
-            # Exact repulsion: one compilation, where the FFT grid recompiles as the map grows.
-            steps["method"] = "exact"
-        return np.asarray(tsne.embed(key, z, perplexity=perplexity, **steps))
+        return np.asarray(tsne.embed(key, z, **_hyper("tsne", len(z), quick)))
     if method == "umap":
-        num_steps = 200 if quick else None
-        return np.asarray(umap.embed(key, z, n_neighbors=min(15, len(z) - 1), num_steps=num_steps))
+        return np.asarray(umap.embed(key, z, **_hyper("umap", len(z), quick)))
     raise InputError(f"embed.reduce: unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
@@ -75,16 +82,9 @@ def fit_map(key: jax.Array, z, *, method: str, quick: bool = False, progress=Fal
       ('UMAPMap', (40, 2))
     """
     z = np.asarray(z, np.float32)
-    if method == "tsne":
-        perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3.0)))
-        steps = {"num_steps": 400, "early_exaggeration_steps": 125} if quick else {}
-        if quick and len(z) <= 2000:
-            # Exact repulsion: one compilation, where the FFT grid recompiles as the map grows.
-            steps["method"] = "exact"
-        return maps.fit_tsne(key, z, perplexity=perplexity, progress=progress, **steps)
-    if method == "umap":
-        num_steps = 200 if quick else None
-        return maps.fit_umap(key, z, n_neighbors=min(15, len(z) - 1), num_steps=num_steps, progress=progress)
+    if method in ("tsne", "umap"):
+        fit = maps.fit_tsne if method == "tsne" else maps.fit_umap
+        return fit(key, z, progress=progress, **_hyper(method, len(z), quick))
     raise InputError(f"embed.fit_map: method must be 'tsne' or 'umap', got {method!r}")
 
 
