@@ -142,19 +142,30 @@ def _from_knn(indices, distances, n_neighbors, *, where):
     )
 
 
-def fuzzy_graph(x: ArrayLike, *, n_neighbors: int = 15) -> neighbors.Graph:
-    """The fuzzy simplicial set of ``x``: exact Euclidean neighbours, then ``fuzzy_graph_from_knn``.
+# ``knn_method="auto"`` searches approximately above this many points (umap-learn: 4,096, where
+# its brute force stops; here the exact search stays competitive longer, see benchmarks/README).
+APPROXIMATE_ABOVE = 20_000
+
+
+def fuzzy_graph(
+    x: ArrayLike, *, n_neighbors: int = 15, knn_method: str = "exact", key: jax.Array | None = None
+) -> neighbors.Graph:
+    """The fuzzy simplicial set of ``x``: Euclidean neighbours, then ``fuzzy_graph_from_knn``.
 
     Args:
       x: ``(n, d)`` data, finite.
       n_neighbors: neighbourhood size, counting the point itself (umap-learn's convention), in
         ``[2, n]``.
+      knn_method: ``"exact"`` (``neighbors.knn``), ``"approximate"`` (``neighbors.approximate_knn``,
+        as umap-learn's NN-descent) or ``"auto"`` (approximate above ``APPROXIMATE_ABOVE`` points).
+      key: a ``jax.random.key`` for the approximate search (needed only then).
 
     Returns:
       The symmetric ``neighbors.Graph``, weights in ``x``'s float dtype.
 
     Raises:
-      InputError: ``x`` not a 2-D real array or with NaN/inf; ``n_neighbors`` out of range.
+      InputError: ``x`` not a 2-D real array or with NaN/inf; ``n_neighbors`` out of range; an
+        unknown ``knn_method``, or an approximate search without ``key``.
 
     Examples:
       >>> g = fuzzy_graph(np.random.default_rng(0).normal(size=(100, 5)), n_neighbors=10)
@@ -164,22 +175,38 @@ def fuzzy_graph(x: ArrayLike, *, n_neighbors: int = 15) -> neighbors.Graph:
     References:
       McInnes, Healy and Melville, "UMAP", arXiv:1802.03426, section 3.1.
     """
-    return _fuzzy_graph(x, n_neighbors, where="look.umap.fuzzy_graph")
-
-
-def _fuzzy_graph(x, n_neighbors, *, where):
+    where = "look.umap.fuzzy_graph"
     x = _checks.array(x, "x", where=where, ndim=2)
+    idx, dist = graph_knn(x, n_neighbors, knn_method=knn_method, key=key, where=where)
+    return _from_knn(idx, dist, _n_neighbors(n_neighbors, where, x.shape[0]), where=where)
+
+
+def graph_knn(x, n_neighbors, *, knn_method: str, key, where: str):
+    """``(indices, distances)`` of the ``n_neighbors - 1`` nearest neighbours, in ``x``'s float dtype.
+
+    The search as ``knn_method`` says (see ``fuzzy_graph``); distances computed in another dtype
+    are recomputed exactly in ``x``'s and the rows re-sorted.
+    """
     n_neighbors = _n_neighbors(n_neighbors, where, x.shape[0])
+    methods = ("exact", "approximate", "auto")
+    if knn_method not in methods:
+        raise InputError(f"{where}: knn_method must be one of {methods}, got {knn_method!r}")
+    if knn_method == "auto":
+        knn_method = "approximate" if x.shape[0] > APPROXIMATE_ABOVE else "exact"
     dtype = float_dtype(x.dtype)
     x = jnp.asarray(x, dtype)
-    nb = neighbors.knn(x, k=n_neighbors - 1)
-    dist = nb.distances
+    if knn_method == "exact":
+        nb = neighbors.knn(x, k=n_neighbors - 1)
+    elif key is None:
+        raise InputError(f"{where}: the approximate neighbour search needs a key (key=jax.random.key(...))")
+    else:
+        nb = neighbors.approximate_knn(key, x, k=n_neighbors - 1)
     idx, dist = nb.indices, nb.distances
     if dist.dtype != dtype:  # recomputed exactly in x's dtype (and re-sorted)
         dist = jnp.sqrt(jnp.sum((x[:, None, :] - x[idx]) ** 2, axis=-1))
         order = jnp.argsort(dist, axis=1, stable=True)
         idx, dist = jnp.take_along_axis(idx, order, 1), jnp.take_along_axis(dist, order, 1)
-    return _from_knn(idx, dist, n_neighbors, where=where)
+    return idx, dist
 
 
 def supervise(graph: neighbors.Graph, labels: ArrayLike, *, target_weight: float = 0.5) -> neighbors.Graph:

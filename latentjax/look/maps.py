@@ -87,6 +87,7 @@ def fit_umap(
     labels: ArrayLike | None = None,
     target_weight: float = 0.5,
     progress=False,
+    knn_method: str = "auto",
 ) -> UMAPMap:
     """``umap.embed`` of ``x``, kept with its inputs and calibration as a map.
 
@@ -103,6 +104,7 @@ def fit_umap(
       labels: as ``umap.embed`` (supervised UMAP; ``transform`` then places unlabelled points).
       target_weight: as ``umap.embed``.
       progress: as ``umap.embed`` (a bar over the epochs); off by default.
+      knn_method: as ``umap.embed`` (``"auto"``: approximate beyond ``umap.APPROXIMATE_ABOVE`` points).
 
     Returns:
       ``UMAPMap``; its ``embedding`` equals ``umap.embed``'s for the same arguments.
@@ -125,12 +127,9 @@ def fit_umap(
     a, b = umap.find_ab(spread=spread, min_dist=min_dist)
     dtype = float_dtype(x.dtype)
     xa = jnp.asarray(x, dtype)
-    nb = neighbors.knn(xa, k=n_neighbors - 1)
-    idx, dist = nb.indices, nb.distances
-    if dist.dtype != dtype:  # as umap.fuzzy_graph: exact distances in x's dtype, re-sorted
-        dist = jnp.sqrt(jnp.sum((xa[:, None, :] - xa[idx]) ** 2, axis=-1))
-        order = jnp.argsort(dist, axis=1, stable=True)
-        idx, dist = jnp.take_along_axis(idx, order, 1), jnp.take_along_axis(dist, order, 1)
+    idx, dist = umap.graph_knn(
+        xa, n_neighbors, knn_method=knn_method, key=jax.random.fold_in(key, 2), where=where
+    )
     graph = umap.fuzzy_graph_from_knn(idx, dist, n_neighbors=n_neighbors)
     if labels is not None:
         graph = umap.supervise(graph, umap._labels(labels, n, where), target_weight=target_weight)

@@ -22,8 +22,9 @@ from latentjax import _checks
 from latentjax.errors import InputError
 from latentjax.look import _umap_kernels, _umap_progress, neighbors, pca
 from latentjax.look._dimred_args import float_dtype, positive
+from latentjax.look._umap_graph import APPROXIMATE_ABOVE as APPROXIMATE_ABOVE
 from latentjax.look._umap_graph import Calibration as Calibration
-from latentjax.look._umap_graph import _fuzzy_graph
+from latentjax.look._umap_graph import _from_knn, graph_knn
 from latentjax.look._umap_graph import calibrate as calibrate
 from latentjax.look._umap_graph import fuzzy_graph as fuzzy_graph
 from latentjax.look._umap_graph import fuzzy_graph_from_knn as fuzzy_graph_from_knn
@@ -307,6 +308,7 @@ def embed(
     labels: ArrayLike | None = None,
     target_weight: float = 0.5,
     progress=False,
+    knn_method: str = "auto",
 ) -> jax.Array:
     """UMAP of ``x`` with umap-learn's defaults: graph, initialisation, layout.
 
@@ -325,6 +327,8 @@ def embed(
         umap-learn's ``fit(x, y)``), or None.
       target_weight: the labels' weight in ``[0, 1]`` (umap-learn's default 0.5).
       progress: a bar over the epochs, or a callable (see ``optimize``); off by default.
+      knn_method: the neighbour search, as ``fuzzy_graph``'s; ``"auto"`` (the default) is exact
+        up to ``APPROXIMATE_ABOVE`` points and approximate beyond (its key from ``key``).
 
     Returns:
       ``(n, num_components)`` embedding in ``x``'s float dtype. Translating ``x`` leaves it
@@ -346,7 +350,8 @@ def embed(
     n = x.shape[0]
     num_steps = (500 if n <= 10_000 else 200) if num_steps is None else num_steps
     a, b = find_ab(spread=spread, min_dist=min_dist)
-    graph = _fuzzy_graph(x, n_neighbors, where=where)
+    idx, dist = graph_knn(x, n_neighbors, knn_method=knn_method, key=jax.random.fold_in(key, 2), where=where)
+    graph = _from_knn(idx, dist, n_neighbors, where=where)
     if labels is not None:
         graph = supervise(graph, _labels(labels, n, where), target_weight=target_weight)
     k_init, k_opt = jax.random.split(key)
