@@ -13,9 +13,10 @@ table (`table.md`, `result.json`) sets MIG and the FactorVAE score beside the pu
 
 Command (accelerator; the papers' 300k steps at batch 64, disentanglement_lib's 10,000/5,000 points):
     python experiments/disentangle.py --steps 300000 --seeds 5 --out runs/disentangle
-Expected result (papers): MIG about 0.10 (VAE) < 0.21 (beta-VAE) < 0.43-0.45 (FactorVAE,
-beta-TCVAE), FactorVAE scores 0.63-0.82 (InfoGAN-CR Table 1); Locatello et al. 2019: wide
-seed-to-seed spread. Device: a GPU (the models train as populations there).
+Expected result (InfoGAN-CR Table 1, best reported): MIG 0.10 (VAE) < 0.15 (FactorVAE; 0.43 in
+InfoGAN-CR's re-run at gamma 40) < 0.21 (beta-VAE) < 0.45 (beta-TCVAE); FactorVAE score 0.62-0.63
+for all but FactorVAE (0.82). Locatello et al. 2019: wide seed-to-seed spread (violin plots).
+Device: a GPU (the models train as populations there).
 CPU (reduced scale, 2 cores shared with other jobs; the README's numbers: 14 minutes at load ~10):
     python experiments/disentangle.py --steps 100 --seeds 2 --num-images 6400 --learning-rate 1e-3 \
         --eval-points 600 --vote-points 30 --out experiments/results/disentangle
@@ -74,6 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--beta", type=float, default=4.0, help="beta-VAE's KL weight")
     p.add_argument("--tc-weight", type=float, default=6.0, help="beta-TCVAE's TC weight")
     p.add_argument("--gamma", type=float, default=35.0, help="FactorVAE's TC weight")
+    p.add_argument("--disc-hidden", type=int, default=1000, help="FactorVAE discriminator width (1000)")
+    p.add_argument("--disc-depth", type=int, default=6, help="its hidden layers (6, as the paper)")
     p.add_argument(
         "--eval-points", type=int, default=10_000, help="MIG/SAP/DCI/modularity points (test: half)"
     )
@@ -294,8 +297,9 @@ def main(argv=None) -> dict:
         "ordering_factor_vae": table.ordering(summary, "factor_vae"),
         "published": {
             "mig_infogan_cr": table.PUBLISHED_MIG,
-            "factor_vae_range_infogan_cr": table.PUBLISHED_FACTOR_VAE_RANGE,
-            "locatello_ranges_from_memory": table.LOCATELLO_RANGES,
+            "infogan_cr_table1": table.PUBLISHED,
+            "factor_vae_rerun_infogan_cr": table.FACTOR_VAE_RERUN,
+            "locatello_setup": table.LOCATELLO_SETUP,
         },
         "models": runs,
         "total_seconds": round(time.perf_counter() - t_start, 1),
