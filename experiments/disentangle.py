@@ -17,9 +17,9 @@ Expected result (InfoGAN-CR Table 1, best reported): MIG 0.10 (VAE) < 0.15 (Fact
 InfoGAN-CR's re-run at gamma 40) < 0.21 (beta-VAE) < 0.45 (beta-TCVAE); FactorVAE score 0.62-0.63
 for all but FactorVAE (0.82). Locatello et al. 2019: wide seed-to-seed spread (violin plots).
 Device: a GPU (the models train as populations there).
-CPU (reduced scale, 2 cores shared with other jobs; the README's numbers: 14 minutes at load ~10):
-    python experiments/disentangle.py --steps 100 --seeds 2 --num-images 6400 --learning-rate 1e-3 \
-        --eval-points 600 --vote-points 30 --out experiments/results/disentangle
+CPU (reduced scale: 5,000 steps, 82 minutes on 2 cores; the README's table):
+    python experiments/disentangle.py --steps 5000 --seeds 2 --learning-rate 1e-3 --vote-points 1000 \
+        --out experiments/results/disentangle
 `--quick`: a small MLP (and discriminator) on 64 images, 2 steps, tiny metric draws (format check only).
 """
 
