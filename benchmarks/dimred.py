@@ -204,17 +204,30 @@ def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
     return rows
 
 
-def umap_rows(case, x, *, quick):
-    num_steps = 50 if quick else None  # umap-learn's n_epochs
+def umap_rows(case, x, *, quick, knn_method="auto", epochs=None):
+    num_steps = 50 if quick else epochs  # umap-learn's n_epochs (None: its rule, 200 beyond 10,000)
 
     def ours():
-        return lj_umap.embed(jax.random.key(0), x, n_neighbors=15, min_dist=0.1, num_steps=num_steps)
+        return lj_umap.embed(
+            jax.random.key(0), x, n_neighbors=15, min_dist=0.1, num_steps=num_steps, knn_method=knn_method
+        )
 
     rows = []
     if IMPL != "peers":
         cold, warm, y = timed(ours)
+        method = knn_method
+        if method == "auto":
+            method = "approximate" if len(x) > lj_umap.APPROXIMATE_ABOVE else "exact"
         rows.append(
-            {"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y)}
+            {
+                "case": case,
+                "impl": "latentjax",
+                "knn": method,
+                "epochs": num_steps,
+                "seconds": warm,
+                "cold_seconds": cold,
+                **quality(x, y),
+            }
         )
     try:
         import umap
@@ -358,6 +371,10 @@ def main(argv=None):
     ap.add_argument("--skip-umap", action="store_true")
     ap.add_argument("--skip-tsne", action="store_true")
     ap.add_argument(
+        "--umap-knn", choices=("auto", "exact", "approximate"), default="auto", help="latentjax UMAP's search"
+    )
+    ap.add_argument("--umap-epochs", type=int, default=None, help="both UMAPs' epochs (default: their rule)")
+    ap.add_argument(
         "--transform", action="store_true", help="also the transform rows (fit on train, place test)"
     )
     ap.add_argument("--n-test", type=int, default=10000, help="test images placed by the transform rows")
@@ -407,7 +424,13 @@ def main(argv=None):
                 f"tsne{suffix}_n{n}", data, quick=args.quick, skip_sklearn=args.skip_sklearn, n_jobs=n_jobs
             )
         if not args.skip_umap:
-            rows += umap_rows(f"umap{suffix}_n{n}", data, quick=args.quick)
+            rows += umap_rows(
+                f"umap{suffix}_n{n}",
+                data,
+                quick=args.quick,
+                knn_method=args.umap_knn,
+                epochs=args.umap_epochs,
+            )
     add_ratios(rows)
     print_table(rows)
 

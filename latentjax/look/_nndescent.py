@@ -60,16 +60,18 @@ def _leaf_candidates(x, sqnorm, slots, point, count: int):
     s = sqnorm[members]
     d2 = jnp.maximum(s[:, :, None] + s[:, None, :] - 2.0 * gram, 0.0)
     excluded = (members[:, :, None] == members[:, None, :]) | (slots >= n)[:, None, :]
-    neg, j = jax.lax.top_k(jnp.where(excluded, -jnp.inf, -d2), count)
+    d2 = jnp.where(excluded, jnp.inf, d2)
+    _, j = jax.lax.top_k(-d2, count)  # indices only: XLA:CPU's top_k is slow when its values are used
     idx = jnp.take_along_axis(jnp.broadcast_to(members[:, None, :], d2.shape), j, axis=2)
-    return idx.reshape(-1, count), -neg.reshape(-1, count)
+    return idx.reshape(-1, count), jnp.take_along_axis(d2, j, axis=2).reshape(-1, count)
 
 
 def _merge(idx, d2, new_idx, new_d2, k: int):
-    """The ``k`` best of both lists per row; a new entry already in ``idx`` (or repeated) is dropped."""
+    """The ``k`` best of both lists per row; a new entry already in ``idx`` is dropped.
+
+    Each list holds distinct points (a tree's leaf-mates: padding copies are never candidates).
+    """
     dup = jnp.any(new_idx[:, :, None] == idx[:, None, :], axis=2)
-    earlier = jnp.tril(jnp.ones((new_idx.shape[1],) * 2, bool), -1)  # repeated within the new list
-    dup |= jnp.any((new_idx[:, :, None] == new_idx[:, None, :]) & earlier[None], axis=2)
     all_idx = jnp.concatenate([idx, new_idx], axis=1)
     all_d2 = jnp.concatenate([d2, jnp.where(dup, jnp.inf, new_d2)], axis=1)
     _, j = jax.lax.top_k(-all_d2, k)
