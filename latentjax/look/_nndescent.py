@@ -15,9 +15,11 @@ pynndescent's method with shapes fixed for XLA:
   exact distances are computed blockwise and merged into the list, until fewer than
   ``tolerance * n * k`` entries change or ``max_iterations``.
 
-Distances are exact ``sum((x_i - x_j)^2)`` in ``_distances.frame`` (centred and scaled), so the
-order of the neighbours found is the exact one; only whether a true neighbour is found at all is
-approximate (recall about 0.97-0.99 on Fashion-MNIST PCA-50 with the defaults).
+The forest ranks leaf-mates by the Gram expansion in ``_distances.frame`` (centred and scaled); the
+rounds compare exact ``sum((x_i - x_j)^2)``, and the distances returned are recomputed exactly on
+the inputs, so the order of the neighbours found is the exact one; only whether a true neighbour
+is found at all is approximate (recall about 0.97-0.99 on Fashion-MNIST PCA-50 with the defaults).
+A round costs ``O(n * sample^2 * d)``.
 """
 
 import functools
@@ -66,6 +68,24 @@ def _leaf_candidates(x, sqnorm, slots, point, count: int):
     return idx.reshape(-1, count), jnp.take_along_axis(d2, j, axis=2).reshape(-1, count)
 
 
+def _by_blocks(fn, rows: tuple, block_size: int):
+    """``fn`` over row blocks of the arrays ``rows`` (``lax.map``; the last block zero-padded, then cut).
+
+    Results with a row axis come back ``(n, ...)``; a scalar per block comes back ``(blocks,)``.
+    """
+    n = rows[0].shape[0]
+    num_blocks = -(-n // block_size)
+    pad = num_blocks * block_size - n
+
+    def blocked(a):
+        return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(num_blocks, block_size, *a.shape[1:])
+
+    out = jax.lax.map(fn, tuple(blocked(a) for a in rows))
+    return jax.tree.map(
+        lambda a: a.reshape(num_blocks * block_size, *a.shape[2:])[:n] if a.ndim > 1 else a, out
+    )
+
+
 def _merge(idx, d2, new_idx, new_d2, k: int):
     """The ``k`` best of both lists per row; a new entry already in ``idx`` is dropped.
 
@@ -92,7 +112,8 @@ def forest(key, x, *, k: int, num_trees: int, leaf_size: int):
         owner = jnp.where(slots < n, slots, n).reshape(-1)  # padding rows are dropped
         ti = jnp.zeros((n, count), jnp.int32).at[owner].set(li, mode="drop")
         td = jnp.full((n, count), jnp.inf, x.dtype).at[owner].set(ld, mode="drop")
-        return _merge(*best, ti, td, k)
+        # In row blocks: the (rows, count, k) comparison is not fused on XLA:CPU (8 GB at 1M x 90).
+        return _by_blocks(lambda a: _merge(*a, k), (*best, ti, td), block_size=min(n, 8192))
 
     start = (
         jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], (n, k)),
@@ -123,12 +144,6 @@ def _descend_once(x, idx, d2, *, sample: int, block_size: int):
     valid = jnp.concatenate([jnp.ones((n, sample * sample), bool), rev >= 0], axis=1)
     cand = jnp.where(valid, cand, jnp.arange(n, dtype=jnp.int32)[:, None])  # self: dropped below
 
-    num_blocks = -(-n // block_size)
-    pad = num_blocks * block_size - n
-
-    def blocked(a):
-        return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(num_blocks, block_size, *a.shape[1:])
-
     def block(args):
         q, qi, bi, bd, c = args
         c = jnp.sort(c, axis=1)
@@ -141,15 +156,20 @@ def _descend_once(x, idx, d2, *, sample: int, block_size: int):
         return jnp.take_along_axis(all_idx, j, 1), jnp.take_along_axis(all_d2, j, 1), jnp.sum(j >= k)
 
     rows = (x, jnp.arange(n, dtype=jnp.int32), idx, d2, cand)
-    new_idx, new_d2, changed = jax.lax.map(block, tuple(blocked(a) for a in rows))
-    return new_idx.reshape(-1, k)[:n], new_d2.reshape(-1, k)[:n], jnp.sum(changed)
+    new_idx, new_d2, changed = _by_blocks(block, rows, block_size)
+    return new_idx, new_d2, jnp.sum(changed)
 
 
 @functools.partial(
     jax.jit, static_argnames=("k", "num_trees", "leaf_size", "max_iterations", "sample", "block_size")
 )
 def search(key, x, *, k, num_trees, leaf_size, max_iterations, tolerance, sample, block_size):
-    """``(indices (n, k) int32, distances (n, k))`` of each point, itself excluded, nearest first."""
+    """``(indices (n, k), distances (n, k), short (n,))``: each point's neighbours found, nearest first.
+
+    ``short`` flags the rows that found fewer than ``k`` distinct points (a leaf crowded with padding
+    copies, trees that never overlap): their remaining entries are placeholders (the point itself)
+    and must be searched again exactly (``neighbors.approximate_knn`` does).
+    """
     x_c = _distances.frame(x)[0]
     idx, d2 = forest(key, x_c, k=k, num_trees=num_trees, leaf_size=leaf_size)
     limit = tolerance * x.shape[0] * k
@@ -164,8 +184,9 @@ def search(key, x, *, k, num_trees, leaf_size, max_iterations, tolerance, sample
         return i + 1, idx, d2, changed.astype(jnp.float32)
 
     _, idx, d2, _ = jax.lax.while_loop(cond, body, (0, idx, d2, jnp.asarray(jnp.inf, jnp.float32)))
+    short = ~jnp.all(jnp.isfinite(d2), axis=1)
     # Exact distances in the inputs' frame; nearest first, ties by the smaller index.
     diff = x[:, None, :] - x[idx]
     dist = jnp.sqrt(jnp.sum(diff * diff, axis=-1))
     order = jnp.lexsort((idx, dist), axis=1)
-    return jnp.take_along_axis(idx, order, 1), jnp.take_along_axis(dist, order, 1)
+    return jnp.take_along_axis(idx, order, 1), jnp.take_along_axis(dist, order, 1), short

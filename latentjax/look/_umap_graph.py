@@ -1,8 +1,8 @@
 """UMAP's fuzzy simplicial set: ``calibrate`` (umap-learn's ``smooth_knn_dist``) and the fuzzy union.
 
-The graph is invariant to translating the data (the neighbours come from ``neighbors.knn``) and,
-up to the calibration's tolerance (1e-5 on each point's membership sum), to scaling it. ``umap``
-re-exports everything here.
+The graph is invariant to translating the data (the neighbours come from ``neighbors.knn``, or
+``neighbors.approximate_knn`` when asked) and, up to the calibration's tolerance (1e-5 on each
+point's membership sum), to scaling it. ``umap`` re-exports everything here.
 """
 
 from typing import NamedTuple

@@ -72,6 +72,19 @@ def test_one_leaf_is_an_exhaustive_search(n, k):
     np.testing.assert_allclose(np.asarray(nb.distances), dist, rtol=1e-5)
 
 
+def test_rows_left_short_by_crowded_leaves_are_searched_exactly():
+    # One tree of 12-point leaves over 1,537 points: 511 padding copies crowd some leaves below
+    # k + 1 real points, and NN-descent cannot reach across trees that never overlap.
+    x = np.random.default_rng(0).normal(size=(1537, 3))
+    nb = neighbors.approximate_knn(jax.random.key(0), x, k=5, leaf_size=12, num_trees=1, max_iterations=3)
+    idx, dist = np.asarray(nb.indices), np.asarray(nb.distances)
+    assert not np.any(idx == np.arange(1537)[:, None])
+    assert all(len(set(row)) == 5 for row in idx)
+    want = np.linalg.norm(x[:, None, :] - x[idx], axis=-1)
+    np.testing.assert_allclose(dist, want, rtol=1e-5, atol=1e-6)
+    assert np.all(np.diff(dist, axis=1) >= 0) and np.all(dist > 0)
+
+
 def test_umap_auto_searches_approximately_above_the_threshold(monkeypatch):
     x = np.random.default_rng(4).normal(size=(300, 5)).astype(np.float32)
     key = jax.random.key(2)
