@@ -26,14 +26,9 @@ plain path.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
-import hashlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -42,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_batching import custom_vmap
 
+from latentjax import _native
 from latentjax.errors import InputError
 
 _SRC = Path(__file__).with_name("_onednn_conv.cc")
@@ -71,60 +67,15 @@ def _find_onednn() -> tuple[Path, Path] | str:
     )
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("LATENTJAX_CACHE_DIR") or Path.home() / ".cache" / "latentjax") / "kernels"
-
-
 def _build() -> Path | str:
     """The compiled library's path, building it if needed; or why it cannot be built."""
     found = _find_onednn()
     if isinstance(found, str):
         return found
     inc, lib = found
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if not cxx:
-        return "no C++ compiler (g++ or $CXX) found"
-    ffi_inc = Path(jax.ffi.include_dir())
-    src = _SRC.read_bytes()
-    key = hashlib.sha256(
-        b"\0".join([src, str(inc).encode(), str(lib).encode(), cxx.encode(), jax.__version__.encode()])
-    ).hexdigest()[:16]
-    out = _cache_dir() / f"onednn_conv_{key}.so"
-    if out.is_file():
-        return out
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-        os.close(fd)
-    except OSError as e:
-        return f"cannot write the kernel cache {out.parent} ({e}); set LATENTJAX_CACHE_DIR"
-    cmd = [
-        cxx,
-        "-O2",
-        "-std=c++17",
-        "-shared",
-        "-fPIC",
-        "-w",
-        str(_SRC),
-        f"-I{ffi_inc}",
-        f"-I{inc}",
-        f"-L{lib}",
-        "-ldnnl",
-        "-fopenmp",
-        f"-Wl,-rpath,{lib}",
-        "-o",
-        tmp,
-    ]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        os.unlink(tmp)
-        return f"compiling {_SRC.name} failed: {e}"
-    if proc.returncode != 0:
-        os.unlink(tmp)
-        return f"compiling {_SRC.name} failed:\n{proc.stderr[-2000:]}"
-    os.replace(tmp, out)  # atomic: concurrent processes never load a half-written file
-    return out
+    return _native.build(
+        _SRC, "onednn_conv", [f"-I{inc}", f"-L{lib}", "-ldnnl", "-fopenmp", f"-Wl,-rpath,{lib}"]
+    )
 
 
 @functools.cache
@@ -135,13 +86,7 @@ def _load() -> str | None:
     built = _build()
     if isinstance(built, str):
         return built
-    try:
-        lib = ctypes.cdll.LoadLibrary(str(built))
-        for name in _TARGETS:
-            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
-    except (OSError, AttributeError) as e:
-        return f"loading {built} failed: {e}"
-    return None
+    return _native.register(built, _TARGETS)
 
 
 def unavailable_reason(backend: str | None = None) -> str | None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from latentjax import _checks
 from latentjax.errors import InputError
-from latentjax.look import _fitsne_grid, neighbors
+from latentjax.look import _fitsne_grid, _tsne_native, neighbors
 from latentjax.look._dimred_args import float_dtype
 
 # Between chunks the grid is sized for the extent expected at the chunk's end: the last
@@ -204,7 +204,18 @@ def grid_choice(y: jax.Array, grids: tuple[int, ...]) -> jax.Array:
 
 
 def _attraction(y, graph):
-    """``sum_j p_ij q_ij^u (y_i - y_j)`` with ``q^u = 1 / (1 + d^2)``: (n, e)."""
+    """``sum_j p_ij q_ij^u (y_i - y_j)`` with ``q^u = 1 / (1 + d^2)``: (n, e).
+
+    On CPU in float32 a C++ kernel (``_tsne_native``, 6-8x faster at 70,000 points); elsewhere XLA.
+    """
+    native = (
+        y.dtype == jnp.float32
+        and graph.weights.dtype == jnp.float32
+        and y.shape[1] <= _tsne_native.MAX_COMPONENTS
+        and _tsne_native.available()
+    )
+    if native:
+        return _tsne_native.attraction(y, graph.owner, graph.cols, graph.weights)
     # Coordinates as separate vectors: XLA:CPU gathers scalars much faster than 2-vectors.
     diff = [y[:, c][graph.owner][:, None] - y[:, c][graph.cols] for c in range(y.shape[1])]
     w = graph.weights / (1.0 + sum(d * d for d in diff))

@@ -1,7 +1,8 @@
 """Every CPU-only choice is off on other platforms: each chooser asked with "cpu", "gpu" and "tpu".
 
 The choosers: ``tuning.choose_mode`` (the conv loop mode), ``tuning.default_microbatches``,
-``tuning.default_conv_kernels`` and ``_onednn.available`` (oneDNN kernels), ``_xla.compiler_options``
+``tuning.default_conv_kernels``, ``_onednn.available`` (oneDNN kernels), ``_tsne_native.available``
+(t-SNE's attraction kernel), ``_xla.compiler_options``
 (XLA:CPU options) and ``models.compute_dtype("auto")``. A scan of the package proves the list is
 whole: every read of the backend sits in a function that takes it as ``backend``.
 """
@@ -12,6 +13,7 @@ import pathlib
 import pytest
 
 from latentjax.learn import _onednn, _xla, models, tuning
+from latentjax.look import _tsne_native
 
 PKG = pathlib.Path(__file__).resolve().parents[2] / "latentjax"
 CONV = models.Config(arch="conv")
@@ -31,6 +33,7 @@ def test_each_chooser_keeps_cpu_choices_to_cpu(backend):
     assert _onednn.available(backend) == (cpu and _onednn.available("cpu"))
     if not cpu:
         assert "CPU kernels" in _onednn.unavailable_reason(backend)
+    assert _tsne_native.available(backend) == (cpu and _tsne_native.available("cpu"))
     assert tuning.default_conv_kernels(CONV, backend) == ("onednn" if _onednn.available(backend) else "xla")
     assert tuning.default_conv_kernels(MLP, backend) == "xla"
     options = _xla.compiler_options(backend)
@@ -49,6 +52,7 @@ def test_the_defaults_are_the_current_backend():
     assert _xla.compiler_options() == _xla.compiler_options(here)
     assert models.compute_dtype() == models.compute_dtype(backend=here)
     assert _onednn.available() == _onednn.available(here)
+    assert _tsne_native.available() == _tsne_native.available(here)
 
 
 # Reads of the platform that choose nothing: an error message and device records.

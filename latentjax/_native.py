@@ -1,0 +1,80 @@
+"""Build and register small C++ XLA FFI kernels (CPU only) on first use; cached on disk.
+
+Two places use hand-written CPU kernels where XLA:CPU is measurably slow: the conv models' 3x3
+convolutions through oneDNN (``learn/_onednn.py``) and t-SNE's attractive force
+(``look/_tsne_native.py``). Each ships its ``.cc`` source next to its module; this compiles it
+with the system C++ compiler against jaxlib's FFI headers, caches the library under
+``$LATENTJAX_CACHE_DIR/kernels`` (default ``~/.cache/latentjax``) by a hash of the source, the
+flags, the compiler and the JAX version, and registers its handlers as XLA FFI targets. Every
+failure is returned as a one-line reason, never raised: the callers then take XLA's own path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept: ``$LATENTJAX_CACHE_DIR/kernels`` or ``~/.cache/latentjax/kernels``."""
+    return Path(os.environ.get("LATENTJAX_CACHE_DIR") or Path.home() / ".cache" / "latentjax") / "kernels"
+
+
+def build(src: Path, stem: str, flags: Sequence[str] = ()) -> Path | str:
+    """The shared library compiled from ``src`` (built now if not cached), or why it cannot be.
+
+    Args:
+      src: the C++ source.
+      stem: the cached file's name stem (``{stem}_{hash}.so``).
+      flags: extra compiler and linker flags (include and library paths, libraries).
+
+    Returns:
+      The library's path, or a one-line reason (no compiler, an unwritable cache, a compile error).
+    """
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if not cxx:
+        return "no C++ compiler (g++ or $CXX) found"
+    code = Path(src).read_bytes()
+    key = hashlib.sha256(
+        b"\0".join([code, *(f.encode() for f in flags), cxx.encode(), jax.__version__.encode()])
+    ).hexdigest()[:16]
+    out = cache_dir() / f"{stem}_{key}.so"
+    if out.is_file():
+        return out
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+    except OSError as e:
+        return f"cannot write the kernel cache {out.parent} ({e}); set LATENTJAX_CACHE_DIR"
+    cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", str(src), f"-I{jax.ffi.include_dir()}"]
+    cmd += [*flags, "-o", tmp]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        os.unlink(tmp)
+        return f"compiling {Path(src).name} failed: {e}"
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        return f"compiling {Path(src).name} failed:\n{proc.stderr[-2000:]}"
+    os.replace(tmp, out)  # atomic: concurrent processes never load a half-written file
+    return out
+
+
+def register(built: Path, targets: Sequence[str]) -> str | None:
+    """Load ``built`` and register its handlers ``targets`` for XLA:CPU; ``None``, or why not."""
+    try:
+        lib = ctypes.cdll.LoadLibrary(str(built))
+        for name in targets:
+            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
+    except (OSError, AttributeError) as e:
+        return f"loading {built} failed: {e}"
+    return None
