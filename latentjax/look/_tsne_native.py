@@ -74,7 +74,9 @@ def attraction(y: jax.Array, owner: jax.Array, cols: jax.Array, weights: jax.Arr
 
     Args:
       y: float32 ``(n, e)`` embedding, ``e <= MAX_COMPONENTS``.
-      owner, cols, weights: ``_fitsne.Pieces``' fields (int32, int32, float32).
+      owner: ``_fitsne.Pieces.owner``, int32 ``(v,)``, sorted.
+      cols: ``_fitsne.Pieces.cols``, int32 ``(v, width)``.
+      weights: ``_fitsne.Pieces.weights``, float32 ``(v, width)``.
 
     Returns:
       The attraction, float32 ``(n, e)``.
