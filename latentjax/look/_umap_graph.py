@@ -15,7 +15,7 @@ from jax.typing import ArrayLike
 
 from latentjax import _checks
 from latentjax.errors import InputError
-from latentjax.look import _umap_kernels, neighbors
+from latentjax.look import _knn_method, _umap_kernels, neighbors
 from latentjax.look._dimred_args import float_dtype
 
 
@@ -188,19 +188,11 @@ def graph_knn(x, n_neighbors, *, knn_method: str, key, where: str):
     are recomputed exactly in ``x``'s and the rows re-sorted.
     """
     n_neighbors = _n_neighbors(n_neighbors, where, x.shape[0])
-    methods = ("exact", "approximate", "auto")
-    if knn_method not in methods:
-        raise InputError(f"{where}: knn_method must be one of {methods}, got {knn_method!r}")
-    if knn_method == "auto":
-        knn_method = "approximate" if x.shape[0] > APPROXIMATE_ABOVE else "exact"
     dtype = float_dtype(x.dtype)
     x = jnp.asarray(x, dtype)
-    if knn_method == "exact":
-        nb = neighbors.knn(x, k=n_neighbors - 1)
-    elif key is None:
-        raise InputError(f"{where}: the approximate neighbour search needs a key (key=jax.random.key(...))")
-    else:
-        nb = neighbors.approximate_knn(key, x, k=n_neighbors - 1)
+    nb = _knn_method.search(
+        x, n_neighbors - 1, method=knn_method, key=key, approximate_above=APPROXIMATE_ABOVE, where=where
+    )
     idx, dist = nb.indices, nb.distances
     if dist.dtype != dtype:  # recomputed exactly in x's dtype (and re-sorted)
         dist = jnp.sqrt(jnp.sum((x[:, None, :] - x[idx]) ** 2, axis=-1))

@@ -19,6 +19,7 @@ from latentjax import _checks
 from latentjax.errors import InputError
 from latentjax.look import _fitsne, _tsne_kl, neighbors, pca
 from latentjax.look._dimred_args import float_dtype, positive
+from latentjax.look._tsne_affinities import APPROXIMATE_ABOVE as APPROXIMATE_ABOVE
 from latentjax.look._tsne_affinities import _affinities
 from latentjax.look._tsne_affinities import affinities as affinities
 from latentjax.look._tsne_affinities import calibrate as calibrate
@@ -344,6 +345,7 @@ def embed(
     initialization: str = "pca",
     num_components: int = 2,
     progress=False,
+    knn_method: str = "auto",
 ) -> jax.Array:
     """t-SNE of ``x``: ``affinities`` -> ``initialize`` -> ``optimize``.
 
@@ -361,6 +363,8 @@ def embed(
       initialization: ``"pca"`` or ``"random"`` (``initialize``'s ``method``).
       num_components: the map's dimension (3: ``method="exact"``, O(n^2) per step).
       progress: the KL divergence every 50 steps (see ``optimize``); off by default.
+      knn_method: the neighbour search (``affinities``'); ``"auto"``: exact up to
+        ``APPROXIMATE_ABOVE`` points, approximate beyond (its key from ``key``).
 
     Returns:
       ``(n, num_components)`` embedding in ``x``'s float dtype.
@@ -381,7 +385,8 @@ def embed(
     num_components = _checks.index(num_components, "num_components", where=where, minimum=1)
     _method(where, method, jnp.zeros((0, num_components)))
     num_steps = _checks.index(num_steps, "num_steps", where=where, minimum=0)
-    p = _affinities(x, perplexity=perplexity, block_size=1024, where=where)
+    knn_key = jax.random.fold_in(key, 2)
+    p = _affinities(x, perplexity=perplexity, where=where, knn_method=knn_method, key=knn_key)
     y0 = initialize(key, x, method=initialization, num_components=num_components)
     early = min(250, num_steps) if early_exaggeration_steps is None else early_exaggeration_steps
     return optimize(

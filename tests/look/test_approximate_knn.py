@@ -14,7 +14,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 from latentjax.errors import InputError
-from latentjax.look import _umap_graph, neighbors, umap
+from latentjax.look import _tsne_affinities, _umap_graph, neighbors, tsne, umap
 
 
 def _exact(x, k):
@@ -122,3 +122,26 @@ def test_approximate_knn_refuses_bad_input():
         umap.fuzzy_graph(x, n_neighbors=5, knn_method="annoy")
     with pytest.raises(InputError, match="needs a key"):
         umap.fuzzy_graph(x, n_neighbors=5, knn_method="approximate")
+
+
+def test_tsne_auto_searches_approximately_above_the_threshold(monkeypatch, fashion):
+    x = fashion[:2000]
+    key = jax.random.key(2)
+    exact = tsne.embed(key, x, num_steps=20, knn_method="exact")
+    approx = tsne.embed(key, x, num_steps=20, knn_method="approximate")
+    np.testing.assert_array_equal(np.asarray(tsne.embed(key, x, num_steps=20)), np.asarray(exact))
+    monkeypatch.setattr(_tsne_affinities, "APPROXIMATE_ABOVE", 1999)
+    np.testing.assert_array_equal(np.asarray(tsne.embed(key, x, num_steps=20)), np.asarray(approx))
+    # P from the approximate neighbours (recall about 0.95 at k = 90) carries nearly all of the
+    # exact P's mass on the same edges.
+    dense = []
+    for method in ("exact", "approximate"):
+        p = tsne.affinities(x, knn_method=method, key=key)
+        m = np.zeros((2000, 2000))
+        m[np.asarray(p.rows), np.asarray(p.cols)] = np.asarray(p.weights)
+        dense.append(m)
+    assert np.abs(dense[0] - dense[1]).sum() < 0.05
+    with pytest.raises(InputError, match="needs a key"):
+        tsne.affinities(x, knn_method="approximate")
+    with pytest.raises(InputError, match="knn_method"):
+        tsne.affinities(x, knn_method="annoy")
