@@ -12,6 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse
 from jax.typing import ArrayLike
 
 from latentjax import _checks
@@ -184,11 +185,12 @@ def _affinities(x, *, perplexity, where, block_size=1024, knn_method="exact", ke
     if dist.dtype != dtype:
         dist = _exact_distances(x, nb.indices, block_size=min(block_size, n))
     p_cond = np.asarray(_calibrate(jnp.asarray(dist, dtype), perplexity, 100), np.float64)
-    # Sparse P + P^T on the host: its number of edges depends on the data.
-    rows = np.repeat(np.arange(n, dtype=np.int64), k)
-    cols = np.asarray(nb.indices).ravel().astype(np.int64)
-    keys = np.concatenate([rows * n + cols, cols * n + rows])
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    summed = np.bincount(inverse, weights=np.concatenate([p_cond.ravel()] * 2), minlength=uniq.size)
-    weights = jnp.asarray(summed / summed.sum(), dtype)
-    return neighbors.Graph(jnp.asarray(uniq // n, jnp.int32), jnp.asarray(uniq % n, jnp.int32), weights)
+    # Sparse P + P^T on the host (its number of edges depends on the data): scipy's CSR sum, with
+    # sorted rows and columns (np.unique of the 2nk edge keys took 3.5 s at 70,000 points).
+    indices = np.asarray(nb.indices).ravel()
+    cond = scipy.sparse.csr_matrix((p_cond.ravel(), indices, np.arange(0, n * k + 1, k)), shape=(n, n))
+    both = (cond + cond.T).tocsr()
+    both.sort_indices()
+    rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(both.indptr))
+    weights = jnp.asarray(both.data / both.data.sum(), dtype)
+    return neighbors.Graph(jnp.asarray(rows), jnp.asarray(both.indices, jnp.int32), weights)
