@@ -151,8 +151,16 @@ def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
 
     if IMPL != "peers":
         cold, warm, y = timed(ours)
+        knn = "approximate" if len(x) > tsne.APPROXIMATE_ABOVE else "exact"  # embed's knn_method="auto"
         rows.append(
-            {"case": case, "impl": "latentjax", "seconds": warm, "cold_seconds": cold, **quality(x, y, p)}
+            {
+                "case": case,
+                "impl": "latentjax",
+                "knn": knn,
+                "seconds": warm,
+                "cold_seconds": cold,
+                **quality(x, y, p),
+            }
         )
 
     try:
