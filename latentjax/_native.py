@@ -5,8 +5,9 @@ convolutions through oneDNN (``learn/_onednn.py``) and t-SNE's attractive force
 (``look/_tsne_native.py``). Each ships its ``.cc`` source next to its module; this compiles it
 with the system C++ compiler against jaxlib's FFI headers, caches the library under
 ``$LATENTJAX_CACHE_DIR/kernels`` (default ``~/.cache/latentjax``) by a hash of the source, the
-flags, the compiler and the JAX version, and registers its handlers as XLA FFI targets. Every
-failure is returned as a one-line reason, never raised: the callers then take XLA's own path.
+shared headers (``latentjax/*.h``), the flags, the compiler and the JAX version, and registers its
+handlers as XLA FFI targets. Every failure is returned as a one-line reason, never raised: the
+callers then take XLA's own path.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def build(src: Path, stem: str, flags: Sequence[str] = ()) -> Path | str:
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if not cxx:
         return "no C++ compiler (g++ or $CXX) found"
-    code = Path(src).read_bytes()
+    # the source and the shared headers next to this file (``_native_pool.h``)
+    code = Path(src).read_bytes() + b"".join(
+        h.read_bytes() for h in sorted(Path(__file__).parent.glob("*.h"))
+    )
     key = hashlib.sha256(
         b"\0".join([code, *(f.encode() for f in flags), cxx.encode(), jax.__version__.encode()])
     ).hexdigest()[:16]
@@ -78,3 +82,46 @@ def register(built: Path, targets: Sequence[str]) -> str | None:
     except (OSError, AttributeError) as e:
         return f"loading {built} failed: {e}"
     return None
+
+
+class Kernels:
+    """The kernels of one C++ source: built, loaded and registered once, on first use on CPU.
+
+    Args:
+      src: the C++ source.
+      stem: the cached library's name stem.
+      targets: the FFI handler symbols to register.
+      what: the kernels' name in reasons (``"t-SNE's attraction kernel"``).
+      env: an environment variable that disables them when ``"0"``.
+      flags: extra compiler and linker flags.
+
+    Examples:
+      >>> k = Kernels(Path("none.cc"), "none", [], what="a test kernel", env="LATENTJAX_NONE")
+      >>> k.unavailable_reason("gpu")
+      'a test kernel is a CPU kernel; the backend is gpu'
+    """
+
+    def __init__(self, src: Path, stem: str, targets: Sequence[str], *, what: str, env: str, flags=()):
+        self.src, self.stem, self.targets = Path(src), stem, tuple(targets)
+        self.what, self.env, self.flags = what, env, tuple(flags)
+        self._reason: str | None | bool = False  # False: not tried yet
+
+    def _load(self) -> str | None:
+        if self._reason is False:
+            if os.environ.get(self.env, "1") == "0":
+                self._reason = f"disabled by {self.env}=0"
+            else:
+                built = build(self.src, self.stem, self.flags)
+                self._reason = built if isinstance(built, str) else register(built, self.targets)
+        return self._reason
+
+    def unavailable_reason(self, backend: str | None = None) -> str | None:
+        """Why the kernels cannot be used on ``backend`` (default: JAX's), or ``None`` when they can."""
+        backend = backend or jax.default_backend()
+        if backend != "cpu":
+            return f"{self.what} is a CPU kernel; the backend is {backend}"
+        return self._load()
+
+    def available(self, backend: str | None = None) -> bool:
+        """Whether the kernels can be used on ``backend``: CPU, built and registered."""
+        return self.unavailable_reason(backend) is None

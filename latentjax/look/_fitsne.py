@@ -71,9 +71,11 @@ def check_graph(p: neighbors.Graph, n: int, *, where: str) -> neighbors.Graph:
         )
     if any(_checks.is_traced(a) for a in p):
         return p
-    rows, cols = np.asarray(p.rows, np.int64), np.asarray(p.cols, np.int64)
+    rows, cols = np.asarray(p.rows), np.asarray(p.cols)  # int32 stays int32 (1M points: 130M edges)
+    if not (np.issubdtype(rows.dtype, np.integer) and np.issubdtype(cols.dtype, np.integer)):
+        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
     if rows.size:
-        lo, hi = min(rows.min(), cols.min()), max(rows.max(), cols.max())
+        lo, hi = min(int(rows.min()), int(cols.min())), max(int(rows.max()), int(cols.max()))
         if lo < 0 or hi >= n:
             raise InputError(f"{where}: affinities index {hi if hi >= n else lo} out of range for {n} points")
     _checks.finite(p.weights, "affinities.weights", where=where)
@@ -113,15 +115,18 @@ def pieces(p: neighbors.Graph, n: int, width: int = 32, *, where: str = "look.ts
     if any(_checks.is_traced(a) for a in p):
         return _pieces_traced(p.rows, p.cols, jnp.asarray(p.weights, dtype), n, width)
     rows, cols, vals = p.rows, p.cols, np.asarray(p.weights, dtype)
-    order = np.lexsort((cols, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
+    same_row = rows[1:] == rows[:-1]
+    if not np.all((rows[1:] > rows[:-1]) | (same_row & (cols[1:] >= cols[:-1]))):  # affinities' are sorted
+        order = np.lexsort((cols, rows))
+        rows, cols, vals = rows[order], cols[order], vals[order]
+    del same_row
     deg = np.bincount(rows, minlength=n)
     num = np.maximum(1, -(-deg // width))
     piece_start = np.concatenate([[0], np.cumsum(num)[:-1]])
     row_start = np.concatenate([[0], np.cumsum(deg)[:-1]])
     pos = np.arange(rows.size) - row_start[rows]
     piece = piece_start[rows] + pos // width
-    owner = np.repeat(np.arange(n), num)
+    owner = np.repeat(np.arange(n, dtype=np.int32), num)
     g_cols = np.repeat(owner[:, None], width, axis=1)
     g_vals = np.zeros((owner.size, width), dtype)
     g_cols[piece, pos % width] = cols

@@ -6,51 +6,19 @@
 //   out_i = sum over the pieces of row i, over their slots j: w_ij (y_i - y_j) / (1 + |y_i - y_j|^2).
 // Each row is summed in slot order by one thread, so the result does not depend on scheduling.
 //
-// Threads: the rows are cut into chunks that XLA's intra-op thread pool (the FFI's ThreadPool)
-// and the calling thread take in turn; a chunk owns its rows, so no two threads write one row.
+// Threads: the rows are cut into chunks (RunChunks, latentjax/_native_pool.h); a chunk owns its
+// rows, so no two threads write one row.
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <functional>
-#include <memory>
-#include <mutex>
 
+#include "../_native_pool.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
 
-struct ChunkState {
-  std::atomic<int> next{0};
-  int done = 0;
-  int total = 0;
-  std::function<void(int)> fn;
-  std::mutex mu;
-  std::condition_variable cv;
-};
-
-void Work(const std::shared_ptr<ChunkState>& st) {
-  int i;
-  while ((i = st->next.fetch_add(1)) < st->total) {
-    st->fn(i);
-    std::lock_guard<std::mutex> lock(st->mu);
-    if (++st->done == st->total) st->cv.notify_all();
-  }
-}
-
-// Runs fn(0..total-1) on the calling thread and the pool's other threads; returns when all ran.
-void RunChunks(ffi::ThreadPool& pool, int total, std::function<void(int)> fn) {
-  auto st = std::make_shared<ChunkState>();
-  st->total = total;
-  st->fn = std::move(fn);
-  int helpers = std::min<int64_t>(pool.num_threads(), total) - 1;
-  for (int h = 0; h < helpers; ++h) pool.Schedule([st] { Work(st); });
-  Work(st);
-  std::unique_lock<std::mutex> lock(st->mu);
-  st->cv.wait(lock, [&] { return st->done == st->total; });
-}
+using latentjax::RunChunks;
 
 template <int E>
 void Pieces(const float* y, int64_t e, const int32_t* owner, const int32_t* cols, const float* w,

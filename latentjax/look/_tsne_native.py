@@ -15,29 +15,23 @@ float64, no compiler, or ``LATENTJAX_TSNE_KERNEL=0``).
 
 from __future__ import annotations
 
-import functools
-import os
 from pathlib import Path
 
 import jax
 
 from latentjax import _native
 
-_SRC = Path(__file__).with_name("_tsne_attraction.cc")
-_TARGET = "LatentjaxTsneAttraction"
 # The kernel's per-row accumulator (``_tsne_attraction.cc``).
 MAX_COMPONENTS = 16
 
 
-@functools.cache
-def _load() -> str | None:
-    """Build, load and register the kernel once per process; ``None``, or why not."""
-    if os.environ.get("LATENTJAX_TSNE_KERNEL", "1") == "0":
-        return "disabled by LATENTJAX_TSNE_KERNEL=0"
-    built = _native.build(_SRC, "tsne_attraction")
-    if isinstance(built, str):
-        return built
-    return _native.register(built, [_TARGET])
+_KERNELS = _native.Kernels(
+    Path(__file__).with_name("_tsne_attraction.cc"),
+    "tsne_attraction",
+    ["LatentjaxTsneAttraction"],
+    what="t-SNE's attraction kernel",
+    env="LATENTJAX_TSNE_KERNEL",
+)
 
 
 def unavailable_reason(backend: str | None = None) -> str | None:
@@ -53,10 +47,7 @@ def unavailable_reason(backend: str | None = None) -> str | None:
       >>> unavailable_reason("gpu")
       "t-SNE's attraction kernel is a CPU kernel; the backend is gpu"
     """
-    backend = backend or jax.default_backend()
-    if backend != "cpu":
-        return f"t-SNE's attraction kernel is a CPU kernel; the backend is {backend}"
-    return _load()
+    return _KERNELS.unavailable_reason(backend)
 
 
 def available(backend: str | None = None) -> bool:
@@ -66,7 +57,7 @@ def available(backend: str | None = None) -> bool:
       >>> available("tpu")
       False
     """
-    return unavailable_reason(backend) is None
+    return _KERNELS.available(backend)
 
 
 def attraction(y: jax.Array, owner: jax.Array, cols: jax.Array, weights: jax.Array) -> jax.Array:
@@ -82,4 +73,6 @@ def attraction(y: jax.Array, owner: jax.Array, cols: jax.Array, weights: jax.Arr
       The attraction, float32 ``(n, e)``.
     """
     spec = jax.ShapeDtypeStruct(y.shape, y.dtype)
-    return jax.ffi.ffi_call(_TARGET, spec, vmap_method="sequential")(y, owner, cols, weights)
+    return jax.ffi.ffi_call("LatentjaxTsneAttraction", spec, vmap_method="sequential")(
+        y, owner, cols, weights
+    )

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax.look import neighbors
+from latentjax.look import _umap_native, neighbors
 
 # umap-learn's constants (umap/umap_.py): calibration tolerance and the sigma floor.
 _SMOOTH_K_TOLERANCE = 1e-5
@@ -197,9 +197,39 @@ step = jax.jit(layout_step, static_argnames=("num_steps",))
 
 @functools.partial(jax.jit, static_argnames=("num_steps",))
 def run(yt, epoch, key, sched, a, b, gamma, learning_rate, *, num_steps):
-    """``num_steps`` of ``layout_step`` in one ``fori_loop``: ``(yt, epoch)`` at the end."""
+    """``num_steps`` of ``layout_step`` in one ``fori_loop``: ``(yt, epoch)`` at the end.
+
+    On CPU in float32 the epochs run in a C++ kernel instead (``native_epochs``).
+    """
+    if native(yt, sched):
+        return native_epochs(
+            yt, epoch, key, sched, a, b, gamma, learning_rate, count=num_steps, num_steps=num_steps
+        )
 
     def body(_, carry):
         return layout_step(*carry, key, sched, a, b, gamma, learning_rate, num_steps)
 
     return jax.lax.fori_loop(0, num_steps, body, (yt, epoch))
+
+
+def native(yt, sched) -> bool:
+    """Whether the epochs run in ``_umap_native``'s C++ kernel: on CPU, in float32."""
+    return (
+        yt.dtype == jnp.float32
+        and sched.rate.dtype == jnp.float32
+        and yt.shape[0] <= _umap_native.MAX_COMPONENTS
+        and _umap_native.available()
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("count", "num_steps"))
+def native_epochs(yt, epoch, key, sched, a, b, gamma, learning_rate, *, count, num_steps):
+    """``count`` epochs of ``layout_step`` from ``epoch`` in the C++ kernel: ``(yt, epoch)`` after them.
+
+    The same synchronous epochs and negative samples (each epoch's seed as ``layout_step`` draws
+    it); only float rounding differs from the XLA loop.
+    """
+    epochs = epoch + jnp.arange(count, dtype=jnp.int32)
+    seeds = jax.vmap(lambda e: jax.random.bits(jax.random.fold_in(key, e), (), jnp.uint32))(epochs)
+    hyper = jnp.stack([jnp.asarray(v, jnp.float32) for v in (a, b, gamma, learning_rate)])
+    return _umap_native.run(yt, epoch, seeds, sched, hyper, decay_steps=num_steps), epoch + count

@@ -56,7 +56,14 @@ def run(yt, epoch, key, sched, a, b, gamma, learning_rate, *, num_steps, report)
     start = int(epoch)
     for stop in range(start + CHUNK, start + num_steps + CHUNK, CHUNK):
         stop = min(stop, start + num_steps)
-        yt, epoch = _chunk(yt, epoch, stop, key, sched, a, b, gamma, learning_rate, num_steps=num_steps)
+        if _umap_kernels.native(yt, sched):  # the same epochs as _umap_kernels.run, in its kernel
+            count = stop - int(epoch)
+            hyper = (a, b, gamma, learning_rate)
+            yt, epoch = _umap_kernels.native_epochs(
+                yt, epoch, key, sched, *hyper, count=count, num_steps=num_steps
+            )
+        else:
+            yt, epoch = _chunk(yt, epoch, stop, key, sched, a, b, gamma, learning_rate, num_steps=num_steps)
         jax.block_until_ready(yt)
         report(stop, {"num_steps": num_steps, "embedding": yt.T})
     return yt, epoch

@@ -1,0 +1,139 @@
+// UMAP's negative-sampling layout on XLA:CPU, as an XLA FFI handler: all of a run's epochs in one
+// call. Built and loaded on first use by latentjax/look/_umap_native.py (see there for why).
+//
+// The same synchronous epochs as _umap_kernels.layout_step, step for step: every update of an
+// epoch is computed from the positions at its start (two buffers), so vertices can be updated in
+// parallel, in any order, with the same result. Per epoch t (epoch e = epoch0 + t):
+//   alpha = lr * (1 - e / decay_steps)
+//   each edge (head i, tail j) fires when floor(e * rate) > floor((e - 1) * rate) and e >= 1;
+//   att_i = sum over fired edges with d2 > 0 of clip(-2ab d2^b / (d2 (1 + a d2^b)) (y_i - y_j), 4)
+//   rep_i = sum over s < m of clip(2 gamma b / ((1e-3 + d2) (1 + a d2^b)) (y_i - y_o), 4),
+//           o = murmur3_finaliser(seed_t + (i m + s) * 0x9E3779B1) mod n  (the XLA path's draw)
+//   y_i += 2 alpha att_i + (e >= 1 ? alpha : 0) * negative_weight_i * rep_i
+// Positions come and go (dim, n), one vector per coordinate, as in the XLA path.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "../_native_pool.h"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+using latentjax::RunChunks;
+
+constexpr float kClip = 4.0f;
+constexpr int kMaxDim = 16;
+
+inline float Clip(float v) { return std::min(kClip, std::max(-kClip, v)); }
+
+inline float PowB(float d2, float b) { return std::exp(b * std::log(std::max(d2, 1e-30f))); }
+
+inline uint32_t Draw(uint32_t seed, uint32_t slot) {
+  uint32_t x = slot * 0x9E3779B1u + seed;
+  x ^= x >> 16;
+  x *= 0x7FEB352Du;
+  x ^= x >> 15;
+  x *= 0x846CA68Bu;
+  x ^= x >> 16;
+  return x;
+}
+
+ffi::Error LayoutImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> yt, ffi::Buffer<ffi::S32> epoch0,
+                      ffi::Buffer<ffi::U32> seeds, ffi::Buffer<ffi::S32> head, ffi::Buffer<ffi::S32> tail,
+                      ffi::Buffer<ffi::F32> rate, ffi::Buffer<ffi::F32> negw, ffi::Buffer<ffi::F32> hyper,
+                      ffi::ResultBuffer<ffi::F32> out, int64_t m, int64_t decay_steps) {
+  auto yd = yt.dimensions();
+  if (yd.size() != 2 || yd[0] > kMaxDim || hyper.element_count() != 4 || negw.element_count() != yd[1] ||
+      head.element_count() != tail.element_count() || head.element_count() != rate.element_count())
+    return ffi::Error::InvalidArgument("umap layout: inconsistent shapes");
+  const int64_t dim = yd[0], n = yd[1], edges = head.element_count();
+  const int64_t steps = seeds.element_count();
+  const float a = hyper.typed_data()[0], b = hyper.typed_data()[1];
+  const float gamma = hyper.typed_data()[2], lr = hyper.typed_data()[3];
+  const int32_t* hp = head.typed_data();
+  const int32_t* tp = tail.typed_data();
+  const float* rp = rate.typed_data();
+  const float* wp = negw.typed_data();
+  // Row offsets of the head-sorted edges.
+  std::vector<int64_t> start(n + 1, 0);
+  for (int64_t e = 0; e < edges; ++e) ++start[hp[e] + 1];
+  for (int64_t i = 0; i < n; ++i) start[i + 1] += start[i];
+  // Inside, positions are interleaved (n, dim): one cache line per random access, not dim.
+  std::vector<float> buf_a(dim * n), buf_b(dim * n);
+  for (int64_t q = 0; q < dim; ++q)
+    for (int64_t i = 0; i < n; ++i) buf_a[i * dim + q] = yt.typed_data()[q * n + i];
+  float* cur = buf_a.data();
+  float* next = buf_b.data();
+  const int chunks = static_cast<int>(std::min<int64_t>(n, 16 * (pool.num_threads() + 1)));
+  for (int64_t t = 0; t < steps; ++t) {
+    const int32_t e = epoch0.typed_data()[0] + static_cast<int32_t>(t);
+    const float ef = static_cast<float>(e);
+    const float alpha = lr * (1.0f - ef / static_cast<float>(decay_steps));
+    const float rep_alpha = e >= 1 ? alpha : 0.0f;
+    const uint32_t seed = seeds.typed_data()[t];
+    const float* y = cur;
+    float* y_new = next;
+    RunChunks(pool, chunks, [&](int c) {
+      const int64_t r0 = n * c / chunks, r1 = n * (c + 1) / chunks;
+      for (int64_t i = r0; i < r1; ++i) {
+        float att[kMaxDim] = {0}, rep[kMaxDim] = {0}, d[kMaxDim];
+        if (e >= 1) {
+          for (int64_t k = start[i]; k < start[i + 1]; ++k) {
+            const float r = rp[k];
+            if (!(std::floor(ef * r) > std::floor((ef - 1.0f) * r))) continue;
+            const int64_t j = tp[k];
+            float d2 = 0.0f;
+            for (int64_t q = 0; q < dim; ++q) {
+              d[q] = y[i * dim + q] - y[j * dim + q];
+              d2 += d[q] * d[q];
+            }
+            if (!(d2 > 0.0f)) continue;
+            const float d2b = PowB(d2, b);
+            const float g = -2.0f * a * b * d2b / (d2 * (1.0f + a * d2b));
+            for (int64_t q = 0; q < dim; ++q) att[q] += Clip(g * d[q]);
+          }
+        }
+        if (rep_alpha != 0.0f && wp[i] != 0.0f) {
+          for (int64_t s = 0; s < m; ++s) {
+            const int64_t o = Draw(seed, static_cast<uint32_t>(i * m + s)) % static_cast<uint32_t>(n);
+            float d2 = 0.0f;
+            for (int64_t q = 0; q < dim; ++q) {
+              d[q] = y[i * dim + q] - y[o * dim + q];
+              d2 += d[q] * d[q];
+            }
+            if (!(d2 > 0.0f)) continue;
+            const float g = 2.0f * gamma * b / ((1e-3f + d2) * (1.0f + a * PowB(d2, b)));
+            for (int64_t q = 0; q < dim; ++q) rep[q] += Clip(g * d[q]);
+          }
+        }
+        const float rs = rep_alpha * wp[i];
+        for (int64_t q = 0; q < dim; ++q) y_new[i * dim + q] = y[i * dim + q] + 2.0f * alpha * att[q] + rs * rep[q];
+      }
+    });
+    std::swap(cur, next);
+  }
+  for (int64_t q = 0; q < dim; ++q)
+    for (int64_t i = 0; i < n; ++i) out->typed_data()[q * n + i] = cur[i * dim + q];
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LatentjaxUmapLayout, LayoutImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // yt (dim, n)
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // epoch0 ()
+                                  .Arg<ffi::Buffer<ffi::U32>>()   // seeds (steps,)
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // head (E,)
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // tail (E,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // rate (E,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // negative weight (n,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // a, b, gamma, learning rate
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("m")
+                                  .Attr<int64_t>("decay_steps"));

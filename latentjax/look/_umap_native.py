@@ -1,0 +1,93 @@
+"""UMAP's layout epochs as a C++ kernel on XLA:CPU (``_umap_layout.cc``).
+
+Why: an epoch of ``_umap_kernels.layout_step`` gathers both ends of every edge, evaluates the
+kernel on all of them (only those due that epoch count) and on ``n * m`` negative samples, then
+sums by head; at 70,000 points XLA:CPU spent most of UMAP's layout in these gathers and masked
+evaluations. The kernel runs the same synchronous epochs (every update of an epoch from the
+positions at its start, the same negative samples from the same seeds), skips the edges that do
+not fire, and updates vertices in parallel on XLA's thread pool: the result does not depend on
+the threads. It differs from the XLA path only by float rounding (``exp``/``log`` from the C
+library instead of XLA's approximations).
+
+Where: :func:`available` is the chooser (CPU only, float32, built on first use and cached, see
+``latentjax/_native.py``; ``LATENTJAX_UMAP_KERNEL=0`` turns it off); ``_umap_kernels.run`` calls
+:func:`run` where it is available and computes the epochs in XLA elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from latentjax import _native
+
+MAX_COMPONENTS = 16  # the kernel's per-vertex accumulators (``_umap_layout.cc``)
+
+_KERNELS = _native.Kernels(
+    Path(__file__).with_name("_umap_layout.cc"),
+    "umap_layout",
+    ["LatentjaxUmapLayout"],
+    what="UMAP's layout kernel",
+    env="LATENTJAX_UMAP_KERNEL",
+)
+
+
+def unavailable_reason(backend: str | None = None) -> str | None:
+    """Why the layout kernel cannot be used on ``backend``, or ``None`` when it can.
+
+    Args:
+      backend: the backend (default: JAX's default backend); the kernel is a CPU kernel.
+
+    Returns:
+      A one-line reason, or None.
+
+    Examples:
+      >>> unavailable_reason("gpu")
+      "UMAP's layout kernel is a CPU kernel; the backend is gpu"
+    """
+    return _KERNELS.unavailable_reason(backend)
+
+
+def available(backend: str | None = None) -> bool:
+    """Whether ``_umap_kernels.run`` uses the kernel on ``backend`` (CPU, built and registered).
+
+    Examples:
+      >>> available("tpu")
+      False
+    """
+    return _KERNELS.available(backend)
+
+
+def run(yt, epoch, seeds, sched, hyper, *, decay_steps: int) -> jax.Array:
+    """``len(seeds)`` layout epochs from ``yt`` ``(dim, n)`` float32 at ``epoch``; the new ``yt``.
+
+    Args:
+      yt: float32 positions ``(dim, n)``, ``dim <= MAX_COMPONENTS``.
+      epoch: int32 scalar, the first epoch's number.
+      seeds: uint32 ``(steps,)``, each epoch's negative-sampling seed.
+      sched: the ``_umap_kernels.Schedule``.
+      hyper: float32 ``(4,)``: ``a``, ``b``, ``gamma``, learning rate.
+      decay_steps: the learning rate's decay length.
+
+    Returns:
+      The positions after the epochs, float32 ``(dim, n)``.
+    """
+    m = sched.negative_weight.shape[1]
+    call = jax.ffi.ffi_call(
+        "LatentjaxUmapLayout", jax.ShapeDtypeStruct(yt.shape, yt.dtype), vmap_method="sequential"
+    )
+    return call(
+        yt,
+        jnp.asarray(epoch, jnp.int32),
+        seeds,
+        sched.head,
+        sched.tail,
+        sched.rate,
+        sched.negative_weight[:, 0],
+        hyper,
+        m=np.int64(m),
+        decay_steps=np.int64(decay_steps),
+    )

@@ -1,0 +1,64 @@
+"""UMAP's layout kernel (``_umap_native``) against the XLA epochs of ``_umap_kernels.layout_step``.
+
+The layout is chaotic (a 1e-6 change of the start grows to whole units within about ten epochs,
+in XLA alone), so the two paths are compared over a few epochs, where they agree to float
+rounding; longer runs are compared by the quality of the maps (``test_umap.py`` runs through
+the kernel on CPU).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from latentjax.look import _umap_kernels, _umap_native, umap
+
+pytestmark = pytest.mark.skipif(
+    not _umap_native.available("cpu"), reason=f"kernel unavailable: {_umap_native.unavailable_reason('cpu')}"
+)
+HYPER = (1.58, 0.9, 1.0, 1.0)  # a, b, gamma, learning rate
+
+
+def _setup(dim, n=300):
+    x = np.random.default_rng(0).normal(size=(n, 6)).astype(np.float32)
+    sched = _umap_kernels.schedule(umap.fuzzy_graph(x, n_neighbors=10), num_steps=40)
+    yt = jnp.asarray(np.random.default_rng(1).normal(size=(dim, n)) * 3, jnp.float32)
+    return sched, yt
+
+
+def _xla(yt, epoch, key, sched, count, num_steps):
+    def body(_, carry):
+        return _umap_kernels.layout_step(*carry, key, sched, *HYPER, num_steps)
+
+    return jax.lax.fori_loop(0, count, body, (yt, jnp.asarray(epoch, jnp.int32)))
+
+
+@pytest.mark.parametrize(("dim", "epoch"), [(2, 0), (2, 7), (3, 20), (1, 39)])
+def test_kernel_epochs_equal_the_xla_epochs(dim, epoch):
+    sched, yt = _setup(dim)
+    key = jax.random.key(3)
+    start = jnp.asarray(epoch, jnp.int32)
+    got, end = _umap_kernels.native_epochs(yt, start, key, sched, *HYPER, count=3, num_steps=40)
+    want, want_end = _xla(yt, epoch, key, sched, 3, 40)
+    assert int(end) == int(want_end) == epoch + 3
+    moved = float(jnp.max(jnp.abs(want - yt)))
+    assert moved > 0.1  # the epochs did something
+    np.testing.assert_allclose(got, want, atol=2e-5 * max(moved, 1.0), rtol=0)
+
+
+def test_kernel_is_deterministic_and_run_uses_it():
+    sched, yt = _setup(2)
+    key = jax.random.key(0)
+    a = _umap_kernels.run(yt, jnp.asarray(0, jnp.int32), key, sched, *HYPER, num_steps=40)
+    b = _umap_kernels.native_epochs(yt, jnp.asarray(0, jnp.int32), key, sched, *HYPER, count=40, num_steps=40)
+    np.testing.assert_array_equal(a[0], b[0])
+    # chunks of epochs continue exactly where the last one stopped
+    c = _umap_kernels.native_epochs(yt, jnp.asarray(0, jnp.int32), key, sched, *HYPER, count=25, num_steps=40)
+    c = _umap_kernels.native_epochs(*c, key, sched, *HYPER, count=15, num_steps=40)
+    np.testing.assert_array_equal(c[0], a[0])
+    assert int(c[1]) == 40
+
+
+def test_the_kernel_is_a_cpu_choice():
+    assert not _umap_native.available("gpu")
+    assert "CPU kernel" in _umap_native.unavailable_reason("tpu")
