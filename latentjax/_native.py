@@ -29,6 +29,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LATENTJAX_CACHE_DIR") or Path.home() / ".cache" / "latentjax") / "kernels"
 
 
+def vector_flags() -> list[str]:
+    """Flags for kernels with vectorisable loops: ``-O3 -ffast-math``, AVX2/FMA when this CPU has them.
+
+    The SIMD flags are part of the cache key (``build`` hashes every flag), so a library built for
+    one CPU is never loaded on another that lacks them. ``-lmvec``: glibc's vector exp/log.
+    """
+    try:
+        cpu = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        cpu = set()
+    simd = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= cpu else []
+    return ["-O3", "-ffast-math", *simd, "-lmvec"]
+
+
 def build(src: Path, stem: str, flags: Sequence[str] = ()) -> Path | str:
     """The shared library compiled from ``src`` (built now if not cached), or why it cannot be.
 

@@ -15,7 +15,15 @@ METHODS = ("exact", "approximate", "auto")
 
 
 def search(
-    x, k: int, *, method: str, key: jax.Array | None, approximate_above: int, where: str, block_size=1024
+    x,
+    k: int,
+    *,
+    method: str,
+    key: jax.Array | None,
+    approximate_above: int,
+    where: str,
+    block_size: int = 1024,
+    **approximate,
 ):
     """``neighbors.Neighbors`` of ``x`` ``(n, d)``: its ``k`` nearest, found as ``method`` says.
 
@@ -27,6 +35,7 @@ def search(
       approximate_above: ``"auto"``'s crossover.
       where: the public function, for error messages.
       block_size: the exact search's query block.
+      **approximate: the approximate search's settings (``neighbors.approximate_knn``'s).
 
     Returns:
       The neighbours, nearest first.
@@ -42,4 +51,4 @@ def search(
         return neighbors.knn(x, k=k, block_size=block_size)
     if key is None:
         raise InputError(f"{where}: the approximate neighbour search needs a key (key=jax.random.key(...))")
-    return neighbors.approximate_knn(key, x, k=k)
+    return neighbors.approximate_knn(key, x, k=k, **approximate)

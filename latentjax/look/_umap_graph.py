@@ -145,6 +145,10 @@ def _from_knn(indices, distances, n_neighbors, *, where):
 # ``knn_method="auto"`` searches approximately above this many points (umap-learn: 4,096, where
 # its brute force stops; here the exact search stays competitive longer, see benchmarks/README).
 APPROXIMATE_ABOVE = 20_000
+# The approximate search's settings for UMAP's few neighbours: 6 trees and 2 rounds found 0.964
+# of the 14 true neighbours at 70,000 points in 3.8 s (the defaults, 8 and 3: 0.974 in 5.4 s);
+# the map's trustworthiness did not change between the exact and the approximate graph.
+APPROXIMATE_SETTINGS = {"num_trees": 6, "max_iterations": 2}
 
 
 def fuzzy_graph(
@@ -191,7 +195,13 @@ def graph_knn(x, n_neighbors, *, knn_method: str, key, where: str):
     dtype = float_dtype(x.dtype)
     x = jnp.asarray(x, dtype)
     nb = _knn_method.search(
-        x, n_neighbors - 1, method=knn_method, key=key, approximate_above=APPROXIMATE_ABOVE, where=where
+        x,
+        n_neighbors - 1,
+        method=knn_method,
+        key=key,
+        approximate_above=APPROXIMATE_ABOVE,
+        where=where,
+        **APPROXIMATE_SETTINGS,
     )
     idx, dist = nb.indices, nb.distances
     if dist.dtype != dtype:  # recomputed exactly in x's dtype (and re-sorted)

@@ -30,8 +30,6 @@ constexpr int kMaxDim = 16;
 
 inline float Clip(float v) { return std::min(kClip, std::max(-kClip, v)); }
 
-inline float PowB(float d2, float b) { return std::exp(b * std::log(std::max(d2, 1e-30f))); }
-
 inline uint32_t Draw(uint32_t seed, uint32_t slot) {
   uint32_t x = slot * 0x9E3779B1u + seed;
   x ^= x >> 16;
@@ -79,39 +77,64 @@ ffi::Error LayoutImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> yt, ffi::Buffe
     float* y_new = next;
     RunChunks(pool, chunks, [&](int c) {
       const int64_t r0 = n * c / chunks, r1 = n * (c + 1) / chunks;
+      // Per vertex: the pairs' offsets and squared distances first, then the kernel over all of
+      // them in one loop (vectorised, exp/log from libmvec), then the clipped sums.
+      std::vector<float> dd, d2s, g;
       for (int64_t i = r0; i < r1; ++i) {
-        float att[kMaxDim] = {0}, rep[kMaxDim] = {0}, d[kMaxDim];
+        float att[kMaxDim] = {0}, rep[kMaxDim] = {0};
+        const float* yi = y + i * dim;
+        int64_t count = 0;
+        const int64_t deg = start[i + 1] - start[i];
+        dd.resize((deg + m) * dim);
+        d2s.resize(deg + m);
+        g.resize(deg + m);
         if (e >= 1) {
           for (int64_t k = start[i]; k < start[i + 1]; ++k) {
             const float r = rp[k];
             if (!(std::floor(ef * r) > std::floor((ef - 1.0f) * r))) continue;
-            const int64_t j = tp[k];
+            const float* yj = y + static_cast<int64_t>(tp[k]) * dim;
             float d2 = 0.0f;
             for (int64_t q = 0; q < dim; ++q) {
-              d[q] = y[i * dim + q] - y[j * dim + q];
-              d2 += d[q] * d[q];
+              const float d = yi[q] - yj[q];
+              dd[count * dim + q] = d;
+              d2 += d * d;
             }
-            if (!(d2 > 0.0f)) continue;
-            const float d2b = PowB(d2, b);
-            const float g = -2.0f * a * b * d2b / (d2 * (1.0f + a * d2b));
-            for (int64_t q = 0; q < dim; ++q) att[q] += Clip(g * d[q]);
+            d2s[count++] = d2;
           }
         }
+        const int64_t fired = count;
+        for (int64_t s = 0; s < fired; ++s) {
+          const float d2 = d2s[s];
+          const float d2b = std::exp(b * std::log(std::max(d2, 1e-30f)));
+          const float v = -2.0f * a * b * d2b / (d2 * (1.0f + a * d2b));
+          g[s] = d2 > 0.0f ? v : 0.0f;
+        }
+        for (int64_t s = 0; s < fired; ++s)
+          for (int64_t q = 0; q < dim; ++q) att[q] += Clip(g[s] * dd[s * dim + q]);
         if (rep_alpha != 0.0f && wp[i] != 0.0f) {
           for (int64_t s = 0; s < m; ++s) {
             const int64_t o = Draw(seed, static_cast<uint32_t>(i * m + s)) % static_cast<uint32_t>(n);
+            const float* yo = y + o * dim;
             float d2 = 0.0f;
             for (int64_t q = 0; q < dim; ++q) {
-              d[q] = y[i * dim + q] - y[o * dim + q];
-              d2 += d[q] * d[q];
+              const float d = yi[q] - yo[q];
+              dd[s * dim + q] = d;
+              d2 += d * d;
             }
-            if (!(d2 > 0.0f)) continue;
-            const float g = 2.0f * gamma * b / ((1e-3f + d2) * (1.0f + a * PowB(d2, b)));
-            for (int64_t q = 0; q < dim; ++q) rep[q] += Clip(g * d[q]);
+            d2s[s] = d2;
           }
+          for (int64_t s = 0; s < m; ++s) {
+            const float d2 = d2s[s];
+            const float d2b = std::exp(b * std::log(std::max(d2, 1e-30f)));
+            const float v = 2.0f * gamma * b / ((1e-3f + d2) * (1.0f + a * d2b));
+            g[s] = d2 > 0.0f ? v : 0.0f;
+          }
+          for (int64_t s = 0; s < m; ++s)
+            for (int64_t q = 0; q < dim; ++q) rep[q] += Clip(g[s] * dd[s * dim + q]);
         }
         const float rs = rep_alpha * wp[i];
-        for (int64_t q = 0; q < dim; ++q) y_new[i * dim + q] = y[i * dim + q] + 2.0f * alpha * att[q] + rs * rep[q];
+        float* yn = y_new + i * dim;
+        for (int64_t q = 0; q < dim; ++q) yn[q] = yi[q] + 2.0f * alpha * att[q] + rs * rep[q];
       }
     });
     std::swap(cur, next);

@@ -32,6 +32,7 @@ _KERNELS = _native.Kernels(
     ["LatentjaxUmapLayout"],
     what="UMAP's layout kernel",
     env="LATENTJAX_UMAP_KERNEL",
+    flags=_native.vector_flags(),
 )
 
 

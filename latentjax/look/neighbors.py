@@ -356,12 +356,20 @@ def laplacian_eigenmaps(graph: Graph, *, num_components: int) -> np.ndarray | No
         return None
     inv_sqrt_deg = scipy.sparse.diags(1.0 / np.sqrt(np.asarray(w.sum(axis=1)).ravel()))
     # The smallest eigenvectors of I - D^-1/2 W D^-1/2 are the largest of (I + D^-1/2 W D^-1/2) / 2,
-    # whose spectrum lies in [0, 1]: ARPACK finds largest eigenvalues much faster than "SM".
+    # whose spectrum lies in [0, 1]: ARPACK finds largest eigenvalues much faster than "SM". At most
+    # 32 Lanczos vectors (umap-learn: sqrt(n)): at 70,000 points the same eigenvectors (|cos| 1.0000)
+    # in 0.5 s instead of 2.6 s.
     m = (scipy.sparse.identity(n) + inv_sqrt_deg @ w @ inv_sqrt_deg) * 0.5
     k = num_components + 1
     try:
         vals, vecs = scipy.sparse.linalg.eigsh(
-            m, k, which="LA", ncv=max(2 * k + 1, int(np.sqrt(n))), tol=1e-4, v0=np.ones(n), maxiter=5 * n
+            m,
+            k,
+            which="LA",
+            ncv=max(2 * k + 1, min(int(np.sqrt(n)), 32)),
+            tol=1e-4,
+            v0=np.ones(n),
+            maxiter=5 * n,
         )
     except scipy.sparse.linalg.ArpackError:
         return None
