@@ -30,26 +30,33 @@ def cache_dir() -> Path:
 
 
 def vector_flags() -> list[str]:
-    """Flags for kernels with vectorisable loops: ``-O3 -ffast-math``, AVX2/FMA when this CPU has them.
+    """Compile flags for kernels with vectorisable loops: ``-O3 -ffast-math``, AVX2/FMA where present.
 
-    The SIMD flags are part of the cache key (``build`` hashes every flag), so a library built for
-    one CPU is never loaded on another that lacks them. ``-lmvec``: glibc's vector exp/log.
+    ``-ffast-math`` lets GCC call glibc's vector exp/log (link with ``-lmvec``). It is a compile
+    flag only: ``build`` links separately, because linking with it adds ``crtfastmath.o``, which
+    sets flush-to-zero for the whole process when the library loads (subnormal floats then read
+    as 0 everywhere: hypothesis refused to run). The SIMD flags are part of the cache key
+    (``build`` hashes every flag), so a library built for one CPU is never loaded on another.
     """
     try:
         cpu = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
         cpu = set()
     simd = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= cpu else []
-    return ["-O3", "-ffast-math", *simd, "-lmvec"]
+    return ["-O3", "-ffast-math", *simd]
 
 
-def build(src: Path, stem: str, flags: Sequence[str] = ()) -> Path | str:
+def build(src: Path, stem: str, flags: Sequence[str] = (), link_flags: Sequence[str] = ()) -> Path | str:
     """The shared library compiled from ``src`` (built now if not cached), or why it cannot be.
+
+    Compiled (``-c``) and linked (``-shared``) in two commands, so compile flags never reach the
+    link (see ``vector_flags``).
 
     Args:
       src: the C++ source.
       stem: the cached file's name stem (``{stem}_{hash}.so``).
-      flags: extra compiler and linker flags (include and library paths, libraries).
+      flags: extra compile flags (include paths, optimisation, ``-fopenmp``).
+      link_flags: extra link flags (library paths, libraries, rpath).
 
     Returns:
       The library's path, or a one-line reason (no compiler, an unwritable cache, a compile error).
@@ -62,7 +69,9 @@ def build(src: Path, stem: str, flags: Sequence[str] = ()) -> Path | str:
         h.read_bytes() for h in sorted(Path(__file__).parent.glob("*.h"))
     )
     key = hashlib.sha256(
-        b"\0".join([code, *(f.encode() for f in flags), cxx.encode(), jax.__version__.encode()])
+        b"\0".join(
+            [code, *(f.encode() for f in [*flags, "|", *link_flags]), cxx.encode(), jax.__version__.encode()]
+        )
     ).hexdigest()[:16]
     out = cache_dir() / f"{stem}_{key}.so"
     if out.is_file():
@@ -73,16 +82,38 @@ def build(src: Path, stem: str, flags: Sequence[str] = ()) -> Path | str:
         os.close(fd)
     except OSError as e:
         return f"cannot write the kernel cache {out.parent} ({e}); set LATENTJAX_CACHE_DIR"
-    cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", str(src), f"-I{jax.ffi.include_dir()}"]
-    cmd += [*flags, "-o", tmp]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
+    obj = tmp[: -len(".so")] + ".o"
+    commands = [
+        [
+            cxx,
+            "-O2",
+            "-std=c++17",
+            "-fPIC",
+            "-w",
+            "-c",
+            str(src),
+            f"-I{jax.ffi.include_dir()}",
+            *flags,
+            "-o",
+            obj,
+        ],
+        [cxx, "-shared", obj, *link_flags, "-o", tmp],
+    ]
+    failed = None
+    for cmd in commands:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            failed = f"compiling {Path(src).name} failed: {e}"
+            break
+        if proc.returncode != 0:
+            failed = f"compiling {Path(src).name} failed:\n{proc.stderr[-2000:]}"
+            break
+    if os.path.exists(obj):
+        os.unlink(obj)
+    if failed:
         os.unlink(tmp)
-        return f"compiling {Path(src).name} failed: {e}"
-    if proc.returncode != 0:
-        os.unlink(tmp)
-        return f"compiling {Path(src).name} failed:\n{proc.stderr[-2000:]}"
+        return failed
     os.replace(tmp, out)  # atomic: concurrent processes never load a half-written file
     return out
 
@@ -107,7 +138,8 @@ class Kernels:
       targets: the FFI handler symbols to register.
       what: the kernels' name in reasons (``"t-SNE's attraction kernel"``).
       env: an environment variable that disables them when ``"0"``.
-      flags: extra compiler and linker flags.
+      flags: extra compile flags.
+      link_flags: extra link flags.
 
     Examples:
       >>> k = Kernels(Path("none.cc"), "none", [], what="a test kernel", env="LATENTJAX_NONE")
@@ -115,9 +147,11 @@ class Kernels:
       'a test kernel is a CPU kernel; the backend is gpu'
     """
 
-    def __init__(self, src: Path, stem: str, targets: Sequence[str], *, what: str, env: str, flags=()):
+    def __init__(
+        self, src: Path, stem: str, targets: Sequence[str], *, what: str, env: str, flags=(), link_flags=()
+    ):
         self.src, self.stem, self.targets = Path(src), stem, tuple(targets)
-        self.what, self.env, self.flags = what, env, tuple(flags)
+        self.what, self.env, self.flags, self.link_flags = what, env, tuple(flags), tuple(link_flags)
         self._reason: str | None | bool = False  # False: not tried yet
 
     def _load(self) -> str | None:
@@ -125,7 +159,7 @@ class Kernels:
             if os.environ.get(self.env, "1") == "0":
                 self._reason = f"disabled by {self.env}=0"
             else:
-                built = build(self.src, self.stem, self.flags)
+                built = build(self.src, self.stem, self.flags, self.link_flags)
                 self._reason = built if isinstance(built, str) else register(built, self.targets)
         return self._reason
 

@@ -74,7 +74,7 @@ def _build() -> Path | str:
         return found
     inc, lib = found
     return _native.build(
-        _SRC, "onednn_conv", [f"-I{inc}", f"-L{lib}", "-ldnnl", "-fopenmp", f"-Wl,-rpath,{lib}"]
+        _SRC, "onednn_conv", [f"-I{inc}", "-fopenmp"], [f"-L{lib}", "-ldnnl", "-fopenmp", f"-Wl,-rpath,{lib}"]
     )
 
 

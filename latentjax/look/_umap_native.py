@@ -33,6 +33,7 @@ _KERNELS = _native.Kernels(
     what="UMAP's layout kernel",
     env="LATENTJAX_UMAP_KERNEL",
     flags=_native.vector_flags(),
+    link_flags=["-lmvec"],
 )
 
 
