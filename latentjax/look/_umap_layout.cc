@@ -104,10 +104,11 @@ ffi::Error LayoutImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> yt, ffi::Buffe
         }
         const int64_t fired = count;
         for (int64_t s = 0; s < fired; ++s) {
-          const float d2 = d2s[s];
+          // Coincident points (d2 = 0) get 0; a safe d2 keeps inf/NaN out (-ffast-math assumes none).
+          const float d2 = d2s[s] > 0.0f ? d2s[s] : 1.0f;
           const float d2b = std::exp(b * std::log(std::max(d2, 1e-30f)));
           const float v = -2.0f * a * b * d2b / (d2 * (1.0f + a * d2b));
-          g[s] = d2 > 0.0f ? v : 0.0f;
+          g[s] = d2s[s] > 0.0f ? v : 0.0f;
         }
         for (int64_t s = 0; s < fired; ++s)
           for (int64_t q = 0; q < dim; ++q) att[q] += Clip(g[s] * dd[s * dim + q]);
@@ -124,10 +125,10 @@ ffi::Error LayoutImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> yt, ffi::Buffe
             d2s[s] = d2;
           }
           for (int64_t s = 0; s < m; ++s) {
-            const float d2 = d2s[s];
+            const float d2 = d2s[s] > 0.0f ? d2s[s] : 1.0f;
             const float d2b = std::exp(b * std::log(std::max(d2, 1e-30f)));
             const float v = 2.0f * gamma * b / ((1e-3f + d2) * (1.0f + a * d2b));
-            g[s] = d2 > 0.0f ? v : 0.0f;
+            g[s] = d2s[s] > 0.0f ? v : 0.0f;
           }
           for (int64_t s = 0; s < m; ++s)
             for (int64_t q = 0; q < dim; ++q) rep[q] += Clip(g[s] * dd[s * dim + q]);

@@ -74,3 +74,17 @@ def test_loading_the_kernels_keeps_subnormal_floats():
     assert _umap_native.available("cpu")
     tiny = np.nextafter(np.float32(0), np.float32(1))
     assert tiny * np.float32(2) > 0 and np.float64(5e-324) * 2 > 0
+
+
+def test_coincident_points_get_no_force_and_stay_finite():
+    # Duplicated data points sit on each other: the pair's kernel is skipped, as in XLA's epochs.
+    x = np.repeat(np.random.default_rng(2).normal(size=(60, 4)).astype(np.float32), 2, axis=0)
+    sched = _umap_kernels.schedule(umap.fuzzy_graph(x, n_neighbors=6), num_steps=20)
+    yt = jnp.asarray(np.repeat(np.random.default_rng(3).normal(size=(2, 60)), 2, axis=1), jnp.float32)
+    key = jax.random.key(1)
+    got, _ = _umap_kernels.native_epochs(
+        yt, jnp.asarray(1, jnp.int32), key, sched, *HYPER, count=2, num_steps=20
+    )
+    want, _ = _xla(yt, 1, key, sched, 2, 20)
+    assert np.all(np.isfinite(np.asarray(got)))
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
