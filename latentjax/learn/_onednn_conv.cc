@@ -17,9 +17,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
-#include <functional>
 #include <memory>
 #include <cstdint>
 #include <map>
@@ -27,6 +24,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../_native_pool.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -113,38 +111,6 @@ void SingleThreaded() {
   }
 }
 
-struct ChunkState {
-  std::atomic<int> next{0};
-  int done = 0;
-  int total = 0;
-  std::function<void(int)> fn;
-  std::mutex mu;
-  std::condition_variable cv;
-};
-
-void Work(const std::shared_ptr<ChunkState>& st) {
-  SingleThreaded();
-  int i;
-  while ((i = st->next.fetch_add(1)) < st->total) {
-    st->fn(i);
-    std::lock_guard<std::mutex> lock(st->mu);
-    if (++st->done == st->total) st->cv.notify_all();
-  }
-}
-
-// Runs fn(0..total-1) on the calling thread and up to (pool threads - 1) helpers; returns when
-// all have run. A helper that starts late finds no chunk left and returns without touching fn.
-void RunChunks(ffi::ThreadPool& pool, int total, std::function<void(int)> fn) {
-  auto st = std::make_shared<ChunkState>();
-  st->total = total;
-  st->fn = std::move(fn);
-  int helpers = std::min<int64_t>(pool.num_threads(), total) - 1;
-  for (int h = 0; h < helpers; ++h) pool.Schedule([st] { Work(st); });
-  Work(st);
-  std::unique_lock<std::mutex> lock(st->mu);
-  st->cv.wait(lock, [&] { return st->done == st->total; });
-}
-
 // Chunks of the batch: about 2 per pool thread, none smaller than 16 images.
 struct ChunkPlan {
   int64_t size;
@@ -160,7 +126,8 @@ ChunkPlan PlanChunks(int64_t n, int64_t threads) {
 // fn(chunk index, its primitives, its first image, a stream) for each chunk, across threads.
 template <typename F>
 void ForEachChunk(ffi::ThreadPool& pool, const Geometry& all, const ChunkPlan& plan, F fn) {
-  RunChunks(pool, plan.count, [&](int c) {
+  latentjax::RunChunks(pool, plan.count, [&](int c) {
+    SingleThreaded();
     int64_t off = c * plan.size;
     Prims& p = GetPrims(MakeGeometry(std::min(plan.size, all.n - off), all.h, all.w, all.ci, all.co, all.stride));
     dnnl::stream s(Engine());

@@ -34,30 +34,9 @@ _KERNELS = _native.Kernels(
 )
 
 
-def unavailable_reason(backend: str | None = None) -> str | None:
-    """Why the attraction kernel cannot be used on ``backend``, or ``None`` when it can.
-
-    Args:
-      backend: the backend (default: JAX's default backend); the kernel is a CPU kernel.
-
-    Returns:
-      A one-line reason, or None.
-
-    Examples:
-      >>> unavailable_reason("gpu")
-      "t-SNE's attraction kernel is a CPU kernel; the backend is gpu"
-    """
-    return _KERNELS.unavailable_reason(backend)
-
-
-def available(backend: str | None = None) -> bool:
-    """Whether ``_fitsne`` uses the kernel on ``backend`` (CPU, built and registered).
-
-    Examples:
-      >>> available("tpu")
-      False
-    """
-    return _KERNELS.available(backend)
+# The chooser (``test_platform_choices``): why not / whether on a backend (default: JAX's).
+unavailable_reason = _KERNELS.unavailable_reason
+available = _KERNELS.available
 
 
 def attraction(y: jax.Array, owner: jax.Array, cols: jax.Array, weights: jax.Array) -> jax.Array:

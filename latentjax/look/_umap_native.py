@@ -37,30 +37,9 @@ _KERNELS = _native.Kernels(
 )
 
 
-def unavailable_reason(backend: str | None = None) -> str | None:
-    """Why the layout kernel cannot be used on ``backend``, or ``None`` when it can.
-
-    Args:
-      backend: the backend (default: JAX's default backend); the kernel is a CPU kernel.
-
-    Returns:
-      A one-line reason, or None.
-
-    Examples:
-      >>> unavailable_reason("gpu")
-      "UMAP's layout kernel is a CPU kernel; the backend is gpu"
-    """
-    return _KERNELS.unavailable_reason(backend)
-
-
-def available(backend: str | None = None) -> bool:
-    """Whether ``_umap_kernels.run`` uses the kernel on ``backend`` (CPU, built and registered).
-
-    Examples:
-      >>> available("tpu")
-      False
-    """
-    return _KERNELS.available(backend)
+# The chooser (``test_platform_choices``): why not / whether on a backend (default: JAX's).
+unavailable_reason = _KERNELS.unavailable_reason
+available = _KERNELS.available
 
 
 def run(yt, epoch, seeds, sched, hyper, *, decay_steps: int) -> jax.Array:
