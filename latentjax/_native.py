@@ -38,12 +38,25 @@ def vector_flags() -> list[str]:
     as 0 everywhere: hypothesis refused to run). The SIMD flags are part of the cache key
     (``build`` hashes every flag), so a library built for one CPU is never loaded on another.
     """
+    return ["-O3", "-ffast-math", *simd_flags()]
+
+
+def simd_flags(*, avx512: bool = False) -> list[str]:
+    """``-mavx2 -mfma`` where the CPU has them, and its AVX-512 (F, VL, BW, DQ) too if ``avx512``.
+
+    Examples:
+      >>> set(simd_flags()) <= {"-mavx2", "-mfma"}
+      True
+    """
     try:
         cpu = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
         cpu = set()
-    simd = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= cpu else []
-    return ["-O3", "-ffast-math", *simd]
+    flags = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= cpu else []
+    wide = {"avx512f", "avx512vl", "avx512bw", "avx512dq"}
+    if avx512 and flags and wide <= cpu:
+        flags += [f"-m{f}" for f in sorted(wide)]
+    return flags
 
 
 def build(src: Path, stem: str, flags: Sequence[str] = (), link_flags: Sequence[str] = ()) -> Path | str:

@@ -106,10 +106,11 @@ def _exact_distances(x, indices, *, block_size):
     return jax.lax.map(row, (x, indices), batch_size=block_size)
 
 
-# ``knn_method="auto"`` searches approximately above this many points: at 70,000 Fashion-MNIST
-# PCA-50 points the approximate search of 90 neighbours took as long as the exact one (13.2 vs
-# 13.3 s on 2 cores, recall 0.94); at 1,000,000 the exact one takes about 35 minutes.
-APPROXIMATE_ABOVE = 100_000
+# ``knn_method="auto"`` searches approximately above this many points. With the C++ candidate
+# kernel (``_knn_native``) the exact search of 90 neighbours took 3.8 / 12.7 / 46.1 s at 70,000 /
+# 140,000 / 280,000 points (Fashion-MNIST PCA-50 and jittered copies, 2 cores), the approximate one
+# 14.0 / 33.3 / 68.0 s (recall 0.94): n^2 against about n log n, crossing near 400,000.
+APPROXIMATE_ABOVE = 400_000
 
 
 def affinities(

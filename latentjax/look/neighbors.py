@@ -20,7 +20,7 @@ from jax.typing import ArrayLike
 
 from latentjax import _checks
 from latentjax.errors import InputError
-from latentjax.look import _distances, _nndescent
+from latentjax.look import _distances, _knn_native, _nndescent
 
 
 class Neighbors(NamedTuple):
@@ -75,28 +75,37 @@ def _one_query(q_c, q, q_index, d2, x, x_sqnorm, *, k: int, num_candidates: int,
     """The k nearest rows of ``x`` for one query ``q`` ``(d,)`` (vmapped over a block).
 
     ``d2`` ``(n,)``: the query's squared distances in the centred frame (``q_c``), from the
-    block's matrix product. Also returns whether the candidates may miss a neighbour: when a point
-    outside them could be nearer than the k-th, given the expansion's rounding bound
-    ``_distances.rounding``.
+    block's matrix product; the candidates are its ``num_candidates`` smallest (see `_rerank`).
     """
-    # Candidates from one matmul per block in the centred frame; then their distances exactly, as
-    # sum((q - x)^2) on the inputs, which decides the order (ties: the smaller index first).
-    q_sq = jnp.sum(q_c * q_c)
     if exclude_self:
         d2 = d2.at[q_index].set(jnp.inf)  # (a scatter: masking the row by comparison costs a pass)
     cand = _best(-d2, num_candidates)
+    rounding = _distances.rounding(x.shape[1], x.dtype)
+    return _rerank(
+        q_c, q, q_index, cand, d2[cand], x, x_sqnorm, k=k, exclude_self=exclude_self, rounding=rounding
+    )
+
+
+def _rerank(q_c, q, q_index, cand, approx, x, x_sqnorm, *, k: int, exclude_self: bool, rounding: float):
+    """The k nearest of the candidates ``cand`` (by ``approx``, the expansion's d2, ascending).
+
+    Their distances are computed exactly, as ``sum((q - x)^2)`` on the inputs, which decides the
+    order (ties: the smaller index first). Also returns whether the candidates may miss a
+    neighbour: when a point outside them could be nearer than the k-th, given the expansion's
+    relative rounding bound ``rounding``.
+    """
+    q_sq = jnp.sum(q_c * q_c)
     diff = q[None, :] - x[cand]
     exact = jnp.sum(diff * diff, axis=-1)
     if exclude_self:
         exact = jnp.where(cand == q_index, jnp.inf, exact)
     order = jnp.lexsort((cand, exact))[:k]
-    if num_candidates >= x.shape[0] - int(exclude_self):
+    if cand.shape[0] >= x.shape[0] - int(exclude_self):
         unsure = jnp.zeros((), bool)
     else:
         # Every point left out has an approximate distance >= the last candidate's, so its true
         # one is >= that minus the bound; the k-th chosen is at most its approximation plus it.
-        tol = _distances.rounding(x.shape[1], x.dtype) * (q_sq + jnp.max(x_sqnorm))
-        approx = d2[cand]
+        tol = rounding * (q_sq + jnp.max(x_sqnorm))
         unsure = approx[-1] <= approx[order[-1]] + 2.0 * tol
     return cand[order], jnp.sqrt(exact[order]), unsure
 
@@ -225,9 +234,24 @@ def _knn(x, q, *, k, num_candidates, block_size, exclude_self):
         )
 
     q_index = jnp.arange(q.shape[0], dtype=jnp.int32)
-    idx, dist, unsure = _distances.map_row_blocks(
-        one, (q_c, q, q_index), block_size=block_size, x_c=x_c, x_sqnorm=x_sqnorm
-    )
+    if x.dtype == jnp.float32 and _knn_native.available():
+        # the candidates by the C++ kernel, without the (block, n) matrices (see _knn_native)
+        skip = q_index if exclude_self else jnp.full_like(q_index, -1)
+        cand, approx = _knn_native.candidates(q_c, x_c, x_sqnorm, skip, num_candidates)
+
+        def rerank(q_c, q, q_index, cand, approx):
+            rounding = _knn_native.rounding(x.shape[1])
+            return _rerank(
+                q_c, q, q_index, cand, approx, x, x_sqnorm, k=k, exclude_self=exclude_self, rounding=rounding
+            )
+
+        idx, dist, unsure = jax.lax.map(
+            lambda a: rerank(*a), (q_c, q, q_index, cand, approx), batch_size=block_size
+        )
+    else:
+        idx, dist, unsure = _distances.map_row_blocks(
+            one, (q_c, q, q_index), block_size=block_size, x_c=x_c, x_sqnorm=x_sqnorm
+        )
     idx, dist = _exact_rows(x, q, idx.astype(jnp.int32), dist, unsure, k=k, exclude_self=exclude_self)
     return Neighbors(idx, dist)
 

@@ -2,9 +2,10 @@
 
 The choosers: ``tuning.choose_mode`` (the conv loop mode), ``tuning.default_microbatches``,
 ``tuning.default_conv_kernels``, ``_onednn.available`` (oneDNN kernels), ``_tsne_native.available``
-(t-SNE's attraction kernel), ``_umap_native.available`` (UMAP's layout kernel), ``_xla.compiler_options``
-(XLA:CPU options) and ``models.compute_dtype("auto")``. A scan of the package proves the list is
-whole: every read of the backend sits in a function that takes it as ``backend``.
+(t-SNE's attraction kernel), ``_umap_native.available`` (UMAP's layout kernel),
+``_knn_native.available`` (the kNN candidate kernel), ``_xla.compiler_options`` (XLA:CPU options)
+and ``models.compute_dtype("auto")``. A scan of the package proves the list is whole: every read of
+the backend sits in a function that takes it as ``backend``.
 """
 
 import ast
@@ -13,7 +14,7 @@ import pathlib
 import pytest
 
 from latentjax.learn import _onednn, _xla, models, tuning
-from latentjax.look import _tsne_native, _umap_native
+from latentjax.look import _knn_native, _tsne_native, _umap_native
 
 PKG = pathlib.Path(__file__).resolve().parents[2] / "latentjax"
 CONV = models.Config(arch="conv")
@@ -35,6 +36,7 @@ def test_each_chooser_keeps_cpu_choices_to_cpu(backend):
         assert "CPU kernels" in _onednn.unavailable_reason(backend)
     assert _tsne_native.available(backend) == (cpu and _tsne_native.available("cpu"))
     assert _umap_native.available(backend) == (cpu and _umap_native.available("cpu"))
+    assert _knn_native.available(backend) == (cpu and _knn_native.available("cpu"))
     assert tuning.default_conv_kernels(CONV, backend) == ("onednn" if _onednn.available(backend) else "xla")
     assert tuning.default_conv_kernels(MLP, backend) == "xla"
     options = _xla.compiler_options(backend)
@@ -55,6 +57,7 @@ def test_the_defaults_are_the_current_backend():
     assert _onednn.available() == _onednn.available(here)
     assert _tsne_native.available() == _tsne_native.available(here)
     assert _umap_native.available() == _umap_native.available(here)
+    assert _knn_native.available() == _knn_native.available(here)
 
 
 # Reads of the platform that choose nothing: an error message and device records.

@@ -68,9 +68,9 @@ def test_loading_the_kernels_keeps_subnormal_floats():
     # Linking with -ffast-math would add crtfastmath.o, which sets flush-to-zero for the whole
     # process when the library loads (hypothesis then refused to run in the full suite).
     from latentjax.learn import _onednn
-    from latentjax.look import _tsne_native
+    from latentjax.look import _knn_native, _tsne_native
 
-    _onednn.available("cpu"), _tsne_native.available("cpu")
+    _onednn.available("cpu"), _tsne_native.available("cpu"), _knn_native.available("cpu")
     assert _umap_native.available("cpu")
     tiny = np.nextafter(np.float32(0), np.float32(1))
     assert tiny * np.float32(2) > 0 and np.float64(5e-324) * 2 > 0

@@ -1,0 +1,79 @@
+"""The exact kNN's candidate search as a C++ kernel on XLA:CPU (``_knn_candidates.cc``).
+
+Why: XLA:CPU computes each block's ``(block, n)`` distance matrix with one matrix product, writes
+it to memory, reads it again for the elementwise expansion and again for the selection. At 70,000
+points (Fashion-MNIST, PCA-50) the product alone took 6.5 s of a 13 s search for k = 90 (76
+GFLOP/s: the inner dimension is only 50) and the selection (``neighbors._best``) most of the rest.
+The kernel computes 8 x 32 register tiles of distances with the points packed in tiles of 32,
+and keeps each query's best candidates as it goes (a buffer compacted by ``nth_element``), so the
+matrix never leaves the cache.
+
+Where: :func:`available` is the chooser (CPU only; built on first use and cached, see
+``latentjax/_native.py``; ``LATENTJAX_KNN_KERNEL=0`` turns it off); ``neighbors.knn`` uses
+:func:`candidates` for float32 where it is available and XLA's blocks elsewhere (GPU, TPU,
+float64, no compiler). It is compiled without ``-ffast-math`` (its +inf padding must compare).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from latentjax import _native
+
+TILE = 32  # points per panel tile (``_knn_candidates.cc``)
+
+_KERNELS = _native.Kernels(
+    Path(__file__).with_name("_knn_candidates.cc"),
+    "knn_candidates",
+    ["LatentjaxKnnCandidates"],
+    what="the kNN candidate kernel",
+    env="LATENTJAX_KNN_KERNEL",
+    flags=["-O3", *_native.simd_flags(avx512=True)],
+)
+
+# The chooser (``test_platform_choices``): why not / whether on a backend (default: JAX's).
+unavailable_reason = _KERNELS.unavailable_reason
+available = _KERNELS.available
+
+
+def rounding(d: int) -> float:
+    """A bound on the kernel's relative error of ``d2`` (times ``|q|^2 + |x|^2``) for ``d`` features.
+
+    The kernel sums the ``d`` products of a dot product in order (``_distances.rounding`` assumes
+    XLA's blockwise sums): ``gamma_d`` for the norms and the cross term, a few ulps for the rest.
+
+    Examples:
+      >>> rounding(50) == float(np.finfo(np.float32).eps) * 108
+      True
+    """
+    return float(np.finfo(np.float32).eps) * (8 + 2 * d)
+
+
+def candidates(q_c: jax.Array, x_c: jax.Array, x_sqnorm: jax.Array, skip: jax.Array, count: int):
+    """The ``count`` smallest squared distances of each query, by the expansion (float32).
+
+    Args:
+      q_c: ``(m, d)`` float32 queries, in ``x_c``'s frame (``_distances.frame``).
+      x_c: ``(n, d)`` float32 points.
+      x_sqnorm: ``(n,)`` their squared norms.
+      skip: ``(m,)`` int32: a point each query must not choose (its own index), or -1.
+      count: candidates per query, at most the points a query may choose.
+
+    Returns:
+      ``(indices (m, count) int32, d2 (m, count) float32)``, in increasing ``(d2, index)`` order,
+      ``d2 = max(|q|^2 + |x|^2 - 2 q.x, 0)``.
+    """
+    n, d = x_c.shape
+    tiles = -(-n // TILE)
+    pad = tiles * TILE - n
+    panels = jnp.pad(x_c, ((0, pad), (0, 0))).reshape(tiles, TILE, d).transpose(0, 2, 1)
+    xs = jnp.pad(x_sqnorm, (0, pad), constant_values=jnp.inf)
+    m = q_c.shape[0]
+    out = (jax.ShapeDtypeStruct((m, count), jnp.int32), jax.ShapeDtypeStruct((m, count), jnp.float32))
+    return jax.ffi.ffi_call("LatentjaxKnnCandidates", out, vmap_method="sequential")(
+        q_c, panels, xs, skip.astype(jnp.int32)
+    )

@@ -1,0 +1,82 @@
+"""The kNN candidate kernel (``_knn_native``) against float64 numpy; knn's two paths against each other."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from latentjax.look import _distances, _knn_native, neighbors
+
+pytestmark = pytest.mark.skipif(
+    not _knn_native.available("cpu") or jax.default_backend() != "cpu",
+    reason=f"no kNN kernel: {_knn_native.unavailable_reason()}",
+)
+
+
+def _candidates(x, q, count, skip=None):
+    x_c, q_c = _distances.frame(jnp.asarray(x), jnp.asarray(q))
+    skip = jnp.full(q.shape[0], -1, jnp.int32) if skip is None else jnp.asarray(skip, jnp.int32)
+    idx, d2 = _knn_native.candidates(q_c, x_c, jnp.sum(x_c * x_c, axis=1), skip, count)
+    return np.asarray(idx), np.asarray(d2), np.asarray(x_c, np.float64), np.asarray(q_c, np.float64)
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "d", "count"), [(1, 1, 1, 1), (33, 65, 3, 7), (300, 130, 50, 40), (97, 5, 130, 96)]
+)
+def test_candidates_are_the_smallest_distances_in_order(n, m, d, count):
+    # n and m not multiples of the kernel's 32-point tiles or 64-query blocks: padding never chosen
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    q = rng.normal(size=(m, d)).astype(np.float32)
+    idx, d2, x_c, q_c = _candidates(x, q, count)
+    exact = ((q_c[:, None, :] - x_c[None]) ** 2).sum(-1)
+    want = np.argsort(exact, axis=1, kind="stable")[:, :count]
+    assert idx.shape == (m, count) and idx.dtype == np.int32
+    assert np.all(np.diff(d2, axis=1) >= 0)
+    np.testing.assert_allclose(d2, np.take_along_axis(exact, idx, axis=1), atol=1e-5, rtol=1e-5)
+    # the same sets (random data: no near ties at the boundary)
+    np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(want, axis=1))
+
+
+def test_candidates_skip_the_given_point_and_can_take_all_others():
+    x = np.random.default_rng(3).normal(size=(70, 4)).astype(np.float32)
+    idx, _, _, _ = _candidates(x, x, 69, skip=np.arange(70))
+    for i in range(70):
+        assert sorted(idx[i]) == [j for j in range(70) if j != i]
+
+
+def test_candidates_break_ties_by_index():
+    # an integer grid: many exactly equal distances (exact in the dyadic frame)
+    g = np.stack(np.meshgrid(np.arange(9), np.arange(9)), -1).reshape(-1, 2).astype(np.float32)
+    idx, d2, x_c, q_c = _candidates(g, g[::7], 12)
+    exact = ((q_c[:, None, :] - x_c[None]) ** 2).sum(-1)
+    want = np.lexsort((np.broadcast_to(np.arange(81), exact.shape), exact), axis=1)[:, :12]
+    np.testing.assert_array_equal(idx, want)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_knn_with_and_without_the_kernel_agree(offset, monkeypatch):
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(700, 20)) + offset).astype(np.float32)
+    x[50] = x[51]  # a duplicate: a zero distance and a tie
+    q = (rng.normal(size=(90, 20)) + offset).astype(np.float32)
+    fast = [neighbors.knn(x, k=12), neighbors.knn(x, k=5, queries=q)]
+    monkeypatch.setattr(_knn_native, "available", lambda backend=None: False)
+    jax.clear_caches()
+    slow = [neighbors.knn(x, k=12), neighbors.knn(x, k=5, queries=q)]
+    jax.clear_caches()
+    for a, b in zip(fast, slow):
+        np.testing.assert_array_equal(np.asarray(a.indices), np.asarray(b.indices))
+        np.testing.assert_allclose(np.asarray(a.distances), np.asarray(b.distances), rtol=1e-6, atol=1e-6)
+
+
+def test_rounding_bound_holds_for_the_kernel():
+    # the kernel's d2 minus float64's, relative to |q|^2 + |x|^2, within _knn_native.rounding
+    rng = np.random.default_rng(7)
+    for d in (2, 50, 300):
+        x = rng.normal(size=(200, d)).astype(np.float32) + 3.0
+        idx, d2, x_c, q_c = _candidates(x, x[:40], 200)
+        exact = ((q_c[:, None, :] - x_c[None]) ** 2).sum(-1)
+        scale = (q_c**2).sum(1)[:, None] + (x_c**2).sum(1)[idx]
+        err = np.abs(d2 - np.take_along_axis(exact, idx, axis=1)) / scale
+        assert err.max() <= _knn_native.rounding(d)
