@@ -28,7 +28,6 @@ points against their PCA-50 inputs).
 """
 
 import argparse
-import gzip
 import json
 import os
 import pathlib
@@ -40,6 +39,7 @@ from importlib import metadata
 import jax
 import numpy as np
 
+from latentjax import data as lj_data
 from latentjax.look import maps, metrics, pca, tsne
 from latentjax.look import umap as lj_umap
 
@@ -51,24 +51,28 @@ def _version(name):
         return None
 
 
-def load_fashion(data_dir, n, split="train"):
-    """The first ``n`` images of a split, flat, in [0, 1].
+def _fashion(data_dir, split):
+    ds = lj_data.load("fashion_mnist", data_dir=data_dir)
+    if split == "train":  # continues into the test images: all 70,000
+        return (
+            np.concatenate([ds.train_images, ds.test_images]),
+            np.concatenate([ds.train_labels, ds.test_labels]),
+        )
+    return ds.test_images, ds.test_labels
 
-    The train split continues into the test images beyond its 60,000 (``n = 70000``: all of Fashion-MNIST).
+
+def load_fashion(data_dir, n, split="train"):
+    """The first ``n`` images of a split, flat float32 in [0, 1] (``data.load``'s uint8 / 255).
+
+    The train split continues into the test images beyond its 60,000 (``n = 70000``: all of
+    Fashion-MNIST). (Until 2026-12-01 this scaled the continuation twice: see benchmarks/README.)
     """
-    prefix = "train" if split == "train" else "t10k"
-    path = pathlib.Path(data_dir) / "fashion_mnist" / f"{prefix}-images-idx3-ubyte.gz"
-    raw = gzip.open(path, "rb").read()
-    images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)[:n]
-    if split == "train" and n > len(images):
-        images = np.concatenate([images, load_fashion(data_dir, n - len(images), "test").reshape(-1, 28, 28)])
+    images = _fashion(data_dir, split)[0][:n]
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
 def load_labels(data_dir, n, split="train"):
-    prefix = "train" if split == "train" else "t10k"
-    path = pathlib.Path(data_dir) / "fashion_mnist" / f"{prefix}-labels-idx1-ubyte.gz"
-    return np.frombuffer(gzip.open(path, "rb").read(), np.uint8, offset=8)[:n].astype(np.int64)
+    return _fashion(data_dir, split)[1][:n].astype(np.int64)
 
 
 def jittered(x, n, *, scale=0.1, seed=0):

@@ -1,8 +1,9 @@
 """Build and register small C++ XLA FFI kernels (CPU only) on first use; cached on disk.
 
-Two places use hand-written CPU kernels where XLA:CPU is measurably slow: the conv models' 3x3
-convolutions through oneDNN (``learn/_onednn.py``) and t-SNE's attractive force
-(``look/_tsne_native.py``). Each ships its ``.cc`` source next to its module; this compiles it
+Hand-written CPU kernels stand where XLA:CPU is measurably slow: the conv models' 3x3
+convolutions through oneDNN (``learn/_onednn.py``), t-SNE's attractive force
+(``look/_tsne_native.py``), UMAP's layout epochs (``look/_umap_native.py``) and the exact kNN's
+candidate search (``look/_knn_native.py``). Each ships its ``.cc`` source next to its module; this compiles it
 with the system C++ compiler against jaxlib's FFI headers, caches the library under
 ``$LATENTJAX_CACHE_DIR/kernels`` (default ``~/.cache/latentjax``) by a hash of the source, the
 shared headers (``latentjax/*.h``), the flags, the compiler and the JAX version, and registers its

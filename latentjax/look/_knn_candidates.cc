@@ -5,9 +5,11 @@
 //
 // Inputs: q (m, d) queries, panels (t, d, 32) the points in tiles of 32 (point j of tile p at
 // panels[p, :, j]; padding points anywhere), xs (t * 32,) the points' squared norms (+inf for
-// padding: never chosen), skip (m,) a point index each query must not choose (-1: none).
-// Outputs: idx (m, c) int32 and d2 (m, c) float32, the c smallest
-//   d2_ij = max(|q_i|^2 + xs_j - 2 q_i . x_j, 0)
+// padding: never chosen), skip (m,) a point index each query must not choose (-1: none), count
+// (1,) how many leading queries to search. Outputs: idx (m, c) int32 and d2 (m, c) float32, the c
+// smallest
+//   d2_ij = max(|q_i|^2 + xs_j - 2 q_i . x_j, 0)           (direct = 0: the expansion)
+//   d2_ij = sum_k (q_ik - x_jk)^2 + xs_j   (xs: 0 or inf)   (direct = 1: no cancellation)
 // in increasing (d2, j) order: ties go to the smaller index, as XLA's top_k does.
 //
 // Threads: the queries are cut into blocks of 64 (RunChunks, latentjax/_native_pool.h); a block's
@@ -109,6 +111,8 @@ inline uint32_t Below(V s, float thr) {
 }
 
 // One register tile: rows r .. r + kRows of the block against the tile p (points j0 .. j0 + 32).
+// Direct: sum((q - x)^2) + xs (xs 0, or +inf for padding), without the expansion's cancellation.
+template <bool Direct>
 inline void Tile(const float* q, const float* qsq, const float* panel, const float* xs, int64_t d,
                  int64_t j0, const int32_t* skip, Best* best) {
   V acc[kRows][kVecs];
@@ -119,7 +123,14 @@ inline void Tile(const float* q, const float* qsq, const float* panel, const flo
     for (int v = 0; v < kVecs; ++v) xv[v] = Load(panel + k * kTile + v * kWidth);
     for (int i = 0; i < kRows; ++i) {
       const V qi = Splat(q[i * d + k]);
-      for (int v = 0; v < kVecs; ++v) acc[i][v] += qi * xv[v];
+      for (int v = 0; v < kVecs; ++v) {
+        if (Direct) {
+          const V diff = qi - xv[v];
+          acc[i][v] += diff * diff;
+        } else {
+          acc[i][v] += qi * xv[v];
+        }
+      }
     }
   }
   V xsv[kVecs];
@@ -130,8 +141,12 @@ inline void Tile(const float* q, const float* qsq, const float* panel, const flo
     const V qs = Splat(qsq[i]);
     V lo = Splat(kInf);
     for (int v = 0; v < kVecs; ++v) {
-      V t = qs + xsv[v] - two * acc[i][v];
-      s[v] = t > zero ? t : zero;
+      if (Direct) {
+        s[v] = acc[i][v] + xsv[v];
+      } else {
+        V t = qs + xsv[v] - two * acc[i][v];
+        s[v] = t > zero ? t : zero;
+      }
       lo = s[v] < lo ? s[v] : lo;
     }
     float m = lo[0];
@@ -154,8 +169,8 @@ inline void Tile(const float* q, const float* qsq, const float* panel, const flo
 }
 
 ffi::Error CandidatesImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::F32> panels,
-                          ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::S32> skip,
-                          ffi::ResultBuffer<ffi::S32> idx, ffi::ResultBuffer<ffi::F32> d2) {
+                          ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::S32> skip, ffi::Buffer<ffi::S32> count,
+                          ffi::ResultBuffer<ffi::S32> idx, ffi::ResultBuffer<ffi::F32> d2, int64_t direct) {
   auto qd = q.dimensions();
   auto pd = panels.dimensions();
   auto od = idx->dimensions();
@@ -164,7 +179,10 @@ ffi::Error CandidatesImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Bu
       od.size() != 2 || od[0] != qd[0] || d2->dimensions()[0] != qd[0] || d2->dimensions()[1] != od[1])
     return ffi::Error::InvalidArgument(
         "knn candidates: expected q (m, d), panels (t, d, 32), xs (t * 32,), skip (m,), outputs (m, c)");
-  const int64_t m = qd[0], d = qd[1], tiles = pd[0];
+  if (count.element_count() != 1) return ffi::Error::InvalidArgument("knn candidates: count must be (1,)");
+  // only the first `count` queries are searched (the rest of the outputs are left as they are)
+  const int64_t m = std::min<int64_t>(qd[0], std::max<int32_t>(count.typed_data()[0], 0));
+  const int64_t d = qd[1], tiles = pd[0];
   const int c = static_cast<int>(od[1]);
   if (c < 1) return ffi::Error::InvalidArgument("knn candidates: c must be at least 1");
   const float* qp = q.typed_data();
@@ -194,7 +212,10 @@ ffi::Error CandidatesImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Bu
       const int64_t t1 = std::min<int64_t>(tiles, t0 + kChunkTiles);
       for (int64_t i = 0; i < kBlock; i += kRows)
         for (int64_t t = t0; t < t1; ++t)
-          Tile(&qb[i * d], &qsq[i], pp + t * d * kTile, xp, d, t * kTile, &sk[i], &best[i]);
+          if (direct)
+            Tile<true>(&qb[i * d], &qsq[i], pp + t * d * kTile, xp, d, t * kTile, &sk[i], &best[i]);
+          else
+            Tile<false>(&qb[i * d], &qsq[i], pp + t * d * kTile, xp, d, t * kTile, &sk[i], &best[i]);
     }
     for (int64_t i = 0; i < rows; ++i) best[i].Write(ip + (r0 + i) * c, dp + (r0 + i) * c);
   });
@@ -210,5 +231,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LatentjaxKnnCandidates, CandidatesImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
                                   .Ret<ffi::Buffer<ffi::S32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("direct"));

@@ -53,27 +53,59 @@ def rounding(d: int) -> float:
     return float(np.finfo(np.float32).eps) * (8 + 2 * d)
 
 
-def candidates(q_c: jax.Array, x_c: jax.Array, x_sqnorm: jax.Array, skip: jax.Array, count: int):
-    """The ``count`` smallest squared distances of each query, by the expansion (float32).
+def candidates(q, x, x_sqnorm, skip, count: int, *, direct: bool = False, num_rows=None):
+    """The ``count`` smallest squared distances of each query (float32; call where `available`).
 
     Args:
-      q_c: ``(m, d)`` float32 queries, in ``x_c``'s frame (``_distances.frame``).
-      x_c: ``(n, d)`` float32 points.
-      x_sqnorm: ``(n,)`` their squared norms.
+      q: ``(m, d)`` float32 queries; in ``x``'s frame (``_distances.frame``) unless ``direct``.
+      x: ``(n, d)`` float32 points.
+      x_sqnorm: ``(n,)`` their squared norms; zeros when ``direct``.
       skip: ``(m,)`` int32: a point each query must not choose (its own index), or -1.
       count: candidates per query, at most the points a query may choose.
+      direct: ``sum((q - x)^2)`` instead of the expansion: no cancellation, for the queries whose
+        candidates the expansion's rounding left unsure (on the inputs, as ``neighbors._rerank``).
+      num_rows: int32 scalar: search only the first ``num_rows`` queries (default all); the
+        other rows of the outputs are undefined.
 
     Returns:
       ``(indices (m, count) int32, d2 (m, count) float32)``, in increasing ``(d2, index)`` order,
-      ``d2 = max(|q|^2 + |x|^2 - 2 q.x, 0)``.
+      ``d2 = max(|q|^2 + |x|^2 - 2 q.x, 0)`` (or the direct sum).
     """
-    n, d = x_c.shape
+    n, d = x.shape
     tiles = -(-n // TILE)
     pad = tiles * TILE - n
-    panels = jnp.pad(x_c, ((0, pad), (0, 0))).reshape(tiles, TILE, d).transpose(0, 2, 1)
+    panels = jnp.pad(x, ((0, pad), (0, 0))).reshape(tiles, TILE, d).transpose(0, 2, 1)
     xs = jnp.pad(x_sqnorm, (0, pad), constant_values=jnp.inf)
-    m = q_c.shape[0]
+    m = q.shape[0]
+    rows = jnp.full((1,), m, jnp.int32) if num_rows is None else jnp.reshape(num_rows, (1,)).astype(jnp.int32)
     out = (jax.ShapeDtypeStruct((m, count), jnp.int32), jax.ShapeDtypeStruct((m, count), jnp.float32))
     return jax.ffi.ffi_call("LatentjaxKnnCandidates", out, vmap_method="sequential")(
-        q_c, panels, xs, skip.astype(jnp.int32)
+        q, panels, xs, skip.astype(jnp.int32), rows, direct=np.int64(direct)
     )
+
+
+def search(x, q, x_c, q_c, x_sqnorm, rerank, *, count: int, block_size: int, exclude_self: bool):
+    """``neighbors.knn``'s search by the kernel: ``(indices (m, k), distances (m, k))``.
+
+    The ``count`` candidates of each query by the expansion; ``rerank(q_c, q, q_index, cand,
+    approx)`` (``neighbors._rerank``) orders them by their exact distances in blocks of
+    ``block_size`` queries and flags those the expansion's rounding leaves unsure; the flagged
+    rows are searched again by the kernel's direct sums, on the inputs (gathered to the front, so
+    a tight cluster of duplicates costs one direct pass per flagged row, not an XLA loop).
+    ``exclude_self``: the queries are the points, and each skips itself.
+    """
+    m = q.shape[0]
+    q_index = jnp.arange(m, dtype=jnp.int32)
+    skip = q_index if exclude_self else jnp.full_like(q_index, -1)
+    cand, approx = candidates(q_c, x_c, x_sqnorm, skip, count)
+    idx, dist, unsure = jax.lax.map(
+        lambda a: rerank(*a), (q_c, q, q_index, cand, approx), batch_size=block_size
+    )
+    (flagged,) = jnp.nonzero(unsure, size=m, fill_value=0)
+    num = jnp.sum(unsure).astype(jnp.int32)
+    skip = flagged if exclude_self else jnp.full_like(flagged, -1)
+    zeros = jnp.zeros(x.shape[0], x.dtype)
+    best, d2 = candidates(q[flagged], x, zeros, skip, idx.shape[1], direct=True, num_rows=num)
+    rows = jnp.where(q_index < num, flagged, m)  # beyond the flagged: dropped
+    idx = idx.astype(jnp.int32).at[rows].set(best, mode="drop")
+    return idx, dist.at[rows].set(jnp.sqrt(d2), mode="drop")

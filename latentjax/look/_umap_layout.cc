@@ -145,6 +145,79 @@ ffi::Error LayoutImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> yt, ffi::Buffe
   return ffi::Error::Success();
 }
 
+// d2^b through one log/exp, as the XLA path (_d2_pow_b); d2 > 0.
+inline float PowB(float d2, float b) { return std::exp(b * std::log(std::max(d2, 1e-30f))); }
+
+// The transform's layout (_umap_transform._step, every epoch from 0): new points move along their
+// edges to the fixed reference, and away from nsr uniform reference points per firing edge,
+//   o = murmur3_finaliser(seed_t + ((i k + s) nsr + u) * 0x9E3779B1) mod n  (the XLA path's draw)
+//   y_i += alpha_t * (sum clip(att * diff, 4) + sum clip(rep * diff, 4)).
+// The new points do not interact, so each runs all its epochs at once, in its own registers.
+ffi::Error TransformImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> y0, ffi::Buffer<ffi::F32> ref,
+                         ffi::Buffer<ffi::S32> cols, ffi::Buffer<ffi::F32> weights, ffi::Buffer<ffi::F32> rate,
+                         ffi::Buffer<ffi::U32> seeds, ffi::Buffer<ffi::F32> hyper,
+                         ffi::ResultBuffer<ffi::F32> out, int64_t nsr, int64_t num_steps) {
+  auto yd = y0.dimensions();
+  auto rd = ref.dimensions();
+  auto cd = cols.dimensions();
+  if (yd.size() != 2 || rd.size() != 2 || cd.size() != 2 || yd[1] != rd[1] || yd[1] > kMaxDim ||
+      cd[0] != yd[0] || weights.element_count() != cols.element_count() ||
+      rate.element_count() != cols.element_count() || hyper.element_count() != 4 || rd[0] < 1)
+    return ffi::Error::InvalidArgument("umap transform: inconsistent shapes");
+  const int64_t m = yd[0], dim = yd[1], n = rd[0], k = cd[1], steps = seeds.element_count();
+  const float a = hyper.typed_data()[0], b = hyper.typed_data()[1];
+  const float gamma = hyper.typed_data()[2], lr = hyper.typed_data()[3];
+  const float* rp = ref.typed_data();
+  const int32_t* cp = cols.typed_data();
+  const float* wp = weights.typed_data();
+  const float* ratep = rate.typed_data();
+  const uint32_t* sp = seeds.typed_data();
+  const float* yp = y0.typed_data();
+  float* op = out->typed_data();
+  const int chunks = static_cast<int>(std::min<int64_t>(std::max<int64_t>(m, 1), 16 * (pool.num_threads() + 1)));
+  RunChunks(pool, chunks, [&](int c) {
+    for (int64_t i = m * c / chunks; i < m * (c + 1) / chunks; ++i) {
+      float y[kMaxDim], move[kMaxDim], d[kMaxDim];
+      for (int64_t q = 0; q < dim; ++q) y[q] = yp[i * dim + q];
+      for (int64_t t = 0; t < steps; ++t) {
+        const float ef = static_cast<float>(t);
+        const float alpha = lr * (1.0f - ef / static_cast<float>(num_steps));
+        for (int64_t q = 0; q < dim; ++q) move[q] = 0.0f;
+        for (int64_t s = 0; s < k && t >= 1; ++s) {
+          const float r = ratep[i * k + s];
+          if (!(wp[i * k + s] > 0.0f) || !(std::floor(ef * r) > std::floor((ef - 1.0f) * r))) continue;
+          const float* yj = rp + static_cast<int64_t>(cp[i * k + s]) * dim;
+          float d2 = 0.0f;
+          for (int64_t q = 0; q < dim; ++q) {
+            d[q] = y[q] - yj[q];
+            d2 += d[q] * d[q];
+          }
+          if (d2 > 0.0f) {
+            const float d2b = PowB(d2, b);
+            const float g = -2.0f * a * b * d2b / (d2 * (1.0f + a * d2b));
+            for (int64_t q = 0; q < dim; ++q) move[q] += Clip(g * d[q]);
+          }
+          for (int64_t u = 0; u < nsr; ++u) {
+            const uint32_t slot = static_cast<uint32_t>((i * k + s) * nsr + u);
+            const float* yo = rp + static_cast<int64_t>(Draw(sp[t], slot) % static_cast<uint32_t>(n)) * dim;
+            float nd2 = 0.0f;
+            for (int64_t q = 0; q < dim; ++q) {
+              d[q] = y[q] - yo[q];
+              nd2 += d[q] * d[q];
+            }
+            if (!(nd2 > 0.0f)) continue;
+            const float g = 2.0f * gamma * b / ((1e-3f + nd2) * (1.0f + a * PowB(nd2, b)));
+            for (int64_t q = 0; q < dim; ++q) move[q] += Clip(g * d[q]);
+          }
+        }
+        for (int64_t q = 0; q < dim; ++q) y[q] += alpha * move[q];
+      }
+      for (int64_t q = 0; q < dim; ++q) op[i * dim + q] = y[q];
+    }
+  });
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LatentjaxUmapLayout, LayoutImpl,
@@ -161,3 +234,17 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LatentjaxUmapLayout, LayoutImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int64_t>("m")
                                   .Attr<int64_t>("decay_steps"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LatentjaxUmapTransform, TransformImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // y0 (m, dim): the new points
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // the reference (n, dim)
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // cols (m, k)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // weights (m, k)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // rate (m, k)
+                                  .Arg<ffi::Buffer<ffi::U32>>()   // seeds (steps,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // a, b, gamma, learning rate
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("nsr")
+                                  .Attr<int64_t>("num_steps"));

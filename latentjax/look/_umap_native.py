@@ -29,7 +29,7 @@ MAX_COMPONENTS = 16  # the kernel's per-vertex accumulators (``_umap_layout.cc``
 _KERNELS = _native.Kernels(
     Path(__file__).with_name("_umap_layout.cc"),
     "umap_layout",
-    ["LatentjaxUmapLayout"],
+    ["LatentjaxUmapLayout", "LatentjaxUmapTransform"],
     what="UMAP's layout kernel",
     env="LATENTJAX_UMAP_KERNEL",
     flags=_native.vector_flags(),
@@ -71,4 +71,35 @@ def run(yt, epoch, seeds, sched, hyper, *, decay_steps: int) -> jax.Array:
         hyper,
         m=np.int64(m),
         decay_steps=np.int64(decay_steps),
+    )
+
+
+def transform(y0, reference, graph, seeds, hyper, *, negative_sample_rate: int) -> jax.Array:
+    """``len(seeds)`` epochs of ``_umap_transform``'s layout: the new points' final positions.
+
+    Args:
+      y0: float32 ``(m, dim)`` starting positions of the new points, ``dim <= MAX_COMPONENTS``.
+      reference: float32 ``(n, dim)`` the fitted map, held fixed.
+      graph: ``_umap_transform.Edges`` (``cols``, ``weights``, ``rate``, each ``(m, k)``).
+      seeds: uint32 ``(steps,)``, each epoch's negative-sampling seed; ``steps`` is also the
+        learning rate's decay length.
+      hyper: float32 ``(4,)``: ``a``, ``b``, ``gamma``, learning rate.
+      negative_sample_rate: reference points drawn per firing edge.
+
+    Returns:
+      float32 ``(m, dim)``.
+    """
+    call = jax.ffi.ffi_call(
+        "LatentjaxUmapTransform", jax.ShapeDtypeStruct(y0.shape, jnp.float32), vmap_method="sequential"
+    )
+    return call(
+        y0,
+        reference,
+        graph.cols.astype(jnp.int32),
+        graph.weights.astype(jnp.float32),
+        graph.rate.astype(jnp.float32),
+        seeds,
+        hyper,
+        nsr=np.int64(negative_sample_rate),
+        num_steps=np.int64(seeds.shape[0]),
     )

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from latentjax.look import _umap_kernels, neighbors
+from latentjax.look import _umap_kernels, _umap_native, neighbors
 from latentjax.look._umap_kernels import _CLIP, _d2_pow_b, _fires, _uniform_ints
 
 
@@ -97,9 +97,24 @@ def _step(y, epoch, key, reference, graph, a, b, gamma, learning_rate, negative_
     return y + alpha * move, epoch + 1
 
 
-@functools.partial(jax.jit, static_argnames=("negative_sample_rate",))
+@functools.partial(jax.jit, static_argnames=("num_steps", "negative_sample_rate"))
 def layout(y0, key, reference, graph, a, b, gamma, learning_rate, *, num_steps, negative_sample_rate):
-    """``num_steps`` of ``_step`` in one ``fori_loop``: the new points' final ``(m, dim)`` positions."""
+    """``num_steps`` of ``_step`` in one ``fori_loop``: the new points' final ``(m, dim)`` positions.
+
+    On CPU in float32 UMAP's C++ kernel runs the same steps (``_umap_native.transform``: each new
+    point all its epochs at once, only the firing edges evaluated).
+    """
+    if (
+        y0.dtype == reference.dtype == jnp.float32
+        and y0.shape[1] <= _umap_native.MAX_COMPONENTS
+        and _umap_native.available()
+    ):
+        epochs = jnp.arange(num_steps)
+        seeds = jax.vmap(lambda e: jax.random.bits(jax.random.fold_in(key, e), (), jnp.uint32))(epochs)
+        hyper = jnp.stack([jnp.asarray(v, jnp.float32) for v in (a, b, gamma, learning_rate)])
+        return _umap_native.transform(
+            y0, reference, graph, seeds, hyper, negative_sample_rate=negative_sample_rate
+        )
 
     def body(_, carry):
         return _step(

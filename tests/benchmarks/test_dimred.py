@@ -106,3 +106,18 @@ def test_jittered_copies_stay_next_to_their_originals(load_script):
     idx = NearestNeighbors(n_neighbors=1).fit(x).kneighbors(y[300:], return_distance=False)[:, 0]
     assert np.array_equal(idx, np.arange(300, 1000) % 300)
     assert np.all(np.abs(y[300:] - x[np.arange(300, 1000) % 300]).max(axis=1) > 0)
+
+
+@pytest.mark.data
+def test_load_fashion_continues_into_the_test_images_at_the_same_scale(data_dir, load_script):
+    # The 70,000-point set once divided its last 10,000 images by 255 twice (they sat at ~0).
+    import gzip
+
+    bench = load_script("dimred", "benchmarks")
+    both = bench.load_fashion(str(data_dir), 60010)
+    raw = gzip.open(data_dir / "fashion_mnist" / "t10k-images-idx3-ubyte.gz").read()
+    test = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 784)[:10]
+    np.testing.assert_array_equal(both[60000:] * 255.0, test.astype(np.float32))
+    assert both.dtype == np.float32 and both.shape == (60010, 784) and both.max() == 1.0
+    labels = bench.load_labels(str(data_dir), 60010)
+    assert labels[60000:].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]  # the test set's first labels

@@ -80,3 +80,22 @@ def test_rounding_bound_holds_for_the_kernel():
         scale = (q_c**2).sum(1)[:, None] + (x_c**2).sum(1)[idx]
         err = np.abs(d2 - np.take_along_axis(exact, idx, axis=1)) / scale
         assert err.max() <= _knn_native.rounding(d)
+
+
+def test_a_tight_cluster_is_searched_directly_and_equals_brute_force():
+    # 300 points within 1e-6 of each other far from the rest: the expansion cannot order them
+    # (every row unsure), the direct search must, as float64 does.
+    rng = np.random.default_rng(9)
+    x = np.concatenate([rng.normal(size=(500, 8)), 5.0 + 1e-6 * rng.normal(size=(300, 8))]).astype(np.float32)
+    q = x[::7] + np.float32(1e-7)
+    for nb, queries in ((neighbors.knn(x, k=6), None), (neighbors.knn(x, k=6, queries=q), q)):
+        qq = x if queries is None else queries
+        d = ((qq[:, None, :].astype(np.float64) - x[None].astype(np.float64)) ** 2).sum(-1)
+        if queries is None:
+            np.fill_diagonal(d, np.inf)
+        # float32 differences decide (as the XLA path): compare the chosen distances, not indices
+        want = np.sort(d, axis=1)[:, :6]
+        got = np.take_along_axis(d, np.asarray(nb.indices), axis=1)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-16)
+        if queries is None:
+            assert not np.any(np.asarray(nb.indices) == np.arange(len(x))[:, None])

@@ -88,3 +88,25 @@ def test_coincident_points_get_no_force_and_stay_finite():
     want, _ = _xla(yt, 1, key, sched, 2, 20)
     assert np.all(np.isfinite(np.asarray(got)))
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(("dim", "steps", "nsr"), [(2, 30, 5), (3, 12, 2), (2, 9, 0)])
+def test_transform_kernel_equals_the_xla_steps(dim, steps, nsr, monkeypatch):
+    # maps.transform's layout (new points against a fixed reference) by the kernel and by XLA's
+    # _umap_transform._step: the new points do not interact, so no chaos: equal to rounding.
+    from latentjax.look import _umap_transform
+
+    rng = np.random.default_rng(4)
+    x_ref = rng.normal(size=(400, 6)).astype(np.float32)
+    x_new = rng.normal(size=(70, 6)).astype(np.float32)
+    reference = jnp.asarray(rng.normal(size=(400, dim)) * 3, jnp.float32)
+    graph, vals = _umap_transform.edges(x_ref, x_new, n_neighbors=10, num_steps=steps)
+    y0 = _umap_transform.graph_init(reference, graph.cols, vals)
+    args = (y0, jax.random.key(5), reference, graph, *HYPER[:3], 0.25)
+    got = _umap_transform.layout(*args, num_steps=steps, negative_sample_rate=nsr)
+    monkeypatch.setattr(_umap_native, "available", lambda backend=None: False)
+    jax.clear_caches()
+    want = _umap_transform.layout(*args, num_steps=steps, negative_sample_rate=nsr)
+    jax.clear_caches()
+    assert float(jnp.max(jnp.abs(want - y0))) > 0.1  # the points did move
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-4, rtol=0)
