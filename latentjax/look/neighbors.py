@@ -235,22 +235,10 @@ def _knn(x, q, *, k, num_candidates, block_size, exclude_self):
 
     q_index = jnp.arange(q.shape[0], dtype=jnp.int32)
     if x.dtype == jnp.float32 and _knn_native.available():  # the C++ kernel (see _knn_native)
-        rounding = _knn_native.rounding(x.shape[1])
-        rerank = functools.partial(
-            _rerank, x=x, x_sqnorm=x_sqnorm, k=k, exclude_self=exclude_self, rounding=rounding
-        )
-        found = _knn_native.search(
-            x,
-            q,
-            x_c,
-            q_c,
-            x_sqnorm,
-            rerank,
-            count=num_candidates,
-            block_size=block_size,
-            exclude_self=exclude_self,
-        )
-        return Neighbors(*found)
+        kw = {"k": k, "exclude_self": exclude_self, "rounding": _knn_native.rounding(x.shape[1])}
+        rerank = functools.partial(_rerank, x=x, x_sqnorm=x_sqnorm, **kw)
+        kw = {"count": num_candidates, "block_size": block_size, "exclude_self": exclude_self}
+        return Neighbors(*_knn_native.search(x, q, x_c, q_c, x_sqnorm, rerank, **kw))
     idx, dist, unsure = _distances.map_row_blocks(
         one, (q_c, q, q_index), block_size=block_size, x_c=x_c, x_sqnorm=x_sqnorm
     )
