@@ -97,7 +97,7 @@ def fit_umap(
       n_neighbors: as ``umap.embed``.
       min_dist: as ``umap.embed``.
       spread: as ``umap.embed``.
-      num_steps: as ``umap.embed`` (None: umap-learn's rule); kept for ``transform``'s rule.
+      num_steps: as ``umap.embed`` (None: ``umap.default_num_steps``); kept for ``transform``'s rule.
       num_components: as ``umap.embed``.
       negative_sample_rate: as ``umap.embed``.
       initialization: as ``umap.embed``.
@@ -123,7 +123,7 @@ def fit_umap(
     n = x.shape[0]
     if not isinstance(n_neighbors, int) or not 2 <= n_neighbors <= n:
         raise InputError(f"{where}: n_neighbors must be an integer in [2, n = {n}], got {n_neighbors!r}")
-    steps = (500 if n <= 10_000 else 200) if num_steps is None else num_steps
+    steps = umap.default_num_steps(n) if num_steps is None else num_steps
     a, b = umap.find_ab(spread=spread, min_dist=min_dist)
     dtype = float_dtype(x.dtype)
     xa = jnp.asarray(x, dtype)

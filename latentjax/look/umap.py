@@ -294,6 +294,22 @@ def optimize(
     return state._replace(embedding=yt.T, step=count)
 
 
+def default_num_steps(n: int) -> int:
+    """Layout epochs when none are given: 500 up to 10,000 points, 260 beyond (umap-learn: 200).
+
+    The epochs here are synchronous (every update from the epoch's start, so deterministic and
+    parallel) where umap-learn's SGD moves points edge by edge; they gain less per epoch. At all
+    70,000 Fashion-MNIST PCA-50 points, trustworthiness against umap-learn's (200 epochs) 0.9816:
+    200 epochs 0.9756, 250: 0.9766, 260: 0.9776, 300: 0.9787 (benchmarks/README); each 10 epochs
+    cost about 0.1 s there.
+
+    Examples:
+      >>> default_num_steps(10_000), default_num_steps(10_001)
+      (500, 260)
+    """
+    return 500 if n <= 10_000 else 260
+
+
 def embed(
     key: jax.Array,
     x: ArrayLike,
@@ -318,8 +334,7 @@ def embed(
       n_neighbors: neighbourhood size, counting the point itself, in ``[2, n]``.
       min_dist: how tightly points may pack (``find_ab``).
       spread: scale of the embedded points (``find_ab``).
-      num_steps: layout steps (umap-learn's ``n_epochs``); None means 500 for n <= 10,000 and
-        200 beyond (umap-learn's rule).
+      num_steps: layout steps (umap-learn's ``n_epochs``); None: ``default_num_steps(n)``.
       num_components: embedding dimension.
       negative_sample_rate: negative samples per firing edge.
       initialization: ``"spectral"``, ``"pca"`` or ``"random"`` (``initialize``'s ``method``).
@@ -348,7 +363,7 @@ def embed(
     where = "look.umap.embed"
     x = _checks.array(x, "x", where=where, ndim=2)
     n = x.shape[0]
-    num_steps = (500 if n <= 10_000 else 200) if num_steps is None else num_steps
+    num_steps = default_num_steps(n) if num_steps is None else num_steps
     a, b = find_ab(spread=spread, min_dist=min_dist)
     idx, dist = graph_knn(x, n_neighbors, knn_method=knn_method, key=jax.random.fold_in(key, 2), where=where)
     graph = _from_knn(idx, dist, n_neighbors, where=where)
