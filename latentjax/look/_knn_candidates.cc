@@ -19,7 +19,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#if defined(__AVX__)
 #include <immintrin.h>
+#endif
 #include <limits>
 #include <vector>
 
