@@ -15,7 +15,7 @@
 // Threads: the queries are cut into blocks of 64 (RunChunks, latentjax/_native_pool.h); a block's
 // rows are written by one thread, in one order, so the result does not depend on scheduling.
 // Within a block, the points are read in chunks of 2,048 (a 400 KB panel for d = 50, held in L2)
-// by register tiles of MQ queries x 32 points.
+// by register tiles of kRows queries x 32 points (8 with AVX-512, 2 with AVX2).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -178,7 +178,8 @@ ffi::Error CandidatesImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Bu
   auto od = idx->dimensions();
   if (qd.size() != 2 || pd.size() != 3 || pd[1] != qd[1] || pd[2] != kTile || xs.dimensions().size() != 1 ||
       xs.dimensions()[0] != pd[0] * kTile || skip.dimensions().size() != 1 || skip.dimensions()[0] != qd[0] ||
-      od.size() != 2 || od[0] != qd[0] || d2->dimensions()[0] != qd[0] || d2->dimensions()[1] != od[1])
+      od.size() != 2 || d2->dimensions().size() != 2 || od[0] != qd[0] || d2->dimensions()[0] != qd[0] ||
+      d2->dimensions()[1] != od[1])
     return ffi::Error::InvalidArgument(
         "knn candidates: expected q (m, d), panels (t, d, 32), xs (t * 32,), skip (m,), outputs (m, c)");
   if (count.element_count() != 1) return ffi::Error::InvalidArgument("knn candidates: count must be (1,)");
@@ -186,7 +187,7 @@ ffi::Error CandidatesImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Bu
   const int64_t m = std::min<int64_t>(qd[0], std::max<int32_t>(count.typed_data()[0], 0));
   const int64_t d = qd[1], tiles = pd[0];
   const int c = static_cast<int>(od[1]);
-  if (c < 1) return ffi::Error::InvalidArgument("knn candidates: c must be at least 1");
+  if (c < 1 || c > pd[0] * kTile) return ffi::Error::InvalidArgument("knn candidates: c must be in [1, n]");
   const float* qp = q.typed_data();
   const float* pp = panels.typed_data();
   const float* xp = xs.typed_data();

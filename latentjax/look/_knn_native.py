@@ -4,7 +4,7 @@ Why: XLA:CPU computes each block's ``(block, n)`` distance matrix with one matri
 it to memory, reads it again for the elementwise expansion and again for the selection. At 70,000
 points (Fashion-MNIST, PCA-50) the product alone took 6.5 s of a 13 s search for k = 90 (76
 GFLOP/s: the inner dimension is only 50) and the selection (``neighbors._best``) most of the rest.
-The kernel computes 8 x 32 register tiles of distances with the points packed in tiles of 32,
+The kernel computes register tiles of distances (8 or 2 queries x 32 points, with or without AVX-512),
 and keeps each query's best candidates as it goes (a buffer compacted by ``nth_element``), so the
 matrix never leaves the cache.
 

@@ -217,7 +217,7 @@ def knn(x: ArrayLike, *, k: int, queries: ArrayLike | None = None, block_size: i
         x,
         q,
         k=k,
-        num_candidates=_num_candidates(k, n),
+        num_candidates=_num_candidates(k, n - int(exclude_self)),  # the points a query may choose
         block_size=min(block_size, q.shape[0]),
         exclude_self=exclude_self,
     )

@@ -99,3 +99,18 @@ def test_a_tight_cluster_is_searched_directly_and_equals_brute_force():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-16)
         if queries is None:
             assert not np.any(np.asarray(nb.indices) == np.arange(len(x))[:, None])
+
+
+@pytest.mark.parametrize("n", [3, 20, 97])
+def test_small_sets_with_k_up_to_n_minus_1_equal_brute_force(n):
+    # With few points the candidate count reaches the points a query may choose (n - 1 when each
+    # query is a point): asking the kernel for n once filled a slot with point 0, a duplicate.
+    x = np.random.default_rng(n).normal(size=(n, 3)).astype(np.float32)
+    for k in sorted({1, n // 2, n - 2, n - 1} - {0}):
+        nb = neighbors.knn(x, k=k)
+        d = ((x[:, None, :].astype(np.float64) - x[None]) ** 2).sum(-1)
+        np.fill_diagonal(d, np.inf)
+        np.testing.assert_array_equal(np.asarray(nb.indices), np.argsort(d, axis=1, kind="stable")[:, :k])
+        assert all(len(set(row)) == k for row in np.asarray(nb.indices).tolist())
+    nb = neighbors.knn(jnp.array([[0.0], [1.0], [3.0]]), k=2)
+    assert nb.indices.tolist() == [[1, 2], [0, 2], [1, 0]]
