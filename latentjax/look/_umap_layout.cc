@@ -186,7 +186,8 @@ ffi::Error TransformImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> y0, ffi::Bu
         for (int64_t s = 0; s < k && t >= 1; ++s) {
           const float r = ratep[i * k + s];
           if (!(wp[i * k + s] > 0.0f) || !(std::floor(ef * r) > std::floor((ef - 1.0f) * r))) continue;
-          const float* yj = rp + static_cast<int64_t>(cp[i * k + s]) * dim;
+          const int64_t j = std::min<int64_t>(std::max<int32_t>(cp[i * k + s], 0), n - 1);  // as XLA clamps
+          const float* yj = rp + j * dim;
           float d2 = 0.0f;
           for (int64_t q = 0; q < dim; ++q) {
             d[q] = y[q] - yj[q];
