@@ -89,19 +89,8 @@ def reference_grid(reference: jax.Array, *, num_boxes: int) -> Grid:
     return Grid(lo, width, fields, center, radius)
 
 
-def _by_box(fields):
-    """``(nb * nb, 3, p, p)``: each box's node values together, so a point reads one row of them."""
-    p = _NODES
-    nb = fields.shape[-1] // p
-    return fields.reshape(3, nb, p, nb, p).transpose(1, 3, 0, 2, 4).reshape(nb * nb, 3, p, p)
-
-
-def _repulsion_grid(y, grid, boxed):
-    """``(rep (m, 2), Z_i (m,))`` of new points ``y`` from the grid's potentials (9 nodes each).
-
-    ``boxed`` is ``_by_box(grid.fields)``: one gathered row per point (27 values), where gathering
-    the 27 nodes from ``fields`` one by one took most of a step on XLA:CPU.
-    """
+def _repulsion_grid(y, grid):
+    """``(rep (m, 2), Z_i (m,))`` of new points ``y`` from the grid's potentials (9 nodes each)."""
     p = _NODES
     nb = grid.fields.shape[-1] // p
     u = (y - grid.lo) / grid.width
@@ -109,8 +98,11 @@ def _repulsion_grid(y, grid, boxed):
     w = _fitsne_grid._lagrange_weights(u - box, p)
     w2 = w[:, 0, :, None] * w[:, 1, None, :]  # (m, p, p)
     box = box.astype(jnp.int32)
-    local = boxed[box[:, 0] * nb + box[:, 1]]  # (m, 3, p, p)
-    phi = jnp.einsum("mkab,mab->mk", local, w2)
+    nodes = jnp.arange(p)
+    ix = box[:, 0, None] * p + nodes[None, :]  # (m, p)
+    iy = box[:, 1, None] * p + nodes[None, :]
+    local = grid.fields[:, ix[:, :, None], iy[:, None, :]]  # (3, m, p, p)
+    phi = jnp.einsum("kmab,mab->mk", local, w2)
     return phi[:, 1:], phi[:, 0]
 
 
@@ -153,10 +145,10 @@ def _attraction(y, reference, cols, p, *, native):
     return jnp.sum((p * q)[..., None] * diff, axis=1)
 
 
-def _step(carry, reference, cols, p, grid, boxed, hyper, *, method, native):
+def _step(carry, reference, cols, p, grid, hyper, *, method, native):
     y, update, gains = carry
     attraction = _attraction(y, reference, cols, p, native=native)
-    rep, z = _repulsion_grid(y, grid, boxed) if method == "fft" else _repulsion_exact(y, reference)
+    rep, z = _repulsion_grid(y, grid) if method == "fft" else _repulsion_exact(y, reference)
     grad = hyper.exaggeration * attraction - rep / (z[:, None] + jnp.finfo(y.dtype).eps)
     norm = jnp.linalg.norm(grad, axis=1, keepdims=True)
     grad = grad * jnp.minimum(1.0, hyper.max_grad_norm / (norm + 1e-6))
@@ -183,7 +175,6 @@ def descend(carry, reference, cols, p, grid, hyper, *, num_steps, method):
     ``carry`` is ``(y (m, 2), update, gains)``: start from ``(y0, zeros, ones)``; a second phase
     continues from the first's (openTSNE keeps its optimiser between the phases).
     """
-    boxed = _by_box(grid.fields) if method == "fft" else None
     native = (
         reference.dtype == jnp.float32
         and reference.shape[1] <= _tsne_native.MAX_COMPONENTS
@@ -195,7 +186,6 @@ def descend(carry, reference, cols, p, grid, hyper, *, num_steps, method):
         cols=cols,
         p=p,
         grid=grid,
-        boxed=boxed,
         hyper=hyper,
         method=method,
         native=native,

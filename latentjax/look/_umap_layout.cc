@@ -30,6 +30,9 @@ constexpr int kMaxDim = 16;
 
 inline float Clip(float v) { return std::min(kClip, std::max(-kClip, v)); }
 
+// d2^b through one log/exp, as the XLA path (_d2_pow_b); d2 > 0.
+inline float PowB(float d2, float b) { return std::exp(b * std::log(std::max(d2, 1e-30f))); }
+
 inline uint32_t Draw(uint32_t seed, uint32_t slot) {
   uint32_t x = slot * 0x9E3779B1u + seed;
   x ^= x >> 16;
@@ -106,7 +109,7 @@ ffi::Error LayoutImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> yt, ffi::Buffe
         for (int64_t s = 0; s < fired; ++s) {
           // Coincident points (d2 = 0) get 0; a safe d2 keeps inf/NaN out (-ffast-math assumes none).
           const float d2 = d2s[s] > 0.0f ? d2s[s] : 1.0f;
-          const float d2b = std::exp(b * std::log(std::max(d2, 1e-30f)));
+          const float d2b = PowB(d2, b);
           const float v = -2.0f * a * b * d2b / (d2 * (1.0f + a * d2b));
           g[s] = d2s[s] > 0.0f ? v : 0.0f;
         }
@@ -126,7 +129,7 @@ ffi::Error LayoutImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> yt, ffi::Buffe
           }
           for (int64_t s = 0; s < m; ++s) {
             const float d2 = d2s[s] > 0.0f ? d2s[s] : 1.0f;
-            const float d2b = std::exp(b * std::log(std::max(d2, 1e-30f)));
+            const float d2b = PowB(d2, b);
             const float v = 2.0f * gamma * b / ((1e-3f + d2) * (1.0f + a * d2b));
             g[s] = d2s[s] > 0.0f ? v : 0.0f;
           }
@@ -144,9 +147,6 @@ ffi::Error LayoutImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> yt, ffi::Buffe
     for (int64_t i = 0; i < n; ++i) out->typed_data()[q * n + i] = cur[i * dim + q];
   return ffi::Error::Success();
 }
-
-// d2^b through one log/exp, as the XLA path (_d2_pow_b); d2 > 0.
-inline float PowB(float d2, float b) { return std::exp(b * std::log(std::max(d2, 1e-30f))); }
 
 // The transform's layout (_umap_transform._step, every epoch from 0): new points move along their
 // edges to the fixed reference, and away from nsr uniform reference points per firing edge,
