@@ -217,7 +217,7 @@ def tsne_rows(case, x, *, quick, skip_sklearn, n_jobs):
 
 
 def umap_rows(case, x, *, quick, knn_method="auto", epochs=None):
-    num_steps = 50 if quick else epochs  # None: each its default (umap-learn 200 beyond 10,000, ours 260)
+    num_steps = 50 if quick else epochs  # None: each its default (200 beyond 10,000 points)
 
     def ours():
         return lj_umap.embed(

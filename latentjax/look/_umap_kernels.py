@@ -151,45 +151,64 @@ def _d2_pow_b(d2, b):
 
 
 def layout_step(yt, epoch, key, sched, a, b, gamma, learning_rate, num_steps):
-    """One step on positions stored ``(num_components, n)``: each coordinate one contiguous vector.
+    """One epoch on positions stored ``(num_components, n)``: each coordinate one contiguous vector.
 
-    Attraction: every edge whose schedule fires this step pulls its head towards its tail. The
-    graph is symmetric and ``(j, i)`` fires with ``(i, j)``, so twice the attraction on heads
-    equals umap-learn's ``move_other`` update. Repulsion: each vertex draws ``m`` uniform points
-    (``sched.negative_weight``), weighted so that on average it is pushed as by umap-learn's
-    ``negative_sample_rate`` samples per firing edge (the same expected gradient). Every gradient
-    coordinate is clipped to 4; the learning rate decays linearly to 0.
+    Each vertex runs umap-learn's SGD through the epoch, every step from where the last one left
+    it, against the positions the others had at the epoch's start (so vertices are independent:
+    parallel, deterministic). Its steps, in umap-learn's order: each of its edges that fires this
+    epoch (in edge order) pulls it towards the edge's tail, followed by its share of the ``m``
+    uniform draws that push it away (after edge ``f`` of ``F``, draws up to ``floor((f + 1) m /
+    F)``; all ``m`` if none fires). The graph is symmetric and ``(j, i)`` fires with ``(i, j)``,
+    so a pull of twice the learning rate stands for umap-learn's ``move_other`` update of ``j``;
+    ``sched.negative_weight`` weights the draws so that on average the vertex is pushed as by
+    umap-learn's ``negative_sample_rate`` samples per firing edge. Every gradient coordinate is
+    clipped to 4; the learning rate decays linearly to 0.
+
+    Why: summing an epoch's clipped steps from its start (this function's first form) overshoots
+    while the learning rate is near 1; at all 70,000 Fashion-MNIST points it needed 300 epochs
+    for a trustworthiness still under umap-learn's 200 (``benchmarks/README.md``).
     """
     dim, n = yt.shape
+    num_edges = sched.head.shape[0]
     alpha = learning_rate * (1.0 - epoch.astype(jnp.float32) / num_steps)
-
-    fired = _fires(sched.rate, epoch)
-    # Per-coordinate 1-D gathers and arithmetic: about 1.5x faster on XLA:CPU than (dim, ...)
-    # blocks, where fusions recompute the kernel for every coordinate.
-    diff = [yt[c][sched.head] - yt[c][sched.tail] for c in range(dim)]
-    d2 = sum(dc * dc for dc in diff)
-    d2b = _d2_pow_b(d2, b)
-    att = jnp.where(fired & (d2 > 0), -2.0 * a * b * d2b / (d2 * (1.0 + a * d2b)), 0.0)
-    att_grad = jnp.stack([jnp.clip(att * dc, -_CLIP, _CLIP) for dc in diff], axis=1)
-    # One segment sum over (E, dim) costs as much as one over (E,).
-    att_update = jax.ops.segment_sum(att_grad, sched.head, num_segments=n, indices_are_sorted=True)
+    fired = _fires(sched.rate, epoch).astype(jnp.int32)
+    # The fired edges' tails, compacted per head (edge order kept): vertex i's f-th at first[i] + f.
+    first = jnp.cumsum(jnp.bincount(sched.head, length=n)) - jnp.bincount(sched.head, length=n)
+    before = jnp.cumsum(fired) - fired
+    rank = before - before[first[sched.head]]
+    slot = jnp.where(fired > 0, first[sched.head] + rank, num_edges)
+    tails = jnp.zeros(num_edges, jnp.int32).at[slot].set(sched.tail, mode="drop")
+    count = jax.ops.segment_sum(fired, sched.head, num_segments=n, indices_are_sorted=True)
 
     seed = jax.random.bits(jax.random.fold_in(key, epoch), (), jnp.uint32)
     m = sched.negative_weight.shape[1]
     other = _uniform_ints(seed, n * m, n).reshape(n, m)
-    ndiff = [yt[c][:, None] - yt[c][other] for c in range(dim)]
-    nd2 = sum(dc * dc for dc in ndiff)
-    rep = jnp.where(nd2 > 0, 2.0 * gamma * b / ((1e-3 + nd2) * (1.0 + a * _d2_pow_b(nd2, b))), 0.0)
-    # A vertex's samples share one weight: apply it after the sum.
-    rep_scale = jnp.where(epoch >= 1, alpha, 0.0) * sched.negative_weight[:, 0]
-    update = jnp.stack(
-        [
-            (2.0 * alpha) * att_update[:, c]
-            + rep_scale * jnp.sum(jnp.clip(rep * ndiff[c], -_CLIP, _CLIP), axis=1)
-            for c in range(dim)
-        ]
-    )
-    return yt + update, epoch + 1
+    rep_weight = jnp.where(epoch >= 1, alpha, 0.0) * sched.negative_weight[:, 0]
+    self_ = jnp.arange(n)
+
+    def body(_, carry):
+        z, done_f, done_s = carry
+        edge = (done_f < count) & ((done_s + 1) * count > done_f * m)
+        draw = ~edge & (done_s < m)
+        j = jnp.where(
+            edge,
+            tails[jnp.minimum(first + done_f, num_edges - 1)],
+            jnp.where(draw, other[self_, jnp.minimum(done_s, m - 1)], self_),
+        )
+        diff = [z[c] - yt[c][j] for c in range(dim)]
+        d2 = sum(dc * dc for dc in diff)
+        safe = jnp.where(d2 > 0, d2, 1.0)
+        d2b = _d2_pow_b(safe, b)
+        num = jnp.where(edge, -2.0 * a * b * d2b, 2.0 * gamma * b)
+        den = jnp.where(edge, safe, 1e-3 + safe)
+        g = jnp.where(d2 > 0, num / (den * (1.0 + a * d2b)), 0.0)
+        w = jnp.where(edge, 2.0 * alpha, jnp.where(draw, rep_weight, 0.0))
+        z = jnp.stack([z[c] + w * jnp.clip(g * dc, -_CLIP, _CLIP) for c, dc in enumerate(diff)])
+        return z, done_f + edge, done_s + draw
+
+    zero = jnp.zeros(n, jnp.int32)
+    z, _, _ = jax.lax.fori_loop(0, jnp.max(count) + m, body, (yt, zero, zero))
+    return z, epoch + 1
 
 
 step = jax.jit(layout_step, static_argnames=("num_steps",))
@@ -226,8 +245,8 @@ def native(yt, sched) -> bool:
 def native_epochs(yt, epoch, key, sched, a, b, gamma, learning_rate, *, count, num_steps):
     """``count`` epochs of ``layout_step`` from ``epoch`` in the C++ kernel: ``(yt, epoch)`` after them.
 
-    The same synchronous epochs and negative samples (each epoch's seed as ``layout_step`` draws
-    it); only float rounding differs from the XLA loop.
+    The same epochs and negative samples (each epoch's seed as ``layout_step`` draws it); only
+    float rounding differs from the XLA loop.
     """
     epochs = epoch + jnp.arange(count, dtype=jnp.int32)
     seeds = jax.vmap(lambda e: jax.random.bits(jax.random.fold_in(key, e), (), jnp.uint32))(epochs)

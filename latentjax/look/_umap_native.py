@@ -1,13 +1,14 @@
 """UMAP's layout epochs as a C++ kernel on XLA:CPU (``_umap_layout.cc``).
 
-Why: an epoch of ``_umap_kernels.layout_step`` gathers both ends of every edge, evaluates the
-kernel on all of them (only those due that epoch count) and on ``n * m`` negative samples, then
-sums by head; at 70,000 points XLA:CPU spent most of UMAP's layout in these gathers and masked
-evaluations. The kernel runs the same synchronous epochs (every update of an epoch from the
-positions at its start, the same negative samples from the same seeds), skips the edges that do
-not fire, and updates vertices in parallel on XLA's thread pool: the result does not depend on
-the threads. It differs from the XLA path only by float rounding (``exp``/``log`` from the C
-library instead of XLA's approximations).
+Why: an epoch of ``_umap_kernels.layout_step`` steps every vertex through its own SGD walk (its
+fired edges, each followed by its share of negative draws), one step of all vertices at a time;
+on XLA:CPU each of those ``max(fired) + m`` steps is a loop iteration of gathers and masked
+kernel evaluations over all ``n`` vertices. The kernel runs the same epochs (each vertex against
+the positions at the epoch's start, the same negative samples from the same seeds), walks each
+vertex only through its own steps, 64 vertices to a SIMD lane group sorted by their number of
+fired edges, and spreads the vertices over XLA's thread pool: the result does not depend on the
+threads. It differs from the XLA path only by float rounding (``exp``/``log`` from the C
+library's vector functions instead of XLA's approximations).
 
 Where: :func:`available` is the chooser (CPU only, float32, built on first use and cached, see
 ``latentjax/_native.py``; ``LATENTJAX_UMAP_KERNEL=0`` turns it off); ``_umap_kernels.run`` calls
@@ -32,7 +33,7 @@ _KERNELS = _native.Kernels(
     ["LatentjaxUmapLayout", "LatentjaxUmapTransform"],
     what="UMAP's layout kernel",
     env="LATENTJAX_UMAP_KERNEL",
-    flags=_native.vector_flags(),
+    flags=["-O3", "-ffast-math", *_native.simd_flags(avx512=True)],
     link_flags=["-lmvec"],
 )
 

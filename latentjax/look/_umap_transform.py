@@ -69,32 +69,42 @@ def graph_init(reference, cols, vals):
 
 
 def _step(y, epoch, key, reference, graph, a, b, gamma, learning_rate, negative_sample_rate, num_steps):
-    """One step of the bipartite layout, every update from the same positions (as ``layout_step``).
+    """One epoch of the bipartite layout: umap-learn's SGD, each new point on its own.
 
-    Attraction along each firing edge (umap-learn's gradient, clipped to 4 per coordinate) and
-    ``negative_sample_rate`` independent uniform reference points per firing edge, as umap-learn.
+    Edge by edge (in column order), each firing edge pulls the point towards its reference
+    neighbour and then pushes it away from ``negative_sample_rate`` independent uniform reference
+    points, every step from where the last one left it (umap-learn's ``optimize_layout_euclidean``
+    with ``move_other=False``; gradients clipped to 4 per coordinate). The new points do not
+    interact, so they all take their s-th step at once.
     (One set of samples weighted by the firing count has the same mean but a count-fold variance:
     it measured kNN accuracy -0.06 at 2,000 + 500 Fashion-MNIST points.)
     """
-    m, k = graph.cols.shape
+    k = graph.cols.shape[1]
     n = reference.shape[0]
     alpha = learning_rate * (1.0 - epoch.astype(y.dtype) / num_steps)
     fired = _fires(graph.rate, epoch) & (graph.weights > 0)
-    diff = y[:, None, :] - reference[graph.cols]  # (m, k, dim)
-    d2 = jnp.sum(diff * diff, axis=-1)
-    d2b = _d2_pow_b(d2, b)
-    att = jnp.where(fired & (d2 > 0), -2.0 * a * b * d2b / (d2 * (1.0 + a * d2b)), 0.0)
-    move = jnp.sum(jnp.clip(att[..., None] * diff, -_CLIP, _CLIP), axis=1)
-
-    # negative_sample_rate uniform reference points per firing edge, each drawn independently.
     seed = jax.random.bits(jax.random.fold_in(key, epoch), (), jnp.uint32)
-    other = _uniform_ints(seed, m * k * negative_sample_rate, n).reshape(m, k * negative_sample_rate)
-    ndiff = y[:, None, :] - reference[other]
-    nd2 = jnp.sum(ndiff * ndiff, axis=-1)
-    rep = jnp.where(nd2 > 0, 2.0 * gamma * b / ((1e-3 + nd2) * (1.0 + a * _d2_pow_b(nd2, b))), 0.0)
-    rep = jnp.where(jnp.repeat(fired, negative_sample_rate, axis=1), rep, 0.0)
-    move = move + jnp.sum(jnp.clip(rep[..., None] * ndiff, -_CLIP, _CLIP), axis=1)
-    return y + alpha * move, epoch + 1
+    other = _uniform_ints(seed, y.shape[0] * k * negative_sample_rate, n).reshape(y.shape[0], -1)
+
+    def pull(y, j, on, repulse):
+        diff = y - reference[j]
+        d2 = jnp.sum(diff * diff, axis=-1)
+        d2b = _d2_pow_b(d2, b)
+        if repulse:
+            g = 2.0 * gamma * b / ((1e-3 + d2) * (1.0 + a * d2b))
+        else:
+            g = -2.0 * a * b * d2b / (d2 * (1.0 + a * d2b))
+        g = jnp.where(on & (d2 > 0), g, 0.0)
+        return y + alpha * jnp.clip(g[:, None] * diff, -_CLIP, _CLIP)
+
+    def edge(s, y):
+        on = fired[:, s]
+        y = pull(y, graph.cols[:, s], on, False)
+        for u in range(negative_sample_rate):
+            y = pull(y, other[:, s * negative_sample_rate + u], on, True)
+        return y
+
+    return jax.lax.fori_loop(0, k, edge, y), epoch + 1
 
 
 @functools.partial(jax.jit, static_argnames=("num_steps", "negative_sample_rate"))

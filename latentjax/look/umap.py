@@ -209,10 +209,12 @@ def _init(key, graph, y0, num_steps, negative_sample_rate, *, where):
 def step(
     state: State, *, a: float, b: float, num_steps: int, gamma: float = 1.0, learning_rate: float = 1.0
 ) -> State:
-    """One step of UMAP's stochastic layout, all updates from the same positions.
+    """One epoch of UMAP's stochastic layout: each vertex an SGD walk against the epoch's start.
 
-    The edges whose schedule fires attract, negative samples repel (the same expected gradient
-    as umap-learn's; details in ``_umap_kernels.layout_step``); the learning rate decays to 0.
+    Each vertex moves along its edges that fire, then away from its negative samples, each step
+    from where the last left it, against the others' positions at the epoch's start (so the
+    vertices are independent: parallel and deterministic). The same expected gradient as
+    umap-learn's (details in ``_umap_kernels.layout_step``); the learning rate decays to 0.
 
     Args:
       state: from ``init`` or an earlier ``step``.
@@ -295,19 +297,20 @@ def optimize(
 
 
 def default_num_steps(n: int) -> int:
-    """Layout epochs when none are given: 500 up to 10,000 points, 260 beyond (umap-learn: 200).
+    """Layout epochs when none are given: 500 up to 10,000 points (umap-learn's), 300 beyond.
 
-    The epochs here are synchronous (every update from the epoch's start, so deterministic and
-    parallel) where umap-learn's SGD moves points edge by edge; they gain less per epoch. At all
-    70,000 Fashion-MNIST PCA-50 points, trustworthiness against umap-learn's (200 epochs) 0.9816:
-    200 epochs 0.9756, 250: 0.9766, 260: 0.9776, 300: 0.9787 (benchmarks/README); each 10 epochs
-    cost about 0.1 s there.
+    umap-learn runs 200 beyond 10,000 points. Its SGD moves every point edge by edge against the
+    others' latest positions; here each point moves against the others' positions at the epoch's
+    start (deterministic and parallel), which gains a little less per epoch. At all 70,000
+    Fashion-MNIST PCA-50 points, trustworthiness over three seeds (umap-learn, 200 epochs:
+    0.9812-0.9834): 200 epochs 0.9780-0.9816, 250: 0.9801-0.9816, 300: 0.9812-0.9828
+    (``benchmarks/README.md``); 100 epochs cost about 0.7 s there.
 
     Examples:
       >>> default_num_steps(10_000), default_num_steps(10_001)
-      (500, 260)
+      (500, 300)
     """
-    return 500 if n <= 10_000 else 260
+    return 500 if n <= 10_000 else 300
 
 
 def embed(

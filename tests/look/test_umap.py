@@ -108,24 +108,54 @@ def test_schedule_fires_like_umap_learn(umap_learn):
     np.testing.assert_allclose(ours.sum(0), ref.sum(0), atol=1)
 
 
-def test_step_equals_parallel_move_other_update():
-    """All edges firing, no repulsion: twice the head attraction = umap-learn's move_other."""
+def _murmur_draws(seed, size, n):
+    """``_uniform_ints`` in numpy: the murmur3 finaliser of ``slot * 0x9E3779B1 + seed``, mod n."""
+    x = (np.arange(size, dtype=np.uint64) * 0x9E3779B1 + int(seed)) % 2**32
+    for shift, mult in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+        x = ((x ^ (x >> shift)) * mult) % 2**32
+    return ((x ^ (x >> 16)) % n).astype(np.int64)
+
+
+@pytest.mark.parametrize("repulse", [False, True])
+def test_step_is_each_vertex_sgd_against_the_epoch_start(repulse):
+    """One epoch against a float64 loop: each vertex walks its edges in order, each step from where
+    the last one left it, towards the others' positions at the epoch's start (step 2 alpha: the
+    graph is symmetric, so this stands for umap-learn's ``move_other``), each edge followed by its
+    share of the negative draws, as umap-learn follows each firing with its negative samples."""
     x, _ = _blobs(n=60, d=4)
     g = umap.fuzzy_graph(x, n_neighbors=6)
     rng = np.random.default_rng(0)
     y = rng.uniform(0, 3, size=(60, 2)).astype(np.float32)
-    a, b, alpha = 1.58, 0.9, 0.7
-    sched = _umap_kernels.Schedule(g.rows, g.cols, jnp.ones_like(g.weights), jnp.zeros((60, 1), jnp.float32))
-    state = umap.State(jnp.asarray(y), jnp.int32(3), jax.random.key(0), sched)
+    a, b, gamma, alpha, m = 1.58, 0.9, 1.0, 0.7, 3
+    negw = rng.uniform(0.5, 1.5, size=60).astype(np.float32) if repulse else np.zeros(60, np.float32)
+    sched = _umap_kernels.Schedule(
+        g.rows, g.cols, jnp.ones_like(g.weights), jnp.asarray(np.repeat(negw[:, None], m, 1))
+    )
+    key = jax.random.key(0)
+    state = umap.State(jnp.asarray(y), jnp.int32(3), key, sched)
     out = umap.step(state, a=a, b=b, num_steps=10, learning_rate=alpha / 0.7)
-    ref = y.astype(np.float64).copy()
-    for j, k in zip(np.asarray(g.rows), np.asarray(g.cols)):
-        diff = y[j].astype(np.float64) - y[k]
-        d2 = diff @ diff
-        coeff = -2 * a * b * d2 ** (b - 1) / (1 + a * d2**b)
-        grad = np.clip(coeff * diff, -4, 4) * alpha
-        ref[j] += grad
-        ref[k] -= grad
+    seed = int(jax.random.bits(jax.random.fold_in(key, 3), (), jnp.uint32))
+    other = _murmur_draws(seed, 60 * m, 60).reshape(60, m)
+    y64 = y.astype(np.float64)
+    ref = y64.copy()
+    heads, tails = np.asarray(g.rows), np.asarray(g.cols)
+    for i in range(60):
+        z, edges = y64[i].copy(), tails[heads == i]
+        # umap-learn's order: each edge, then its share of the draws (all of them when none fire)
+        shares = np.split(other[i], [(f + 1) * m // len(edges) for f in range(len(edges) - 1)])
+        for k, draws in zip(edges, shares):
+            diff = z - y64[k]
+            d2 = diff @ diff
+            coeff = -2 * a * b * d2 ** (b - 1) / (1 + a * d2**b)
+            z += 2 * alpha * np.clip(coeff * diff, -4, 4)
+            for o in draws:
+                diff = z - y64[o]
+                d2 = diff @ diff
+                if d2 > 0:
+                    coeff = 2 * gamma * b / ((1e-3 + d2) * (1 + a * d2**b))
+                    z += alpha * negw[i] * np.clip(coeff * diff, -4, 4)
+        ref[i] = z
+    assert np.abs(ref - y64).max() > 0.1
     np.testing.assert_allclose(np.asarray(out.embedding), ref, rtol=1e-4, atol=1e-4)
     assert int(out.step) == 4
 
@@ -347,8 +377,9 @@ def umap_class():
 
 def test_supervised_embedding_places_held_out_labels_as_umap_learn(umap_class):
     """Ten heavily overlapping classes, 30 % of the labels unknown (-1): the held-out points' labels
-    predicted by their 10 nearest labelled points, ours beside umap-learn's ``fit(x, y)``
-    (measured: 0.583 both; unsupervised ours 0.417)."""
+    predicted by their 10 nearest labelled points, ours beside umap-learn's ``fit(x, y)``, each
+    with and without the labels, averaged over three seeds (measured: supervised 0.556 both;
+    unsupervised ours 0.503, umap-learn 0.494)."""
     from sklearn.neighbors import KNeighborsClassifier
 
     rng = np.random.default_rng(0)
@@ -361,10 +392,13 @@ def test_supervised_embedding_places_held_out_labels_as_umap_learn(umap_class):
         e = np.asarray(e)
         return KNeighborsClassifier(10).fit(e[~held], labels[~held]).score(e[held], labels[held])
 
-    ours = acc(umap.embed(jax.random.key(0), x, num_steps=200, labels=y))
-    unsupervised = acc(umap.embed(jax.random.key(0), x, num_steps=200))
-    theirs = acc(umap_class(n_epochs=200, random_state=0).fit_transform(x, y))
-    assert ours >= theirs - 0.03 and ours > unsupervised + 0.1, (ours, theirs, unsupervised)
+    seeds = range(3)
+    ours = np.mean([acc(umap.embed(jax.random.key(s), x, num_steps=200, labels=y)) for s in seeds])
+    ours_plain = np.mean([acc(umap.embed(jax.random.key(s), x, num_steps=200)) for s in seeds])
+    theirs = np.mean([acc(umap_class(n_epochs=200, random_state=s).fit_transform(x, y)) for s in seeds])
+    theirs_plain = np.mean([acc(umap_class(n_epochs=200, random_state=s).fit_transform(x)) for s in seeds])
+    assert ours >= theirs - 0.02, (ours, theirs)
+    assert ours - ours_plain >= (theirs - theirs_plain) - 0.03 and ours > ours_plain, (ours, ours_plain)
 
 
 def test_3d_embedding_trustworthiness_matches_umap_learn(umap_class):

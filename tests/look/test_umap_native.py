@@ -1,9 +1,9 @@
 """UMAP's layout kernel (``_umap_native``) against the XLA epochs of ``_umap_kernels.layout_step``.
 
-The layout is chaotic (a 1e-6 change of the start grows to whole units within about ten epochs,
-in XLA alone), so the two paths are compared over a few epochs, where they agree to float
-rounding; longer runs are compared by the quality of the maps (``test_umap.py`` runs through
-the kernel on CPU).
+The layout is chaotic (a 1e-6 change of the start grows to whole units within a few epochs, in
+XLA alone; the early epochs, with the learning rate near 1, amplify it most), so the two paths
+are compared over one to three epochs, where they agree to float rounding; longer runs are
+compared by the quality of the maps (``test_umap.py`` runs through the kernel on CPU).
 """
 
 import jax
@@ -33,14 +33,15 @@ def _xla(yt, epoch, key, sched, count, num_steps):
     return jax.lax.fori_loop(0, count, body, (yt, jnp.asarray(epoch, jnp.int32)))
 
 
-@pytest.mark.parametrize(("dim", "epoch"), [(2, 0), (2, 7), (3, 20), (1, 39)])
-def test_kernel_epochs_equal_the_xla_epochs(dim, epoch):
+@pytest.mark.parametrize(("dim", "epoch", "count"), [(2, 0, 2), (2, 7, 1), (3, 20, 3), (1, 39, 1), (5, 3, 1)])
+def test_kernel_epochs_equal_the_xla_epochs(dim, epoch, count):
+    # dim 2 and 3 take the kernel's compiled-dimension lanes, 1 and 5 its general path.
     sched, yt = _setup(dim)
     key = jax.random.key(3)
     start = jnp.asarray(epoch, jnp.int32)
-    got, end = _umap_kernels.native_epochs(yt, start, key, sched, *HYPER, count=3, num_steps=40)
-    want, want_end = _xla(yt, epoch, key, sched, 3, 40)
-    assert int(end) == int(want_end) == epoch + 3
+    got, end = _umap_kernels.native_epochs(yt, start, key, sched, *HYPER, count=count, num_steps=40)
+    want, want_end = _xla(yt, epoch, key, sched, count, 40)
+    assert int(end) == int(want_end) == epoch + count
     moved = float(jnp.max(jnp.abs(want - yt)))
     assert moved > 0.1  # the epochs did something
     np.testing.assert_allclose(got, want, atol=2e-5 * max(moved, 1.0), rtol=0)
@@ -83,9 +84,9 @@ def test_coincident_points_get_no_force_and_stay_finite():
     yt = jnp.asarray(np.repeat(np.random.default_rng(3).normal(size=(2, 60)), 2, axis=1), jnp.float32)
     key = jax.random.key(1)
     got, _ = _umap_kernels.native_epochs(
-        yt, jnp.asarray(1, jnp.int32), key, sched, *HYPER, count=2, num_steps=20
+        yt, jnp.asarray(1, jnp.int32), key, sched, *HYPER, count=1, num_steps=20
     )
-    want, _ = _xla(yt, 1, key, sched, 2, 20)
+    want, _ = _xla(yt, 1, key, sched, 1, 20)
     assert np.all(np.isfinite(np.asarray(got)))
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
 
