@@ -200,6 +200,10 @@ ffi::Error LayoutImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> yt, ffi::Buffe
   const int64_t dim = yd[0], n = yd[1], edges = head.element_count();
   const int64_t steps = seeds.element_count();
   const int32_t* hp = head.typed_data();
+  const int32_t* tp = tail.typed_data();
+  for (int64_t e = 0; e < edges; ++e)
+    if (hp[e] < 0 || hp[e] >= n || tp[e] < 0 || tp[e] >= n || (e > 0 && hp[e] < hp[e - 1]))
+      return ffi::Error::InvalidArgument("umap layout: edges must be sorted by head, with ends in [0, n)");
   // Row offsets of the head-sorted edges.
   std::vector<int64_t> start(n + 1, 0);
   for (int64_t e = 0; e < edges; ++e) ++start[hp[e] + 1];

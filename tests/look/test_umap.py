@@ -118,36 +118,46 @@ def _murmur_draws(seed, size, n):
 
 @pytest.mark.parametrize("repulse", [False, True])
 def test_step_is_each_vertex_sgd_against_the_epoch_start(repulse):
-    """One epoch against a float64 loop: each vertex walks its edges in order, each step from where
-    the last one left it, towards the others' positions at the epoch's start (step 2 alpha: the
-    graph is symmetric, so this stands for umap-learn's ``move_other``), each edge followed by its
-    share of the negative draws, as umap-learn follows each firing with its negative samples."""
+    """One epoch against a float64 loop: each vertex walks its fired edges in order, each step from
+    where the last one left it, towards the others' positions at the epoch's start (step 2 alpha:
+    the graph is symmetric, so this stands for umap-learn's ``move_other``), each edge followed by
+    its share of the negative draws, as umap-learn follows each firing with its negative samples
+    (all of them when none fires: vertex 0 here). The XLA step and, on CPU, the C++ kernel."""
+    from latentjax.look import _umap_native
+
     x, _ = _blobs(n=60, d=4)
     g = umap.fuzzy_graph(x, n_neighbors=6)
     rng = np.random.default_rng(0)
     y = rng.uniform(0, 3, size=(60, 2)).astype(np.float32)
-    a, b, gamma, alpha, m = 1.58, 0.9, 1.0, 0.7, 3
+    a, b, gamma, alpha, m, epoch = 1.58, 0.9, 1.0, 0.7, 3, 3
     negw = rng.uniform(0.5, 1.5, size=60).astype(np.float32) if repulse else np.zeros(60, np.float32)
+    heads, tails = np.asarray(g.rows), np.asarray(g.cols)
+    rate = rng.uniform(0.2, 1.0, size=heads.size).astype(np.float32)
+    rate[heads == 0] = 0.25  # never fires at epoch 3
+    e = np.float32(epoch)
+    fires = np.floor(e * rate) > np.floor((e - 1) * rate)  # umap-learn's schedule, in float32
+    assert 0 < fires.mean() < 1
     sched = _umap_kernels.Schedule(
-        g.rows, g.cols, jnp.ones_like(g.weights), jnp.asarray(np.repeat(negw[:, None], m, 1))
+        g.rows, g.cols, jnp.asarray(rate), jnp.asarray(np.repeat(negw[:, None], m, 1))
     )
     key = jax.random.key(0)
-    state = umap.State(jnp.asarray(y), jnp.int32(3), key, sched)
-    out = umap.step(state, a=a, b=b, num_steps=10, learning_rate=alpha / 0.7)
-    seed = int(jax.random.bits(jax.random.fold_in(key, 3), (), jnp.uint32))
+    seed = int(jax.random.bits(jax.random.fold_in(key, epoch), (), jnp.uint32))
     other = _murmur_draws(seed, 60 * m, 60).reshape(60, m)
     y64 = y.astype(np.float64)
     ref = y64.copy()
-    heads, tails = np.asarray(g.rows), np.asarray(g.cols)
     for i in range(60):
-        z, edges = y64[i].copy(), tails[heads == i]
+        z, edges = y64[i].copy(), tails[(heads == i) & fires]
         # umap-learn's order: each edge, then its share of the draws (all of them when none fire)
-        shares = np.split(other[i], [(f + 1) * m // len(edges) for f in range(len(edges) - 1)])
-        for k, draws in zip(edges, shares):
-            diff = z - y64[k]
-            d2 = diff @ diff
-            coeff = -2 * a * b * d2 ** (b - 1) / (1 + a * d2**b)
-            z += 2 * alpha * np.clip(coeff * diff, -4, 4)
+        cuts = [(f + 1) * m // len(edges) for f in range(len(edges) - 1)]
+        steps = (
+            [(k, d) for k, d in zip(edges, np.split(other[i], cuts))] if len(edges) else [(None, other[i])]
+        )
+        for k, draws in steps:
+            if k is not None:
+                diff = z - y64[k]
+                d2 = diff @ diff
+                coeff = -2 * a * b * d2 ** (b - 1) / (1 + a * d2**b)
+                z += 2 * alpha * np.clip(coeff * diff, -4, 4)
             for o in draws:
                 diff = z - y64[o]
                 d2 = diff @ diff
@@ -156,8 +166,17 @@ def test_step_is_each_vertex_sgd_against_the_epoch_start(repulse):
                     z += alpha * negw[i] * np.clip(coeff * diff, -4, 4)
         ref[i] = z
     assert np.abs(ref - y64).max() > 0.1
+    if repulse:
+        assert np.abs(ref[0] - y64[0]).max() > 0  # the vertex with no fired edge was pushed
+    state = umap.State(jnp.asarray(y), jnp.int32(epoch), key, sched)
+    out = umap.step(state, a=a, b=b, num_steps=10, learning_rate=alpha / 0.7)
     np.testing.assert_allclose(np.asarray(out.embedding), ref, rtol=1e-4, atol=1e-4)
-    assert int(out.step) == 4
+    assert int(out.step) == epoch + 1
+    if _umap_native.available("cpu"):
+        got, _ = _umap_kernels.native_epochs(
+            jnp.asarray(y.T), jnp.int32(epoch), key, sched, a, b, gamma, 1.0, count=1, num_steps=10
+        )
+        np.testing.assert_allclose(np.asarray(got).T, ref, rtol=1e-4, atol=1e-4)
 
 
 def test_negative_samples_match_umap_learn_loop(umap_learn):

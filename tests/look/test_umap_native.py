@@ -111,3 +111,15 @@ def test_transform_kernel_equals_the_xla_steps(dim, steps, nsr, monkeypatch):
     jax.clear_caches()
     assert float(jnp.max(jnp.abs(want - y0))) > 0.1  # the points did move
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-4, rtol=0)
+
+
+def test_kernel_refuses_edges_out_of_range_or_unsorted():
+    # The kernel indexes positions by the edges' ends: bad ones are an error, not a stray read.
+    sched, yt = _setup(2, n=50)
+    seeds = jnp.zeros(2, jnp.uint32)
+    hyper = jnp.asarray(HYPER, jnp.float32)
+    bad_tail = sched._replace(tail=sched.tail.at[3].set(50))
+    unsorted = sched._replace(head=sched.head[::-1])
+    for s in (bad_tail, unsorted):
+        with pytest.raises(Exception, match="sorted by head"):
+            jax.block_until_ready(_umap_native.run(yt, 1, seeds, s, hyper, decay_steps=40))
