@@ -30,8 +30,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LATENTJAX_CACHE_DIR") or Path.home() / ".cache" / "latentjax") / "kernels"
 
 
-def vector_flags() -> list[str]:
-    """Compile flags for kernels with vectorisable loops: ``-O3 -ffast-math``, AVX2/FMA where present.
+def vector_flags(*, avx512: bool = False) -> list[str]:
+    """Compile flags for kernels with vectorisable loops: ``-O3 -ffast-math`` and ``simd_flags``.
 
     ``-ffast-math`` lets GCC call glibc's vector exp/log (link with ``-lmvec``). It is a compile
     flag only: ``build`` links separately, because linking with it adds ``crtfastmath.o``, which
@@ -39,7 +39,7 @@ def vector_flags() -> list[str]:
     as 0 everywhere: hypothesis refused to run). The SIMD flags are part of the cache key
     (``build`` hashes every flag), so a library built for one CPU is never loaded on another.
     """
-    return ["-O3", "-ffast-math", *simd_flags()]
+    return ["-O3", "-ffast-math", *simd_flags(avx512=avx512)]
 
 
 def simd_flags(*, avx512: bool = False) -> list[str]:

@@ -150,6 +150,19 @@ def _d2_pow_b(d2, b):
     return jnp.exp(b * jnp.log(jnp.maximum(d2, 1e-30)))
 
 
+def _coefficient(d2, pull, a, b, gamma):
+    """umap-learn's gradient coefficient at squared distance ``d2``: 0 where ``d2 = 0``.
+
+    Attraction ``-2ab d2^b / (d2 (1 + a d2^b))`` where ``pull``, else repulsion
+    ``2 gamma b / ((1e-3 + d2)(1 + a d2^b))`` (umap-learn's ``optimize_layout_euclidean``).
+    """
+    safe = jnp.where(d2 > 0, d2, 1.0)
+    d2b = _d2_pow_b(safe, b)
+    num = jnp.where(pull, -2.0 * a * b * d2b, 2.0 * gamma * b)
+    den = jnp.where(pull, safe, 1e-3 + safe)
+    return jnp.where(d2 > 0, num / (den * (1.0 + a * d2b)), 0.0)
+
+
 def layout_step(yt, epoch, key, sched, a, b, gamma, learning_rate, num_steps):
     """One epoch on positions stored ``(num_components, n)``: each coordinate one contiguous vector.
 
@@ -173,7 +186,8 @@ def layout_step(yt, epoch, key, sched, a, b, gamma, learning_rate, num_steps):
     alpha = learning_rate * (1.0 - epoch.astype(jnp.float32) / num_steps)
     fired = _fires(sched.rate, epoch).astype(jnp.int32)
     # The fired edges' tails, compacted per head (edge order kept): vertex i's f-th at first[i] + f.
-    first = jnp.cumsum(jnp.bincount(sched.head, length=n)) - jnp.bincount(sched.head, length=n)
+    degree = jnp.bincount(sched.head, length=n)
+    first = jnp.cumsum(degree) - degree
     before = jnp.cumsum(fired) - fired
     rank = before - before[first[sched.head]]
     slot = jnp.where(fired > 0, first[sched.head] + rank, num_edges)
@@ -196,12 +210,7 @@ def layout_step(yt, epoch, key, sched, a, b, gamma, learning_rate, num_steps):
             jnp.where(draw, other[self_, jnp.minimum(done_s, m - 1)], self_),
         )
         diff = [z[c] - yt[c][j] for c in range(dim)]
-        d2 = sum(dc * dc for dc in diff)
-        safe = jnp.where(d2 > 0, d2, 1.0)
-        d2b = _d2_pow_b(safe, b)
-        num = jnp.where(edge, -2.0 * a * b * d2b, 2.0 * gamma * b)
-        den = jnp.where(edge, safe, 1e-3 + safe)
-        g = jnp.where(d2 > 0, num / (den * (1.0 + a * d2b)), 0.0)
+        g = _coefficient(sum(dc * dc for dc in diff), edge, a, b, gamma)
         w = jnp.where(edge, 2.0 * alpha, jnp.where(draw, rep_weight, 0.0))
         z = jnp.stack([z[c] + w * jnp.clip(g * dc, -_CLIP, _CLIP) for c, dc in enumerate(diff)])
         return z, done_f + edge, done_s + draw

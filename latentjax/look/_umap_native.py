@@ -33,7 +33,7 @@ _KERNELS = _native.Kernels(
     ["LatentjaxUmapLayout", "LatentjaxUmapTransform"],
     what="UMAP's layout kernel",
     env="LATENTJAX_UMAP_KERNEL",
-    flags=["-O3", "-ffast-math", *_native.simd_flags(avx512=True)],
+    flags=_native.vector_flags(avx512=True),
     link_flags=["-lmvec"],
 )
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from latentjax.look import _umap_kernels, _umap_native, neighbors
-from latentjax.look._umap_kernels import _CLIP, _d2_pow_b, _fires, _uniform_ints
+from latentjax.look._umap_kernels import _CLIP, _coefficient, _fires, _uniform_ints
 
 
 class Edges(NamedTuple):
@@ -86,22 +86,16 @@ def _step(y, epoch, key, reference, graph, a, b, gamma, learning_rate, negative_
     seed = jax.random.bits(jax.random.fold_in(key, epoch), (), jnp.uint32)
     other = _uniform_ints(seed, y.shape[0] * k * negative_sample_rate, n).reshape(y.shape[0], -1)
 
-    def pull(y, j, on, repulse):
+    def move(y, j, on, pull):
         diff = y - reference[j]
-        d2 = jnp.sum(diff * diff, axis=-1)
-        d2b = _d2_pow_b(d2, b)
-        if repulse:
-            g = 2.0 * gamma * b / ((1e-3 + d2) * (1.0 + a * d2b))
-        else:
-            g = -2.0 * a * b * d2b / (d2 * (1.0 + a * d2b))
-        g = jnp.where(on & (d2 > 0), g, 0.0)
+        g = jnp.where(on, _coefficient(jnp.sum(diff * diff, axis=-1), pull, a, b, gamma), 0.0)
         return y + alpha * jnp.clip(g[:, None] * diff, -_CLIP, _CLIP)
 
     def edge(s, y):
         on = fired[:, s]
-        y = pull(y, graph.cols[:, s], on, False)
+        y = move(y, graph.cols[:, s], on, True)
         for u in range(negative_sample_rate):
-            y = pull(y, other[:, s * negative_sample_rate + u], on, True)
+            y = move(y, other[:, s * negative_sample_rate + u], on, False)
         return y
 
     return jax.lax.fori_loop(0, k, edge, y), epoch + 1

@@ -211,10 +211,11 @@ def step(
 ) -> State:
     """One epoch of UMAP's stochastic layout: each vertex an SGD walk against the epoch's start.
 
-    Each vertex moves along its edges that fire, then away from its negative samples, each step
-    from where the last left it, against the others' positions at the epoch's start (so the
-    vertices are independent: parallel and deterministic). The same expected gradient as
-    umap-learn's (details in ``_umap_kernels.layout_step``); the learning rate decays to 0.
+    Each vertex moves along each of its edges that fire, then away from that edge's share of its
+    negative samples (umap-learn's order), each step from where the last left it, against the
+    others' positions at the epoch's start (so the vertices are independent: parallel and
+    deterministic). The same expected gradient as umap-learn's (details in
+    ``_umap_kernels.layout_step``); the learning rate decays to 0.
 
     Args:
       state: from ``init`` or an earlier ``step``.
