@@ -14,7 +14,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 from latentjax.errors import InputError
-from latentjax.look import _tsne_affinities, _umap_graph, neighbors, tsne, umap
+from latentjax.look import _nndescent, _tsne_affinities, _umap_graph, neighbors, tsne, umap
 
 
 def _exact(x, k):
@@ -145,3 +145,14 @@ def test_tsne_auto_searches_approximately_above_the_threshold(monkeypatch, fashi
         tsne.affinities(x, knn_method="approximate")
     with pytest.raises(InputError, match="knn_method"):
         tsne.affinities(x, knn_method="annoy")
+
+
+def test_search_never_holds_every_neighbour_difference_at_once():
+    """XLA's plan for the search (no run): its scratch memory stays well under the ``(n, k, d)``
+    differences to every neighbour, which the final exact distances once materialised (18 GB of a
+    20 GB peak for t-SNE at 1,000,000 points, k = 90, d = 50; measured 6.5 -> 2.9 GB at 300,000)."""
+    n, k, d = 20_000, 90, 50
+    x = jax.ShapeDtypeStruct((n, d), np.float32)
+    settings = dict(num_trees=8, leaf_size=64, max_iterations=3, tolerance=0.001, sample=15, block_size=512)
+    compiled = _nndescent.search.lower(jax.random.key(0), x, k=k, **settings).compile()
+    assert compiled.memory_analysis().temp_size_in_bytes < 0.5 * n * k * d * 4
