@@ -19,6 +19,9 @@ _SMOOTH_K_TOLERANCE = 1e-5
 _MIN_K_DIST_SCALE = 1e-3
 # umap-learn clips every gradient coordinate to [-4, 4] (umap/layouts.py `clip`).
 _CLIP = 4.0
+# Vertex steps per trip of ``layout_step``'s loop (its trip count is data-dependent, so XLA cannot
+# unroll it): fewer trips, the same result. Set from the module (a new trace) to compare.
+UNROLL = 8
 
 
 def smooth_knn_dist(distances, mean_all, *, target, n_neighbors, num_steps=64, local_connectivity=1):
@@ -215,8 +218,14 @@ def layout_step(yt, epoch, key, sched, a, b, gamma, learning_rate, num_steps):
         z = jnp.stack([z[c] + w * jnp.clip(g * dc, -_CLIP, _CLIP) for c, dc in enumerate(diff)])
         return z, done_f + edge, done_s + draw
 
+    def steps(i, carry):  # UNROLL steps a trip: a vertex past its last step moves by 0 (w = 0)
+        for _ in range(UNROLL):
+            carry = body(i, carry)
+        return carry
+
     zero = jnp.zeros(n, jnp.int32)
-    z, _, _ = jax.lax.fori_loop(0, jnp.max(count) + m, body, (yt, zero, zero))
+    trips = (jnp.max(count) + m + UNROLL - 1) // UNROLL
+    z, _, _ = jax.lax.fori_loop(0, trips, steps, (yt, zero, zero))
     return z, epoch + 1
 
 
