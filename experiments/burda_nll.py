@@ -10,9 +10,9 @@ samples) on the 10,000 test images binarised once with ``data.BINARIZED_TEST_SEE
 beside the paper's Table 1 (VAE 86.76; IWAE k = 5 85.54, k = 50 84.78: after all 8 stages).
 
 Command (from the repository root; run each objective in its own folder):
-    python experiments/burda_nll.py --objective vae --k 1 --max-stage 5 --data-dir ../shared/data \
+    python experiments/burda_nll.py --objective vae --k 1 --max-stage 6 --data-dir ../shared/data \
         --out runs/burda_vae
-    python experiments/burda_nll.py --objective iwae --k 5 --max-stage 5 --data-dir ../shared/data \
+    python experiments/burda_nll.py --objective iwae --k 5 --max-stage 6 --data-dir ../shared/data \
         --out runs/burda_iwae5
 Expected result: the NLL falls stage by stage towards the paper's (86.76 / 85.54 after stage 7);
 IWAE below the VAE. Writes `result.json` (a row per completed stage: epochs, learning rate, test
