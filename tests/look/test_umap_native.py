@@ -66,6 +66,8 @@ def test_unrolled_xla_epochs_equal_the_plain_ones_bit_for_bit(unroll, monkeypatc
     # not move, so any UNROLL gives the plain loop's bits (3 leaves a partial last trip).
     sched, yt = _setup(2)
     key = jax.random.key(6)
+    monkeypatch.setattr(_umap_kernels, "UNROLL", 1)  # the plain loop: one step a trip
+    jax.clear_caches()
     want, _ = _xla(yt, 0, key, sched, 4, 40)
     monkeypatch.setattr(_umap_kernels, "UNROLL", unroll)
     jax.clear_caches()
